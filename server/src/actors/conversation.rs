@@ -1,0 +1,390 @@
+//! `ConversationActor`: one per active conversation on a node.
+//!
+//! It owns the conversation's order of events on this node: it authorises every
+//! post, typing signal and read marker against the conversation's routing facts
+//! (kept in memory), hands appends to the group-commit writer — which assigns `seq`
+//! inside the commit — and publishes the committed message only after the commit,
+//! so an `ack` and a `message` frame always describe durable data. It is started on
+//! demand by the [`Hub`](crate::hub::Hub) and stops itself after
+//! `conversation_idle` without activity.
+//!
+//! Appends are not serialised by waiting: several may be in flight to the writer at
+//! once (that is what lets the writer batch). Their results come back in commit order
+//! and are published in that order; sessions additionally reorder by `seq`, so even a
+//! reordering here could not show a viewer messages out of order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::auth::Principal;
+use crate::bus::{Audience, BusEvent};
+use crate::error::AppError;
+use crate::model::{validate_body, validate_client_msg_id, ConversationStatus, ConversationView, SenderKind, SenderView};
+use crate::protocol::{ReaderView, ServerFrame};
+use crate::state::AppState;
+use crate::store::accounts;
+use crate::store::conversations::{self, ConversationMeta, ReadSide};
+use crate::store::messages::NewMessage;
+
+use super::messages::{Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostMessage, Posted, SetTyping};
+
+/// How often an actor checks whether it has been idle long enough to stop.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// The actor of one conversation. See the module documentation.
+pub struct ConversationActor {
+    state: AppState,
+    id: Arc<str>,
+    meta: ConversationMeta,
+    last_activity: Instant,
+    in_flight: usize,
+}
+
+impl ConversationActor {
+    /// An actor for the conversation described by `meta`.
+    pub fn new(state: AppState, id: Arc<str>, meta: ConversationMeta) -> Self {
+        Self {
+            state,
+            id,
+            meta,
+            last_activity: Instant::now(),
+            in_flight: 0,
+        }
+    }
+
+    fn touch(&mut self) {
+        self.last_activity = Instant::now();
+    }
+
+    fn publish(&self, frame: &ServerFrame, seq: Option<i64>, audience: Audience, exclude: Option<Arc<str>>) {
+        self.state.hub.publish(BusEvent::Conversation {
+            conversation_id: self.id.clone(),
+            team_id: self.meta.team_id.clone(),
+            assignee_id: self.meta.assignee_id.clone(),
+            seq,
+            frame: frame.encode(),
+            audience,
+            exclude_session: exclude,
+        });
+    }
+
+    /// Publishes the conversation's summary to its team (after creation-like changes).
+    fn publish_summary(&self, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let id = self.id.to_string();
+        let fut = async move { state.db.run(move |c| conversations::summary(c, &id)).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
+            Ok(view) => act.publish(&ServerFrame::Conversation { conversation: view }, None, Audience::Team, None),
+            Err(e) => tracing::warn!(conversation = %act.id, error = %e, "could not publish conversation summary"),
+        }));
+    }
+}
+
+/// Whether `principal` may read and write the conversation described by `meta`:
+/// a guest only its own conversation; an agent the conversations of its teams;
+/// an admin all.
+///
+/// # Errors
+/// [`AppError::Forbidden`].
+pub fn check_access(principal: &Principal, meta: &ConversationMeta) -> Result<(), AppError> {
+    let allowed = match principal {
+        Principal::Guest(g) => g.conversation_id == meta.id && g.contact_id == meta.contact_id,
+        Principal::Agent(a) => a.can_access_team(&meta.team_id),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("this conversation is not yours".into()))
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(IDLE_CHECK, |act, ctx| {
+            let idle = act.state.config.conversation_idle;
+            if act.in_flight == 0 && act.last_activity.elapsed() >= idle {
+                act.state.hub.retire_conversation(&act.id, &ctx.address());
+                ctx.stop();
+            }
+        });
+    }
+}
+
+impl Handler<PostMessage> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Posted, AppError>>;
+
+    fn handle(&mut self, msg: PostMessage, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let prepared = (|| {
+            check_access(&msg.principal, &self.meta)?;
+            let body = validate_body(&msg.body)?;
+            if let Some(id) = &msg.client_msg_id {
+                validate_client_msg_id(id)?;
+            }
+            let (sender_kind, sender_id, sender_name) = match &msg.principal {
+                Principal::Guest(g) => (SenderKind::Guest, g.contact_id.clone(), self.meta.contact_name.clone()),
+                Principal::Agent(a) => (SenderKind::Agent, a.id.clone(), Some(a.name.clone())),
+            };
+            Ok(NewMessage {
+                conversation_id: self.id.to_string(),
+                reopen: sender_kind == SenderKind::Guest && self.meta.status == ConversationStatus::Resolved,
+                sender_kind,
+                sender_id: Some(sender_id),
+                sender_name,
+                body,
+                client_msg_id: msg.client_msg_id,
+                provider_id: None,
+            })
+        })();
+        let new = match prepared {
+            Ok(new) => new,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        self.in_flight += 1;
+        let writer = self.state.writer.clone();
+        Box::pin(async move { writer.append(new).await }.into_actor(self).map(|res, act, ctx| {
+            act.in_flight -= 1;
+            act.touch();
+            let appended = res?;
+            let view = appended.message.view();
+            if !appended.duplicate {
+                if appended.reopened {
+                    act.meta.status = ConversationStatus::Open;
+                }
+                act.publish(&ServerFrame::Message(view.clone()), Some(view.seq), Audience::Participants, None);
+                // The first message makes a conversation worth listing; a reopen
+                // changes its status. Either way every inbox of the team updates.
+                if view.seq == 1 || appended.reopened {
+                    act.publish_summary(ctx);
+                }
+            }
+            Ok(Posted {
+                message: view,
+                duplicate: appended.duplicate,
+            })
+        }))
+    }
+}
+
+impl Handler<SetTyping> for ConversationActor {
+    type Result = Result<(), AppError>;
+
+    fn handle(&mut self, msg: SetTyping, _: &mut Self::Context) -> Self::Result {
+        check_access(&msg.principal, &self.meta)?;
+        self.touch();
+        let (sender, audience) = match &msg.principal {
+            Principal::Guest(g) => (
+                SenderView {
+                    kind: SenderKind::Guest,
+                    id: Some(g.contact_id.clone()),
+                    name: self.meta.contact_name.clone(),
+                },
+                Audience::Agents,
+            ),
+            Principal::Agent(a) => (
+                SenderView {
+                    kind: SenderKind::Agent,
+                    id: Some(a.id.clone()),
+                    name: Some(a.name.clone()),
+                },
+                Audience::Participants,
+            ),
+        };
+        let frame = ServerFrame::Typing {
+            conversation_id: self.id.to_string(),
+            on: msg.on,
+            sender,
+        };
+        self.publish(&frame, None, audience, msg.origin_session);
+        Ok(())
+    }
+}
+
+impl Handler<MarkRead> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<(), AppError>>;
+
+    fn handle(&mut self, msg: MarkRead, _: &mut Self::Context) -> Self::Result {
+        if let Err(e) = check_access(&msg.principal, &self.meta) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        if msg.seq < 1 {
+            return Box::pin(fut::ready(Err(AppError::Validation("seq must be at least 1".into()))));
+        }
+        self.touch();
+        let (side, reader) = match &msg.principal {
+            Principal::Guest(g) => (
+                ReadSide::Guest,
+                ReaderView {
+                    kind: SenderKind::Guest,
+                    id: g.contact_id.clone(),
+                },
+            ),
+            Principal::Agent(a) => (
+                ReadSide::Agent,
+                ReaderView {
+                    kind: SenderKind::Agent,
+                    id: a.id.clone(),
+                },
+            ),
+        };
+        let state = self.state.clone();
+        let id = self.id.to_string();
+        let seq = msg.seq;
+        let fut = async move { state.db.run(move |c| conversations::mark_read(c, &id, side, seq)).await };
+        Box::pin(fut.into_actor(self).map(move |res, act, _| {
+            let stored = res?;
+            // Relay only what moved the marker; a stale or future seq is ignored.
+            if stored == seq {
+                let audience = match side {
+                    ReadSide::Guest => Audience::Agents,
+                    ReadSide::Agent => Audience::Participants,
+                };
+                let frame = ServerFrame::Read {
+                    conversation_id: act.id.to_string(),
+                    seq,
+                    reader,
+                };
+                act.publish(&frame, None, audience, None);
+            }
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<Authorize> for ConversationActor {
+    type Result = Result<ConversationMeta, AppError>;
+
+    fn handle(&mut self, msg: Authorize, _: &mut Self::Context) -> Self::Result {
+        check_access(&msg.principal, &self.meta)?;
+        self.touch();
+        Ok(self.meta.clone())
+    }
+}
+
+impl Handler<ChangeAssignee> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<ConversationView, AppError>>;
+
+    fn handle(&mut self, msg: ChangeAssignee, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let checked = (|| {
+            check_access(&msg.principal, &self.meta)?;
+            let Principal::Agent(actor) = &msg.principal else {
+                return Err(AppError::Forbidden("agents only".into()));
+            };
+            if !actor.role.supervises() {
+                let taking_for_self = msg.agent_id.as_deref() == Some(actor.id.as_str());
+                if !taking_for_self {
+                    return Err(AppError::Forbidden(
+                        "agents may only assign conversations to themselves; ask a team lead".into(),
+                    ));
+                }
+                if let Some(current) = &self.meta.assignee_id {
+                    if current != &actor.id {
+                        return Err(AppError::Conflict("someone else already has this conversation".into()));
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = checked {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        let state = self.state.clone();
+        let id = self.id.to_string();
+        let team_id = self.meta.team_id.clone();
+        let expected = self.meta.assignee_id.clone();
+        let target = msg.agent_id.clone();
+        let fut = async move {
+            state
+                .db
+                .run(move |c| {
+                    if let Some(agent_id) = &target {
+                        let agent = accounts::active_agent(c, agent_id)
+                            .map_err(|_| AppError::Validation(format!("no active agent {agent_id}")))?;
+                        if !agent.can_access_team(&team_id) {
+                            return Err(AppError::Validation(format!("{} is not in this conversation's team", agent.name)));
+                        }
+                    }
+                    if expected == target {
+                        return conversations::summary(c, &id);
+                    }
+                    if !conversations::set_assignee(c, &id, expected.as_deref(), target.as_deref())? {
+                        return Err(AppError::Conflict("the assignment changed meanwhile; reload and retry".into()));
+                    }
+                    conversations::summary(c, &id)
+                })
+                .await
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, ctx| {
+            let view = match res {
+                Ok(view) => view,
+                Err(e) => {
+                    if matches!(e, AppError::Conflict(_)) {
+                        // Someone (maybe on another node) changed it: refresh our copy.
+                        act.reload_meta(ctx);
+                    }
+                    return Err(e);
+                }
+            };
+            if act.meta.assignee_id != view.assignee_id {
+                act.meta.assignee_id = view.assignee_id.clone();
+                let assigned = ServerFrame::Assigned {
+                    conversation_id: act.id.to_string(),
+                    agent_id: view.assignee_id.clone(),
+                };
+                act.publish(&assigned, None, Audience::Team, None);
+                act.publish(&ServerFrame::Conversation { conversation: view.clone() }, None, Audience::Team, None);
+            }
+            Ok(view)
+        }))
+    }
+}
+
+impl Handler<ChangeStatus> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<ConversationView, AppError>>;
+
+    fn handle(&mut self, msg: ChangeStatus, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        if let Err(e) = check_access(&msg.principal, &self.meta) {
+            return Box::pin(fut::ready(Err(e)));
+        }
+        if !matches!(msg.principal, Principal::Agent(_)) {
+            return Box::pin(fut::ready(Err(AppError::Forbidden("agents only".into()))));
+        }
+        let state = self.state.clone();
+        let id = self.id.to_string();
+        let status = msg.status;
+        let fut = async move {
+            state
+                .db
+                .run(move |c| {
+                    conversations::set_status(c, &id, status)?;
+                    conversations::summary(c, &id)
+                })
+                .await
+        };
+        Box::pin(fut.into_actor(self).map(|res, act, _| {
+            let view = res?;
+            act.meta.status = view.status;
+            act.publish(&ServerFrame::Conversation { conversation: view.clone() }, None, Audience::Team, None);
+            Ok(view)
+        }))
+    }
+}
+
+impl ConversationActor {
+    fn reload_meta(&mut self, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let id = self.id.to_string();
+        let fut = async move { state.db.run(move |c| conversations::meta(c, &id)).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| {
+            if let Ok(meta) = res {
+                act.meta = meta;
+            }
+        }));
+    }
+}

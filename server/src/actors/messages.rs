@@ -1,0 +1,151 @@
+//! Every message the actors exchange, as named-field structs. Keeping them in one
+//! place shows the whole conversation between actors at a glance:
+//!
+//! ```text
+//! SessionActor  --PostMessage/SetTyping/MarkRead/Authorize-->  ConversationActor
+//! ConversationActor --(BusEvent via Hub)--> Deliver --> SessionActor (guests, watchers)
+//!                                       \-> DeliverToAgent --> AgentActor --> Deliver --> SessionActor
+//! SessionActor  --AttachSession/DetachSession/SetPresence-->  AgentActor
+//! Hub (shutdown) --CloseSession--> SessionActor
+//! ```
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::model::{ConversationStatus, ConversationView, MessageView};
+use crate::protocol::PresenceChoice;
+use crate::store::conversations::ConversationMeta;
+
+use super::session::SessionRef;
+
+/// One encoded frame for one session. Frames of a conversation's message carry its
+/// id and seq, so the session can keep exactly-once, in-order delivery.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// The JSON text to send.
+    pub frame: ByteString,
+    /// Conversation the frame belongs to (for `message` frames).
+    pub conversation_id: Option<Arc<str>>,
+    /// The message's seq (for `message` frames).
+    pub seq: Option<i64>,
+}
+
+/// Close a session with a WebSocket close code (shutdown: 1012; slow consumer: 1013).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    /// RFC 6455 close code.
+    pub code: u16,
+    /// Human-readable reason (≤ 123 bytes on the wire).
+    pub reason: String,
+}
+
+/// Store a message in a conversation and fan it out; answers after the commit.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Posted, AppError>")]
+pub struct PostMessage {
+    /// The author (authorisation is checked against the conversation).
+    pub principal: Principal,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+    /// Raw body (validated by the actor).
+    pub body: String,
+}
+
+/// What [`PostMessage`] stored.
+#[derive(Clone, Debug)]
+pub struct Posted {
+    /// The stored message (the earlier one when `duplicate`).
+    pub message: MessageView,
+    /// True when this key had been used before: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Relay a typing indicator.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct SetTyping {
+    /// Who is typing.
+    pub principal: Principal,
+    /// Started or stopped.
+    pub on: bool,
+    /// The session typing, which does not need its own indicator back.
+    pub origin_session: Option<Arc<str>>,
+}
+
+/// Move a read marker forward and relay it.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct MarkRead {
+    /// Who read.
+    pub principal: Principal,
+    /// Highest seq seen.
+    pub seq: i64,
+}
+
+/// Check that `principal` may use the conversation; answers with its routing facts.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<ConversationMeta, AppError>")]
+pub struct Authorize {
+    /// Who asks.
+    pub principal: Principal,
+}
+
+/// Assign, reassign or unassign.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<ConversationView, AppError>")]
+pub struct ChangeAssignee {
+    /// Who asks (permission rules in `docs/api.md`).
+    pub principal: Principal,
+    /// New assignee, or `None` to unassign.
+    pub agent_id: Option<String>,
+}
+
+/// Change the status (resolve, reopen, set pending).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<ConversationView, AppError>")]
+pub struct ChangeStatus {
+    /// Who asks.
+    pub principal: Principal,
+    /// New status.
+    pub status: ConversationStatus,
+}
+
+/// A session of this agent opened (sent to the agent's actor).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct AttachSession {
+    /// The session.
+    pub session: SessionRef,
+}
+
+/// A session of this agent closed.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct DetachSession {
+    /// The session's id.
+    pub session_id: Arc<str>,
+}
+
+/// The agent chose online or away.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct SetPresence {
+    /// The choice.
+    pub status: PresenceChoice,
+}
+
+/// A frame for every session of one agent.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct DeliverToAgent {
+    /// The frame.
+    pub deliver: Deliver,
+    /// A session not to send it to (the one it came from).
+    pub exclude_session: Option<Arc<str>>,
+}

@@ -1,0 +1,795 @@
+//! `SessionActor`: one per WebSocket connection (guest, agent, team lead). This is
+//! the only module that uses `actix-web-actors`.
+//!
+//! It owns, for its connection:
+//! - authentication (first `auth` frame or an upgrade `Authorization` header);
+//! - decoding of the JSON protocol (`docs/protocol.md`), answering bad input with
+//!   `error` frames — a bad frame never closes the session;
+//! - the heartbeat: a ping every `heartbeat`, a close after `client_timeout` of silence;
+//! - exactly-once, in-order delivery per conversation: a cursor per conversation
+//!   remembers the last `seq` sent, drops repeats, holds early arrivals and fetches
+//!   any gap from the database before continuing;
+//! - the bounded outbound queue. actix-web-actors only runs this actor while the
+//!   client is reading (the actor is polled by the response body), so an unread
+//!   client stalls it and its mailbox fills. The mailbox capacity is therefore the
+//!   bound: fan-out uses `try_send`, and a full mailbox marks the session as
+//!   overflowed; it is closed with 1013 as soon as it runs again, and the client
+//!   resumes from its cursors.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::dev::SendError;
+use actix::prelude::*;
+use actix_http::ws::Item;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use bytestring::ByteString;
+
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::model::{MessageView, SenderKind};
+use crate::protocol::{ClientFrame, ServerFrame, You};
+use crate::state::AppState;
+use crate::store::messages::{self, Page};
+
+use super::messages::{Authorize, CloseSession, Deliver, MarkRead, PostMessage, SetTyping};
+
+/// Which endpoint a session connected to; a token must match it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/ws/agent`.
+    Agent,
+    /// `/ws/guest`.
+    Guest,
+}
+
+/// Most frames held while authentication is in progress.
+const MAX_QUEUED_BEFORE_AUTH: usize = 64;
+/// Most conversations in one `resume`.
+const MAX_RESUME_CONVERSATIONS: usize = 500;
+/// Page size when replaying history.
+const REPLAY_PAGE: i64 = 500;
+
+/// What other actors hold to send frames to a session.
+#[derive(Clone)]
+pub struct SessionRef {
+    /// Session id (unique across nodes).
+    pub id: Arc<str>,
+    /// The agent behind the session, for agent sessions.
+    pub agent_id: Option<Arc<str>>,
+    /// Whether it is a guest session.
+    pub is_guest: bool,
+    recipient: Recipient<Deliver>,
+    overflow: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for SessionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRef")
+            .field("id", &self.id)
+            .field("agent_id", &self.agent_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionRef {
+    /// Queues a frame for the session without waiting. When the session's queue is
+    /// full the session is marked as a slow consumer (it will close with 1013) and
+    /// the frame is dropped — the client recovers it with `resume`.
+    pub fn push(&self, deliver: Deliver) {
+        if self.overflow.load(Ordering::Relaxed) {
+            return;
+        }
+        match self.recipient.try_send(deliver) {
+            Ok(()) | Err(SendError::Closed(_)) => {}
+            Err(SendError::Full(_)) => {
+                self.overflow.store(true, Ordering::Relaxed);
+                tracing::warn!(session = %self.id, "outbound queue full; closing slow session");
+            }
+        }
+    }
+}
+
+/// Upgrades an HTTP request to a WebSocket served by a new [`SessionActor`].
+///
+/// # Errors
+/// The handshake error when the request is not a valid WebSocket upgrade.
+pub fn start(
+    req: &HttpRequest,
+    stream: web::Payload,
+    state: AppState,
+    endpoint: Endpoint,
+    header_token: Option<String>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The codec refuses (and closes on) frames past this size; frames between the
+    // protocol limit and this size get a polite `frame_too_large` and the session
+    // lives on.
+    let codec_limit = (state.config.max_frame_bytes * 2).max(1 << 20);
+    let actor = SessionActor::new(state, endpoint, header_token);
+    ws::WsResponseBuilder::new(actor, req, stream)
+        .frame_size(codec_limit)
+        .start()
+}
+
+enum Auth {
+    Waiting,
+    Pending { queued: Vec<ClientFrame> },
+    Ready(Principal),
+}
+
+/// Delivery state of one conversation for this session.
+struct Cursor {
+    /// Highest seq sent to the client.
+    last_sent: i64,
+    /// Frames that arrived ahead of a gap, by seq.
+    pending: BTreeMap<i64, ByteString>,
+    /// A database fetch for this conversation is under way.
+    fetching: bool,
+}
+
+enum Fragment {
+    Text(Vec<u8>),
+    /// A binary or oversize message whose remaining fragments are skipped.
+    Skip,
+}
+
+/// One WebSocket connection. See the module documentation.
+pub struct SessionActor {
+    id: Arc<str>,
+    endpoint: Endpoint,
+    state: AppState,
+    auth: Auth,
+    header_token: Option<String>,
+    last_heard: Instant,
+    cursors: HashMap<Arc<str>, Cursor>,
+    watching: HashSet<Arc<str>>,
+    overflow: Arc<AtomicBool>,
+    fragment: Option<Fragment>,
+    closing: bool,
+}
+
+impl SessionActor {
+    fn new(state: AppState, endpoint: Endpoint, header_token: Option<String>) -> Self {
+        Self {
+            id: Arc::from(crate::model::new_id()),
+            endpoint,
+            state,
+            auth: Auth::Waiting,
+            header_token,
+            last_heard: Instant::now(),
+            cursors: HashMap::new(),
+            watching: HashSet::new(),
+            overflow: Arc::new(AtomicBool::new(false)),
+            fragment: None,
+            closing: false,
+        }
+    }
+
+    fn principal(&self) -> Option<&Principal> {
+        match &self.auth {
+            Auth::Ready(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn session_ref(&self, ctx: &mut ws::WebsocketContext<Self>) -> SessionRef {
+        let agent_id = match self.principal() {
+            Some(Principal::Agent(a)) => Some(Arc::from(a.id.as_str())),
+            _ => None,
+        };
+        SessionRef {
+            id: self.id.clone(),
+            agent_id,
+            is_guest: self.endpoint == Endpoint::Guest,
+            recipient: ctx.address().recipient(),
+            overflow: self.overflow.clone(),
+        }
+    }
+
+    fn send_frame(&self, ctx: &mut ws::WebsocketContext<Self>, frame: &ServerFrame) {
+        ctx.text(frame.encode());
+    }
+
+    fn send_error(&self, ctx: &mut ws::WebsocketContext<Self>, code: &str, message: impl Into<String>, reference: Option<String>) {
+        self.send_frame(ctx, &ServerFrame::error(code, message, reference));
+    }
+
+    fn send_app_error(&self, ctx: &mut ws::WebsocketContext<Self>, err: &AppError, reference: Option<String>) {
+        if matches!(err, AppError::Internal(_) | AppError::Unavailable(_)) {
+            tracing::warn!(session = %self.id, error = ?err, "frame failed");
+        }
+        self.send_error(ctx, err.code(), err.public_message(), reference);
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::from(code),
+            description: Some(reason.to_string()),
+        }));
+        ctx.stop();
+    }
+
+    fn watch(&mut self, conversation_id: Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.watching.insert(conversation_id.clone()) {
+            let me = self.session_ref(ctx);
+            self.state.hub.watch(conversation_id, me);
+        }
+    }
+
+    // ---- authentication -------------------------------------------------------
+
+    fn authenticate(&mut self, token: String, ctx: &mut ws::WebsocketContext<Self>) {
+        self.auth = Auth::Pending { queued: Vec::new() };
+        let state = self.state.clone();
+        let endpoint = self.endpoint;
+        let fut = async move {
+            let principal = Principal::from_token(&state, &token).await?;
+            let you = match (&principal, endpoint) {
+                (Principal::Agent(a), Endpoint::Agent) => You {
+                    kind: SenderKind::Agent,
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    role: Some(a.role),
+                    team_ids: Some(a.team_ids.clone()),
+                    conversation_id: None,
+                },
+                (Principal::Guest(g), Endpoint::Guest) => {
+                    let ask = Authorize {
+                        principal: principal.clone(),
+                    };
+                    let meta = match state.hub.ask(&state, &g.conversation_id, ask).await {
+                        Ok(Ok(meta)) => meta,
+                        Ok(Err(AppError::NotFound(_))) | Err(AppError::NotFound(_)) => {
+                            return Err(AppError::Unauthorized("this guest session no longer exists".into()))
+                        }
+                        Ok(Err(e)) | Err(e) => return Err(e),
+                    };
+                    You {
+                        kind: SenderKind::Guest,
+                        id: g.contact_id.clone(),
+                        name: meta.contact_name.unwrap_or_else(|| "Visitor".into()),
+                        role: None,
+                        team_ids: None,
+                        conversation_id: Some(g.conversation_id.clone()),
+                    }
+                }
+                _ => {
+                    return Err(AppError::Unauthorized(
+                        "this token belongs to the other endpoint (/ws/agent or /ws/guest)".into(),
+                    ))
+                }
+            };
+            Ok((principal, you))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((principal, you)) => act.on_authenticated(principal, you, ctx),
+            Err(e @ AppError::Unavailable(_)) => {
+                act.send_app_error(ctx, &e, Some("auth".into()));
+                act.close(ctx, 1011, "database unavailable; reconnect shortly");
+            }
+            Err(e) => {
+                act.send_error(ctx, "unauthorized", e.public_message(), Some("auth".into()));
+                act.close(ctx, 1008, "authentication failed");
+            }
+        }));
+    }
+
+    fn on_authenticated(&mut self, principal: Principal, you: You, ctx: &mut ws::WebsocketContext<Self>) {
+        let queued = match std::mem::replace(&mut self.auth, Auth::Ready(principal.clone())) {
+            Auth::Pending { queued } => queued,
+            _ => Vec::new(),
+        };
+        match &principal {
+            Principal::Agent(info) => {
+                let me = self.session_ref(ctx);
+                self.state.hub.attach_agent_session(&self.state, info.clone(), me);
+            }
+            Principal::Guest(g) => {
+                self.watch(Arc::from(g.conversation_id.as_str()), ctx);
+            }
+        }
+        tracing::debug!(session = %self.id, kind = ?you.kind, "session authenticated");
+        self.send_frame(
+            ctx,
+            &ServerFrame::Hello {
+                session_id: self.id.to_string(),
+                you,
+                heartbeat_ms: u64::try_from(self.state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+            },
+        );
+        for frame in queued {
+            self.handle_frame(frame, ctx);
+        }
+    }
+
+    // ---- inbound frames -------------------------------------------------------
+
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if text.len() > self.state.config.max_frame_bytes {
+            self.send_error(
+                ctx,
+                "frame_too_large",
+                format!("frames are limited to {} bytes", self.state.config.max_frame_bytes),
+                None,
+            );
+            return;
+        }
+        match ClientFrame::parse(text) {
+            Ok(frame) => self.handle_frame(frame, ctx),
+            Err(e) => self.send_error(ctx, e.code, e.message, e.frame_type),
+        }
+    }
+
+    fn handle_frame(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        match &mut self.auth {
+            Auth::Waiting => match frame {
+                ClientFrame::Auth { token } => self.authenticate(token, ctx),
+                ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong),
+                _ => {
+                    self.send_error(ctx, "unauthorized", "send {\"type\":\"auth\",\"token\":…} first", None);
+                    self.close(ctx, 1008, "not authenticated");
+                }
+            },
+            Auth::Pending { queued } => match frame {
+                ClientFrame::Auth { .. } => {
+                    self.send_error(ctx, "bad_frame", "already authenticating", Some("auth".into()));
+                }
+                other if queued.len() < MAX_QUEUED_BEFORE_AUTH => queued.push(other),
+                _ => {
+                    self.send_error(ctx, "bad_frame", "too many frames before authentication finished", None);
+                }
+            },
+            Auth::Ready(principal) => {
+                let principal = principal.clone();
+                self.dispatch(principal, frame, ctx);
+            }
+        }
+    }
+
+    /// The conversation a frame targets: as given, or a guest's own.
+    fn target(&self, principal: &Principal, given: Option<String>) -> Option<String> {
+        given.or_else(|| match principal {
+            Principal::Guest(g) => Some(g.conversation_id.clone()),
+            Principal::Agent(_) => None,
+        })
+    }
+
+    fn dispatch(&mut self, principal: Principal, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        match frame {
+            ClientFrame::Auth { .. } => {
+                self.send_error(ctx, "bad_frame", "already authenticated", Some("auth".into()));
+            }
+            ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong),
+            ClientFrame::Send {
+                conversation_id,
+                client_msg_id,
+                body,
+            } => match self.target(&principal, conversation_id) {
+                Some(conv) => self.on_send(principal, conv, client_msg_id, body, ctx),
+                None => self.send_error(ctx, "validation", "conversation_id is required", Some(client_msg_id)),
+            },
+            ClientFrame::Typing { conversation_id, on } => match self.target(&principal, conversation_id) {
+                Some(conv) => {
+                    let msg = SetTyping {
+                        principal,
+                        on,
+                        origin_session: Some(self.id.clone()),
+                    };
+                    self.ask_conversation(conv, msg, "typing", ctx);
+                }
+                None => self.send_error(ctx, "validation", "conversation_id is required", Some("typing".into())),
+            },
+            ClientFrame::Read { conversation_id, seq } => match self.target(&principal, conversation_id) {
+                Some(conv) => self.ask_conversation(conv, MarkRead { principal, seq }, "read", ctx),
+                None => self.send_error(ctx, "validation", "conversation_id is required", Some("read".into())),
+            },
+            ClientFrame::Resume { cursors } => self.on_resume(principal, cursors, ctx),
+            ClientFrame::Presence { status } => match &principal {
+                Principal::Agent(a) => self.state.hub.set_presence(&a.id, status),
+                Principal::Guest(_) => {
+                    self.send_error(ctx, "forbidden", "presence is for agents", Some("presence".into()));
+                }
+            },
+        }
+    }
+
+    /// Sends a fire-and-forget request to a conversation; only failures are reported.
+    fn ask_conversation<M>(&mut self, conv: String, msg: M, what: &'static str, ctx: &mut ws::WebsocketContext<Self>)
+    where
+        M: Message<Result = Result<(), AppError>> + Send + Clone + 'static,
+        crate::actors::conversation::ConversationActor: Handler<M>,
+    {
+        let state = self.state.clone();
+        let fut = async move { state.hub.ask(&state, &conv, msg).await.and_then(|r| r) };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            if let Err(e) = res {
+                act.send_app_error(ctx, &e, Some(what.into()));
+            }
+        }));
+    }
+
+    fn on_send(
+        &mut self,
+        principal: Principal,
+        conv: String,
+        client_msg_id: String,
+        body: String,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let state = self.state.clone();
+        let is_agent = matches!(principal, Principal::Agent(_));
+        let msg = PostMessage {
+            principal,
+            client_msg_id: Some(client_msg_id.clone()),
+            body,
+        };
+        let target = conv.clone();
+        let fut = async move { state.hub.ask(&state, &target, msg).await.and_then(|r| r) };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(posted) => {
+                let view = posted.message;
+                act.send_frame(
+                    ctx,
+                    &ServerFrame::Ack {
+                        conversation_id: view.conversation_id.clone(),
+                        client_msg_id,
+                        id: view.id.clone(),
+                        seq: view.seq,
+                        duplicate: posted.duplicate,
+                    },
+                );
+                let key: Arc<str> = Arc::from(conv.as_str());
+                if is_agent {
+                    // An agent writing in a conversation is looking at it.
+                    act.watch(key.clone(), ctx);
+                }
+                // The sender always sees its own message, even when fan-out would not
+                // reach it; the cursor drops the copy that fan-out may also bring.
+                let seq = view.seq;
+                act.deliver_seq(key, seq, ServerFrame::Message(view).encode(), ctx);
+            }
+            Err(e) => act.send_app_error(ctx, &e, Some(client_msg_id)),
+        }));
+    }
+
+    // ---- exactly-once delivery -----------------------------------------------
+
+    fn deliver_seq(&mut self, conv: Arc<str>, seq: i64, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        let cursor = self.cursors.entry(conv.clone()).or_insert_with(|| Cursor {
+            // First sight of this conversation: start here, the client loads history
+            // over HTTP or with `resume`.
+            last_sent: seq - 1,
+            pending: BTreeMap::new(),
+            fetching: false,
+        });
+        if seq <= cursor.last_sent {
+            return;
+        }
+        if !cursor.fetching && seq == cursor.last_sent + 1 {
+            ctx.text(frame);
+            cursor.last_sent = seq;
+            drain(cursor, ctx);
+            return;
+        }
+        cursor.pending.insert(seq, frame);
+        if !cursor.fetching {
+            cursor.fetching = true;
+            let after = cursor.last_sent;
+            self.fill_from_db(conv, after, ctx);
+        }
+    }
+
+    /// Fetches every message after `after` and sends what the client has not had.
+    fn fill_from_db(&mut self, conv: Arc<str>, after: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        let state = self.state.clone();
+        let id = conv.to_string();
+        let fut = async move { fetch_after(&state, id, after).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(messages) => act.apply_fetched(&conv, messages, ctx),
+            Err(e) => {
+                if let Some(cursor) = act.cursors.get_mut(&conv) {
+                    cursor.fetching = false;
+                }
+                act.send_app_error(ctx, &e, Some(conv.to_string()));
+            }
+        }));
+    }
+
+    fn apply_fetched(&mut self, conv: &Arc<str>, fetched: Vec<MessageView>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(cursor) = self.cursors.get_mut(conv) else { return };
+        for m in fetched {
+            if m.seq <= cursor.last_sent {
+                continue;
+            }
+            if m.seq != cursor.last_sent + 1 {
+                // The database never has gaps (seq is assigned in the commit); if it
+                // ever did, moving on beats stalling the conversation forever.
+                tracing::error!(conversation = %conv, expected = cursor.last_sent + 1, got = m.seq, "gap in stored seq");
+            }
+            cursor.last_sent = m.seq;
+            cursor.pending.remove(&m.seq);
+            ctx.text(ServerFrame::Message(m).encode());
+        }
+        cursor.fetching = false;
+        drain(cursor, ctx);
+    }
+
+    fn on_resume(&mut self, principal: Principal, cursors: BTreeMap<String, i64>, ctx: &mut ws::WebsocketContext<Self>) {
+        if cursors.len() > MAX_RESUME_CONVERSATIONS {
+            self.send_error(
+                ctx,
+                "validation",
+                format!("resume at most {MAX_RESUME_CONVERSATIONS} conversations at once"),
+                Some("resume".into()),
+            );
+            return;
+        }
+        let state = self.state.clone();
+        let authorize = async move {
+            let mut allowed = Vec::new();
+            let mut denied = Vec::new();
+            for (conv, last) in cursors {
+                let ask = Authorize {
+                    principal: principal.clone(),
+                };
+                match state.hub.ask(&state, &conv, ask).await.and_then(|r| r) {
+                    Ok(_) => allowed.push((conv, last.max(0))),
+                    Err(e) => denied.push((conv, e)),
+                }
+            }
+            (allowed, denied)
+        };
+        ctx.spawn(authorize.into_actor(self).map(|(allowed, denied), act, ctx| {
+            for (conv, e) in denied {
+                act.send_app_error(ctx, &e, Some(conv));
+            }
+            // Watch first, then read: anything committed meanwhile either is in the
+            // read or arrives live and waits in `pending` until the read is applied.
+            let mut keys = Vec::with_capacity(allowed.len());
+            for (conv, last) in allowed {
+                let key: Arc<str> = Arc::from(conv.as_str());
+                let cursor = act.cursors.entry(key.clone()).or_insert_with(|| Cursor {
+                    last_sent: last,
+                    pending: BTreeMap::new(),
+                    fetching: false,
+                });
+                cursor.last_sent = last;
+                cursor.fetching = true;
+                act.watch(key.clone(), ctx);
+                keys.push((key, last));
+            }
+            let state = act.state.clone();
+            let fetch = async move {
+                let mut out = Vec::with_capacity(keys.len());
+                for (key, last) in keys {
+                    let res = fetch_after(&state, key.to_string(), last).await;
+                    out.push((key, res));
+                }
+                out
+            };
+            ctx.spawn(fetch.into_actor(act).map(|results, act, ctx| {
+                let mut now = BTreeMap::new();
+                for (key, res) in results {
+                    match res {
+                        Ok(messages) => act.apply_fetched(&key, messages, ctx),
+                        Err(e) => {
+                            if let Some(cursor) = act.cursors.get_mut(&key) {
+                                cursor.fetching = false;
+                            }
+                            act.send_app_error(ctx, &e, Some(key.to_string()));
+                        }
+                    }
+                    if let Some(cursor) = act.cursors.get(&key) {
+                        now.insert(key.to_string(), cursor.last_sent);
+                    }
+                }
+                act.send_frame(ctx, &ServerFrame::Resumed { cursors: now });
+            }));
+        }));
+    }
+
+    // ---- heartbeat --------------------------------------------------------------
+
+    fn tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.overflow.load(Ordering::Relaxed) {
+            self.close(ctx, 1013, "slow consumer: reconnect and resume");
+            return;
+        }
+        if self.last_heard.elapsed() > self.state.config.client_timeout {
+            tracing::debug!(session = %self.id, "heartbeat timeout");
+            self.close(ctx, 1001, "heartbeat timeout");
+            return;
+        }
+        ctx.ping(b"");
+    }
+}
+
+/// Sends held frames that are now next in line.
+fn drain(cursor: &mut Cursor, ctx: &mut ws::WebsocketContext<SessionActor>) {
+    while let Some(entry) = cursor.pending.first_entry() {
+        let seq = *entry.key();
+        if seq <= cursor.last_sent {
+            entry.remove();
+        } else if seq == cursor.last_sent + 1 {
+            ctx.text(entry.remove());
+            cursor.last_sent = seq;
+        } else {
+            break;
+        }
+    }
+}
+
+/// Every message of a conversation after `after`, ascending, read page by page.
+async fn fetch_after(state: &AppState, conversation_id: String, after: i64) -> Result<Vec<MessageView>, AppError> {
+    state
+        .db
+        .run(move |c| {
+            let mut out = Vec::new();
+            let mut from = after;
+            loop {
+                let (rows, more) = messages::page(c, &conversation_id, Page::After(from), REPLAY_PAGE)?;
+                if let Some(last) = rows.last() {
+                    from = last.seq;
+                }
+                out.extend(rows.into_iter().map(messages::MessageRow::view));
+                if !more {
+                    return Ok(out);
+                }
+            }
+        })
+        .await
+}
+
+impl Actor for SessionActor {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.state.config.ws_outbound_queue);
+        self.state
+            .hub
+            .register_session(self.id.clone(), ctx.address().recipient());
+        ctx.run_interval(self.state.config.heartbeat, |act, ctx| act.tick(ctx));
+        match self.header_token.take() {
+            Some(token) => self.authenticate(token, ctx),
+            None => {
+                ctx.run_later(self.state.config.auth_timeout, |act, ctx| {
+                    if matches!(act.auth, Auth::Waiting) {
+                        act.send_error(ctx, "unauthorized", "no auth frame in time", None);
+                        act.close(ctx, 1008, "authentication timeout");
+                    }
+                });
+            }
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let hub = &self.state.hub;
+        hub.unregister_session(&self.id);
+        for conv in &self.watching {
+            hub.unwatch(conv, &self.id);
+        }
+        if let Some(Principal::Agent(a)) = self.principal() {
+            hub.detach_agent_session(&a.id, self.id.clone());
+        }
+        tracing::debug!(session = %self.id, "session closed");
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        let msg = match item {
+            Ok(msg) => msg,
+            Err(ws::ProtocolError::Overflow) => {
+                self.send_error(ctx, "frame_too_large", "frame too large to read; closing", None);
+                self.close(ctx, 1009, "frame too large");
+                return;
+            }
+            Err(ws::ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // A text frame that is not UTF-8; framing is intact, so carry on.
+                self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(session = %self.id, error = %e, "protocol error");
+                self.close(ctx, 1002, "protocol error");
+                return;
+            }
+        };
+        match msg {
+            ws::Message::Text(text) => self.handle_text(&text, ctx),
+            ws::Message::Binary(_) => {
+                self.send_error(ctx, "unsupported_frame", "binary frames are not supported; send JSON text", None);
+            }
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                self.closing = true;
+                ctx.close(reason);
+                ctx.stop();
+            }
+            ws::Message::Continuation(item) => self.handle_fragment(item, ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl SessionActor {
+    /// Reassembles fragmented text messages (rare from browsers, legal in RFC 6455),
+    /// holding at most `max_frame_bytes`.
+    fn handle_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let limit = self.state.config.max_frame_bytes;
+        let (bytes, last) = match item {
+            Item::FirstText(bytes) => {
+                self.fragment = Some(Fragment::Text(Vec::new()));
+                (bytes, false)
+            }
+            Item::FirstBinary(_) => {
+                self.fragment = Some(Fragment::Skip);
+                self.send_error(ctx, "unsupported_frame", "binary frames are not supported; send JSON text", None);
+                return;
+            }
+            Item::Continue(bytes) => (bytes, false),
+            Item::Last(bytes) => (bytes, true),
+        };
+        match &mut self.fragment {
+            Some(Fragment::Text(buf)) if buf.len() + bytes.len() <= limit => buf.extend_from_slice(&bytes),
+            Some(Fragment::Text(_)) => {
+                self.fragment = (!last).then_some(Fragment::Skip);
+                self.send_error(ctx, "frame_too_large", format!("frames are limited to {limit} bytes"), None);
+                return;
+            }
+            Some(Fragment::Skip) => {
+                if last {
+                    self.fragment = None;
+                }
+                return;
+            }
+            None => {
+                self.send_error(ctx, "bad_frame", "continuation frame without a first fragment", None);
+                return;
+            }
+        }
+        if last {
+            if let Some(Fragment::Text(buf)) = self.fragment.take() {
+                match String::from_utf8(buf) {
+                    Ok(text) => self.handle_text(&text, ctx),
+                    Err(_) => self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None),
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Deliver> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        if self.overflow.load(Ordering::Relaxed) {
+            self.close(ctx, 1013, "slow consumer: reconnect and resume");
+            return;
+        }
+        match (msg.conversation_id, msg.seq) {
+            (Some(conv), Some(seq)) => self.deliver_seq(conv, seq, msg.frame, ctx),
+            _ => ctx.text(msg.frame),
+        }
+    }
+}
+
+impl Handler<CloseSession> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Self::Context) {
+        self.close(ctx, msg.code, &msg.reason);
+    }
+}

@@ -1,0 +1,102 @@
+//! The event bus: how an event produced on one node reaches sessions on every node.
+//!
+//! Producers (conversation and agent actors) publish [`BusEvent`]s; each node's
+//! [`crate::hub::Hub`] delivers the events it receives to its own sessions. The
+//! single-node default is [`LocalBus`], which hands events straight to the local hub.
+//! A Redis implementation of the same trait carries them between nodes (multi-node
+//! mode). Events carry the already-encoded frame, so a message is serialised once
+//! however many sessions receive it.
+
+use std::sync::{Arc, Weak};
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+
+use crate::hub::Hub;
+
+/// Which sessions of a conversation get an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Guests of the conversation, the assignee (or, while unassigned, the whole
+    /// team), the team's leads, admins, and watching agents.
+    Participants,
+    /// The same without guests.
+    Agents,
+    /// Every agent of the team, leads, admins and watchers, assigned or not
+    /// (for changes every inbox list must show, such as a new assignee).
+    Team,
+}
+
+/// An event to deliver.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BusEvent {
+    /// Something that happened in a conversation.
+    Conversation {
+        /// Conversation id.
+        conversation_id: Arc<str>,
+        /// Its team (decides which agents see it).
+        team_id: String,
+        /// Its assignee after the event.
+        assignee_id: Option<String>,
+        /// Seq of the message, for `message` frames.
+        seq: Option<i64>,
+        /// The encoded frame.
+        frame: ByteString,
+        /// Who gets it.
+        audience: Audience,
+        /// A session that must not get it (its origin).
+        exclude_session: Option<Arc<str>>,
+    },
+    /// A frame for every session of one agent.
+    Agent {
+        /// Agent id.
+        agent_id: String,
+        /// The encoded frame.
+        frame: ByteString,
+    },
+    /// A frame for the leads of a team and for admins (presence, workload).
+    Supervisors {
+        /// Team id.
+        team_id: String,
+        /// The encoded frame.
+        frame: ByteString,
+    },
+}
+
+/// Carries events to every node's hub.
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes an event. Never blocks and never fails loudly: a bus that cannot
+    /// reach its peers still delivers locally and reports itself degraded, and clients
+    /// recover anything they missed with `resume`.
+    fn publish(&self, event: BusEvent);
+
+    /// `None` when healthy, else why not (shown by `/readyz`).
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The single-node bus: delivers to this process's hub directly.
+#[derive(Debug)]
+pub struct LocalBus {
+    hub: Weak<Hub>,
+}
+
+impl LocalBus {
+    /// A bus delivering to `hub`.
+    pub fn new(hub: &Arc<Hub>) -> Self {
+        Self {
+            hub: Arc::downgrade(hub),
+        }
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, event: BusEvent) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.deliver_local(&event);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Runtime configuration: every knob the hub reads from its environment.
+//!
+//! The names and defaults are documented in `docs/configuration.md`; keep the two in
+//! step. Secrets are wrapped in [`Secret`] so that `Debug` output (and therefore any
+//! log line that prints the config) never shows them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::AppError;
+
+/// A string that must never appear in logs. `Debug` prints `"***"`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used (hashing, signing, HTTP headers).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Which database the hub stores everything in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// An SQLite file (created on first start, parent directories included).
+    Sqlite {
+        /// Filesystem path of the database file.
+        path: String,
+    },
+    /// A PostgreSQL server, given as a libpq connection URL.
+    Postgres {
+        /// `postgres://user@host:port/db?…`
+        url: Secret,
+    },
+}
+
+impl DatabaseTarget {
+    /// Parses `DATABASE_URL`: `postgres://…`/`postgresql://…` select PostgreSQL;
+    /// `sqlite://path`, `sqlite:path` or a bare path select an SQLite file.
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] for an empty value or an unsupported scheme such as `mysql://`.
+    pub fn parse(url: &str) -> Result<Self, AppError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres {
+                url: Secret::new(url),
+            });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err(AppError::Validation("DATABASE_URL is empty".into()));
+        }
+        if path.contains("://") {
+            return Err(AppError::Validation(format!(
+                "DATABASE_URL scheme not supported (use sqlite:// or postgres://): {}",
+                path.split("://").next().unwrap_or_default()
+            )));
+        }
+        Ok(Self::Sqlite { path: path.into() })
+    }
+
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+/// Everything the hub can be told at start. Build it with [`Config::from_env`] in the
+/// binary, or fill the fields directly in tests (start from [`Config::default`]).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on (`SWITCHBOARD_BIND`, default `127.0.0.1:8080`; port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// Where data lives (`DATABASE_URL`, default `sqlite://data/switchboard.db`).
+    pub database: DatabaseTarget,
+    /// Connections in the database pool (`SWITCHBOARD_DB_POOL_SIZE`, default 8).
+    pub db_pool_size: u32,
+    /// How long a request waits for a pooled connection before answering 503
+    /// (`SWITCHBOARD_DB_TIMEOUT`, seconds, default 3).
+    pub db_timeout: Duration,
+    /// Most message appends the writer commits in one transaction (`SWITCHBOARD_WRITER_BATCH`, default 256).
+    pub writer_batch: usize,
+    /// Email of the admin created on first start (`SWITCHBOARD_ADMIN_EMAIL`, default `admin@switchboard.local`).
+    pub admin_email: String,
+    /// Password of that admin (`SWITCHBOARD_ADMIN_PASSWORD`); when unset a random one is
+    /// generated and printed once on standard error.
+    pub admin_password: Option<Secret>,
+    /// Key that signs agent and guest tokens (`SWITCHBOARD_SECRET`); when unset a random
+    /// key is generated on first start and kept in the database, so every node shares it.
+    pub secret: Option<Secret>,
+    /// Extra origins allowed to open agent WebSockets (`SWITCHBOARD_ALLOWED_ORIGINS`,
+    /// comma-separated, e.g. `https://inbox.example.com`). The hub's own origin is always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Interval between server pings (`SWITCHBOARD_HEARTBEAT`, seconds, default 15).
+    pub heartbeat: Duration,
+    /// A client silent this long is disconnected (`SWITCHBOARD_CLIENT_TIMEOUT`, seconds, default 45).
+    pub client_timeout: Duration,
+    /// Time allowed between connecting and a valid `auth` frame (`SWITCHBOARD_AUTH_TIMEOUT`, seconds, default 10).
+    pub auth_timeout: Duration,
+    /// Frames that may wait for one slow client before it is closed with 1013
+    /// (`SWITCHBOARD_WS_OUTBOUND_QUEUE`, default 1024).
+    pub ws_outbound_queue: usize,
+    /// Largest text frame accepted, in bytes (`SWITCHBOARD_MAX_FRAME_BYTES`, default 65536).
+    pub max_frame_bytes: usize,
+    /// Largest HTTP JSON body, in bytes (`SWITCHBOARD_MAX_BODY_BYTES`, default 65536).
+    pub max_body_bytes: usize,
+    /// A conversation actor with no activity this long stops (`SWITCHBOARD_CONVERSATION_IDLE`, seconds, default 300).
+    pub conversation_idle: Duration,
+    /// An agent whose last session closed stays online this long, so a page reload
+    /// does not flip presence (`SWITCHBOARD_PRESENCE_GRACE`, seconds, default 20).
+    pub presence_grace: Duration,
+    /// Lifetime of agent tokens (`SWITCHBOARD_AGENT_TOKEN_TTL`, seconds, default 12 h).
+    pub agent_token_ttl: Duration,
+    /// Lifetime of guest tokens (`SWITCHBOARD_GUEST_TOKEN_TTL`, seconds, default 90 days).
+    pub guest_token_ttl: Duration,
+    /// Login attempts allowed per client address per minute (`SWITCHBOARD_RATE_LOGIN`, default 10).
+    pub rate_login_per_min: u32,
+    /// Widget sessions created per client address per minute (`SWITCHBOARD_RATE_WIDGET`, default 30).
+    pub rate_widget_per_min: u32,
+    /// HTTP worker threads (`SWITCHBOARD_WORKERS`, default: one per CPU core).
+    pub workers: Option<usize>,
+    /// Time given to in-flight requests and writes on shutdown (`SWITCHBOARD_SHUTDOWN_TIMEOUT`, seconds, default 10).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseTarget::Sqlite {
+                path: "data/switchboard.db".into(),
+            },
+            db_pool_size: 8,
+            db_timeout: Duration::from_secs(3),
+            writer_batch: 256,
+            admin_email: "admin@switchboard.local".into(),
+            admin_password: None,
+            secret: None,
+            allowed_origins: Vec::new(),
+            heartbeat: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(45),
+            auth_timeout: Duration::from_secs(10),
+            ws_outbound_queue: 1024,
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 64 * 1024,
+            conversation_idle: Duration::from_secs(300),
+            presence_grace: Duration::from_secs(20),
+            agent_token_ttl: Duration::from_secs(12 * 3600),
+            guest_token_ttl: Duration::from_secs(90 * 24 * 3600),
+            rate_login_per_min: 10,
+            rate_widget_per_min: 30,
+            workers: None,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment; unset variables keep
+    /// their defaults.
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] naming the variable when a value cannot be parsed.
+    pub fn from_env() -> Result<Self, AppError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Like [`Config::from_env`] but reading variables through `lookup`, so tests can
+    /// feed a map.
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] naming the variable when a value cannot be parsed.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let mut c = Self::default();
+        if let Some(v) = get("SWITCHBOARD_BIND") {
+            c.bind = parse(&v, "SWITCHBOARD_BIND")?;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            c.database = DatabaseTarget::parse(&v)?;
+        }
+        if let Some(v) = get("SWITCHBOARD_DB_POOL_SIZE") {
+            c.db_pool_size = parse(&v, "SWITCHBOARD_DB_POOL_SIZE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_DB_TIMEOUT") {
+            c.db_timeout = seconds(&v, "SWITCHBOARD_DB_TIMEOUT")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_WRITER_BATCH") {
+            c.writer_batch = parse(&v, "SWITCHBOARD_WRITER_BATCH")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_ADMIN_EMAIL") {
+            c.admin_email = v.trim().to_lowercase();
+        }
+        c.admin_password = get("SWITCHBOARD_ADMIN_PASSWORD").map(Secret::new);
+        c.secret = get("SWITCHBOARD_SECRET").map(Secret::new);
+        if let Some(v) = get("SWITCHBOARD_ALLOWED_ORIGINS") {
+            c.allowed_origins = v
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("SWITCHBOARD_HEARTBEAT") {
+            c.heartbeat = seconds(&v, "SWITCHBOARD_HEARTBEAT")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_CLIENT_TIMEOUT") {
+            c.client_timeout = seconds(&v, "SWITCHBOARD_CLIENT_TIMEOUT")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_AUTH_TIMEOUT") {
+            c.auth_timeout = seconds(&v, "SWITCHBOARD_AUTH_TIMEOUT")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_WS_OUTBOUND_QUEUE") {
+            c.ws_outbound_queue = parse(&v, "SWITCHBOARD_WS_OUTBOUND_QUEUE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_MAX_FRAME_BYTES") {
+            c.max_frame_bytes = parse(&v, "SWITCHBOARD_MAX_FRAME_BYTES")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_MAX_BODY_BYTES") {
+            c.max_body_bytes = parse(&v, "SWITCHBOARD_MAX_BODY_BYTES")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_CONVERSATION_IDLE") {
+            c.conversation_idle = seconds(&v, "SWITCHBOARD_CONVERSATION_IDLE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_PRESENCE_GRACE") {
+            c.presence_grace = seconds(&v, "SWITCHBOARD_PRESENCE_GRACE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_AGENT_TOKEN_TTL") {
+            c.agent_token_ttl = seconds(&v, "SWITCHBOARD_AGENT_TOKEN_TTL")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_GUEST_TOKEN_TTL") {
+            c.guest_token_ttl = seconds(&v, "SWITCHBOARD_GUEST_TOKEN_TTL")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_RATE_LOGIN") {
+            c.rate_login_per_min = parse(&v, "SWITCHBOARD_RATE_LOGIN")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_RATE_WIDGET") {
+            c.rate_widget_per_min = parse(&v, "SWITCHBOARD_RATE_WIDGET")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_WORKERS") {
+            c.workers = Some(parse(&v, "SWITCHBOARD_WORKERS")?);
+        }
+        if let Some(v) = get("SWITCHBOARD_SHUTDOWN_TIMEOUT") {
+            c.shutdown_timeout = seconds(&v, "SWITCHBOARD_SHUTDOWN_TIMEOUT")?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Rejects combinations that cannot work (zero-sized limits, a timeout shorter than
+    /// the heartbeat).
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] saying which setting is wrong.
+    pub fn validate(&self) -> Result<(), AppError> {
+        let bad = |m: &str| Err(AppError::Validation(m.into()));
+        if self.db_pool_size < 2 {
+            return bad("SWITCHBOARD_DB_POOL_SIZE must be at least 2 (the writer holds one)");
+        }
+        if self.writer_batch == 0 || self.ws_outbound_queue == 0 {
+            return bad("SWITCHBOARD_WRITER_BATCH and SWITCHBOARD_WS_OUTBOUND_QUEUE must be positive");
+        }
+        if self.max_frame_bytes < 1024 || self.max_body_bytes < 1024 {
+            return bad("frame and body limits must be at least 1024 bytes");
+        }
+        if self.heartbeat.is_zero() || self.client_timeout <= self.heartbeat {
+            return bad("SWITCHBOARD_CLIENT_TIMEOUT must be longer than SWITCHBOARD_HEARTBEAT");
+        }
+        if self.rate_login_per_min == 0 || self.rate_widget_per_min == 0 {
+            return bad("rate limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+fn parse<T: std::str::FromStr>(value: &str, key: &str) -> Result<T, AppError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| AppError::Validation(format!("{key}: cannot parse {value:?}")))
+}
+
+/// Seconds, fractions allowed (`0.5`), so tests can use short heartbeats.
+fn seconds(value: &str, key: &str) -> Result<Duration, AppError> {
+    let secs: f64 = parse(value, key)?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(AppError::Validation(format!(
+            "{key}: must be a non-negative number of seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, AppError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.database,
+            DatabaseTarget::Sqlite {
+                path: "data/switchboard.db".into()
+            }
+        );
+    }
+
+    #[test]
+    fn database_urls_select_the_backend() {
+        assert!(matches!(
+            DatabaseTarget::parse("postgres://u@h/db").unwrap(),
+            DatabaseTarget::Postgres { .. }
+        ));
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseTarget::Sqlite {
+                path: "/tmp/x.db".into()
+            }
+        );
+        assert!(DatabaseTarget::parse("mysql://x").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = from(&[
+            ("SWITCHBOARD_ADMIN_PASSWORD", "hunter22"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter22"));
+        assert!(!shown.contains("pw@h"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = from(&[("SWITCHBOARD_HEARTBEAT", "soon")]).unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_HEARTBEAT"));
+        assert!(from(&[("SWITCHBOARD_CLIENT_TIMEOUT", "1"), ("SWITCHBOARD_HEARTBEAT", "2")]).is_err());
+    }
+}

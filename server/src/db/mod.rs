@@ -1,0 +1,207 @@
+//! Storage: one diesel code path over SQLite and PostgreSQL.
+//!
+//! [`DbConn`] is a `#[derive(diesel::MultiConnection)]` enum, so queries are written
+//! once against it and run on either backend. The pool hands out connections to
+//! blocking-pool tasks ([`Db::run`]); no query ever runs on an actor's thread.
+//! Migrations for both backends (`migrations/sqlite`, `migrations/postgres`) are
+//! embedded in the binary and run at start.
+//!
+//! Backend limits we design around (diesel's `MultiBackend`): no `ON CONFLICT`, no
+//! `Bool` type. Uniqueness races are therefore resolved by catching the unique
+//! violation inside a savepoint, and flags are `Integer` columns.
+
+mod connection;
+pub mod schema;
+
+pub use connection::{DbConn, MultiBackend};
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::{Config, DatabaseTarget};
+use crate::error::AppError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Arbitrary constant naming the PostgreSQL advisory lock that serialises migrations
+/// when several nodes start at once.
+const MIGRATION_LOCK_KEY: i64 = 0x5357_4254_4348; // "SWBTCH"
+
+/// The pool's connection factory: opens connections of the configured backend;
+/// SQLite connections get their pragmas here because they are per-connection settings.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    target: DatabaseTarget,
+}
+
+impl Manager {
+    fn establish(&self) -> ConnectionResult<DbConn> {
+        match &self.target {
+            DatabaseTarget::Postgres { url } => {
+                diesel::PgConnection::establish(url.expose()).map(DbConn::Postgresql)
+            }
+            DatabaseTarget::Sqlite { path } => {
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                // WAL lets readers work while the writer commits; NORMAL sync is
+                // durable against process crashes (the WAL is fsynced at checkpoints),
+                // busy_timeout turns writer contention into waiting instead of errors.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        self.establish().map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// A pooled connection, as handed to closures passed to [`Db::run`].
+pub type Conn = PooledConnection<Manager>;
+
+/// Handle to the database: a connection pool plus the backend it talks to. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: &'static str,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens the pool, creating the SQLite file and its directory when needed, and
+    /// runs pending migrations. Blocking: call it from a blocking context or at start.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] when the database cannot be reached or migrated.
+    pub fn open(config: &Config) -> Result<Self, AppError> {
+        if let DatabaseTarget::Sqlite { path } = &config.database {
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    AppError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let manager = Manager {
+            target: config.database.clone(),
+        };
+        let pool = Pool::builder()
+            .max_size(config.db_pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(config.db_timeout)
+            // Check out only live connections, so a database that came back after an
+            // outage is used again without a restart.
+            .test_on_check_out(true)
+            .idle_timeout(Some(Duration::from_secs(600)))
+            .build(manager)
+            .map_err(|e| AppError::Unavailable(format!("cannot open database: {e}")))?;
+        let db = Self {
+            pool,
+            backend: config.database.backend_name(),
+        };
+        let mut conn = db.conn()?;
+        migrate(&mut conn)?;
+        Ok(db)
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Takes a connection from the pool, waiting up to the configured timeout.
+    /// Blocking; use [`Db::run`] from async code.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] when no connection can be had in time.
+    pub fn conn(&self) -> Result<Conn, AppError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool and returns its
+    /// result, so actors and request handlers never wait on the database themselves.
+    ///
+    /// # Errors
+    /// Whatever `f` returns; [`AppError::Unavailable`] when no connection is available.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
+    }
+
+    /// `SELECT 1` round trip, for `/readyz`.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] with the reason.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        self.run(|c| {
+            c.ping()
+                .map_err(|e| AppError::Unavailable(format!("database ping failed: {e}")))
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut DbConn) -> Result<(), AppError> {
+    let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
+        AppError::Unavailable(format!("migration failed: {e}"))
+    };
+    match conn {
+        DbConn::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS).map_err(fail)?;
+        }
+        DbConn::Postgresql(c) => {
+            // Several nodes may start together; only one may migrate at a time.
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(c)?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(c)?;
+            result.map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a diesel error is a unique-constraint violation (a lost race or a duplicate).
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,104 @@
+//! Diesel table definitions, written by hand to match `migrations/` (both backends
+//! share them; see the migration files for what each column means).
+#![allow(missing_docs)]
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        name -> Text,
+        slug -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    team_members (team_id, agent_id) {
+        team_id -> Text,
+        agent_id -> Text,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Text,
+        team_id -> Text,
+        contact_id -> Text,
+        channel -> Text,
+        status -> Text,
+        assignee_id -> Nullable<Text>,
+        source -> Nullable<Text>,
+        page_url -> Nullable<Text>,
+        last_seq -> BigInt,
+        last_message_at -> Nullable<BigInt>,
+        last_message_preview -> Nullable<Text>,
+        last_message_sender -> Nullable<Text>,
+        last_inbound_at -> Nullable<BigInt>,
+        guest_read_seq -> BigInt,
+        agent_read_seq -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        conversation_id -> Text,
+        seq -> BigInt,
+        direction -> Text,
+        sender_kind -> Text,
+        sender_id -> Nullable<Text>,
+        sender_name -> Nullable<Text>,
+        body -> Text,
+        client_msg_id -> Nullable<Text>,
+        provider_id -> Nullable<Text>,
+        status -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(team_members -> teams (team_id));
+diesel::joinable!(team_members -> agents (agent_id));
+diesel::joinable!(conversations -> teams (team_id));
+diesel::joinable!(conversations -> contacts (contact_id));
+diesel::joinable!(messages -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    settings,
+    teams,
+    agents,
+    team_members,
+    contacts,
+    conversations,
+    messages,
+);

@@ -1,0 +1,179 @@
+//! Agent and team administration: `POST/GET /api/agents`, `GET/POST /api/teams`,
+//! `POST /api/teams/{id}/members`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{hash_password, AuthAgent, MIN_PASSWORD_CHARS};
+use crate::error::AppError;
+use crate::model::Role;
+use crate::state::AppState;
+use crate::store::accounts::{self, AgentInfo, CreateAgent};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/agents", web::post().to(create_agent))
+        .route("/agents", web::get().to(list_agents))
+        .route("/teams", web::get().to(list_teams))
+        .route("/teams", web::post().to(create_team))
+        .route("/teams/{id}/members", web::post().to(add_member));
+}
+
+fn require_admin(agent: &AgentInfo) -> Result<(), AppError> {
+    if agent.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("admins only".into()))
+    }
+}
+
+#[derive(Deserialize)]
+struct NewAgentBody {
+    email: String,
+    name: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    team_ids: Option<Vec<String>>,
+}
+
+/// A plausible email: one `@`, something on both sides, no spaces, ≤ 254 characters.
+/// Deliverability is not checkable here; this only keeps typos and junk out.
+fn validate_email(email: &str) -> Result<String, AppError> {
+    let email = email.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if ok {
+        Ok(email)
+    } else {
+        Err(AppError::Validation("email is not a valid address".into()))
+    }
+}
+
+fn validate_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::Validation("name must be 1 to 100 characters".into()));
+    }
+    Ok(name.to_string())
+}
+
+async fn create_agent(
+    state: web::Data<AppState>,
+    AuthAgent(admin): AuthAgent,
+    body: web::Json<NewAgentBody>,
+) -> Result<HttpResponse, AppError> {
+    require_admin(&admin)?;
+    let body = body.into_inner();
+    let email = validate_email(&body.email)?;
+    let name = validate_name(&body.name)?;
+    if body.password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AppError::Validation(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    let role = Role::parse(body.role.as_deref().unwrap_or("agent"))?;
+    let password = body.password;
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(AppError::internal)??;
+    let team_ids = body.team_ids;
+    let info = state
+        .db
+        .run(move |c| {
+            let team_ids = match team_ids {
+                Some(ids) => ids,
+                None => accounts::get_setting(c, crate::bootstrap::DEFAULT_TEAM_SETTING)?
+                    .into_iter()
+                    .collect(),
+            };
+            accounts::create_agent(
+                c,
+                CreateAgent {
+                    email,
+                    name,
+                    password_hash,
+                    role,
+                    team_ids,
+                },
+            )
+        })
+        .await?;
+    tracing::info!(agent = %info.id, role = info.role.as_str(), "agent created");
+    Ok(HttpResponse::Created().json(json!({"agent": info.view()})))
+}
+
+async fn list_agents(state: web::Data<AppState>, AuthAgent(viewer): AuthAgent) -> Result<HttpResponse, AppError> {
+    let agents = state.db.run(move |c| accounts::list_agents(c, &viewer)).await?;
+    Ok(HttpResponse::Ok().json(json!({"agents": agents})))
+}
+
+async fn list_teams(state: web::Data<AppState>, AuthAgent(viewer): AuthAgent) -> Result<HttpResponse, AppError> {
+    let teams = state.db.run(move |c| accounts::list_teams(c, &viewer)).await?;
+    Ok(HttpResponse::Ok().json(json!({"teams": teams})))
+}
+
+#[derive(Deserialize)]
+struct NewTeamBody {
+    name: String,
+    slug: String,
+}
+
+async fn create_team(
+    state: web::Data<AppState>,
+    AuthAgent(admin): AuthAgent,
+    body: web::Json<NewTeamBody>,
+) -> Result<HttpResponse, AppError> {
+    require_admin(&admin)?;
+    let NewTeamBody { name, slug } = body.into_inner();
+    let name = validate_name(&name)?;
+    let slug_ok = !slug.is_empty()
+        && slug.len() <= 48
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !slug_ok {
+        return Err(AppError::Validation(
+            "slug must be 1 to 48 characters of a-z, 0-9 and -".into(),
+        ));
+    }
+    let team = state.db.run(move |c| accounts::create_team(c, &name, &slug)).await?;
+    Ok(HttpResponse::Created().json(json!({"team": team})))
+}
+
+#[derive(Deserialize)]
+struct MemberBody {
+    agent_id: String,
+}
+
+async fn add_member(
+    state: web::Data<AppState>,
+    AuthAgent(admin): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<MemberBody>,
+) -> Result<HttpResponse, AppError> {
+    require_admin(&admin)?;
+    let team_id = path.into_inner();
+    let agent_id = body.into_inner().agent_id;
+    state
+        .db
+        .run(move |c| {
+            accounts::active_agent(c, &agent_id).map_err(|_| AppError::NotFound(format!("no agent {agent_id}")))?;
+            accounts::add_member(c, &team_id, &agent_id)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_loosely() {
+        assert_eq!(validate_email(" Sarah@Example.com ").unwrap(), "sarah@example.com");
+        for bad in ["", "no-at", "@x.com", "a@b", "a b@c.com", "a@b@c.com"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `POST /api/auth/login`, `GET /api/auth/me`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{verify_dummy, verify_password, AuthAgent};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::accounts;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/login", web::post().to(login))
+        .route("/auth/me", web::get().to(me));
+}
+
+#[derive(Deserialize)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> Result<HttpResponse, AppError> {
+    state.limits.login(super::client_ip(&req))?;
+    let Login { email, password } = body.into_inner();
+    let row = state.db.run(move |c| accounts::agent_by_email(c, &email)).await?;
+    // argon2 is deliberately slow: verify on the blocking pool, and spend the same
+    // time for unknown emails so timing does not reveal which emails exist.
+    let verified = tokio::task::spawn_blocking(move || match row {
+        Some(row) if row.active == 1 && verify_password(&password, &row.password_hash) => Some(row),
+        Some(_) => None,
+        None => {
+            verify_dummy(&password);
+            None
+        }
+    })
+    .await
+    .map_err(AppError::internal)?;
+    let row = verified.ok_or(AppError::InvalidCredentials)?;
+    let info = state.db.run(move |c| accounts::agent_info(c, row)).await?;
+    let token = state.tokens.issue_agent(&info.id)?;
+    tracing::info!(agent = %info.id, "agent logged in");
+    Ok(HttpResponse::Ok().json(json!({"token": token, "agent": info.view()})))
+}
+
+async fn me(AuthAgent(agent): AuthAgent) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"agent": agent.view()}))
+}

@@ -1,0 +1,106 @@
+//! HTTP routes (`docs/api.md`): JSON API, WebSocket upgrades, pages and assets.
+//!
+//! Every handler returns `Result<_, AppError>`; request-body, query and path parse
+//! failures are turned into the same JSON error shape by the configs installed here.
+
+mod agents;
+mod assets;
+mod auth;
+mod conversations;
+mod health;
+mod widget;
+mod ws;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::dev::Service;
+use actix_web::http::header;
+use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::{web, HttpRequest};
+use futures_util::FutureExt;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Installs every route on an actix-web app.
+pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
+    let max_body = state.config.max_body_bytes;
+    cfg.app_data(web::Data::new(state.clone()))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(max_body)
+                .error_handler(|err, _| AppError::from(err).into()),
+        )
+        .app_data(web::QueryConfig::default().error_handler(|err, _| AppError::from(err).into()))
+        .app_data(web::PathConfig::default().error_handler(|err, _| AppError::from(err).into()))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/ws/agent", web::get().to(ws::agent))
+        .route("/ws/guest", web::get().to(ws::guest))
+        .service(
+            web::scope("/api")
+                // Bearer tokens, not cookies, authenticate the API, so any origin may
+                // call it (the widget runs on customers' sites); no credentials mode.
+                .wrap(
+                    Cors::default()
+                        .allow_any_origin()
+                        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+                        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                        .max_age(3600),
+                )
+                .configure(auth::routes)
+                .configure(agents::routes)
+                .configure(widget::routes)
+                .configure(conversations::routes)
+                .default_service(web::to(not_found)),
+        )
+        .configure(assets::routes)
+        .default_service(web::to(not_found));
+}
+
+/// Security headers for every response, and gzip where the client accepts it.
+pub fn default_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+}
+
+/// Response compression (skipped for WebSocket upgrades by actix itself).
+pub fn compress() -> Compress {
+    Compress::default()
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound("no such route".into()))
+}
+
+/// The client's address, for rate limiting. Behind a proxy this is the proxy's.
+pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Logs method, path (never the query string, which could carry secrets from
+/// careless clients), status and duration of every request.
+pub fn access_log<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<actix_web::dev::ServiceRequest, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    srv.call(req).map(move |res| {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &res {
+            Ok(r) => tracing::debug!(%method, %path, status = r.status().as_u16(), ms, "request"),
+            Err(e) => tracing::debug!(%method, %path, error = %e, ms, "request failed"),
+        }
+        res
+    })
+}

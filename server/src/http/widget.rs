@@ -1,0 +1,99 @@
+//! `POST /api/widget/sessions`: mints (or renews) a guest token for a website visitor.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::TokenSubject;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::accounts;
+use crate::store::conversations::{self, NewGuestConversation};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/widget/sessions", web::post().to(create_session));
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SessionBody {
+    team: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    source: Option<String>,
+    page_url: Option<String>,
+    guest_token: Option<String>,
+}
+
+/// Trims an optional form field, treating blank as absent, and bounds its length.
+fn field(value: Option<String>, name: &str, max_chars: usize) -> Result<Option<String>, AppError> {
+    let Some(v) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > max_chars {
+        return Err(AppError::Validation(format!("{name} is longer than {max_chars} characters")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(AppError::Validation(format!("{name} contains control characters")));
+    }
+    Ok(Some(v))
+}
+
+async fn create_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<SessionBody>,
+) -> Result<HttpResponse, AppError> {
+    state.limits.widget(super::client_ip(&req))?;
+    let body = body.into_inner();
+
+    if let Some(token) = body.guest_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let TokenSubject::Guest {
+            contact_id,
+            conversation_id,
+        } = state.tokens.verify(token)?
+        else {
+            return Err(AppError::Unauthorized("not a guest token".into()));
+        };
+        let lookup = conversation_id.clone();
+        match state.db.run(move |c| conversations::meta(c, &lookup)).await {
+            Ok(meta) if meta.contact_id == contact_id => {
+                // Renew the token so an active visitor's session never expires.
+                let guest_token = state.tokens.issue_guest(&contact_id, &conversation_id)?;
+                return Ok(HttpResponse::Ok().json(json!({
+                    "guest_token": guest_token,
+                    "conversation_id": conversation_id,
+                    "contact_id": contact_id,
+                })));
+            }
+            // The conversation is gone (e.g. the database was reset): start afresh.
+            Ok(_) | Err(AppError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+
+    let form = NewGuestConversation {
+        team_id: String::new(),
+        channel: "widget".into(),
+        name: field(body.name, "name", 100)?,
+        email: field(body.email, "email", 254)?,
+        phone: field(body.phone, "phone", 32)?,
+        source: field(body.source, "source", 64)?,
+        page_url: field(body.page_url, "page_url", 2048)?,
+    };
+    let team = field(body.team, "team", 48)?.unwrap_or_else(|| "default".into());
+    let view = state
+        .db
+        .run(move |c| {
+            let team = accounts::team_by_slug(c, &team)?;
+            conversations::create_with_contact(c, NewGuestConversation { team_id: team.id, ..form })
+        })
+        .await?;
+    let guest_token = state.tokens.issue_guest(&view.contact.id, &view.id)?;
+    Ok(HttpResponse::Created().json(json!({
+        "guest_token": guest_token,
+        "conversation_id": view.id,
+        "contact_id": view.contact.id,
+    })))
+}

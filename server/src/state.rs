@@ -1,0 +1,27 @@
+//! The shared application state handed to every request handler and actor.
+
+use std::sync::Arc;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::ratelimit::RateLimits;
+use crate::writer::Writer;
+
+/// Everything a handler or actor needs. Cloning is cheap (reference counts).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Configuration as started.
+    pub config: Arc<Config>,
+    /// Database pool for reads and small writes.
+    pub db: Db,
+    /// Group-commit writer for message appends.
+    pub writer: Writer,
+    /// Token signing and verification.
+    pub tokens: Arc<Tokens>,
+    /// This node's registries and fan-out.
+    pub hub: Arc<Hub>,
+    /// Per-address rate limits.
+    pub limits: Arc<RateLimits>,
+}

@@ -1,0 +1,395 @@
+//! Contacts and conversations: creation, summaries, listing, assignment, status and
+//! read markers.
+
+use diesel::prelude::*;
+
+use crate::clock::{now_ms, rfc3339};
+use crate::db::schema::{contacts, conversations, messages};
+use crate::db::DbConn;
+use crate::error::AppError;
+use crate::model::{
+    new_id, opt_time, ContactView, ConversationStatus, ConversationView, LastMessageView, SenderKind,
+};
+use crate::store::{contains_pattern, lower, lower_opt};
+
+/// A row of `contacts`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    /// Contact id.
+    pub id: String,
+    /// Name, if known.
+    pub name: Option<String>,
+    /// Email, if known.
+    pub email: Option<String>,
+    /// Phone in E.164, if known.
+    pub phone: Option<String>,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Epoch ms.
+    pub updated_at: i64,
+}
+
+impl From<ContactRow> for ContactView {
+    fn from(c: ContactRow) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            email: c.email,
+            phone: c.phone,
+        }
+    }
+}
+
+/// A row of `conversations`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = conversations)]
+pub struct ConversationRow {
+    /// Conversation id.
+    pub id: String,
+    /// Owning team.
+    pub team_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// `widget`, later `whatsapp`, `quick_chat`.
+    pub channel: String,
+    /// `open`, `pending`, `resolved`.
+    pub status: String,
+    /// Assigned agent.
+    pub assignee_id: Option<String>,
+    /// Attribution (page, campaign, link source).
+    pub source: Option<String>,
+    /// Page the widget was on.
+    pub page_url: Option<String>,
+    /// Highest committed seq.
+    pub last_seq: i64,
+    /// Epoch ms of the latest message.
+    pub last_message_at: Option<i64>,
+    /// First characters of the latest message.
+    pub last_message_preview: Option<String>,
+    /// Sender kind of the latest message.
+    pub last_message_sender: Option<String>,
+    /// Epoch ms of the latest message from the contact (WhatsApp's 24-hour window).
+    pub last_inbound_at: Option<i64>,
+    /// Highest seq read by the contact.
+    pub guest_read_seq: i64,
+    /// Highest seq read by an agent.
+    pub agent_read_seq: i64,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Epoch ms of the last activity (message, status or assignment change).
+    pub updated_at: i64,
+}
+
+/// What the conversation actor keeps in memory to authorise and route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationMeta {
+    /// Conversation id.
+    pub id: String,
+    /// Owning team.
+    pub team_id: String,
+    /// The contact (a guest may only touch its own contact's conversation).
+    pub contact_id: String,
+    /// The contact's name, shown as the sender of its messages.
+    pub contact_name: Option<String>,
+    /// Channel name.
+    pub channel: String,
+    /// Current status.
+    pub status: ConversationStatus,
+    /// Current assignee.
+    pub assignee_id: Option<String>,
+}
+
+impl ConversationRow {
+    fn meta(&self, contact_name: Option<String>) -> Result<ConversationMeta, AppError> {
+        Ok(ConversationMeta {
+            id: self.id.clone(),
+            team_id: self.team_id.clone(),
+            contact_id: self.contact_id.clone(),
+            contact_name,
+            channel: self.channel.clone(),
+            status: ConversationStatus::parse(&self.status)?,
+            assignee_id: self.assignee_id.clone(),
+        })
+    }
+
+    fn view(self, contact: ContactRow) -> Result<ConversationView, AppError> {
+        let last_message = match (self.last_message_at, self.last_message_preview) {
+            (Some(at), Some(body)) if self.last_seq > 0 => Some(LastMessageView {
+                seq: self.last_seq,
+                body,
+                sender_kind: SenderKind::parse_lossy(self.last_message_sender.as_deref().unwrap_or("")),
+                created_at: rfc3339(at),
+            }),
+            _ => None,
+        };
+        Ok(ConversationView {
+            status: ConversationStatus::parse(&self.status)?,
+            id: self.id,
+            team_id: self.team_id,
+            channel: self.channel,
+            assignee_id: self.assignee_id,
+            source: self.source,
+            page_url: self.page_url,
+            contact: contact.into(),
+            last_seq: self.last_seq,
+            last_message,
+            last_message_at: opt_time(self.last_message_at),
+            created_at: rfc3339(self.created_at),
+            guest_read_seq: self.guest_read_seq,
+            agent_read_seq: self.agent_read_seq,
+        })
+    }
+}
+
+/// Form for [`create_with_contact`].
+#[derive(Debug, Clone, Default)]
+pub struct NewGuestConversation {
+    /// Team to route to.
+    pub team_id: String,
+    /// Channel name (`widget`).
+    pub channel: String,
+    /// Contact name from the pre-chat form.
+    pub name: Option<String>,
+    /// Contact email.
+    pub email: Option<String>,
+    /// Contact phone.
+    pub phone: Option<String>,
+    /// Attribution.
+    pub source: Option<String>,
+    /// Page URL.
+    pub page_url: Option<String>,
+}
+
+/// Creates a contact and an open, unassigned conversation for it.
+///
+/// # Errors
+/// Database errors.
+pub fn create_with_contact(conn: &mut DbConn, form: NewGuestConversation) -> Result<ConversationView, AppError> {
+    let now = now_ms();
+    let contact = ContactRow {
+        id: new_id(),
+        name: form.name,
+        email: form.email,
+        phone: form.phone,
+        created_at: now,
+        updated_at: now,
+    };
+    let conversation = ConversationRow {
+        id: new_id(),
+        team_id: form.team_id,
+        contact_id: contact.id.clone(),
+        channel: form.channel,
+        status: ConversationStatus::Open.as_str().into(),
+        assignee_id: None,
+        source: form.source,
+        page_url: form.page_url,
+        last_seq: 0,
+        last_message_at: None,
+        last_message_preview: None,
+        last_message_sender: None,
+        last_inbound_at: None,
+        guest_read_seq: 0,
+        agent_read_seq: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    conn.transaction::<_, AppError, _>(|conn| {
+        diesel::insert_into(contacts::table).values(&contact).execute(conn)?;
+        diesel::insert_into(conversations::table).values(&conversation).execute(conn)?;
+        Ok(())
+    })?;
+    conversation.view(contact)
+}
+
+/// The routing facts of one conversation.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn meta(conn: &mut DbConn, id: &str) -> Result<ConversationMeta, AppError> {
+    let (row, name) = conversations::table
+        .inner_join(contacts::table)
+        .filter(conversations::id.eq(id))
+        .select((ConversationRow::as_select(), contacts::name))
+        .first::<(ConversationRow, Option<String>)>(conn)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no conversation {id}")))?;
+    row.meta(name)
+}
+
+/// The summary of one conversation.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn summary(conn: &mut DbConn, id: &str) -> Result<ConversationView, AppError> {
+    let (c, contact) = conversations::table
+        .inner_join(contacts::table)
+        .filter(conversations::id.eq(id))
+        .select((ConversationRow::as_select(), ContactRow::as_select()))
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no conversation {id}")))?;
+    c.view(contact)
+}
+
+/// Whom a list is filtered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    /// Any.
+    Any,
+    /// Unassigned only.
+    Nobody,
+    /// Assigned to this agent.
+    Agent(String),
+}
+
+/// Filter for [`list`].
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    /// Teams the caller may see; `None` for admins (every team).
+    pub visible_teams: Option<Vec<String>>,
+    /// Restrict to one team.
+    pub team_id: Option<String>,
+    /// Restrict to one status.
+    pub status: Option<ConversationStatus>,
+    /// Restrict by assignee.
+    pub assignee: AssigneeFilter,
+    /// Case-insensitive text to find in the contact's name, email, phone or any message.
+    pub q: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Conversations matching `filter`, most recent activity first.
+///
+/// # Errors
+/// Database errors.
+pub fn list(conn: &mut DbConn, filter: &ListFilter) -> Result<Vec<ConversationView>, AppError> {
+    let mut q = conversations::table
+        .inner_join(contacts::table)
+        .select((ConversationRow::as_select(), ContactRow::as_select()))
+        .order((conversations::updated_at.desc(), conversations::id.desc()))
+        .limit(filter.limit)
+        .into_boxed();
+    if let Some(teams) = &filter.visible_teams {
+        q = q.filter(conversations::team_id.eq_any(teams.clone()));
+    }
+    if let Some(team) = &filter.team_id {
+        q = q.filter(conversations::team_id.eq(team.clone()));
+    }
+    if let Some(status) = filter.status {
+        q = q.filter(conversations::status.eq(status.as_str()));
+    }
+    match &filter.assignee {
+        AssigneeFilter::Any => {}
+        AssigneeFilter::Nobody => q = q.filter(conversations::assignee_id.is_null()),
+        AssigneeFilter::Agent(id) => q = q.filter(conversations::assignee_id.eq(id.clone())),
+    }
+    if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = contains_pattern(text);
+        let in_messages = diesel::dsl::exists(
+            messages::table
+                .filter(messages::conversation_id.eq(conversations::id))
+                .filter(lower(messages::body).like(pattern.clone()).escape('\\')),
+        );
+        q = q.filter(
+            lower_opt(contacts::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower_opt(contacts::email).like(pattern.clone()).escape('\\'))
+                .or(lower_opt(contacts::phone).like(pattern.clone()).escape('\\'))
+                .assume_not_null()
+                .or(in_messages),
+        );
+    }
+    q.load::<(ConversationRow, ContactRow)>(conn)?
+        .into_iter()
+        .map(|(c, contact)| c.view(contact))
+        .collect()
+}
+
+/// Sets the assignee when the current one is `expected` (compare-and-set, so two
+/// concurrent assignments cannot both win). Returns whether the row changed.
+///
+/// # Errors
+/// Database errors.
+pub fn set_assignee(
+    conn: &mut DbConn,
+    id: &str,
+    expected: Option<&str>,
+    assignee: Option<&str>,
+) -> Result<bool, AppError> {
+    let target = conversations::table.filter(conversations::id.eq(id));
+    let changes = (
+        conversations::assignee_id.eq(assignee),
+        conversations::updated_at.eq(now_ms()),
+    );
+    let n = match expected {
+        Some(current) => diesel::update(target.filter(conversations::assignee_id.eq(current)))
+            .set(changes)
+            .execute(conn)?,
+        None => diesel::update(target.filter(conversations::assignee_id.is_null()))
+            .set(changes)
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Sets the status.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn set_status(conn: &mut DbConn, id: &str, status: ConversationStatus) -> Result<(), AppError> {
+    let n = diesel::update(conversations::table.find(id))
+        .set((
+            conversations::status.eq(status.as_str()),
+            conversations::updated_at.eq(now_ms()),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(AppError::NotFound(format!("no conversation {id}")));
+    }
+    Ok(())
+}
+
+/// Who is marking a conversation read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSide {
+    /// The contact.
+    Guest,
+    /// Any agent.
+    Agent,
+}
+
+/// Moves a read marker forward to `seq` (never backwards, never past `last_seq`).
+/// Returns the marker now stored.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn mark_read(conn: &mut DbConn, id: &str, side: ReadSide, seq: i64) -> Result<i64, AppError> {
+    let base = conversations::table
+        .filter(conversations::id.eq(id))
+        .filter(conversations::last_seq.ge(seq));
+    match side {
+        ReadSide::Guest => {
+            diesel::update(base.filter(conversations::guest_read_seq.lt(seq)))
+                .set(conversations::guest_read_seq.eq(seq))
+                .execute(conn)?;
+        }
+        ReadSide::Agent => {
+            diesel::update(base.filter(conversations::agent_read_seq.lt(seq)))
+                .set(conversations::agent_read_seq.eq(seq))
+                .execute(conn)?;
+        }
+    }
+    let (guest, agent): (i64, i64) = conversations::table
+        .find(id)
+        .select((conversations::guest_read_seq, conversations::agent_read_seq))
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no conversation {id}")))?;
+    Ok(match side {
+        ReadSide::Guest => guest,
+        ReadSide::Agent => agent,
+    })
+}

@@ -1,0 +1,264 @@
+//! Messages: the append that assigns `seq` (run by the writer inside its batch
+//! transaction) and history pages.
+
+use diesel::prelude::*;
+
+use crate::clock::{now_ms, rfc3339};
+use crate::db::schema::{conversations, messages};
+use crate::db::{is_unique_violation, DbConn};
+use crate::error::AppError;
+use crate::model::{new_id, preview, ConversationStatus, MessageView, SenderKind, SenderView};
+
+/// A row of `messages`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    /// Message id.
+    pub id: String,
+    /// Conversation id.
+    pub conversation_id: String,
+    /// Position in the conversation.
+    pub seq: i64,
+    /// `in`, `out` or `internal`.
+    pub direction: String,
+    /// `guest`, `agent`, `bot`, `system`.
+    pub sender_kind: String,
+    /// Contact or agent id.
+    pub sender_id: Option<String>,
+    /// Display name at send time.
+    pub sender_name: Option<String>,
+    /// Text as sent.
+    pub body: String,
+    /// Sender's idempotency key.
+    pub client_msg_id: Option<String>,
+    /// Provider message id (WhatsApp wamid, WAHA id).
+    pub provider_id: Option<String>,
+    /// Delivery status for provider channels.
+    pub status: Option<String>,
+    /// Commit time, epoch ms.
+    pub created_at: i64,
+}
+
+impl MessageRow {
+    /// The wire view.
+    pub fn view(self) -> MessageView {
+        MessageView {
+            conversation_id: self.conversation_id,
+            seq: self.seq,
+            id: self.id,
+            sender: SenderView {
+                kind: SenderKind::parse_lossy(&self.sender_kind),
+                id: self.sender_id,
+                name: self.sender_name,
+            },
+            body: self.body,
+            created_at: rfc3339(self.created_at),
+            client_msg_id: self.client_msg_id,
+        }
+    }
+}
+
+/// A message to append.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Target conversation.
+    pub conversation_id: String,
+    /// Author kind.
+    pub sender_kind: SenderKind,
+    /// Author id (contact or agent).
+    pub sender_id: Option<String>,
+    /// Author display name.
+    pub sender_name: Option<String>,
+    /// Validated body.
+    pub body: String,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+    /// Provider id, for channel adapters.
+    pub provider_id: Option<String>,
+    /// Reopen a resolved conversation (a new message from the contact).
+    pub reopen: bool,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The stored message (the earlier one for a duplicate).
+    pub message: MessageRow,
+    /// True when the idempotency key or provider id was already stored.
+    pub duplicate: bool,
+    /// True when this append reopened a resolved conversation.
+    pub reopened: bool,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = conversations)]
+struct Bump<'a> {
+    last_message_at: i64,
+    last_message_preview: &'a str,
+    last_message_sender: &'a str,
+    updated_at: i64,
+    last_inbound_at: Option<i64>,
+}
+
+fn existing(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<MessageRow>> {
+    if let Some(pid) = &m.provider_id {
+        if let Some(row) = messages::table
+            .filter(messages::provider_id.eq(pid))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .optional()?
+        {
+            return Ok(Some(row));
+        }
+    }
+    match &m.client_msg_id {
+        Some(cid) => {
+            let mut q = messages::table
+                .filter(messages::sender_kind.eq(m.sender_kind.as_str()))
+                .filter(messages::client_msg_id.eq(cid))
+                .select(MessageRow::as_select())
+                .into_boxed();
+            q = match &m.sender_id {
+                Some(sid) => q.filter(messages::sender_id.eq(sid.clone())),
+                None => q.filter(messages::sender_id.is_null()),
+            };
+            q.first(conn).optional()
+        }
+        None => Ok(None),
+    }
+}
+
+/// Appends one message: bumps the conversation's `last_seq` and inserts the row with
+/// that seq, or returns the already stored message for a repeated `client_msg_id` or
+/// provider id. Must run inside a transaction (the writer's savepoint) so that a
+/// failed insert also undoes the seq bump — that is what keeps seq gapless.
+///
+/// The bump is an `UPDATE … SET last_seq = last_seq + 1`, which takes the row lock in
+/// PostgreSQL: two nodes appending to one conversation are serialised by the database,
+/// and the later one sees the earlier one's seq.
+///
+/// # Errors
+/// `NotFound` when the conversation does not exist; a unique violation when a
+/// concurrent duplicate won (the caller retries the lookup); other database errors.
+pub fn append(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
+    if let Some(row) = existing(conn, m)? {
+        return Ok(Appended {
+            message: row,
+            duplicate: true,
+            reopened: false,
+        });
+    }
+    let now = now_ms();
+    let reopened = if m.reopen {
+        diesel::update(
+            conversations::table
+                .filter(conversations::id.eq(&m.conversation_id))
+                .filter(conversations::status.eq(ConversationStatus::Resolved.as_str())),
+        )
+        .set(conversations::status.eq(ConversationStatus::Open.as_str()))
+        .execute(conn)?
+            == 1
+    } else {
+        false
+    };
+    let preview = preview(&m.body);
+    let bump = Bump {
+        last_message_at: now,
+        last_message_preview: &preview,
+        last_message_sender: m.sender_kind.as_str(),
+        updated_at: now,
+        last_inbound_at: (m.sender_kind == SenderKind::Guest).then_some(now),
+    };
+    let updated = diesel::update(conversations::table.find(&m.conversation_id))
+        .set((conversations::last_seq.eq(conversations::last_seq + 1), &bump))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(diesel::result::Error::NotFound);
+    }
+    let seq: i64 = conversations::table
+        .find(&m.conversation_id)
+        .select(conversations::last_seq)
+        .first(conn)?;
+    let row = MessageRow {
+        id: new_id(),
+        conversation_id: m.conversation_id.clone(),
+        seq,
+        direction: m.sender_kind.direction().into(),
+        sender_kind: m.sender_kind.as_str().into(),
+        sender_id: m.sender_id.clone(),
+        sender_name: m.sender_name.clone(),
+        body: m.body.clone(),
+        client_msg_id: m.client_msg_id.clone(),
+        provider_id: m.provider_id.clone(),
+        status: None,
+        created_at: now,
+    };
+    diesel::insert_into(messages::table).values(&row).execute(conn)?;
+    Ok(Appended {
+        message: row,
+        duplicate: false,
+        reopened,
+    })
+}
+
+/// Runs [`append`] in a savepoint; when a concurrent writer stored the same
+/// `client_msg_id`/provider id first (unique violation), returns that message as a
+/// duplicate instead of failing.
+///
+/// # Errors
+/// Database errors other than the duplicate race; `NotFound` for a missing conversation.
+pub fn append_in_savepoint(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
+    match conn.transaction(|c| append(c, m)) {
+        Err(e) if is_unique_violation(&e) && (m.client_msg_id.is_some() || m.provider_id.is_some()) => {
+            match existing(conn, m)? {
+                Some(row) => Ok(Appended {
+                    message: row,
+                    duplicate: true,
+                    reopened: false,
+                }),
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Which page of history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Messages with seq greater than this, ascending.
+    After(i64),
+    /// Messages with seq lower than this, the closest ones, returned ascending.
+    Before(i64),
+    /// The newest messages, returned ascending.
+    Latest,
+}
+
+/// A page of messages in ascending seq order, and whether more exist beyond it in the
+/// paging direction.
+///
+/// # Errors
+/// Database errors.
+pub fn page(conn: &mut DbConn, conversation_id: &str, page: Page, limit: i64) -> Result<(Vec<MessageRow>, bool), AppError> {
+    let base = messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .select(MessageRow::as_select())
+        .limit(limit + 1);
+    let mut rows: Vec<MessageRow> = match page {
+        Page::After(after) => base
+            .filter(messages::seq.gt(after))
+            .order(messages::seq.asc())
+            .load(conn)?,
+        Page::Before(before) => base
+            .filter(messages::seq.lt(before))
+            .order(messages::seq.desc())
+            .load(conn)?,
+        Page::Latest => base.order(messages::seq.desc()).load(conn)?,
+    };
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    if !matches!(page, Page::After(_)) {
+        rows.reverse();
+    }
+    Ok((rows, has_more))
+}

@@ -1,0 +1,155 @@
+/*
+ * Conversation list (left column): filters (All / Mine / Unassigned), the
+ * search box, and one row per conversation with contact, preview, waiting
+ * time, unread count, status and assignee. Rows are keyed by id and reused so
+ * keyboard focus survives live reordering.
+ */
+import { h } from './dom.js';
+import { relativeTime } from './format.js';
+import { toastError } from './toast.js';
+
+const SEARCH_DEBOUNCE_MS = 300;
+const CLOCK_TICK_MS = 30000;
+// The summary says which side spoke last, not who: replies are labelled by kind.
+const PREVIEW_PREFIX = { agent: 'Agent: ', bot: 'Bot: ' };
+
+/**
+ * @param {{store: import('./store.js').Store, api: object, onSelect: (id: string) => void, signal: AbortSignal}} opts
+ */
+export function setupConversationList({ store, api, onSelect, signal }) {
+  const list = document.getElementById('conversation-list');
+  const empty = document.getElementById('conversation-empty');
+  const search = document.getElementById('conversation-search');
+  const filterButtons = [...document.querySelectorAll('[data-filter]')];
+  const rows = new Map(); // id -> {li, button, parts}
+  let searchTimer = 0;
+  let loadSeq = 0;
+
+  /** Fetches summaries for the current filter and query from the hub. */
+  async function load() {
+    const mine = ++loadSeq;
+    const query = { status: 'all', limit: 100 };
+    if (store.filter === 'mine') query.assignee = 'me';
+    if (store.filter === 'unassigned') query.assignee = 'none';
+    if (store.query) query.q = store.query;
+    list.setAttribute('aria-busy', 'true');
+    try {
+      const { conversations } = await api.conversations(query);
+      if (mine !== loadSeq) return; // a newer filter or search won
+      store.upsertMany(conversations);
+      if (store.query) store.setQuery(store.query, conversations.map((c) => c.id));
+    } catch (err) {
+      if (mine === loadSeq && err.status !== 401) toastError(err);
+    } finally {
+      if (mine === loadSeq) list.removeAttribute('aria-busy');
+    }
+  }
+
+  function makeRow(id) {
+    const parts = {
+      name: h('span', { className: 'conv-name' }),
+      time: h('span', { className: 'conv-time' }),
+      preview: h('span', { className: 'conv-preview' }),
+      unread: h('span', { className: 'conv-unread' }),
+      status: h('span', { className: 'chip' }),
+      assignee: h('span', { className: 'conv-assignee' }),
+    };
+    const button = h(
+      'button',
+      { type: 'button', className: 'conv', dataset: { testid: 'conversation-item', id }, onclick: () => onSelect(id) },
+      h('span', { className: 'conv-line' }, parts.name, parts.time),
+      h('span', { className: 'conv-line' }, parts.preview, parts.unread),
+      h('span', { className: 'conv-line conv-tags' }, parts.status, parts.assignee),
+    );
+    const row = { li: h('li', {}, button), button, parts };
+    rows.set(id, row);
+    return row;
+  }
+
+  function fill(row, conv) {
+    const p = row.parts;
+    const name = (conv.contact && conv.contact.name) || 'Visitor';
+    const last = conv.last_message;
+    // "Waiting" = the guest spoke last and nobody has answered yet.
+    const waiting = conv.status !== 'resolved' && last && last.sender_kind === 'guest';
+    const age = relativeTime(conv.last_message_at || conv.created_at);
+
+    p.name.textContent = name;
+    p.time.textContent = waiting ? `waiting ${age}` : age;
+    p.time.classList.toggle('is-waiting', Boolean(waiting));
+    p.preview.textContent = last ? (PREVIEW_PREFIX[last.sender_kind] || '') + last.body : 'No messages yet';
+    p.unread.textContent = conv.unread > 99 ? '99+' : String(conv.unread || '');
+    p.unread.hidden = !conv.unread;
+    p.status.textContent = conv.status;
+    p.status.className = `chip chip-${conv.status}`;
+    p.assignee.textContent = store.agentName(conv.assignee_id);
+
+    row.button.classList.toggle('is-unread', conv.unread > 0);
+    row.button.classList.toggle('is-resolved', conv.status === 'resolved');
+    if (conv.id === store.activeId) row.button.setAttribute('aria-current', 'true');
+    else row.button.removeAttribute('aria-current');
+    // One sentence for screen readers instead of the visual fragments.
+    const spoken = [name, p.time.textContent, p.preview.textContent, conv.status, p.assignee.textContent];
+    if (conv.unread) spoken.push(`${conv.unread} unread`);
+    row.button.setAttribute('aria-label', spoken.filter(Boolean).join(', '));
+  }
+
+  function render() {
+    const visible = store.visibleConversations();
+    const keep = new Set(visible.map((c) => c.id));
+    for (const [id, row] of rows) {
+      if (!keep.has(id)) {
+        row.li.remove();
+        rows.delete(id);
+      }
+    }
+    // Only move rows that are out of place: moving a node blurs it.
+    visible.forEach((conv, i) => {
+      const row = rows.get(conv.id) || makeRow(conv.id);
+      fill(row, conv);
+      if (list.children[i] !== row.li) list.insertBefore(row.li, list.children[i] || null);
+    });
+    empty.hidden = visible.length > 0;
+    const unread = store.totalUnread();
+    document.title = unread ? `(${unread}) Switchboard` : 'Switchboard';
+  }
+
+  for (const btn of filterButtons) {
+    btn.addEventListener(
+      'click',
+      () => {
+        for (const b of filterButtons) b.setAttribute('aria-pressed', String(b === btn));
+        store.setFilter(btn.dataset.filter);
+        load();
+      },
+      { signal },
+    );
+  }
+
+  search.addEventListener(
+    'input',
+    () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(() => {
+        const q = search.value.trim();
+        store.setQuery(q, []);
+        load();
+      }, SEARCH_DEBOUNCE_MS);
+    },
+    { signal },
+  );
+
+  store.on('list', render, signal);
+  const clock = setInterval(render, CLOCK_TICK_MS);
+  signal.addEventListener('abort', () => {
+    clearInterval(clock);
+    clearTimeout(searchTimer);
+    list.replaceChildren();
+    rows.clear();
+    search.value = '';
+    filterButtons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.filter === 'all')));
+    document.title = 'Switchboard';
+  });
+
+  return { load, render };
+}

@@ -1,0 +1,187 @@
+/*
+ * Entry point of the agent inbox (/app/main.js): signs in, wires the API, the
+ * /ws/agent socket, the store and the views together, routes server frames to
+ * them, and tears everything down again on logout or an expired session.
+ */
+import { createApi } from './api.js';
+import { HubSocket } from './socket.js';
+import { Store } from './store.js';
+import { auth, setupLogin } from './login.js';
+import { setupConversationList } from './conversation-list.js';
+import { setupConversationView } from './conversation-view.js';
+import { toastError } from './toast.js';
+
+const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
+const CONNECTION_TEXT = {
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  offline: 'Offline',
+};
+
+let token = auth.load();
+let session = null; // everything that lives only while signed in
+
+const api = createApi({
+  getToken: () => token,
+  onUnauthorized: () => logout('Your session has expired. Please sign in again.'),
+});
+
+const login = setupLogin({
+  api,
+  onLoggedIn(newToken, remember) {
+    token = newToken;
+    auth.save(newToken, remember);
+    start();
+  },
+});
+
+const appEl = document.getElementById('app');
+const meName = document.getElementById('me-name');
+const presenceSelect = document.getElementById('presence-select');
+const connectionEl = document.getElementById('connection-status');
+
+document.getElementById('logout').addEventListener('click', () => logout());
+
+async function start() {
+  let me;
+  try {
+    ({ agent: me } = await api.me());
+  } catch (err) {
+    // 401 already went through onUnauthorized; anything else keeps the token
+    // so signing in is one click once the hub is reachable again.
+    if (err.status !== 401) login.show(err.message);
+    return;
+  }
+  if (!token) return; // logged out while waiting
+
+  const controller = new AbortController();
+  const { signal } = controller;
+  const store = new Store();
+  store.setMe(me);
+
+  const socket = new HubSocket({
+    url: WS_URL,
+    getToken: () => token,
+    getCursors: () => {
+      const cursors = store.cursors();
+      const active = view.cursor();
+      if (active) cursors[active.id] = active.seq;
+      return cursors;
+    },
+  });
+  const view = setupConversationView({ store, api, socket, signal });
+  const list = setupConversationList({
+    store,
+    api,
+    signal,
+    onSelect(id) {
+      history.replaceState(null, '', `#/c/${encodeURIComponent(id)}`);
+      view.open(id);
+    },
+  });
+  session = { controller, socket, store };
+
+  meName.textContent = me.name;
+  presenceSelect.value = 'online';
+  presenceSelect.addEventListener('change', () => socket.send({ type: 'presence', status: presenceSelect.value }), {
+    signal,
+  });
+
+  const fetching = new Set();
+  function fetchUnknown(id) {
+    if (fetching.has(id)) return;
+    fetching.add(id);
+    api
+      .conversation(id)
+      .then((conv) => store.upsert(conv))
+      .catch(() => {
+        /* not visible to us after all */
+      })
+      .finally(() => fetching.delete(id));
+  }
+
+  let connectedBefore = false;
+  socket.addEventListener('state', (e) => {
+    connectionEl.textContent = CONNECTION_TEXT[e.detail] || '';
+    connectionEl.dataset.state = e.detail;
+  });
+  socket.addEventListener('hello', () => {
+    // The hub does not remember "away" across connections.
+    if (presenceSelect.value !== 'online') socket.send({ type: 'presence', status: presenceSelect.value });
+  });
+  socket.addEventListener('ready', () => {
+    view.flushOutbox();
+    view.markRead();
+    // Summaries of conversations nobody resumed may have changed while away.
+    if (connectedBefore) list.load();
+    connectedBefore = true;
+  });
+  socket.addEventListener('unauthorized', () => logout('Your session has expired. Please sign in again.'));
+  socket.addEventListener('frame', (e) => {
+    const f = e.detail;
+    switch (f.type) {
+      case 'message':
+        if (!store.applyMessage(f)) fetchUnknown(f.conversation_id);
+        view.onFrame(f);
+        break;
+      case 'read':
+        store.applyRead(f);
+        break;
+      case 'conversation':
+        store.upsert(f.conversation);
+        break;
+      case 'assigned':
+        store.applyAssigned(f);
+        break;
+      case 'presence':
+        store.setPresence(f.agent_id, f.status);
+        break;
+      case 'ack':
+      case 'typing':
+      case 'error':
+        view.onFrame(f);
+        break;
+      default:
+        break;
+    }
+  });
+  signal.addEventListener('abort', () => socket.stop());
+
+  login.hide();
+  appEl.hidden = false;
+  socket.start();
+
+  api
+    .agents()
+    .then(({ agents }) => store.setAgents(agents))
+    .catch(() => {
+      /* names fall back to "Agent" */
+    });
+  await list.load();
+
+  const match = /^#\/c\/(.+)$/.exec(location.hash);
+  if (match && !signal.aborted) view.open(decodeURIComponent(match[1]));
+}
+
+function logout(notice) {
+  token = null;
+  auth.clear();
+  if (session) {
+    session.controller.abort();
+    session = null;
+  }
+  appEl.hidden = true;
+  meName.textContent = '';
+  connectionEl.textContent = '';
+  history.replaceState(null, '', location.pathname);
+  login.show(notice);
+}
+
+// Unexpected failures in async handlers surface as a toast, not a silent stop.
+window.addEventListener('unhandledrejection', (e) => {
+  toastError(e.reason);
+});
+
+if (token) start();
+else login.show();
