@@ -719,6 +719,8 @@ button{cursor:pointer}
       }
       st.token = data.guest_token;
       st.confirmed = true;
+      // Read ticks for history survive a reload: the hub tells us how far the agent read.
+      if (Number(data.agent_read_seq) > 0) applyAgentRead(Number(data.agent_read_seq));
       persist();
       openSocket();
     } catch {

@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -40,7 +42,11 @@ pub fn hash_password(password: &str) -> Result<String, AppError> {
 /// CPU-heavy: call from a blocking context.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -172,7 +178,9 @@ impl Tokens {
                 contact_id: c.sub,
                 conversation_id,
             }),
-            _ => Err(AppError::Unauthorized("invalid token: malformed claims".into())),
+            _ => Err(AppError::Unauthorized(
+                "invalid token: malformed claims".into(),
+            )),
         }
     }
 }
@@ -233,10 +241,14 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<String>, AppError> {
         .to_str()
         .map_err(|_| AppError::Unauthorized("Authorization header is not text".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_string()))
         }
-        _ => Err(AppError::Unauthorized("expected Authorization: Bearer <token>".into())),
+        _ => Err(AppError::Unauthorized(
+            "expected Authorization: Bearer <token>".into(),
+        )),
     }
 }
 
@@ -254,7 +266,8 @@ impl FromRequest for Principal {
         let token = bearer(req);
         let state = state_of(req);
         Box::pin(async move {
-            let token = token?.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+            let token =
+                token?.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
             Principal::from_token(&state?, &token).await
         })
     }
@@ -284,14 +297,23 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60), Duration::from_secs(60))
+        Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )
     }
 
     #[test]
     fn tokens_round_trip() {
         let t = tokens();
         let agent = t.issue_agent("a1").unwrap();
-        assert_eq!(t.verify(&agent).unwrap(), TokenSubject::Agent { agent_id: "a1".into() });
+        assert_eq!(
+            t.verify(&agent).unwrap(),
+            TokenSubject::Agent {
+                agent_id: "a1".into()
+            }
+        );
         let guest = t.issue_guest("c1", "v1").unwrap();
         assert_eq!(
             t.verify(&guest).unwrap(),
@@ -305,7 +327,11 @@ mod tests {
     #[test]
     fn forged_and_foreign_tokens_fail() {
         let t = tokens();
-        let other = Tokens::new(b"another-secret-another-secret-xx", Duration::from_secs(60), Duration::from_secs(60));
+        let other = Tokens::new(
+            b"another-secret-another-secret-xx",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         let token = other.issue_agent("a1").unwrap();
         assert!(matches!(t.verify(&token), Err(AppError::Unauthorized(_))));
         let mut tampered = t.issue_agent("a1").unwrap();
@@ -316,7 +342,11 @@ mod tests {
 
     #[test]
     fn expired_tokens_fail() {
-        let t = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(0), Duration::from_secs(0));
+        let t = Tokens::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(0),
+            Duration::from_secs(0),
+        );
         let mut claims = t.claims("a1".into(), TokenKind::Agent, Duration::from_secs(0), None);
         claims.exp = claims.iat.saturating_sub(3600);
         let token = t.issue(&claims).unwrap();

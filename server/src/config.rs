@@ -277,7 +277,9 @@ impl Config {
             return bad("SWITCHBOARD_DB_POOL_SIZE must be at least 2 (the writer holds one)");
         }
         if self.writer_batch == 0 || self.ws_outbound_queue == 0 {
-            return bad("SWITCHBOARD_WRITER_BATCH and SWITCHBOARD_WS_OUTBOUND_QUEUE must be positive");
+            return bad(
+                "SWITCHBOARD_WRITER_BATCH and SWITCHBOARD_WS_OUTBOUND_QUEUE must be positive",
+            );
         }
         if self.max_frame_bytes < 1024 || self.max_body_bytes < 1024 {
             return bad("frame and body limits must be at least 1024 bytes");
@@ -366,6 +368,10 @@ mod tests {
     fn bad_values_name_the_variable() {
         let err = from(&[("SWITCHBOARD_HEARTBEAT", "soon")]).unwrap_err();
         assert!(err.to_string().contains("SWITCHBOARD_HEARTBEAT"));
-        assert!(from(&[("SWITCHBOARD_CLIENT_TIMEOUT", "1"), ("SWITCHBOARD_HEARTBEAT", "2")]).is_err());
+        assert!(from(&[
+            ("SWITCHBOARD_CLIENT_TIMEOUT", "1"),
+            ("SWITCHBOARD_HEARTBEAT", "2")
+        ])
+        .is_err());
     }
 }

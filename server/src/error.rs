@@ -130,7 +130,10 @@ impl From<diesel::result::Error> for AppError {
         match err {
             Error::NotFound => Self::NotFound("not found".into()),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                Self::Conflict(format!("already exists ({})", info.constraint_name().unwrap_or("unique")))
+                Self::Conflict(format!(
+                    "already exists ({})",
+                    info.constraint_name().unwrap_or("unique")
+                ))
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(format!("database connection lost: {}", info.message()))
@@ -140,7 +143,9 @@ impl From<diesel::result::Error> for AppError {
             {
                 Self::Unavailable(format!("database unavailable: {}", info.message()))
             }
-            Error::BrokenTransactionManager => Self::Unavailable("database connection broken".into()),
+            Error::BrokenTransactionManager => {
+                Self::Unavailable("database connection broken".into())
+            }
             other => Self::Internal(format!("database: {other}")),
         }
     }
@@ -171,10 +176,12 @@ impl From<actix_web::error::JsonPayloadError> for AppError {
     fn from(err: actix_web::error::JsonPayloadError) -> Self {
         use actix_web::error::JsonPayloadError as E;
         match err {
-            E::OverflowKnownLength { length, limit } => {
-                Self::PayloadTooLarge(format!("body of {length} bytes is over the {limit}-byte limit"))
+            E::OverflowKnownLength { length, limit } => Self::PayloadTooLarge(format!(
+                "body of {length} bytes is over the {limit}-byte limit"
+            )),
+            E::Overflow { limit } => {
+                Self::PayloadTooLarge(format!("body is over the {limit}-byte limit"))
             }
-            E::Overflow { limit } => Self::PayloadTooLarge(format!("body is over the {limit}-byte limit")),
             E::ContentType => Self::BadRequest("expected Content-Type: application/json".into()),
             E::Deserialize(e) => Self::BadRequest(format!("invalid JSON: {e}")),
             E::Payload(e) => Self::BadRequest(format!("could not read body: {e}")),
@@ -211,7 +218,11 @@ mod tests {
             (AppError::Validation("x".into()), 400, "validation"),
             (AppError::InvalidCredentials, 401, "invalid_credentials"),
             (AppError::Conflict("x".into()), 409, "conflict"),
-            (AppError::PayloadTooLarge("x".into()), 413, "payload_too_large"),
+            (
+                AppError::PayloadTooLarge("x".into()),
+                413,
+                "payload_too_large",
+            ),
             (AppError::RateLimited, 429, "rate_limited"),
             (AppError::Unavailable("x".into()), 503, "unavailable"),
         ];

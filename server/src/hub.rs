@@ -23,7 +23,9 @@ use parking_lot::RwLock;
 
 use crate::actors::agent::AgentActor;
 use crate::actors::conversation::ConversationActor;
-use crate::actors::messages::{AttachSession, CloseSession, Deliver, DeliverToAgent, DetachSession, SetPresence};
+use crate::actors::messages::{
+    AttachSession, CloseSession, Deliver, DeliverToAgent, DetachSession, SetPresence,
+};
 use crate::actors::session::SessionRef;
 use crate::bus::{Audience, Bus, BusEvent};
 use crate::error::AppError;
@@ -193,7 +195,9 @@ impl Hub {
                 let mut sent: Vec<&Arc<str>> = Vec::new();
                 let team = dir.by_team.get(team_id.as_str()).into_iter().flatten();
                 for id in team.chain(dir.admins.iter()) {
-                    let Some(agent) = dir.agents.get(id) else { continue };
+                    let Some(agent) = dir.agents.get(id) else {
+                        continue;
+                    };
                     if agent.info.role.supervises() && !sent.contains(&id) {
                         sent.push(id);
                         agent.addr.do_send(DeliverToAgent {
@@ -317,14 +321,21 @@ impl Hub {
     /// # Errors
     /// [`AppError::NotFound`] for an unknown conversation; [`AppError::Unavailable`]
     /// when the database is down.
-    pub async fn conversation(&self, state: &AppState, id: &str) -> Result<Addr<ConversationActor>, AppError> {
+    pub async fn conversation(
+        &self,
+        state: &AppState,
+        id: &str,
+    ) -> Result<Addr<ConversationActor>, AppError> {
         if let Some(addr) = self.conversations.get(id).map(|a| a.clone()) {
             if addr.connected() {
                 return Ok(addr);
             }
         }
         let owned = id.to_string();
-        let meta = state.db.run(move |c| conversations::meta(c, &owned)).await?;
+        let meta = state
+            .db
+            .run(move |c| conversations::meta(c, &owned))
+            .await?;
         let key: Arc<str> = Arc::from(id);
         let addr = match self.conversations.entry(key.clone()) {
             Entry::Occupied(e) if e.get().connected() => e.get().clone(),
@@ -368,7 +379,8 @@ impl Hub {
     /// Removes a conversation actor from the registry if `addr` is still the one
     /// registered (called by the actor when it idles out).
     pub fn retire_conversation(&self, id: &str, addr: &Addr<ConversationActor>) {
-        self.conversations.remove_if(id, |_, current| current == addr);
+        self.conversations
+            .remove_if(id, |_, current| current == addr);
     }
 
     /// Running conversation actors on this node.

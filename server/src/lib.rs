@@ -56,7 +56,9 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,7 +82,8 @@ impl ShutdownHandle {
     /// `shutdown_timeout`), then commits everything queued in the message writer.
     pub async fn shutdown(&self) {
         tracing::info!("shutting down");
-        self.hub.close_all_sessions(1012, "server restarting; reconnect and resume");
+        self.hub
+            .close_all_sessions(1012, "server restarting; reconnect and resume");
         self.server.stop(true).await;
         self.writer.shutdown().await;
     }
@@ -164,7 +167,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .wrap(http::compress())
             .wrap(http::default_headers())
             .wrap_fn(http::access_log)
-            .wrap(middleware::NormalizePath::new(middleware::TrailingSlash::Trim))
+            .wrap(middleware::NormalizePath::new(
+                middleware::TrailingSlash::Trim,
+            ))
             .configure(|cfg| http::configure(cfg, &app_state))
     })
     .disable_signals()

@@ -280,7 +280,9 @@ pub fn validate_body(body: &str) -> Result<String, AppError> {
         )));
     }
     if trimmed.contains('\0') {
-        return Err(AppError::Validation("body must not contain NUL characters".into()));
+        return Err(AppError::Validation(
+            "body must not contain NUL characters".into(),
+        ));
     }
     Ok(trimmed.to_string())
 }

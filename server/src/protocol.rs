@@ -83,7 +83,9 @@ pub enum ClientFrame {
     Ping,
 }
 
-const KNOWN_TYPES: [&str; 7] = ["auth", "send", "typing", "read", "resume", "presence", "ping"];
+const KNOWN_TYPES: [&str; 7] = [
+    "auth", "send", "typing", "read", "resume", "presence", "ping",
+];
 
 /// Why a frame could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,7 +262,9 @@ impl ServerFrame {
             Ok(s) => ByteString::from(s),
             Err(e) => {
                 tracing::error!(error = %e, "frame serialisation failed");
-                ByteString::from_static(r#"{"type":"error","code":"internal","message":"internal error"}"#)
+                ByteString::from_static(
+                    r#"{"type":"error","code":"internal","message":"internal error"}"#,
+                )
             }
         }
     }
@@ -282,14 +286,20 @@ mod tests {
     #[test]
     fn parses_every_client_frame() {
         assert_eq!(
-            ClientFrame::parse(r#"{"type":"send","conversation_id":"c","client_msg_id":"m1","body":"hi"}"#).unwrap(),
+            ClientFrame::parse(
+                r#"{"type":"send","conversation_id":"c","client_msg_id":"m1","body":"hi"}"#
+            )
+            .unwrap(),
             ClientFrame::Send {
                 conversation_id: Some("c".into()),
                 client_msg_id: "m1".into(),
                 body: "hi".into()
             }
         );
-        assert_eq!(ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
         assert!(matches!(
             ClientFrame::parse(r#"{"type":"resume","cursors":{"c":3}}"#).unwrap(),
             ClientFrame::Resume { .. }
@@ -306,17 +316,27 @@ mod tests {
     fn tells_bad_frames_from_unknown_types() {
         assert_eq!(ClientFrame::parse("{nope").unwrap_err().code, "bad_frame");
         assert_eq!(ClientFrame::parse("[1,2]").unwrap_err().code, "bad_frame");
-        assert_eq!(ClientFrame::parse(r#"{"kind":"send"}"#).unwrap_err().code, "bad_frame");
+        assert_eq!(
+            ClientFrame::parse(r#"{"kind":"send"}"#).unwrap_err().code,
+            "bad_frame"
+        );
         let e = ClientFrame::parse(r#"{"type":"dance"}"#).unwrap_err();
-        assert_eq!((e.code, e.frame_type.as_deref()), ("unknown_type", Some("dance")));
+        assert_eq!(
+            (e.code, e.frame_type.as_deref()),
+            ("unknown_type", Some("dance"))
+        );
         let e = ClientFrame::parse(r#"{"type":"send","body":"x"}"#).unwrap_err();
-        assert_eq!((e.code, e.frame_type.as_deref()), ("bad_frame", Some("send")));
+        assert_eq!(
+            (e.code, e.frame_type.as_deref()),
+            ("bad_frame", Some("send"))
+        );
         assert!(e.message.contains("client_msg_id"));
     }
 
     #[test]
     fn server_frames_are_tagged() {
-        let s = ServerFrame::error("validation", "body must not be empty", Some("m1".into())).encode();
+        let s =
+            ServerFrame::error("validation", "body must not be empty", Some("m1".into())).encode();
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["ref"], "m1");

@@ -48,7 +48,9 @@ impl RateLimits {
     /// # Errors
     /// [`AppError::RateLimited`] past the limit.
     pub fn widget(&self, ip: IpAddr) -> Result<(), AppError> {
-        self.widget.check_key(&ip).map_err(|_| AppError::RateLimited)
+        self.widget
+            .check_key(&ip)
+            .map_err(|_| AppError::RateLimited)
     }
 
     /// Drops state for addresses that have been quiet long enough to be back at a

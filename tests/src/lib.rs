@@ -1,1 +1,652 @@
+//! Test harness for the end-to-end suite: starts a real Switchboard server
+//! in-process on port 0 (its own actix system on its own thread), against a fresh
+//! SQLite file or a fresh PostgreSQL database, and gives tests real HTTP and
+//! WebSocket clients.
+//!
+//! PostgreSQL: `SWITCHBOARD_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) names a database the harness connects to
+//! in order to create one fresh database per test (dropped afterwards). When the
+//! server is unreachable the PostgreSQL variants are skipped with a notice, unless
+//! `SWITCHBOARD_TEST_REQUIRE_PG=1`, which turns that into a failure (CI sets it).
+//!
+//! Timeouts here are safety nets against hangs (a test fails instead of blocking
+//! CI forever), never the thing a test asserts; they are generous on purpose.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use switchboard::config::{DatabaseTarget, Secret};
+use switchboard::{Config, ShutdownHandle};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen promptly before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The admin created by every test server.
+pub const ADMIN_EMAIL: &str = "admin@test.local";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// Which database a test server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server.
+    Postgres,
+}
+
+/// Runs a test body once per backend: generates `mod $name { fn sqlite(); fn postgres(); }`.
+/// The body gets the backend in `$backend` and starts its own server(s).
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($backend: $crate::Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if !$crate::postgres_available() {
+                    return;
+                }
+                run($crate::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Whether PostgreSQL tests should run: true when reachable; when not, false with a
+/// notice — or a panic if `SWITCHBOARD_TEST_REQUIRE_PG=1`.
+pub fn postgres_available() -> bool {
+    match PgConnection::establish(&pg_admin_url()) {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("SWITCHBOARD_TEST_REQUIRE_PG").is_ok_and(|v| v == "1") {
+                panic!("PostgreSQL required (SWITCHBOARD_TEST_REQUIRE_PG=1) but unreachable: {e}");
+            }
+            eprintln!("skipping PostgreSQL variant: {e}");
+            false
+        }
+    }
+}
+
+/// A database created for one test; dropped with it.
+#[derive(Debug)]
+pub struct PgDatabase {
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    /// Creates a fresh, empty database.
+    pub fn create() -> Self {
+        let admin = pg_admin_url();
+        let mut conn = PgConnection::establish(&admin).expect("connect to PostgreSQL");
+        let name = format!("sbt_{}", uuid::Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin);
+        Self {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// Its connection URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&pg_admin_url()) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+/// Where a test server keeps its data; shared across restarts.
+#[derive(Debug)]
+enum Storage {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgDatabase),
+}
+
+/// A running Switchboard server.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// `ws://127.0.0.1:<port>`.
+    pub ws_base: String,
+    /// Which backend it runs on.
+    pub backend: Backend,
+    /// The configuration it was started with.
+    pub config: Config,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    storage: Arc<Storage>,
+    handle: Option<ShutdownHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A logged-in agent.
+#[derive(Clone, Debug)]
+pub struct TestAgent {
+    /// Agent id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Bearer token.
+    pub token: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A widget guest.
+#[derive(Clone, Debug)]
+pub struct TestGuest {
+    /// Guest token.
+    pub token: String,
+    /// Its conversation.
+    pub conversation_id: String,
+    /// Its contact.
+    pub contact_id: String,
+}
+
+/// The config every test server starts from: port 0, known admin, generous rate
+/// limits (tests create many sessions from one address).
+pub fn base_config() -> Config {
+    let mut c = Config::default();
+    c.bind = "127.0.0.1:0".parse().expect("literal address");
+    c.admin_email = ADMIN_EMAIL.into();
+    c.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    c.rate_login_per_min = 100_000;
+    c.rate_widget_per_min = 100_000;
+    c.workers = Some(2);
+    c.db_pool_size = 8;
+    c.shutdown_timeout = Duration::from_secs(5);
+    c
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database with [`base_config`].
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server on a fresh database, letting the test adjust the config.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        let storage = match backend {
+            Backend::Sqlite => Storage::Sqlite(tempfile::tempdir().expect("temp dir")),
+            Backend::Postgres => Storage::Postgres(
+                tokio::task::spawn_blocking(PgDatabase::create)
+                    .await
+                    .expect("create db"),
+            ),
+        };
+        let mut config = base_config();
+        config.database = match &storage {
+            Storage::Sqlite(dir) => DatabaseTarget::Sqlite {
+                path: dir
+                    .path()
+                    .join("switchboard.db")
+                    .to_string_lossy()
+                    .into_owned(),
+            },
+            Storage::Postgres(db) => DatabaseTarget::Postgres {
+                url: Secret::new(db.url()),
+            },
+        };
+        adjust(&mut config);
+        Self::launch(backend, config, Arc::new(storage)).await
+    }
+
+    async fn launch(backend: Backend, config: Config, storage: Arc<Storage>) -> Self {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let server_config = config.clone();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                match switchboard::start(server_config).await {
+                    Ok(running) => {
+                        let _ = tx.send(Ok((running.local_addr(), running.shutdown_handle())));
+                        if let Err(e) = running.stopped().await {
+                            eprintln!("test server stopped with error: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        });
+        let (addr, handle) = tokio::time::timeout(PATIENCE, rx)
+            .await
+            .expect("server start timed out")
+            .expect("server thread died")
+            .unwrap_or_else(|e| panic!("server failed to start: {e}"));
+        Self {
+            base: format!("http://{addr}"),
+            ws_base: format!("ws://{addr}"),
+            backend,
+            config,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
+            storage,
+            handle: Some(handle),
+            thread: Some(thread),
+        }
+    }
+
+    /// Graceful shutdown; waits until the server thread has finished.
+    pub async fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .ok();
+        }
+    }
+
+    /// Stops and starts again on the same database (a new port).
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().expect("literal address");
+        Self::launch(self.backend, config, self.storage.clone()).await
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with an optional bearer token; returns status and JSON body (Null if none).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("GET")).await
+    }
+
+    /// POST JSON with an optional bearer token; returns status and JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("POST")).await
+    }
+
+    /// POST raw bytes as JSON content type (for malformed-body tests).
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("POST")).await
+    }
+
+    /// Logs in; returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/auth/login",
+                None,
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 200, "login failed: {body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    /// The admin's token.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates an agent with `role` in the default team and logs it in.
+    pub async fn agent(&self, role: &str) -> TestAgent {
+        let admin = self.admin_token().await;
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let email = format!("{role}-{}@test.local", &n[..8]);
+        let password = "agent-password-1".to_string();
+        let name = format!("{role} {}", &n[..4]);
+        let (status, body) = self
+            .post(
+                "/api/agents",
+                Some(&admin),
+                &json!({"email": email, "name": name, "password": password, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 201, "create agent failed: {body}");
+        let token = self.login(&email, &password).await;
+        TestAgent {
+            id: body["agent"]["id"].as_str().expect("id").to_string(),
+            email,
+            password,
+            token,
+            name,
+        }
+    }
+
+    /// Creates a widget guest (new contact and conversation).
+    pub async fn guest(&self) -> TestGuest {
+        self.guest_with(json!({"name": "Visitor", "source": "test"}))
+            .await
+    }
+
+    /// Creates a widget guest with a custom session body.
+    pub async fn guest_with(&self, body: Value) -> TestGuest {
+        let (status, body) = self.post("/api/widget/sessions", None, &body).await;
+        assert!(
+            status == 201 || status == 200,
+            "widget session failed: {status} {body}"
+        );
+        TestGuest {
+            token: body["guest_token"]
+                .as_str()
+                .expect("guest_token")
+                .to_string(),
+            conversation_id: body["conversation_id"]
+                .as_str()
+                .expect("conversation_id")
+                .to_string(),
+            contact_id: body["contact_id"].as_str().expect("contact_id").to_string(),
+        }
+    }
+
+    /// An authenticated agent socket (auth frame sent, `hello` received).
+    pub async fn ws_agent(&self, token: &str) -> Ws {
+        Ws::connect_authed(&format!("{}/ws/agent", self.ws_base), token).await
+    }
+
+    /// An authenticated guest socket.
+    pub async fn ws_guest(&self, token: &str) -> Ws {
+        Ws::connect_authed(&format!("{}/ws/guest", self.ws_base), token).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A test that panicked before `stop` still must not leave a server running
+        // into the next test's database drop; stop it on a scratch runtime.
+        if let Some(handle) = self.handle.take() {
+            // The runtime must be built and dropped off the test's async thread.
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        rt.block_on(handle.shutdown());
+                    }
+                });
+            });
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn read(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// A WebSocket client speaking the hub's JSON protocol.
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The `hello` frame (Null before authentication).
+    pub hello: Value,
+}
+
+impl Ws {
+    /// Connects without authenticating.
+    pub async fn connect(url: &str) -> Self {
+        let (stream, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect timed out")
+            .expect("websocket connect");
+        Self {
+            stream,
+            hello: Value::Null,
+        }
+    }
+
+    /// Connects with extra request headers (e.g. `Origin`, `Authorization`);
+    /// returns the HTTP status on a refused upgrade.
+    pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Self, u16> {
+        let mut req = url.into_client_request().expect("request");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                    .expect("header name"),
+                v.parse().expect("header value"),
+            );
+        }
+        match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("connect timed out")
+        {
+            Ok((stream, _)) => Ok(Self {
+                stream,
+                hello: Value::Null,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("websocket connect: {e}"),
+        }
+    }
+
+    /// Connects over a TCP socket whose receive buffer is tiny, so the server's
+    /// writes back up quickly when the test stops reading (slow-consumer tests).
+    pub async fn connect_slow_reader(url: &str, token: &str) -> Self {
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .expect("host")
+            .parse()
+            .expect("socket address");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        socket.connect(&addr.into()).expect("connect");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let tcp = TcpStream::from_std(socket.into()).expect("tokio stream");
+        let (stream, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("handshake");
+        let mut ws = Self {
+            stream,
+            hello: Value::Null,
+        };
+        ws.send_json(&json!({"type": "auth", "token": token})).await;
+        ws.hello = ws.next_of_type("hello").await;
+        ws
+    }
+
+    /// Connects, sends `auth`, waits for `hello` (panics on anything else).
+    pub async fn connect_authed(url: &str, token: &str) -> Self {
+        let mut ws = Self::connect(url).await;
+        ws.send_json(&json!({"type": "auth", "token": token})).await;
+        let hello = ws.next_json().await;
+        assert_eq!(hello["type"], "hello", "expected hello, got {hello}");
+        ws.hello = hello;
+        ws
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send_json(&mut self, v: &Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    /// Sends a text frame as is.
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends any WebSocket message.
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.stream.send(msg).await.expect("send");
+    }
+
+    /// The next data frame as JSON; pings are answered by the library. Panics on
+    /// close or after [`PATIENCE`].
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_json_or_close().await {
+            Ok(v) => v,
+            Err(close) => panic!("socket closed while waiting for a frame: {close:?}"),
+        }
+    }
+
+    /// The next data frame as JSON, or the close frame if the server closed.
+    pub async fn next_json_or_close(&mut self) -> Result<Value, Option<CloseFrame>> {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("no frame within the patience window");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(t.as_str()).expect("server frames are JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => return Err(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Skips frames until one of `kind` arrives.
+    pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next_json().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close frame.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            match self.next_json_or_close().await {
+                Ok(_) => continue,
+                Err(frame) => return frame,
+            }
+        }
+    }
+
+    /// Sends a message and waits for its `ack`; returns the ack.
+    pub async fn send_message(
+        &mut self,
+        conversation_id: &str,
+        client_msg_id: &str,
+        body: &str,
+    ) -> Value {
+        self.send_json(&json!({
+            "type": "send",
+            "conversation_id": conversation_id,
+            "client_msg_id": client_msg_id,
+            "body": body,
+        }))
+        .await;
+        loop {
+            let v = self.next_json().await;
+            if v["type"] == "ack" && v["client_msg_id"] == client_msg_id {
+                return v;
+            }
+            if v["type"] == "error" && v["ref"] == client_msg_id {
+                panic!("send {client_msg_id} failed: {v}");
+            }
+        }
+    }
+
+    /// Collects `message` frames of `conversation_id` until `count` have arrived
+    /// (other frames are skipped).
+    pub async fn collect_messages(&mut self, conversation_id: &str, count: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let v = self.next_json().await;
+            if v["type"] == "message" && v["conversation_id"] == conversation_id {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// Sends `resume` and returns every `message` frame received before `resumed`.
+    pub async fn resume(&mut self, cursors: Value) -> (Vec<Value>, Value) {
+        self.send_json(&json!({"type": "resume", "cursors": cursors}))
+            .await;
+        let mut messages = Vec::new();
+        loop {
+            let v = self.next_json().await;
+            match v["type"].as_str() {
+                Some("message") => messages.push(v),
+                Some("resumed") => return (messages, v),
+                _ => {}
+            }
+        }
+    }
+
+    /// Closes the socket politely.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// The `seq` values of a list of `message` frames.
+pub fn seqs(messages: &[Value]) -> Vec<i64> {
+    messages
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect()
+}

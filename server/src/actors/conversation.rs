@@ -21,14 +21,19 @@ use actix::prelude::*;
 use crate::auth::Principal;
 use crate::bus::{Audience, BusEvent};
 use crate::error::AppError;
-use crate::model::{validate_body, validate_client_msg_id, ConversationStatus, ConversationView, SenderKind, SenderView};
+use crate::model::{
+    validate_body, validate_client_msg_id, ConversationStatus, ConversationView, SenderKind,
+    SenderView,
+};
 use crate::protocol::{ReaderView, ServerFrame};
 use crate::state::AppState;
 use crate::store::accounts;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::NewMessage;
 
-use super::messages::{Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostMessage, Posted, SetTyping};
+use super::messages::{
+    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostMessage, Posted, SetTyping,
+};
 
 /// How often an actor checks whether it has been idle long enough to stop.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
@@ -58,7 +63,13 @@ impl ConversationActor {
         self.last_activity = Instant::now();
     }
 
-    fn publish(&self, frame: &ServerFrame, seq: Option<i64>, audience: Audience, exclude: Option<Arc<str>>) {
+    fn publish(
+        &self,
+        frame: &ServerFrame,
+        seq: Option<i64>,
+        audience: Audience,
+        exclude: Option<Arc<str>>,
+    ) {
         self.state.hub.publish(BusEvent::Conversation {
             conversation_id: self.id.clone(),
             team_id: self.meta.team_id.clone(),
@@ -126,12 +137,17 @@ impl Handler<PostMessage> for ConversationActor {
                 validate_client_msg_id(id)?;
             }
             let (sender_kind, sender_id, sender_name) = match &msg.principal {
-                Principal::Guest(g) => (SenderKind::Guest, g.contact_id.clone(), self.meta.contact_name.clone()),
+                Principal::Guest(g) => (
+                    SenderKind::Guest,
+                    g.contact_id.clone(),
+                    self.meta.contact_name.clone(),
+                ),
                 Principal::Agent(a) => (SenderKind::Agent, a.id.clone(), Some(a.name.clone())),
             };
             Ok(NewMessage {
                 conversation_id: self.id.to_string(),
-                reopen: sender_kind == SenderKind::Guest && self.meta.status == ConversationStatus::Resolved,
+                reopen: sender_kind == SenderKind::Guest
+                    && self.meta.status == ConversationStatus::Resolved,
                 sender_kind,
                 sender_id: Some(sender_id),
                 sender_name,
@@ -146,27 +162,36 @@ impl Handler<PostMessage> for ConversationActor {
         };
         self.in_flight += 1;
         let writer = self.state.writer.clone();
-        Box::pin(async move { writer.append(new).await }.into_actor(self).map(|res, act, ctx| {
-            act.in_flight -= 1;
-            act.touch();
-            let appended = res?;
-            let view = appended.message.view();
-            if !appended.duplicate {
-                if appended.reopened {
-                    act.meta.status = ConversationStatus::Open;
-                }
-                act.publish(&ServerFrame::Message(view.clone()), Some(view.seq), Audience::Participants, None);
-                // The first message makes a conversation worth listing; a reopen
-                // changes its status. Either way every inbox of the team updates.
-                if view.seq == 1 || appended.reopened {
-                    act.publish_summary(ctx);
-                }
-            }
-            Ok(Posted {
-                message: view,
-                duplicate: appended.duplicate,
-            })
-        }))
+        Box::pin(
+            async move { writer.append(new).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.in_flight -= 1;
+                    act.touch();
+                    let appended = res?;
+                    let view = appended.message.view();
+                    if !appended.duplicate {
+                        if appended.reopened {
+                            act.meta.status = ConversationStatus::Open;
+                        }
+                        act.publish(
+                            &ServerFrame::Message(view.clone()),
+                            Some(view.seq),
+                            Audience::Participants,
+                            None,
+                        );
+                        // The first message makes a conversation worth listing; a reopen
+                        // changes its status. Either way every inbox of the team updates.
+                        if view.seq == 1 || appended.reopened {
+                            act.publish_summary(ctx);
+                        }
+                    }
+                    Ok(Posted {
+                        message: view,
+                        duplicate: appended.duplicate,
+                    })
+                }),
+        )
     }
 }
 
@@ -212,7 +237,9 @@ impl Handler<MarkRead> for ConversationActor {
             return Box::pin(fut::ready(Err(e)));
         }
         if msg.seq < 1 {
-            return Box::pin(fut::ready(Err(AppError::Validation("seq must be at least 1".into()))));
+            return Box::pin(fut::ready(Err(AppError::Validation(
+                "seq must be at least 1".into(),
+            ))));
         }
         self.touch();
         let (side, reader) = match &msg.principal {
@@ -234,7 +261,12 @@ impl Handler<MarkRead> for ConversationActor {
         let state = self.state.clone();
         let id = self.id.to_string();
         let seq = msg.seq;
-        let fut = async move { state.db.run(move |c| conversations::mark_read(c, &id, side, seq)).await };
+        let fut = async move {
+            state
+                .db
+                .run(move |c| conversations::mark_read(c, &id, side, seq))
+                .await
+        };
         Box::pin(fut.into_actor(self).map(move |res, act, _| {
             let stored = res?;
             // Relay only what moved the marker; a stale or future seq is ignored.
@@ -279,12 +311,15 @@ impl Handler<ChangeAssignee> for ConversationActor {
                 let taking_for_self = msg.agent_id.as_deref() == Some(actor.id.as_str());
                 if !taking_for_self {
                     return Err(AppError::Forbidden(
-                        "agents may only assign conversations to themselves; ask a team lead".into(),
+                        "agents may only assign conversations to themselves; ask a team lead"
+                            .into(),
                     ));
                 }
                 if let Some(current) = &self.meta.assignee_id {
                     if current != &actor.id {
-                        return Err(AppError::Conflict("someone else already has this conversation".into()));
+                        return Err(AppError::Conflict(
+                            "someone else already has this conversation".into(),
+                        ));
                     }
                 }
             }
@@ -303,17 +338,24 @@ impl Handler<ChangeAssignee> for ConversationActor {
                 .db
                 .run(move |c| {
                     if let Some(agent_id) = &target {
-                        let agent = accounts::active_agent(c, agent_id)
-                            .map_err(|_| AppError::Validation(format!("no active agent {agent_id}")))?;
+                        let agent = accounts::active_agent(c, agent_id).map_err(|_| {
+                            AppError::Validation(format!("no active agent {agent_id}"))
+                        })?;
                         if !agent.can_access_team(&team_id) {
-                            return Err(AppError::Validation(format!("{} is not in this conversation's team", agent.name)));
+                            return Err(AppError::Validation(format!(
+                                "{} is not in this conversation's team",
+                                agent.name
+                            )));
                         }
                     }
                     if expected == target {
                         return conversations::summary(c, &id);
                     }
-                    if !conversations::set_assignee(c, &id, expected.as_deref(), target.as_deref())? {
-                        return Err(AppError::Conflict("the assignment changed meanwhile; reload and retry".into()));
+                    if !conversations::set_assignee(c, &id, expected.as_deref(), target.as_deref())?
+                    {
+                        return Err(AppError::Conflict(
+                            "the assignment changed meanwhile; reload and retry".into(),
+                        ));
                     }
                     conversations::summary(c, &id)
                 })
@@ -337,7 +379,14 @@ impl Handler<ChangeAssignee> for ConversationActor {
                     agent_id: view.assignee_id.clone(),
                 };
                 act.publish(&assigned, None, Audience::Team, None);
-                act.publish(&ServerFrame::Conversation { conversation: view.clone() }, None, Audience::Team, None);
+                act.publish(
+                    &ServerFrame::Conversation {
+                        conversation: view.clone(),
+                    },
+                    None,
+                    Audience::Team,
+                    None,
+                );
             }
             Ok(view)
         }))
@@ -370,7 +419,14 @@ impl Handler<ChangeStatus> for ConversationActor {
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             let view = res?;
             act.meta.status = view.status;
-            act.publish(&ServerFrame::Conversation { conversation: view.clone() }, None, Audience::Team, None);
+            act.publish(
+                &ServerFrame::Conversation {
+                    conversation: view.clone(),
+                },
+                None,
+                Audience::Team,
+                None,
+            );
             Ok(view)
         }))
     }

@@ -193,11 +193,22 @@ impl SessionActor {
         ctx.text(frame.encode());
     }
 
-    fn send_error(&self, ctx: &mut ws::WebsocketContext<Self>, code: &str, message: impl Into<String>, reference: Option<String>) {
+    fn send_error(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: &str,
+        message: impl Into<String>,
+        reference: Option<String>,
+    ) {
         self.send_frame(ctx, &ServerFrame::error(code, message, reference));
     }
 
-    fn send_app_error(&self, ctx: &mut ws::WebsocketContext<Self>, err: &AppError, reference: Option<String>) {
+    fn send_app_error(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        err: &AppError,
+        reference: Option<String>,
+    ) {
         if matches!(err, AppError::Internal(_) | AppError::Unavailable(_)) {
             tracing::warn!(session = %self.id, error = ?err, "frame failed");
         }
@@ -247,7 +258,9 @@ impl SessionActor {
                     let meta = match state.hub.ask(&state, &g.conversation_id, ask).await {
                         Ok(Ok(meta)) => meta,
                         Ok(Err(AppError::NotFound(_))) | Err(AppError::NotFound(_)) => {
-                            return Err(AppError::Unauthorized("this guest session no longer exists".into()))
+                            return Err(AppError::Unauthorized(
+                                "this guest session no longer exists".into(),
+                            ))
                         }
                         Ok(Err(e)) | Err(e) => return Err(e),
                     };
@@ -281,7 +294,12 @@ impl SessionActor {
         }));
     }
 
-    fn on_authenticated(&mut self, principal: Principal, you: You, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_authenticated(
+        &mut self,
+        principal: Principal,
+        you: You,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let queued = match std::mem::replace(&mut self.auth, Auth::Ready(principal.clone())) {
             Auth::Pending { queued } => queued,
             _ => Vec::new(),
@@ -289,7 +307,9 @@ impl SessionActor {
         match &principal {
             Principal::Agent(info) => {
                 let me = self.session_ref(ctx);
-                self.state.hub.attach_agent_session(&self.state, info.clone(), me);
+                self.state
+                    .hub
+                    .attach_agent_session(&self.state, info.clone(), me);
             }
             Principal::Guest(g) => {
                 self.watch(Arc::from(g.conversation_id.as_str()), ctx);
@@ -301,7 +321,8 @@ impl SessionActor {
             &ServerFrame::Hello {
                 session_id: self.id.to_string(),
                 you,
-                heartbeat_ms: u64::try_from(self.state.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+                heartbeat_ms: u64::try_from(self.state.config.heartbeat.as_millis())
+                    .unwrap_or(u64::MAX),
             },
         );
         for frame in queued {
@@ -316,7 +337,10 @@ impl SessionActor {
             self.send_error(
                 ctx,
                 "frame_too_large",
-                format!("frames are limited to {} bytes", self.state.config.max_frame_bytes),
+                format!(
+                    "frames are limited to {} bytes",
+                    self.state.config.max_frame_bytes
+                ),
                 None,
             );
             return;
@@ -333,17 +357,32 @@ impl SessionActor {
                 ClientFrame::Auth { token } => self.authenticate(token, ctx),
                 ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong),
                 _ => {
-                    self.send_error(ctx, "unauthorized", "send {\"type\":\"auth\",\"token\":…} first", None);
+                    self.send_error(
+                        ctx,
+                        "unauthorized",
+                        "send {\"type\":\"auth\",\"token\":…} first",
+                        None,
+                    );
                     self.close(ctx, 1008, "not authenticated");
                 }
             },
             Auth::Pending { queued } => match frame {
                 ClientFrame::Auth { .. } => {
-                    self.send_error(ctx, "bad_frame", "already authenticating", Some("auth".into()));
+                    self.send_error(
+                        ctx,
+                        "bad_frame",
+                        "already authenticating",
+                        Some("auth".into()),
+                    );
                 }
                 other if queued.len() < MAX_QUEUED_BEFORE_AUTH => queued.push(other),
                 _ => {
-                    self.send_error(ctx, "bad_frame", "too many frames before authentication finished", None);
+                    self.send_error(
+                        ctx,
+                        "bad_frame",
+                        "too many frames before authentication finished",
+                        None,
+                    );
                 }
             },
             Auth::Ready(principal) => {
@@ -361,10 +400,20 @@ impl SessionActor {
         })
     }
 
-    fn dispatch(&mut self, principal: Principal, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+    fn dispatch(
+        &mut self,
+        principal: Principal,
+        frame: ClientFrame,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         match frame {
             ClientFrame::Auth { .. } => {
-                self.send_error(ctx, "bad_frame", "already authenticated", Some("auth".into()));
+                self.send_error(
+                    ctx,
+                    "bad_frame",
+                    "already authenticated",
+                    Some("auth".into()),
+                );
             }
             ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong),
             ClientFrame::Send {
@@ -373,9 +422,17 @@ impl SessionActor {
                 body,
             } => match self.target(&principal, conversation_id) {
                 Some(conv) => self.on_send(principal, conv, client_msg_id, body, ctx),
-                None => self.send_error(ctx, "validation", "conversation_id is required", Some(client_msg_id)),
+                None => self.send_error(
+                    ctx,
+                    "validation",
+                    "conversation_id is required",
+                    Some(client_msg_id),
+                ),
             },
-            ClientFrame::Typing { conversation_id, on } => match self.target(&principal, conversation_id) {
+            ClientFrame::Typing {
+                conversation_id,
+                on,
+            } => match self.target(&principal, conversation_id) {
                 Some(conv) => {
                     let msg = SetTyping {
                         principal,
@@ -384,25 +441,48 @@ impl SessionActor {
                     };
                     self.ask_conversation(conv, msg, "typing", ctx);
                 }
-                None => self.send_error(ctx, "validation", "conversation_id is required", Some("typing".into())),
+                None => self.send_error(
+                    ctx,
+                    "validation",
+                    "conversation_id is required",
+                    Some("typing".into()),
+                ),
             },
-            ClientFrame::Read { conversation_id, seq } => match self.target(&principal, conversation_id) {
+            ClientFrame::Read {
+                conversation_id,
+                seq,
+            } => match self.target(&principal, conversation_id) {
                 Some(conv) => self.ask_conversation(conv, MarkRead { principal, seq }, "read", ctx),
-                None => self.send_error(ctx, "validation", "conversation_id is required", Some("read".into())),
+                None => self.send_error(
+                    ctx,
+                    "validation",
+                    "conversation_id is required",
+                    Some("read".into()),
+                ),
             },
             ClientFrame::Resume { cursors } => self.on_resume(principal, cursors, ctx),
             ClientFrame::Presence { status } => match &principal {
                 Principal::Agent(a) => self.state.hub.set_presence(&a.id, status),
                 Principal::Guest(_) => {
-                    self.send_error(ctx, "forbidden", "presence is for agents", Some("presence".into()));
+                    self.send_error(
+                        ctx,
+                        "forbidden",
+                        "presence is for agents",
+                        Some("presence".into()),
+                    );
                 }
             },
         }
     }
 
     /// Sends a fire-and-forget request to a conversation; only failures are reported.
-    fn ask_conversation<M>(&mut self, conv: String, msg: M, what: &'static str, ctx: &mut ws::WebsocketContext<Self>)
-    where
+    fn ask_conversation<M>(
+        &mut self,
+        conv: String,
+        msg: M,
+        what: &'static str,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) where
         M: Message<Result = Result<(), AppError>> + Send + Clone + 'static,
         crate::actors::conversation::ConversationActor: Handler<M>,
     {
@@ -461,7 +541,13 @@ impl SessionActor {
 
     // ---- exactly-once delivery -----------------------------------------------
 
-    fn deliver_seq(&mut self, conv: Arc<str>, seq: i64, frame: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+    fn deliver_seq(
+        &mut self,
+        conv: Arc<str>,
+        seq: i64,
+        frame: ByteString,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let cursor = self.cursors.entry(conv.clone()).or_insert_with(|| Cursor {
             // First sight of this conversation: start here, the client loads history
             // over HTTP or with `resume`.
@@ -502,8 +588,15 @@ impl SessionActor {
         }));
     }
 
-    fn apply_fetched(&mut self, conv: &Arc<str>, fetched: Vec<MessageView>, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(cursor) = self.cursors.get_mut(conv) else { return };
+    fn apply_fetched(
+        &mut self,
+        conv: &Arc<str>,
+        fetched: Vec<MessageView>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(cursor) = self.cursors.get_mut(conv) else {
+            return;
+        };
         for m in fetched {
             if m.seq <= cursor.last_sent {
                 continue;
@@ -521,7 +614,12 @@ impl SessionActor {
         drain(cursor, ctx);
     }
 
-    fn on_resume(&mut self, principal: Principal, cursors: BTreeMap<String, i64>, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_resume(
+        &mut self,
+        principal: Principal,
+        cursors: BTreeMap<String, i64>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         if cursors.len() > MAX_RESUME_CONVERSATIONS {
             self.send_error(
                 ctx,
@@ -546,53 +644,57 @@ impl SessionActor {
             }
             (allowed, denied)
         };
-        ctx.spawn(authorize.into_actor(self).map(|(allowed, denied), act, ctx| {
-            for (conv, e) in denied {
-                act.send_app_error(ctx, &e, Some(conv));
-            }
-            // Watch first, then read: anything committed meanwhile either is in the
-            // read or arrives live and waits in `pending` until the read is applied.
-            let mut keys = Vec::with_capacity(allowed.len());
-            for (conv, last) in allowed {
-                let key: Arc<str> = Arc::from(conv.as_str());
-                let cursor = act.cursors.entry(key.clone()).or_insert_with(|| Cursor {
-                    last_sent: last,
-                    pending: BTreeMap::new(),
-                    fetching: false,
-                });
-                cursor.last_sent = last;
-                cursor.fetching = true;
-                act.watch(key.clone(), ctx);
-                keys.push((key, last));
-            }
-            let state = act.state.clone();
-            let fetch = async move {
-                let mut out = Vec::with_capacity(keys.len());
-                for (key, last) in keys {
-                    let res = fetch_after(&state, key.to_string(), last).await;
-                    out.push((key, res));
-                }
-                out
-            };
-            ctx.spawn(fetch.into_actor(act).map(|results, act, ctx| {
-                let mut now = BTreeMap::new();
-                for (key, res) in results {
-                    match res {
-                        Ok(messages) => act.apply_fetched(&key, messages, ctx),
-                        Err(e) => {
-                            if let Some(cursor) = act.cursors.get_mut(&key) {
-                                cursor.fetching = false;
-                            }
-                            act.send_app_error(ctx, &e, Some(key.to_string()));
+        ctx.spawn(
+            authorize
+                .into_actor(self)
+                .map(|(allowed, denied), act, ctx| {
+                    for (conv, e) in denied {
+                        act.send_app_error(ctx, &e, Some(conv));
+                    }
+                    // Watch first, then read: anything committed meanwhile either is in the
+                    // read or arrives live and waits in `pending` until the read is applied.
+                    let mut keys = Vec::with_capacity(allowed.len());
+                    for (conv, last) in allowed {
+                        let key: Arc<str> = Arc::from(conv.as_str());
+                        let cursor = act.cursors.entry(key.clone()).or_insert_with(|| Cursor {
+                            last_sent: last,
+                            pending: BTreeMap::new(),
+                            fetching: false,
+                        });
+                        cursor.last_sent = last;
+                        cursor.fetching = true;
+                        act.watch(key.clone(), ctx);
+                        keys.push((key, last));
+                    }
+                    let state = act.state.clone();
+                    let fetch = async move {
+                        let mut out = Vec::with_capacity(keys.len());
+                        for (key, last) in keys {
+                            let res = fetch_after(&state, key.to_string(), last).await;
+                            out.push((key, res));
                         }
-                    }
-                    if let Some(cursor) = act.cursors.get(&key) {
-                        now.insert(key.to_string(), cursor.last_sent);
-                    }
-                }
-                act.send_frame(ctx, &ServerFrame::Resumed { cursors: now });
-            }));
-        }));
+                        out
+                    };
+                    ctx.spawn(fetch.into_actor(act).map(|results, act, ctx| {
+                        let mut now = BTreeMap::new();
+                        for (key, res) in results {
+                            match res {
+                                Ok(messages) => act.apply_fetched(&key, messages, ctx),
+                                Err(e) => {
+                                    if let Some(cursor) = act.cursors.get_mut(&key) {
+                                        cursor.fetching = false;
+                                    }
+                                    act.send_app_error(ctx, &e, Some(key.to_string()));
+                                }
+                            }
+                            if let Some(cursor) = act.cursors.get(&key) {
+                                now.insert(key.to_string(), cursor.last_sent);
+                            }
+                        }
+                        act.send_frame(ctx, &ServerFrame::Resumed { cursors: now });
+                    }));
+                }),
+        );
     }
 
     // ---- heartbeat --------------------------------------------------------------
@@ -627,14 +729,19 @@ fn drain(cursor: &mut Cursor, ctx: &mut ws::WebsocketContext<SessionActor>) {
 }
 
 /// Every message of a conversation after `after`, ascending, read page by page.
-async fn fetch_after(state: &AppState, conversation_id: String, after: i64) -> Result<Vec<MessageView>, AppError> {
+async fn fetch_after(
+    state: &AppState,
+    conversation_id: String,
+    after: i64,
+) -> Result<Vec<MessageView>, AppError> {
     state
         .db
         .run(move |c| {
             let mut out = Vec::new();
             let mut from = after;
             loop {
-                let (rows, more) = messages::page(c, &conversation_id, Page::After(from), REPLAY_PAGE)?;
+                let (rows, more) =
+                    messages::page(c, &conversation_id, Page::After(from), REPLAY_PAGE)?;
                 if let Some(last) = rows.last() {
                     from = last.seq;
                 }
@@ -688,7 +795,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
         let msg = match item {
             Ok(msg) => msg,
             Err(ws::ProtocolError::Overflow) => {
-                self.send_error(ctx, "frame_too_large", "frame too large to read; closing", None);
+                self.send_error(
+                    ctx,
+                    "frame_too_large",
+                    "frame too large to read; closing",
+                    None,
+                );
                 self.close(ctx, 1009, "frame too large");
                 return;
             }
@@ -706,7 +818,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
         match msg {
             ws::Message::Text(text) => self.handle_text(&text, ctx),
             ws::Message::Binary(_) => {
-                self.send_error(ctx, "unsupported_frame", "binary frames are not supported; send JSON text", None);
+                self.send_error(
+                    ctx,
+                    "unsupported_frame",
+                    "binary frames are not supported; send JSON text",
+                    None,
+                );
             }
             ws::Message::Ping(payload) => ctx.pong(&payload),
             ws::Message::Pong(_) | ws::Message::Nop => {}
@@ -736,17 +853,29 @@ impl SessionActor {
             }
             Item::FirstBinary(_) => {
                 self.fragment = Some(Fragment::Skip);
-                self.send_error(ctx, "unsupported_frame", "binary frames are not supported; send JSON text", None);
+                self.send_error(
+                    ctx,
+                    "unsupported_frame",
+                    "binary frames are not supported; send JSON text",
+                    None,
+                );
                 return;
             }
             Item::Continue(bytes) => (bytes, false),
             Item::Last(bytes) => (bytes, true),
         };
         match &mut self.fragment {
-            Some(Fragment::Text(buf)) if buf.len() + bytes.len() <= limit => buf.extend_from_slice(&bytes),
+            Some(Fragment::Text(buf)) if buf.len() + bytes.len() <= limit => {
+                buf.extend_from_slice(&bytes)
+            }
             Some(Fragment::Text(_)) => {
                 self.fragment = (!last).then_some(Fragment::Skip);
-                self.send_error(ctx, "frame_too_large", format!("frames are limited to {limit} bytes"), None);
+                self.send_error(
+                    ctx,
+                    "frame_too_large",
+                    format!("frames are limited to {limit} bytes"),
+                    None,
+                );
                 return;
             }
             Some(Fragment::Skip) => {
@@ -756,7 +885,12 @@ impl SessionActor {
                 return;
             }
             None => {
-                self.send_error(ctx, "bad_frame", "continuation frame without a first fragment", None);
+                self.send_error(
+                    ctx,
+                    "bad_frame",
+                    "continuation frame without a first fragment",
+                    None,
+                );
                 return;
             }
         }
@@ -764,7 +898,9 @@ impl SessionActor {
             if let Some(Fragment::Text(buf)) = self.fragment.take() {
                 match String::from_utf8(buf) {
                     Ok(text) => self.handle_text(&text, ctx),
-                    Err(_) => self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None),
+                    Err(_) => {
+                        self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None)
+                    }
                 }
             }
         }

@@ -55,7 +55,9 @@ fn validate_email(email: &str) -> Result<String, AppError> {
 fn validate_name(name: &str) -> Result<String, AppError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::Validation("name must be 1 to 100 characters".into()));
+        return Err(AppError::Validation(
+            "name must be 1 to 100 characters".into(),
+        ));
     }
     Ok(name.to_string())
 }
@@ -105,13 +107,25 @@ async fn create_agent(
     Ok(HttpResponse::Created().json(json!({"agent": info.view()})))
 }
 
-async fn list_agents(state: web::Data<AppState>, AuthAgent(viewer): AuthAgent) -> Result<HttpResponse, AppError> {
-    let agents = state.db.run(move |c| accounts::list_agents(c, &viewer)).await?;
+async fn list_agents(
+    state: web::Data<AppState>,
+    AuthAgent(viewer): AuthAgent,
+) -> Result<HttpResponse, AppError> {
+    let agents = state
+        .db
+        .run(move |c| accounts::list_agents(c, &viewer))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"agents": agents})))
 }
 
-async fn list_teams(state: web::Data<AppState>, AuthAgent(viewer): AuthAgent) -> Result<HttpResponse, AppError> {
-    let teams = state.db.run(move |c| accounts::list_teams(c, &viewer)).await?;
+async fn list_teams(
+    state: web::Data<AppState>,
+    AuthAgent(viewer): AuthAgent,
+) -> Result<HttpResponse, AppError> {
+    let teams = state
+        .db
+        .run(move |c| accounts::list_teams(c, &viewer))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"teams": teams})))
 }
 
@@ -131,13 +145,18 @@ async fn create_team(
     let name = validate_name(&name)?;
     let slug_ok = !slug.is_empty()
         && slug.len() <= 48
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !slug_ok {
         return Err(AppError::Validation(
             "slug must be 1 to 48 characters of a-z, 0-9 and -".into(),
         ));
     }
-    let team = state.db.run(move |c| accounts::create_team(c, &name, &slug)).await?;
+    let team = state
+        .db
+        .run(move |c| accounts::create_team(c, &name, &slug))
+        .await?;
     Ok(HttpResponse::Created().json(json!({"team": team})))
 }
 
@@ -158,7 +177,8 @@ async fn add_member(
     state
         .db
         .run(move |c| {
-            accounts::active_agent(c, &agent_id).map_err(|_| AppError::NotFound(format!("no agent {agent_id}")))?;
+            accounts::active_agent(c, &agent_id)
+                .map_err(|_| AppError::NotFound(format!("no agent {agent_id}")))?;
             accounts::add_member(c, &team_id, &agent_id)
         })
         .await?;
@@ -171,7 +191,10 @@ mod tests {
 
     #[test]
     fn emails_are_checked_loosely() {
-        assert_eq!(validate_email(" Sarah@Example.com ").unwrap(), "sarah@example.com");
+        assert_eq!(
+            validate_email(" Sarah@Example.com ").unwrap(),
+            "sarah@example.com"
+        );
         for bad in ["", "no-at", "@x.com", "a@b", "a b@c.com", "a@b@c.com"] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }

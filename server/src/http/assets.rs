@@ -32,7 +32,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 const INBOX_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-fn serve(file: Option<rust_embed::EmbeddedFile>, path: &str, req: &HttpRequest) -> Result<HttpResponse, AppError> {
+fn serve(
+    file: Option<rust_embed::EmbeddedFile>,
+    path: &str,
+    req: &HttpRequest,
+) -> Result<HttpResponse, AppError> {
     let file = file.ok_or_else(|| AppError::NotFound(format!("no file {path}")))?;
     let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..12]));
     if req
@@ -58,7 +62,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn clean(path: &str) -> Result<&str, AppError> {
-    if path.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
+    if path
+        .split('/')
+        .any(|seg| seg == ".." || seg.starts_with('.'))
+    {
         return Err(AppError::NotFound("no such file".into()));
     }
     Ok(path)

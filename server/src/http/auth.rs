@@ -20,10 +20,17 @@ struct Login {
     password: String,
 }
 
-async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> Result<HttpResponse, AppError> {
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Login>,
+) -> Result<HttpResponse, AppError> {
     state.limits.login(super::client_ip(&req))?;
     let Login { email, password } = body.into_inner();
-    let row = state.db.run(move |c| accounts::agent_by_email(c, &email)).await?;
+    let row = state
+        .db
+        .run(move |c| accounts::agent_by_email(c, &email))
+        .await?;
     // argon2 is deliberately slow: verify on the blocking pool, and spend the same
     // time for unknown emails so timing does not reveal which emails exist.
     let verified = tokio::task::spawn_blocking(move || match row {

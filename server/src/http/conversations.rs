@@ -34,7 +34,9 @@ fn limit(value: Option<i64>) -> Result<i64, AppError> {
     match value {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(AppError::Validation(format!("limit must be 1 to {MAX_LIMIT}"))),
+        Some(_) => Err(AppError::Validation(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        ))),
     }
 }
 
@@ -76,20 +78,34 @@ async fn list(
         q: query.q.map(|q| q.chars().take(100).collect()),
         limit: limit(query.limit)?,
     };
-    let list = state.db.run(move |c| conversations::list(c, &filter)).await?;
+    let list = state
+        .db
+        .run(move |c| conversations::list(c, &filter))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"conversations": list})))
 }
 
 /// Loads a conversation's routing facts and checks `principal` may see it.
-async fn authorize_read(state: &AppState, principal: &Principal, id: String) -> Result<(), AppError> {
+async fn authorize_read(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+) -> Result<(), AppError> {
     let meta = state.db.run(move |c| conversations::meta(c, &id)).await?;
     check_access(principal, &meta)
 }
 
-async fn get(state: web::Data<AppState>, principal: Principal, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+async fn get(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     authorize_read(&state, &principal, id.clone()).await?;
-    let view = state.db.run(move |c| conversations::summary(c, &id)).await?;
+    let view = state
+        .db
+        .run(move |c| conversations::summary(c, &id))
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -108,15 +124,26 @@ async fn history(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let page = match (query.after_seq, query.before_seq) {
-        (Some(_), Some(_)) => return Err(AppError::Validation("give after_seq or before_seq, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(AppError::Validation(
+                "give after_seq or before_seq, not both".into(),
+            ))
+        }
         (Some(after), None) if after >= 0 => Page::After(after),
         (None, Some(before)) if before >= 1 => Page::Before(before),
         (None, None) => Page::Latest,
-        _ => return Err(AppError::Validation("after_seq must be ≥ 0 and before_seq ≥ 1".into())),
+        _ => {
+            return Err(AppError::Validation(
+                "after_seq must be ≥ 0 and before_seq ≥ 1".into(),
+            ))
+        }
     };
     let limit = limit(query.limit)?;
     authorize_read(&state, &principal, id.clone()).await?;
-    let (rows, has_more) = state.db.run(move |c| messages::page(c, &id, page, limit)).await?;
+    let (rows, has_more) = state
+        .db
+        .run(move |c| messages::page(c, &id, page, limit))
+        .await?;
     let messages: Vec<_> = rows.into_iter().map(messages::MessageRow::view).collect();
     Ok(HttpResponse::Ok().json(json!({"messages": messages, "has_more": has_more})))
 }
@@ -135,7 +162,10 @@ async fn post_message(
     body: web::Json<PostBody>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let PostBody { body, client_msg_id } = body.into_inner();
+    let PostBody {
+        body,
+        client_msg_id,
+    } = body.into_inner();
     let msg = PostMessage {
         principal,
         client_msg_id,

@@ -28,14 +28,21 @@ struct SessionBody {
 
 /// Trims an optional form field, treating blank as absent, and bounds its length.
 fn field(value: Option<String>, name: &str, max_chars: usize) -> Result<Option<String>, AppError> {
-    let Some(v) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
         return Ok(None);
     };
     if v.chars().count() > max_chars {
-        return Err(AppError::Validation(format!("{name} is longer than {max_chars} characters")));
+        return Err(AppError::Validation(format!(
+            "{name} is longer than {max_chars} characters"
+        )));
     }
     if v.chars().any(char::is_control) {
-        return Err(AppError::Validation(format!("{name} contains control characters")));
+        return Err(AppError::Validation(format!(
+            "{name} contains control characters"
+        )));
     }
     Ok(Some(v))
 }
@@ -45,10 +52,14 @@ async fn create_session(
     req: HttpRequest,
     body: web::Json<SessionBody>,
 ) -> Result<HttpResponse, AppError> {
-    state.limits.widget(super::client_ip(&req))?;
     let body = body.into_inner();
 
-    if let Some(token) = body.guest_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(token) = body
+        .guest_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let TokenSubject::Guest {
             contact_id,
             conversation_id,
@@ -57,14 +68,21 @@ async fn create_session(
             return Err(AppError::Unauthorized("not a guest token".into()));
         };
         let lookup = conversation_id.clone();
-        match state.db.run(move |c| conversations::meta(c, &lookup)).await {
-            Ok(meta) if meta.contact_id == contact_id => {
+        match state
+            .db
+            .run(move |c| conversations::summary(c, &lookup))
+            .await
+        {
+            Ok(view) if view.contact.id == contact_id => {
                 // Renew the token so an active visitor's session never expires.
                 let guest_token = state.tokens.issue_guest(&contact_id, &conversation_id)?;
                 return Ok(HttpResponse::Ok().json(json!({
                     "guest_token": guest_token,
                     "conversation_id": conversation_id,
                     "contact_id": contact_id,
+                    "last_seq": view.last_seq,
+                    "agent_read_seq": view.agent_read_seq,
+                    "guest_read_seq": view.guest_read_seq,
                 })));
             }
             // The conversation is gone (e.g. the database was reset): start afresh.
@@ -73,6 +91,9 @@ async fn create_session(
         }
     }
 
+    // Only creations count against the limit: a returning visitor renews its token
+    // on every page view, and that must never lock it out of its own conversation.
+    state.limits.widget(super::client_ip(&req))?;
     let form = NewGuestConversation {
         team_id: String::new(),
         channel: "widget".into(),
@@ -87,7 +108,13 @@ async fn create_session(
         .db
         .run(move |c| {
             let team = accounts::team_by_slug(c, &team)?;
-            conversations::create_with_contact(c, NewGuestConversation { team_id: team.id, ..form })
+            conversations::create_with_contact(
+                c,
+                NewGuestConversation {
+                    team_id: team.id,
+                    ..form
+                },
+            )
         })
         .await?;
     let guest_token = state.tokens.issue_guest(&view.contact.id, &view.id)?;
@@ -95,5 +122,8 @@ async fn create_session(
         "guest_token": guest_token,
         "conversation_id": view.id,
         "contact_id": view.contact.id,
+        "last_seq": 0,
+        "agent_read_seq": 0,
+        "guest_read_seq": 0,
     })))
 }

@@ -10,13 +10,21 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// `GET /ws/agent`.
-pub async fn agent(state: web::Data<AppState>, req: HttpRequest, stream: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+pub async fn agent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
     check_origin(&state, &req)?;
     upgrade(state, req, stream, Endpoint::Agent).await
 }
 
 /// `GET /ws/guest`. Any origin: the widget runs on customers' sites.
-pub async fn guest(state: web::Data<AppState>, req: HttpRequest, stream: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+pub async fn guest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
     upgrade(state, req, stream, Endpoint::Guest).await
 }
 

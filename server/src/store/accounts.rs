@@ -173,7 +173,9 @@ pub fn active_agent(conn: &mut DbConn, agent_id: &str) -> Result<AgentInfo, AppE
         .select(AgentRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| AppError::Unauthorized("this account no longer exists or is disabled".into()))?;
+        .ok_or_else(|| {
+            AppError::Unauthorized("this account no longer exists or is disabled".into())
+        })?;
     info_from_row(conn, row)
 }
 
@@ -230,7 +232,10 @@ pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, A
     let email = form.email.trim().to_lowercase();
     conn.transaction::<_, AppError, _>(|conn| {
         for team_id in &form.team_ids {
-            let exists: i64 = teams::table.filter(teams::id.eq(team_id)).count().get_result(conn)?;
+            let exists: i64 = teams::table
+                .filter(teams::id.eq(team_id))
+                .count()
+                .get_result(conn)?;
             if exists == 0 {
                 return Err(AppError::Validation(format!("no team with id {team_id}")));
             }
@@ -255,7 +260,10 @@ pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, A
             })?;
         for team_id in &form.team_ids {
             diesel::insert_into(team_members::table)
-                .values((team_members::team_id.eq(team_id), team_members::agent_id.eq(&id)))
+                .values((
+                    team_members::team_id.eq(team_id),
+                    team_members::agent_id.eq(&id),
+                ))
                 .execute(conn)?;
         }
         Ok(())
@@ -312,7 +320,10 @@ pub fn team_by_slug(conn: &mut DbConn, slug: &str) -> Result<TeamRow, AppError> 
 /// # Errors
 /// Database errors.
 pub fn list_teams(conn: &mut DbConn, viewer: &AgentInfo) -> Result<Vec<TeamView>, AppError> {
-    let mut q = teams::table.select(TeamRow::as_select()).order(teams::name).into_boxed();
+    let mut q = teams::table
+        .select(TeamRow::as_select())
+        .order(teams::name)
+        .into_boxed();
     if viewer.role != Role::Admin {
         q = q.filter(teams::id.eq_any(viewer.team_ids.clone()));
     }
@@ -354,7 +365,10 @@ pub fn create_team(conn: &mut DbConn, name: &str, slug: &str) -> Result<TeamView
 /// Database errors.
 pub fn add_member(conn: &mut DbConn, team_id: &str, agent_id: &str) -> Result<(), AppError> {
     match diesel::insert_into(team_members::table)
-        .values((team_members::team_id.eq(team_id), team_members::agent_id.eq(agent_id)))
+        .values((
+            team_members::team_id.eq(team_id),
+            team_members::agent_id.eq(agent_id),
+        ))
         .execute(conn)
     {
         Ok(_) => Ok(()),

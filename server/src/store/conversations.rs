@@ -8,7 +8,8 @@ use crate::db::schema::{contacts, conversations, messages};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::model::{
-    new_id, opt_time, ContactView, ConversationStatus, ConversationView, LastMessageView, SenderKind,
+    new_id, opt_time, ContactView, ConversationStatus, ConversationView, LastMessageView,
+    SenderKind,
 };
 use crate::store::{contains_pattern, lower, lower_opt};
 
@@ -118,7 +119,9 @@ impl ConversationRow {
             (Some(at), Some(body)) if self.last_seq > 0 => Some(LastMessageView {
                 seq: self.last_seq,
                 body,
-                sender_kind: SenderKind::parse_lossy(self.last_message_sender.as_deref().unwrap_or("")),
+                sender_kind: SenderKind::parse_lossy(
+                    self.last_message_sender.as_deref().unwrap_or(""),
+                ),
                 created_at: rfc3339(at),
             }),
             _ => None,
@@ -165,7 +168,10 @@ pub struct NewGuestConversation {
 ///
 /// # Errors
 /// Database errors.
-pub fn create_with_contact(conn: &mut DbConn, form: NewGuestConversation) -> Result<ConversationView, AppError> {
+pub fn create_with_contact(
+    conn: &mut DbConn,
+    form: NewGuestConversation,
+) -> Result<ConversationView, AppError> {
     let now = now_ms();
     let contact = ContactRow {
         id: new_id(),
@@ -195,8 +201,12 @@ pub fn create_with_contact(conn: &mut DbConn, form: NewGuestConversation) -> Res
         updated_at: now,
     };
     conn.transaction::<_, AppError, _>(|conn| {
-        diesel::insert_into(contacts::table).values(&contact).execute(conn)?;
-        diesel::insert_into(conversations::table).values(&conversation).execute(conn)?;
+        diesel::insert_into(contacts::table)
+            .values(&contact)
+            .execute(conn)?;
+        diesel::insert_into(conversations::table)
+            .values(&conversation)
+            .execute(conn)?;
         Ok(())
     })?;
     conversation.view(contact)
@@ -296,8 +306,12 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter) -> Result<Vec<ConversationVi
             lower_opt(contacts::name)
                 .like(pattern.clone())
                 .escape('\\')
-                .or(lower_opt(contacts::email).like(pattern.clone()).escape('\\'))
-                .or(lower_opt(contacts::phone).like(pattern.clone()).escape('\\'))
+                .or(lower_opt(contacts::email)
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower_opt(contacts::phone)
+                    .like(pattern.clone())
+                    .escape('\\'))
                 .assume_not_null()
                 .or(in_messages),
         );

@@ -170,7 +170,10 @@ pub fn append(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
         last_inbound_at: (m.sender_kind == SenderKind::Guest).then_some(now),
     };
     let updated = diesel::update(conversations::table.find(&m.conversation_id))
-        .set((conversations::last_seq.eq(conversations::last_seq + 1), &bump))
+        .set((
+            conversations::last_seq.eq(conversations::last_seq + 1),
+            &bump,
+        ))
         .execute(conn)?;
     if updated == 0 {
         return Err(diesel::result::Error::NotFound);
@@ -193,7 +196,9 @@ pub fn append(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
         status: None,
         created_at: now,
     };
-    diesel::insert_into(messages::table).values(&row).execute(conn)?;
+    diesel::insert_into(messages::table)
+        .values(&row)
+        .execute(conn)?;
     Ok(Appended {
         message: row,
         duplicate: false,
@@ -209,7 +214,10 @@ pub fn append(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
 /// Database errors other than the duplicate race; `NotFound` for a missing conversation.
 pub fn append_in_savepoint(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
     match conn.transaction(|c| append(c, m)) {
-        Err(e) if is_unique_violation(&e) && (m.client_msg_id.is_some() || m.provider_id.is_some()) => {
+        Err(e)
+            if is_unique_violation(&e)
+                && (m.client_msg_id.is_some() || m.provider_id.is_some()) =>
+        {
             match existing(conn, m)? {
                 Some(row) => Ok(Appended {
                     message: row,
@@ -239,7 +247,12 @@ pub enum Page {
 ///
 /// # Errors
 /// Database errors.
-pub fn page(conn: &mut DbConn, conversation_id: &str, page: Page, limit: i64) -> Result<(Vec<MessageRow>, bool), AppError> {
+pub fn page(
+    conn: &mut DbConn,
+    conversation_id: &str,
+    page: Page,
+    limit: i64,
+) -> Result<(Vec<MessageRow>, bool), AppError> {
     let base = messages::table
         .filter(messages::conversation_id.eq(conversation_id))
         .select(MessageRow::as_select())
