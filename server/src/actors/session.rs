@@ -121,14 +121,42 @@ enum Auth {
 }
 
 /// Delivery state of one conversation for this session.
+///
+/// Invariant: the client has, or was sent on this connection, every message with
+/// `seq <= last_sent`, and `base < seq <= last_sent` were all sent on this connection
+/// (so a `resume` at or above `base` never needs to repeat them).
 struct Cursor {
-    /// Highest seq sent to the client.
+    /// Highest seq the client holds.
     last_sent: i64,
-    /// Frames that arrived ahead of a gap, by seq.
+    /// Below-or-equal: the client's own business (declared by `resume`, or before
+    /// the first frame this connection sent).
+    base: i64,
+    /// Frames that arrived ahead of a gap (or before a guest's first `resume`), by seq.
     pending: BTreeMap<i64, ByteString>,
-    /// A database fetch for this conversation is under way.
-    fetching: bool,
+    /// Generation of the database fetch under way, if any; a result whose generation
+    /// is not this one is stale (a later `resume` superseded it) and is ignored.
+    fetching: Option<u64>,
+    /// Guest conversations hold live frames until the first `resume` or `send`
+    /// says where the client stands, so nothing is ever sent twice.
+    awaiting_resume: bool,
 }
+
+impl Cursor {
+    /// The client holds everything up to `seq` and nothing was sent here yet.
+    fn at(seq: i64) -> Self {
+        Self {
+            last_sent: seq,
+            base: seq,
+            pending: BTreeMap::new(),
+            fetching: None,
+            awaiting_resume: false,
+        }
+    }
+}
+
+/// Frames held for a guest that has not resumed yet; past this they are dropped,
+/// because the `resume` reads everything from the database anyway.
+const MAX_HELD_BEFORE_RESUME: usize = 1024;
 
 enum Fragment {
     Text(Vec<u8>),
@@ -149,6 +177,7 @@ pub struct SessionActor {
     overflow: Arc<AtomicBool>,
     fragment: Option<Fragment>,
     closing: bool,
+    fetch_generation: u64,
 }
 
 impl SessionActor {
@@ -165,6 +194,7 @@ impl SessionActor {
             overflow: Arc::new(AtomicBool::new(false)),
             fragment: None,
             closing: false,
+            fetch_generation: 0,
         }
     }
 
@@ -312,7 +342,11 @@ impl SessionActor {
                     .attach_agent_session(&self.state, info.clone(), me);
             }
             Principal::Guest(g) => {
-                self.watch(Arc::from(g.conversation_id.as_str()), ctx);
+                let key: Arc<str> = Arc::from(g.conversation_id.as_str());
+                let mut cursor = Cursor::at(0);
+                cursor.awaiting_resume = true;
+                self.cursors.insert(key.clone(), cursor);
+                self.watch(key, ctx);
             }
         }
         tracing::debug!(session = %self.id, kind = ?you.kind, "session authenticated");
@@ -533,6 +567,12 @@ impl SessionActor {
                 // The sender always sees its own message, even when fan-out would not
                 // reach it; the cursor drops the copy that fan-out may also bring.
                 let seq = view.seq;
+                if let Some(cursor) = act.cursors.get_mut(&key) {
+                    if cursor.awaiting_resume {
+                        // A guest that sends before resuming starts its stream here.
+                        *cursor = Cursor::at(seq - 1);
+                    }
+                }
                 act.deliver_seq(key, seq, ServerFrame::Message(view).encode(), ctx);
             }
             Err(e) => act.send_app_error(ctx, &e, Some(client_msg_id)),
@@ -548,54 +588,77 @@ impl SessionActor {
         frame: ByteString,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let cursor = self.cursors.entry(conv.clone()).or_insert_with(|| Cursor {
-            // First sight of this conversation: start here, the client loads history
-            // over HTTP or with `resume`.
-            last_sent: seq - 1,
-            pending: BTreeMap::new(),
-            fetching: false,
-        });
+        // First sight of this conversation: start at this message; the client loads
+        // older history over HTTP or with `resume`.
+        let cursor = self
+            .cursors
+            .entry(conv.clone())
+            .or_insert_with(|| Cursor::at(seq - 1));
         if seq <= cursor.last_sent {
             return;
         }
-        if !cursor.fetching && seq == cursor.last_sent + 1 {
+        if cursor.awaiting_resume {
+            if cursor.pending.len() >= MAX_HELD_BEFORE_RESUME {
+                cursor.pending.clear();
+            }
+            cursor.pending.insert(seq, frame);
+            return;
+        }
+        if cursor.fetching.is_none() && seq == cursor.last_sent + 1 {
             ctx.text(frame);
             cursor.last_sent = seq;
             drain(cursor, ctx);
             return;
         }
         cursor.pending.insert(seq, frame);
-        if !cursor.fetching {
-            cursor.fetching = true;
-            let after = cursor.last_sent;
-            self.fill_from_db(conv, after, ctx);
+        if cursor.fetching.is_none() {
+            self.fill_from_db(conv, ctx);
         }
     }
 
-    /// Fetches every message after `after` and sends what the client has not had.
-    fn fill_from_db(&mut self, conv: Arc<str>, after: i64, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Fetches every message after the cursor and sends what the client has not had.
+    /// A newer fetch for the same conversation makes this one stale.
+    fn fill_from_db(&mut self, conv: Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(after) = self.start_fetch(&conv) else {
+            return;
+        };
+        let generation = self.fetch_generation;
         let state = self.state.clone();
         let id = conv.to_string();
         let fut = async move { fetch_after(&state, id, after).await };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(messages) => act.apply_fetched(&conv, messages, ctx),
-            Err(e) => {
-                if let Some(cursor) = act.cursors.get_mut(&conv) {
-                    cursor.fetching = false;
-                }
-                act.send_app_error(ctx, &e, Some(conv.to_string()));
-            }
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.finish_fetch(&conv, generation, res, ctx);
         }));
     }
 
-    fn apply_fetched(
+    /// Marks a fetch as under way; returns the seq to read after.
+    fn start_fetch(&mut self, conv: &Arc<str>) -> Option<i64> {
+        self.fetch_generation += 1;
+        let cursor = self.cursors.get_mut(conv)?;
+        cursor.fetching = Some(self.fetch_generation);
+        Some(cursor.last_sent)
+    }
+
+    fn finish_fetch(
         &mut self,
         conv: &Arc<str>,
-        fetched: Vec<MessageView>,
+        generation: u64,
+        result: Result<Vec<MessageView>, AppError>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let Some(cursor) = self.cursors.get_mut(conv) else {
             return;
+        };
+        if cursor.fetching != Some(generation) {
+            return;
+        }
+        cursor.fetching = None;
+        let fetched = match result {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                self.send_app_error(ctx, &e, Some(conv.to_string()));
+                return;
+            }
         };
         for m in fetched {
             if m.seq <= cursor.last_sent {
@@ -610,8 +673,15 @@ impl SessionActor {
             cursor.pending.remove(&m.seq);
             ctx.text(ServerFrame::Message(m).encode());
         }
-        cursor.fetching = false;
         drain(cursor, ctx);
+        // Frames that arrived while reading, beyond what the read saw, need another read.
+        let gap = cursor
+            .pending
+            .first_key_value()
+            .is_some_and(|(seq, _)| *seq > cursor.last_sent + 1);
+        if gap {
+            self.fill_from_db(conv.clone(), ctx);
+        }
     }
 
     fn on_resume(
@@ -653,40 +723,45 @@ impl SessionActor {
                     }
                     // Watch first, then read: anything committed meanwhile either is in the
                     // read or arrives live and waits in `pending` until the read is applied.
-                    let mut keys = Vec::with_capacity(allowed.len());
-                    for (conv, last) in allowed {
+                    let mut fetches = Vec::with_capacity(allowed.len());
+                    for (conv, declared) in allowed {
                         let key: Arc<str> = Arc::from(conv.as_str());
-                        let cursor = act.cursors.entry(key.clone()).or_insert_with(|| Cursor {
-                            last_sent: last,
-                            pending: BTreeMap::new(),
-                            fetching: false,
-                        });
-                        cursor.last_sent = last;
-                        cursor.fetching = true;
+                        match act.cursors.get_mut(&key) {
+                            None => {
+                                act.cursors.insert(key.clone(), Cursor::at(declared));
+                            }
+                            Some(cursor) if cursor.awaiting_resume || declared < cursor.base => {
+                                // The client lacks something older than what this connection
+                                // sent: replay from its declaration, in order (frames it got
+                                // live before this resume may come again).
+                                cursor.awaiting_resume = false;
+                                cursor.last_sent = declared;
+                                cursor.base = declared;
+                            }
+                            Some(cursor) => {
+                                // It holds everything up to `declared`, and was sent
+                                // base+1..=last_sent here: nothing to repeat.
+                                cursor.last_sent = cursor.last_sent.max(declared);
+                            }
+                        }
                         act.watch(key.clone(), ctx);
-                        keys.push((key, last));
+                        if let Some(after) = act.start_fetch(&key) {
+                            fetches.push((key, act.fetch_generation, after));
+                        }
                     }
                     let state = act.state.clone();
                     let fetch = async move {
-                        let mut out = Vec::with_capacity(keys.len());
-                        for (key, last) in keys {
-                            let res = fetch_after(&state, key.to_string(), last).await;
-                            out.push((key, res));
+                        let mut out = Vec::with_capacity(fetches.len());
+                        for (key, generation, after) in fetches {
+                            let res = fetch_after(&state, key.to_string(), after).await;
+                            out.push((key, generation, res));
                         }
                         out
                     };
                     ctx.spawn(fetch.into_actor(act).map(|results, act, ctx| {
                         let mut now = BTreeMap::new();
-                        for (key, res) in results {
-                            match res {
-                                Ok(messages) => act.apply_fetched(&key, messages, ctx),
-                                Err(e) => {
-                                    if let Some(cursor) = act.cursors.get_mut(&key) {
-                                        cursor.fetching = false;
-                                    }
-                                    act.send_app_error(ctx, &e, Some(key.to_string()));
-                                }
-                            }
+                        for (key, generation, res) in results {
+                            act.finish_fetch(&key, generation, res, ctx);
                             if let Some(cursor) = act.cursors.get(&key) {
                                 now.insert(key.to_string(), cursor.last_sent);
                             }
