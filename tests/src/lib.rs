@@ -12,6 +12,10 @@
 //! Timeouts here are safety nets against hangs (a test fails instead of blocking
 //! CI forever), never the thing a test asserts; they are generous on purpose.
 
+// A harness's way to report a broken precondition is to panic with a message: the
+// test that called it fails right there, which is exactly what a test wants.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,16 +192,17 @@ pub struct TestGuest {
 /// The config every test server starts from: port 0, known admin, generous rate
 /// limits (tests create many sessions from one address).
 pub fn base_config() -> Config {
-    let mut c = Config::default();
-    c.bind = "127.0.0.1:0".parse().expect("literal address");
-    c.admin_email = ADMIN_EMAIL.into();
-    c.admin_password = Some(Secret::new(ADMIN_PASSWORD));
-    c.rate_login_per_min = 100_000;
-    c.rate_widget_per_min = 100_000;
-    c.workers = Some(2);
-    c.db_pool_size = 8;
-    c.shutdown_timeout = Duration::from_secs(5);
-    c
+    Config {
+        bind: "127.0.0.1:0".parse().expect("literal address"),
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        rate_login_per_min: 100_000,
+        rate_widget_per_min: 100_000,
+        workers: Some(2),
+        db_pool_size: 8,
+        shutdown_timeout: Duration::from_secs(5),
+        ..Config::default()
+    }
 }
 
 impl TestServer {
@@ -347,18 +352,23 @@ impl TestServer {
 
     /// Creates an agent with `role` in the default team and logs it in.
     pub async fn agent(&self, role: &str) -> TestAgent {
+        self.agent_in(role, None).await
+    }
+
+    /// Creates an agent with `role` in the given teams (`None`: the default team)
+    /// and logs it in.
+    pub async fn agent_in(&self, role: &str, team_ids: Option<&[&str]>) -> TestAgent {
         let admin = self.admin_token().await;
         let n = uuid::Uuid::new_v4().simple().to_string();
         let email = format!("{role}-{}@test.local", &n[..8]);
         let password = "agent-password-1".to_string();
         let name = format!("{role} {}", &n[..4]);
-        let (status, body) = self
-            .post(
-                "/api/agents",
-                Some(&admin),
-                &json!({"email": email, "name": name, "password": password, "role": role}),
-            )
-            .await;
+        let mut request =
+            json!({"email": email, "name": name, "password": password, "role": role});
+        if let Some(teams) = team_ids {
+            request["team_ids"] = json!(teams);
+        }
+        let (status, body) = self.post("/api/agents", Some(&admin), &request).await;
         assert_eq!(status, 201, "create agent failed: {body}");
         let token = self.login(&email, &password).await;
         TestAgent {
@@ -394,6 +404,62 @@ impl TestServer {
                 .to_string(),
             contact_id: body["contact_id"].as_str().expect("contact_id").to_string(),
         }
+    }
+
+    /// Creates a team as the admin; returns its id.
+    pub async fn create_team(&self, name: &str, slug: &str) -> String {
+        let admin = self.admin_token().await;
+        let (status, body) = self
+            .post(
+                "/api/teams",
+                Some(&admin),
+                &json!({"name": name, "slug": slug}),
+            )
+            .await;
+        assert_eq!(status, 201, "create team failed: {body}");
+        body["team"]["id"].as_str().expect("team id").to_string()
+    }
+
+    /// `POST /api/conversations/{id}/messages`; returns status and body.
+    pub async fn post_message(
+        &self,
+        token: &str,
+        conversation_id: &str,
+        client_msg_id: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        self.post(
+            &format!("/api/conversations/{conversation_id}/messages"),
+            Some(token),
+            &json!({"body": body, "client_msg_id": client_msg_id}),
+        )
+        .await
+    }
+
+    /// The whole history of a conversation over HTTP, walking `after_seq` pages.
+    pub async fn history(&self, token: &str, conversation_id: &str) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |m| m["seq"].as_i64().expect("seq"));
+            let (status, body) = self
+                .get(
+                    &format!(
+                        "/api/conversations/{conversation_id}/messages?after_seq={after}&limit=200"
+                    ),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(status, 200, "history failed: {body}");
+            out.extend(body["messages"].as_array().expect("messages").iter().cloned());
+            if body["has_more"] != json!(true) {
+                return out;
+            }
+        }
+    }
+
+    /// `ws://127.0.0.1:<port>` + `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.ws_base)
     }
 
     /// An authenticated agent socket (auth frame sent, `hello` received).
@@ -641,6 +707,208 @@ impl Ws {
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+
+    /// The next WebSocket message of any kind (pings and pongs included; the library
+    /// still answers pings by itself); `None` once the connection has ended.
+    /// Panics after [`PATIENCE`].
+    pub async fn next_message(&mut self) -> Option<Message> {
+        let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+            .await
+            .expect("no frame within the patience window");
+        match msg {
+            Some(Ok(m)) => Some(m),
+            Some(Err(_)) | None => None,
+        }
+    }
+
+    /// A round trip through the session: sends `{"type":"ping"}` and returns every
+    /// JSON frame that arrived before the `pong`. Anything the server queued for this
+    /// session before it read the ping comes out ahead of the pong, so this shows
+    /// what did (or did not) arrive up to now without waiting on a clock.
+    pub async fn barrier(&mut self) -> Vec<Value> {
+        self.send_json(&json!({"type": "ping"})).await;
+        let mut before = Vec::new();
+        loop {
+            let v = self.next_json().await;
+            if v["type"] == "pong" {
+                return before;
+            }
+            before.push(v);
+        }
+    }
+
+    /// The underlying TCP stream (for tests that must bypass the WebSocket library).
+    pub fn tcp(&mut self) -> &mut TcpStream {
+        match self.stream.get_mut() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            _ => panic!("test sockets are plain TCP"),
+        }
+    }
+}
+
+/// A frame read straight off a raw socket (see [`RawWs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawFrame {
+    /// RFC 6455 opcode: 0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong.
+    pub opcode: u8,
+    /// Unmasked payload.
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// Text opcode.
+    pub const TEXT: u8 = 0x1;
+    /// Close opcode.
+    pub const CLOSE: u8 = 0x8;
+    /// Ping opcode.
+    pub const PING: u8 = 0x9;
+
+    /// The close code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == Self::CLOSE && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+
+    /// A text frame's payload as JSON.
+    pub fn json(&self) -> Option<Value> {
+        (self.opcode == Self::TEXT)
+            .then(|| serde_json::from_slice(&self.payload).ok())
+            .flatten()
+    }
+}
+
+/// A hand-rolled WebSocket client on a plain TCP socket: it answers nothing by itself
+/// (no pongs, no close replies), so it plays a client that has gone silent, and
+/// every byte the server sends is visible.
+pub struct RawWs {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    /// Connects and completes the upgrade handshake to `url` (`ws://host:port/path`).
+    pub async fn connect(url: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.trim_start_matches("ws://");
+        let (host, path) = rest.split_once('/').expect("ws://host:port/path");
+        let mut tcp = tokio::time::timeout(PATIENCE, TcpStream::connect(host))
+            .await
+            .expect("connect timed out")
+            .expect("tcp connect");
+        let request = format!(
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.expect("write handshake");
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(PATIENCE, tcp.read(&mut chunk))
+                .await
+                .expect("handshake timed out")
+                .expect("read handshake");
+            assert!(n > 0, "server closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "upgrade refused: {head}"
+        );
+        buf.drain(..end);
+        Self { tcp, buf }
+    }
+
+    /// Sends one masked frame (clients must mask).
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mut out = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | u8::try_from(n).expect("small")),
+            n if n <= usize::from(u16::MAX) => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&u16::try_from(n).expect("fits").to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mask = *uuid::Uuid::new_v4().as_bytes();
+        out.extend_from_slice(&mask[..4]);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.tcp.write_all(&out).await.expect("write frame");
+    }
+
+    /// Sends a JSON text frame.
+    pub async fn send_json(&mut self, v: &Value) {
+        self.send_frame(RawFrame::TEXT, v.to_string().as_bytes())
+            .await;
+    }
+
+    /// The next frame, or `None` at end of stream (the server closed the TCP
+    /// connection, or reset it). Panics after [`PATIENCE`] without a frame.
+    pub async fn next_frame(&mut self) -> Option<RawFrame> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 8192];
+            let read = tokio::time::timeout(PATIENCE, self.tcp.read(&mut chunk))
+                .await
+                .expect("no bytes within the patience window");
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// Parses one unmasked server frame from the front of `buf`: the frame and how many
+/// bytes it used, or `None` if the buffer does not yet hold a whole frame.
+fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let opcode = buf[0] & 0x0f;
+    assert_eq!(buf[1] & 0x80, 0, "server frames are never masked");
+    let (len, mut at) = match buf[1] & 0x7f {
+        126 => (
+            usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+            4,
+        ),
+        127 => {
+            let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
+            (usize::try_from(u64::from_be_bytes(bytes)).ok()?, 10)
+        }
+        n => (usize::from(n), 2),
+    };
+    let payload = buf.get(at..at + len)?.to_vec();
+    at += len;
+    Some((RawFrame { opcode, payload }, at))
+}
+
+/// Asserts an HTTP error body has exactly the documented shape
+/// `{"error": code, "message": "<non-empty sentence>"}`.
+pub fn assert_error_body(body: &Value, code: &str) {
+    let obj = body
+        .as_object()
+        .unwrap_or_else(|| panic!("error body is not a JSON object: {body}"));
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["error", "message"], "error body keys: {body}");
+    assert_eq!(body["error"], code, "error code: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.trim().is_empty()),
+        "error message must be a non-empty string: {body}"
+    );
 }
 
 /// The `seq` values of a list of `message` frames.
