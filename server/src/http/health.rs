@@ -25,6 +25,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "backend": state.db.backend(),
         "bus": bus.unwrap_or_else(|| "ok".into()),
         "sessions": state.hub.session_count(),
+        "conversations_active": state.hub.conversation_count(),
     });
     if ready {
         HttpResponse::Ok().json(body)

@@ -362,8 +362,12 @@ pub fn create_team(conn: &mut DbConn, name: &str, slug: &str) -> Result<TeamView
 /// Adds an agent to a team (no-op when already a member).
 ///
 /// # Errors
-/// Database errors.
+/// [`AppError::NotFound`] for an unknown team; database errors.
 pub fn add_member(conn: &mut DbConn, team_id: &str, agent_id: &str) -> Result<(), AppError> {
+    let exists: i64 = teams::table.filter(teams::id.eq(team_id)).count().get_result(conn)?;
+    if exists == 0 {
+        return Err(AppError::NotFound(format!("no team {team_id}")));
+    }
     match diesel::insert_into(team_members::table)
         .values((
             team_members::team_id.eq(team_id),
@@ -375,15 +379,4 @@ pub fn add_member(conn: &mut DbConn, team_id: &str, agent_id: &str) -> Result<()
         Err(e) if is_unique_violation(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Agent ids of a team's members.
-///
-/// # Errors
-/// Database errors.
-pub fn team_member_ids(conn: &mut DbConn, team_id: &str) -> Result<Vec<String>, AppError> {
-    Ok(team_members::table
-        .filter(team_members::team_id.eq(team_id))
-        .select(team_members::agent_id)
-        .load(conn)?)
 }
