@@ -81,13 +81,21 @@ impl ConversationActor {
         });
     }
 
-    /// Publishes the conversation's summary to its team (after creation-like changes).
+    /// Pushes a summary to every inbox of the team (`conversation` frame).
+    fn publish_view(&self, view: &ConversationView) {
+        let frame = ServerFrame::Conversation {
+            conversation: view.clone(),
+        };
+        self.publish(&frame, None, Audience::Team, None);
+    }
+
+    /// Reads the summary and pushes it to the team (after a first message or a reopen).
     fn publish_summary(&self, ctx: &mut Context<Self>) {
         let state = self.state.clone();
         let id = self.id.to_string();
         let fut = async move { state.db.run(move |c| conversations::summary(c, &id)).await };
         ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
-            Ok(view) => act.publish(&ServerFrame::Conversation { conversation: view }, None, Audience::Team, None),
+            Ok(view) => act.publish_view(&view),
             Err(e) => tracing::warn!(conversation = %act.id, error = %e, "could not publish conversation summary"),
         }));
     }
@@ -379,14 +387,7 @@ impl Handler<ChangeAssignee> for ConversationActor {
                     agent_id: view.assignee_id.clone(),
                 };
                 act.publish(&assigned, None, Audience::Team, None);
-                act.publish(
-                    &ServerFrame::Conversation {
-                        conversation: view.clone(),
-                    },
-                    None,
-                    Audience::Team,
-                    None,
-                );
+                act.publish_view(&view);
             }
             Ok(view)
         }))
@@ -419,14 +420,7 @@ impl Handler<ChangeStatus> for ConversationActor {
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             let view = res?;
             act.meta.status = view.status;
-            act.publish(
-                &ServerFrame::Conversation {
-                    conversation: view.clone(),
-                },
-                None,
-                Audience::Team,
-                None,
-            );
+            act.publish_view(&view);
             Ok(view)
         }))
     }

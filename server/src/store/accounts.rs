@@ -364,7 +364,10 @@ pub fn create_team(conn: &mut DbConn, name: &str, slug: &str) -> Result<TeamView
 /// # Errors
 /// [`AppError::NotFound`] for an unknown team; database errors.
 pub fn add_member(conn: &mut DbConn, team_id: &str, agent_id: &str) -> Result<(), AppError> {
-    let exists: i64 = teams::table.filter(teams::id.eq(team_id)).count().get_result(conn)?;
+    let exists: i64 = teams::table
+        .filter(teams::id.eq(team_id))
+        .count()
+        .get_result(conn)?;
     if exists == 0 {
         return Err(AppError::NotFound(format!("no team {team_id}")));
     }
