@@ -76,6 +76,14 @@ impl DatabaseTarget {
         Ok(Self::Sqlite { path: path.into() })
     }
 
+    /// Writer threads used when `SWITCHBOARD_WRITERS` is unset.
+    pub fn default_writers(&self) -> usize {
+        match self {
+            Self::Sqlite { .. } => 1,
+            Self::Postgres { .. } => 4,
+        }
+    }
+
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     pub fn backend_name(&self) -> &'static str {
         match self {
@@ -98,8 +106,11 @@ pub struct Config {
     /// How long a request waits for a pooled connection before answering 503
     /// (`SWITCHBOARD_DB_TIMEOUT`, seconds, default 3).
     pub db_timeout: Duration,
-    /// Most message appends the writer commits in one transaction (`SWITCHBOARD_WRITER_BATCH`, default 256).
+    /// Most message appends a writer commits in one transaction (`SWITCHBOARD_WRITER_BATCH`, default 256).
     pub writer_batch: usize,
+    /// Writer threads (`SWITCHBOARD_WRITERS`); default 1 on SQLite (one write lock),
+    /// 4 on PostgreSQL (commits proceed in parallel).
+    pub writers: Option<usize>,
     /// Email of the admin created on first start (`SWITCHBOARD_ADMIN_EMAIL`, default `admin@switchboard.local`).
     pub admin_email: String,
     /// Password of that admin (`SWITCHBOARD_ADMIN_PASSWORD`); when unset a random one is
@@ -153,6 +164,7 @@ impl Default for Config {
             db_pool_size: 8,
             db_timeout: Duration::from_secs(3),
             writer_batch: 256,
+            writers: None,
             admin_email: "admin@switchboard.local".into(),
             admin_password: None,
             secret: None,
@@ -207,6 +219,9 @@ impl Config {
         }
         if let Some(v) = get("SWITCHBOARD_WRITER_BATCH") {
             c.writer_batch = parse(&v, "SWITCHBOARD_WRITER_BATCH")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_WRITERS") {
+            c.writers = Some(parse(&v, "SWITCHBOARD_WRITERS")?);
         }
         if let Some(v) = get("SWITCHBOARD_ADMIN_EMAIL") {
             c.admin_email = v.trim().to_lowercase();
@@ -273,8 +288,14 @@ impl Config {
     /// [`AppError::Validation`] saying which setting is wrong.
     pub fn validate(&self) -> Result<(), AppError> {
         let bad = |m: &str| Err(AppError::Validation(m.into()));
-        if self.db_pool_size < 2 {
-            return bad("SWITCHBOARD_DB_POOL_SIZE must be at least 2 (the writer holds one)");
+        let writers = self
+            .writers
+            .unwrap_or_else(|| self.database.default_writers());
+        if writers == 0 || writers > 64 {
+            return bad("SWITCHBOARD_WRITERS must be 1 to 64");
+        }
+        if self.db_pool_size < writers as u32 + 1 {
+            return bad("SWITCHBOARD_DB_POOL_SIZE must exceed SWITCHBOARD_WRITERS (each writer holds a connection while committing)");
         }
         if self.writer_batch == 0 || self.ws_outbound_queue == 0 {
             return bad(

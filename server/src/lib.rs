@@ -145,7 +145,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .await
             .map_err(AppError::internal)??
     };
-    let (writer, writer_thread) = Writer::start(db.clone(), config.writer_batch)?;
+    let writers = config
+        .writers
+        .unwrap_or_else(|| config.database.default_writers());
+    let (writer, writer_thread) = Writer::start(db.clone(), writers, config.writer_batch)?;
     let hub = Hub::new();
     hub.set_bus(Arc::new(LocalBus::new(&hub)));
     let state = AppState {

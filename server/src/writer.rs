@@ -1,16 +1,24 @@
-//! The message writer: one thread that commits message appends in batches
-//! (group commit) and answers each caller only after its batch is durable.
+//! The message writers: threads that commit message appends in batches (group
+//! commit) and answer each caller only after its batch is durable.
 //!
 //! Why: a commit (fsync on SQLite's WAL, a round trip plus WAL flush on PostgreSQL)
 //! costs far more than the rows in it, so appends that arrive while a commit is in
 //! progress are gathered and committed together. Nothing waits for a timer: an idle
 //! writer commits a lone message at once; under load batches grow by themselves.
 //!
-//! Each append runs in its own savepoint inside the batch transaction, so one bad
-//! append (a missing conversation, a duplicate race) fails alone. If the batch commit
-//! itself fails, every caller in it gets [`AppError::Unavailable`] and nothing was
-//! stored; clients retry with the same `client_msg_id`, which makes the retry safe.
+//! SQLite has one write lock, so it gets one writer. PostgreSQL commits in parallel,
+//! so it gets several (`SWITCHBOARD_WRITERS`), each owning a share of the
+//! conversations (by a hash of the id): one conversation's appends always go through
+//! the same thread and are committed in the order they arrived.
+//!
+//! A batch first runs as one plain transaction. If any statement fails (a missing
+//! conversation, a duplicate race), it is redone with one savepoint per append, so
+//! only the bad append fails. If the commit itself fails, every caller in the batch
+//! gets [`AppError::Unavailable`] and nothing was stored; clients retry with the same
+//! `client_msg_id`, which makes the retry safe.
 
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use diesel::Connection;
@@ -18,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Db;
 use crate::error::AppError;
-use crate::store::messages::{append_in_savepoint, Appended, NewMessage};
+use crate::store::messages::{append, append_in_savepoint, Appended, NewMessage};
 
 /// Capacity of the writer's queue; callers wait (asynchronously) when it is full,
 /// which is the hub's backpressure against a database slower than its inbound rate.
@@ -32,38 +40,65 @@ enum Job {
     Stop,
 }
 
-/// Handle to the writer thread. Cheap to clone; the thread stops after
+/// Handle to the writer threads. Cheap to clone; the threads stop after
 /// [`Writer::shutdown`] once everything queued before it is committed.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    queues: Arc<[mpsc::Sender<Job>]>,
 }
 
-/// The writer thread's join handle, kept by whoever owns shutdown.
+/// The writer threads' join handles, kept by whoever owns shutdown.
 #[derive(Debug)]
-pub struct WriterThread(JoinHandle<()>);
+pub struct WriterThread(Vec<JoinHandle<()>>);
 
 impl WriterThread {
-    /// Waits for the thread to finish its queue and exit.
+    /// Waits for the threads to finish their queues and exit.
     pub fn join(self) {
-        if self.0.join().is_err() {
-            tracing::error!("message writer thread panicked");
+        for handle in self.0 {
+            if handle.join().is_err() {
+                tracing::error!("message writer thread panicked");
+            }
         }
     }
 }
 
 impl Writer {
-    /// Starts the writer thread.
+    /// Starts `threads` writer threads (at least one).
     ///
     /// # Errors
     /// [`AppError::Internal`] when the OS refuses a thread.
-    pub fn start(db: Db, max_batch: usize) -> Result<(Self, WriterThread), AppError> {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = std::thread::Builder::new()
-            .name("switchboard-writer".into())
-            .spawn(move || run(db, rx, max_batch))
-            .map_err(|e| AppError::internal(format!("cannot start writer thread: {e}")))?;
-        Ok((Self { tx }, WriterThread(handle)))
+    pub fn start(
+        db: Db,
+        threads: usize,
+        max_batch: usize,
+    ) -> Result<(Self, WriterThread), AppError> {
+        let mut queues = Vec::new();
+        let mut handles = Vec::new();
+        for n in 0..threads.max(1) {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let db = db.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("switchboard-writer-{n}"))
+                .spawn(move || run(db, rx, max_batch))
+                .map_err(|e| AppError::internal(format!("cannot start writer thread: {e}")))?;
+            queues.push(tx);
+            handles.push(handle);
+        }
+        Ok((
+            Self {
+                queues: queues.into(),
+            },
+            WriterThread(handles),
+        ))
+    }
+
+    /// The queue owning a conversation: stable for the life of the process.
+    fn queue_for(&self, conversation_id: &str) -> &mpsc::Sender<Job> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        conversation_id.hash(&mut hasher);
+        // Truncation is fine: only the spread over a handful of queues matters.
+        let slot = (hasher.finish() as usize) % self.queues.len();
+        &self.queues[slot]
     }
 
     /// Appends a message durably: resolves once the message is committed (or found to
@@ -74,7 +109,7 @@ impl Writer {
     /// when the database could not commit or the writer is shutting down.
     pub async fn append(&self, message: NewMessage) -> Result<Appended, AppError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
+        self.queue_for(&message.conversation_id)
             .send(Job::Append { message, reply })
             .await
             .map_err(|_| AppError::Unavailable("the server is shutting down".into()))?;
@@ -82,10 +117,12 @@ impl Writer {
             .map_err(|_| AppError::Unavailable("the message writer stopped".into()))?
     }
 
-    /// Asks the thread to stop after committing everything queued so far.
+    /// Asks the threads to stop after committing everything queued so far.
     pub async fn shutdown(&self) {
-        // A closed channel means the thread is already gone; nothing to do.
-        let _ = self.tx.send(Job::Stop).await;
+        for queue in self.queues.iter() {
+            // A closed channel means the thread is already gone; nothing to do.
+            let _ = queue.send(Job::Stop).await;
+        }
     }
 }
 
@@ -108,7 +145,7 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
             commit(&db, &mut batch);
         }
         if stop {
-            tracing::info!("message writer stopped");
+            tracing::debug!("message writer stopped");
             return;
         }
     }
@@ -125,21 +162,37 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
             return;
         }
     };
-    let mut results: Vec<Result<Appended, AppError>> = Vec::with_capacity(size);
-    let outcome = conn.transaction::<_, diesel::result::Error, _>(|c| {
-        results.clear();
-        for (message, _) in batch.iter() {
-            results.push(append_in_savepoint(c, message).map_err(|e| match e {
-                diesel::result::Error::NotFound => {
-                    AppError::NotFound(format!("no conversation {}", message.conversation_id))
-                }
-                other => AppError::from(other),
-            }));
-        }
-        Ok(())
+    // Fast path: the whole batch in one transaction without savepoints. Any failed
+    // statement aborts it (PostgreSQL cannot go on in a failed transaction); then the
+    // batch is redone with one savepoint per append, so only the bad append fails.
+    let fast = conn.transaction::<_, diesel::result::Error, _>(|c| {
+        batch
+            .iter()
+            .map(|(message, _)| append(c, message))
+            .collect::<Result<Vec<_>, _>>()
     });
+    let outcome = match fast {
+        Ok(appended) => Ok(appended.into_iter().map(Ok).collect::<Vec<_>>()),
+        Err(e) => {
+            tracing::debug!(error = %e, size, "batch fast path failed; retrying append by append");
+            conn.transaction::<_, diesel::result::Error, _>(|c| {
+                Ok(batch
+                    .iter()
+                    .map(|(message, _)| {
+                        append_in_savepoint(c, message).map_err(|e| match e {
+                            diesel::result::Error::NotFound => AppError::NotFound(format!(
+                                "no conversation {}",
+                                message.conversation_id
+                            )),
+                            other => AppError::from(other),
+                        })
+                    })
+                    .collect::<Vec<_>>())
+            })
+        }
+    };
     match outcome {
-        Ok(()) => {
+        Ok(results) => {
             tracing::trace!(size, "batch committed");
             for ((_, reply), result) in batch.drain(..).zip(results) {
                 // A caller that went away (closed socket) does not need its answer;

@@ -100,38 +100,44 @@ struct Bump<'a> {
     last_inbound_at: Option<i64>,
 }
 
+/// The stored message with the same provider id, or the same `client_msg_id` from the
+/// same sender. Both lookups are plain (not boxed) queries so the database driver can
+/// cache their prepared statements; they run for every append.
 fn existing(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<MessageRow>> {
     if let Some(pid) = &m.provider_id {
-        if let Some(row) = messages::table
+        let found = messages::table
             .filter(messages::provider_id.eq(pid))
             .select(MessageRow::as_select())
             .first(conn)
-            .optional()?
-        {
-            return Ok(Some(row));
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
         }
     }
-    match &m.client_msg_id {
-        Some(cid) => {
-            let mut q = messages::table
-                .filter(messages::sender_kind.eq(m.sender_kind.as_str()))
-                .filter(messages::client_msg_id.eq(cid))
-                .select(MessageRow::as_select())
-                .into_boxed();
-            q = match &m.sender_id {
-                Some(sid) => q.filter(messages::sender_id.eq(sid.clone())),
-                None => q.filter(messages::sender_id.is_null()),
-            };
-            q.first(conn).optional()
-        }
-        None => Ok(None),
+    let Some(cid) = &m.client_msg_id else {
+        return Ok(None);
+    };
+    let same_key = messages::table
+        .filter(messages::sender_kind.eq(m.sender_kind.as_str()))
+        .filter(messages::client_msg_id.eq(cid))
+        .select(MessageRow::as_select());
+    match &m.sender_id {
+        Some(sid) => same_key
+            .filter(messages::sender_id.eq(sid))
+            .first(conn)
+            .optional(),
+        None => same_key
+            .filter(messages::sender_id.is_null())
+            .first(conn)
+            .optional(),
     }
 }
 
 /// Appends one message: bumps the conversation's `last_seq` and inserts the row with
 /// that seq, or returns the already stored message for a repeated `client_msg_id` or
-/// provider id. Must run inside a transaction (the writer's savepoint) so that a
-/// failed insert also undoes the seq bump — that is what keeps seq gapless.
+/// provider id. Must run inside a transaction so that a failed insert also undoes the
+/// seq bump — that is what keeps seq gapless. Three statements in the common case:
+/// the duplicate lookup, `UPDATE … RETURNING last_seq`, `INSERT`.
 ///
 /// The bump is an `UPDATE … SET last_seq = last_seq + 1`, which takes the row lock in
 /// PostgreSQL: two nodes appending to one conversation are serialised by the database,
