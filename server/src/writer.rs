@@ -210,3 +210,91 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, DatabaseTarget};
+    use crate::model::SenderKind;
+    use crate::store::{accounts, conversations};
+
+    fn open() -> (tempfile::TempDir, Db, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.database = DatabaseTarget::Sqlite {
+            path: dir.path().join("w.db").to_string_lossy().into_owned(),
+        };
+        let db = Db::open(&config).unwrap();
+        let mut c = db.conn().unwrap();
+        let team = accounts::create_team(&mut c, "T", "t").unwrap();
+        let conv = conversations::create_with_contact(
+            &mut c,
+            conversations::NewGuestConversation {
+                team_id: team.id,
+                channel: "widget".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (dir, db, conv.id)
+    }
+
+    fn msg(conv: &str, key: &str) -> NewMessage {
+        NewMessage {
+            conversation_id: conv.into(),
+            sender_kind: SenderKind::Guest,
+            sender_id: Some("g".into()),
+            sender_name: None,
+            body: format!("body {key}"),
+            client_msg_id: Some(key.into()),
+            provider_id: None,
+            reopen: false,
+        }
+    }
+
+    #[test]
+    fn a_bad_append_fails_alone_and_seq_stays_gapless() {
+        let (_dir, db, conv) = open();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (writer, thread) = Writer::start(db.clone(), 1, 64).unwrap();
+        let results = rt.block_on(async {
+            // Queued together, so they land in one batch: the missing conversation
+            // fails the fast path and the batch is redone append by append.
+            let futures = vec![
+                writer.append(msg(&conv, "a")),
+                writer.append(msg("no-such-conversation", "b")),
+                writer.append(msg(&conv, "c")),
+                writer.append(msg(&conv, "a")),
+            ];
+            let out = futures_util::future::join_all(futures).await;
+            writer.shutdown().await;
+            out
+        });
+        thread.join();
+        let seqs: Vec<_> = results
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .map(|a| (a.message.seq, a.duplicate))
+                    .map_err(AppError::code)
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![
+                Ok((1, false)),
+                Err("not_found"),
+                Ok((2, false)),
+                Ok((1, true))
+            ]
+        );
+        let mut c = db.conn().unwrap();
+        let (rows, _) =
+            crate::store::messages::page(&mut c, &conv, crate::store::messages::Page::After(0), 10)
+                .unwrap();
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    }
+}
