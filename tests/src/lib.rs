@@ -363,8 +363,7 @@ impl TestServer {
         let email = format!("{role}-{}@test.local", &n[..8]);
         let password = "agent-password-1".to_string();
         let name = format!("{role} {}", &n[..4]);
-        let mut request =
-            json!({"email": email, "name": name, "password": password, "role": role});
+        let mut request = json!({"email": email, "name": name, "password": password, "role": role});
         if let Some(teams) = team_ids {
             request["team_ids"] = json!(teams);
         }
@@ -450,7 +449,13 @@ impl TestServer {
                 )
                 .await;
             assert_eq!(status, 200, "history failed: {body}");
-            out.extend(body["messages"].as_array().expect("messages").iter().cloned());
+            out.extend(
+                body["messages"]
+                    .as_array()
+                    .expect("messages")
+                    .iter()
+                    .cloned(),
+            );
             if body["has_more"] != json!(true) {
                 return out;
             }
@@ -470,6 +475,21 @@ impl TestServer {
     /// An authenticated guest socket.
     pub async fn ws_guest(&self, token: &str) -> Ws {
         Ws::connect_authed(&format!("{}/ws/guest", self.ws_base), token).await
+    }
+
+    /// A guest socket as the widget opens one: authenticated, then `resume` of its
+    /// conversation from `last_seq` (a guest's live messages start at its first
+    /// `resume`). Returns the socket and the replayed messages.
+    pub async fn ws_guest_resumed(&self, guest: &TestGuest, last_seq: i64) -> (Ws, Vec<Value>) {
+        let mut ws = self.ws_guest(&guest.token).await;
+        let mut cursors = serde_json::Map::new();
+        cursors.insert(guest.conversation_id.clone(), json!(last_seq));
+        let (replayed, resumed) = ws.resume(Value::Object(cursors)).await;
+        assert!(
+            resumed["cursors"].get(&guest.conversation_id).is_some(),
+            "resume of the guest's own conversation refused: {resumed}"
+        );
+        (ws, replayed)
     }
 }
 
@@ -615,8 +635,11 @@ impl Ws {
 
     /// The next data frame as JSON, or the close frame if the server closed.
     pub async fn next_json_or_close(&mut self) -> Result<Value, Option<CloseFrame>> {
+        // One deadline for the whole wait: server pings (skipped here) must not keep
+        // restarting the safety net.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.stream.next())
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("no frame within the patience window");
             match msg {
@@ -632,8 +655,11 @@ impl Ws {
 
     /// Skips frames until one of `kind` arrives.
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let v = self.next_json().await;
+            let v = tokio::time::timeout_at(deadline, self.next_json())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} frame within the patience window"));
             if v["type"] == kind {
                 return v;
             }
@@ -673,6 +699,30 @@ impl Ws {
                 panic!("send {client_msg_id} failed: {v}");
             }
         }
+    }
+
+    /// Sends `n` messages (`client_msg_id` `"{prefix}-{i}"`, body `"{prefix} says {i}"`)
+    /// without waiting between them, then collects their `n` acks in arrival order.
+    /// Any `error` frame fails the test.
+    pub async fn send_many(&mut self, conversation_id: &str, prefix: &str, n: usize) -> Vec<Value> {
+        for i in 0..n {
+            self.send_json(&json!({
+                "type": "send",
+                "conversation_id": conversation_id,
+                "client_msg_id": format!("{prefix}-{i}"),
+                "body": format!("{prefix} says {i}"),
+            }))
+            .await;
+        }
+        let mut acks = Vec::with_capacity(n);
+        while acks.len() < n {
+            let v = self.next_json().await;
+            assert_ne!(v["type"], "error", "send failed: {v}");
+            if v["type"] == "ack" {
+                acks.push(v);
+            }
+        }
+        acks
     }
 
     /// Collects `message` frames of `conversation_id` until `count` have arrived
@@ -800,7 +850,9 @@ impl RawWs {
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\n\r\n"
         );
-        tcp.write_all(request.as_bytes()).await.expect("write handshake");
+        tcp.write_all(request.as_bytes())
+            .await
+            .expect("write handshake");
         let mut buf = Vec::new();
         let end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -815,10 +867,7 @@ impl RawWs {
             buf.extend_from_slice(&chunk[..n]);
         };
         let head = String::from_utf8_lossy(&buf[..end]).to_string();
-        assert!(
-            head.starts_with("HTTP/1.1 101"),
-            "upgrade refused: {head}"
-        );
+        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
         buf.drain(..end);
         Self { tcp, buf }
     }
@@ -906,7 +955,9 @@ pub fn assert_error_body(body: &Value, code: &str) {
     assert_eq!(keys, ["error", "message"], "error body keys: {body}");
     assert_eq!(body["error"], code, "error code: {body}");
     assert!(
-        body["message"].as_str().is_some_and(|m| !m.trim().is_empty()),
+        body["message"]
+            .as_str()
+            .is_some_and(|m| !m.trim().is_empty()),
         "error message must be a non-empty string: {body}"
     );
 }

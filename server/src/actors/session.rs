@@ -788,6 +788,17 @@ impl SessionActor {
     }
 }
 
+/// Whether a protocol I/O error is actix-web-actors' report of a text frame that is
+/// not UTF-8. It wraps `std::str::Utf8Error` into `io::Error::new(Other, e.to_string())`
+/// (actix-web-actors 4.3.1, `ws.rs`, `WsStream::poll_next`), so its text is the only
+/// handle; every other I/O error on this path is a broken connection.
+fn is_invalid_utf8(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other
+    ) && e.to_string().contains("utf-8")
+}
+
 /// Sends held frames that are now next in line.
 fn drain(cursor: &mut Cursor, ctx: &mut ws::WebsocketContext<SessionActor>) {
     while let Some(entry) = cursor.pending.first_entry() {
@@ -879,8 +890,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
                 self.close(ctx, 1009, "frame too large");
                 return;
             }
-            Err(ws::ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                // A text frame that is not UTF-8; framing is intact, so carry on.
+            Err(ws::ProtocolError::Io(e)) if is_invalid_utf8(&e) => {
+                // A text frame that is not UTF-8: the decoder has consumed the whole
+                // frame, so framing is intact and the session can carry on.
                 self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None);
                 return;
             }
