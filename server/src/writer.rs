@@ -220,9 +220,11 @@ mod tests {
 
     fn open() -> (tempfile::TempDir, Db, String) {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.database = DatabaseTarget::Sqlite {
-            path: dir.path().join("w.db").to_string_lossy().into_owned(),
+        let config = Config {
+            database: DatabaseTarget::Sqlite {
+                path: dir.path().join("w.db").to_string_lossy().into_owned(),
+            },
+            ..Config::default()
         };
         let db = Db::open(&config).unwrap();
         let mut c = db.conn().unwrap();
