@@ -207,6 +207,18 @@ pub fn count_agents(conn: &mut DbConn) -> Result<i64, AppError> {
     Ok(agents::table.count().get_result(conn)?)
 }
 
+/// Whether a team with this id exists.
+///
+/// # Errors
+/// Database errors.
+pub fn team_exists(conn: &mut DbConn, team_id: &str) -> Result<bool, AppError> {
+    let n: i64 = teams::table
+        .filter(teams::id.eq(team_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// Form for [`create_agent`].
 #[derive(Debug, Clone)]
 pub struct CreateAgent {
@@ -232,11 +244,7 @@ pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, A
     let email = form.email.trim().to_lowercase();
     conn.transaction::<_, AppError, _>(|conn| {
         for team_id in &form.team_ids {
-            let exists: i64 = teams::table
-                .filter(teams::id.eq(team_id))
-                .count()
-                .get_result(conn)?;
-            if exists == 0 {
+            if !team_exists(conn, team_id)? {
                 return Err(AppError::Validation(format!("no team with id {team_id}")));
             }
         }
@@ -364,11 +372,7 @@ pub fn create_team(conn: &mut DbConn, name: &str, slug: &str) -> Result<TeamView
 /// # Errors
 /// [`AppError::NotFound`] for an unknown team; database errors.
 pub fn add_member(conn: &mut DbConn, team_id: &str, agent_id: &str) -> Result<(), AppError> {
-    let exists: i64 = teams::table
-        .filter(teams::id.eq(team_id))
-        .count()
-        .get_result(conn)?;
-    if exists == 0 {
+    if !team_exists(conn, team_id)? {
         return Err(AppError::NotFound(format!("no team {team_id}")));
     }
     match diesel::insert_into(team_members::table)
