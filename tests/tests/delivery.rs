@@ -278,3 +278,25 @@ both_backends! {
         assert_eq!(ids(&replayed), ids(&history));
     }
 }
+
+both_backends! {
+    /// A `resume` that claims more than exists (a stale or invented cursor) is
+    /// clamped to the conversation's real end, so the next message still arrives.
+    async fn a_resume_past_the_end_is_clamped_and_live_messages_still_arrive(backend) {
+        let srv = TestServer::start(backend).await;
+        let agent = srv.agent("agent").await;
+        let guest = srv.guest().await;
+        let conv = guest.conversation_id.as_str();
+        let mut agent_ws = srv.ws_agent(&agent.token).await;
+        agent_ws.send_many(conv, "before", 3).await;
+
+        let mut guest_ws = srv.ws_guest(&guest.token).await;
+        let (replayed, resumed) = guest_ws.resume(cursor(conv, 1000)).await;
+        assert!(replayed.is_empty(), "nothing lies past the end: {replayed:?}");
+        assert_eq!(resumed["cursors"][conv], 3);
+
+        agent_ws.send_message(conv, "after-1", "still there?").await;
+        let next = guest_ws.next_of_type("message").await;
+        assert_eq!((next["seq"].as_i64(), next["body"].as_str()), (Some(4), Some("still there?")));
+    }
+}

@@ -33,6 +33,7 @@ use crate::error::AppError;
 use crate::model::{MessageView, SenderKind};
 use crate::protocol::{ClientFrame, ServerFrame, You};
 use crate::state::AppState;
+use crate::store::conversations;
 use crate::store::messages::{self, Page};
 
 use super::messages::{Authorize, CloseSession, Deliver, MarkRead, PostMessage, SetTyping};
@@ -643,7 +644,7 @@ impl SessionActor {
         &mut self,
         conv: &Arc<str>,
         generation: u64,
-        result: Result<Vec<MessageView>, AppError>,
+        result: Result<Fetched, AppError>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let Some(cursor) = self.cursors.get_mut(conv) else {
@@ -660,7 +661,13 @@ impl SessionActor {
                 return;
             }
         };
-        for m in fetched {
+        if cursor.last_sent > fetched.last_seq {
+            // A cursor past the end (a client's stale or invented state) would
+            // swallow the next messages; the database says where the end is.
+            cursor.last_sent = fetched.last_seq;
+            cursor.base = cursor.base.min(fetched.last_seq);
+        }
+        for m in fetched.messages {
             if m.seq <= cursor.last_sent {
                 continue;
             }
@@ -814,15 +821,24 @@ fn drain(cursor: &mut Cursor, ctx: &mut ws::WebsocketContext<SessionActor>) {
     }
 }
 
-/// Every message of a conversation after `after`, ascending, read page by page.
+/// What a replay read found: every message after the cursor, ascending, and the
+/// conversation's highest stored seq.
+struct Fetched {
+    messages: Vec<MessageView>,
+    last_seq: i64,
+}
+
+/// Every message of a conversation after `after`, read page by page, and the
+/// conversation's current `last_seq`.
 async fn fetch_after(
     state: &AppState,
     conversation_id: String,
     after: i64,
-) -> Result<Vec<MessageView>, AppError> {
+) -> Result<Fetched, AppError> {
     state
         .db
         .run(move |c| {
+            let last_seq = conversations::last_seq(c, &conversation_id)?;
             let mut out = Vec::new();
             let mut from = after;
             loop {
@@ -833,7 +849,12 @@ async fn fetch_after(
                 }
                 out.extend(rows.into_iter().map(messages::MessageRow::view));
                 if !more {
-                    return Ok(out);
+                    // A message committed after `last_seq` was read may be in the pages.
+                    let newest = out.last().map_or(0, |m| m.seq);
+                    return Ok(Fetched {
+                        messages: out,
+                        last_seq: last_seq.max(newest),
+                    });
                 }
             }
         })

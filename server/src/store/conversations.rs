@@ -227,6 +227,19 @@ pub fn meta(conn: &mut DbConn, id: &str) -> Result<ConversationMeta, AppError> {
     row.meta(name)
 }
 
+/// The highest committed seq of a conversation.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn last_seq(conn: &mut DbConn, id: &str) -> Result<i64, AppError> {
+    conversations::table
+        .find(id)
+        .select(conversations::last_seq)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no conversation {id}")))
+}
+
 /// The summary of one conversation.
 ///
 /// # Errors
