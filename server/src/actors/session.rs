@@ -595,9 +595,6 @@ impl SessionActor {
             .cursors
             .entry(conv.clone())
             .or_insert_with(|| Cursor::at(seq - 1));
-        if seq <= cursor.last_sent {
-            return;
-        }
         if cursor.awaiting_resume {
             if cursor.pending.len() >= MAX_HELD_BEFORE_RESUME {
                 cursor.pending.clear();
@@ -605,16 +602,23 @@ impl SessionActor {
             cursor.pending.insert(seq, frame);
             return;
         }
-        if cursor.fetching.is_none() && seq == cursor.last_sent + 1 {
+        if cursor.fetching.is_some() {
+            // The cursor may still move (a clamp to the real end); decide when the
+            // read lands.
+            cursor.pending.insert(seq, frame);
+            return;
+        }
+        if seq <= cursor.last_sent {
+            return;
+        }
+        if seq == cursor.last_sent + 1 {
             ctx.text(frame);
             cursor.last_sent = seq;
             drain(cursor, ctx);
             return;
         }
         cursor.pending.insert(seq, frame);
-        if cursor.fetching.is_none() {
-            self.fill_from_db(conv, ctx);
-        }
+        self.fill_from_db(conv, ctx);
     }
 
     /// Fetches every message after the cursor and sends what the client has not had.
