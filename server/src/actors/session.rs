@@ -761,17 +761,22 @@ impl SessionActor {
                         }
                     }
                     let state = act.state.clone();
-                    let fetch = async move {
-                        let mut out = Vec::with_capacity(fetches.len());
-                        for (key, generation, after) in fetches {
-                            let res = fetch_after(&state, key.to_string(), after).await;
-                            out.push((key, generation, res));
-                        }
-                        out
-                    };
-                    ctx.spawn(fetch.into_actor(act).map(|results, act, ctx| {
+                    let wanted = fetches
+                        .iter()
+                        .map(|(key, _, after)| (key.to_string(), *after))
+                        .collect();
+                    let fetch = async move { fetch_many(&state, wanted).await };
+                    ctx.spawn(fetch.into_actor(act).map(move |read, act, ctx| {
                         let mut now = BTreeMap::new();
-                        for (key, generation, res) in results {
+                        let results: Vec<Result<Fetched, AppError>> = match read {
+                            Ok(results) => results,
+                            // No connection at all: every conversation gets the error.
+                            Err(e) => fetches
+                                .iter()
+                                .map(|_| Err(AppError::Unavailable(e.public_message())))
+                                .collect(),
+                        };
+                        for ((key, generation, _), res) in fetches.into_iter().zip(results) {
                             act.finish_fetch(&key, generation, res, ctx);
                             if let Some(cursor) = act.cursors.get(&key) {
                                 now.insert(key.to_string(), cursor.last_sent);
@@ -833,7 +838,33 @@ struct Fetched {
 }
 
 /// Every message of a conversation after `after`, read page by page, and the
-/// conversation's current `last_seq`.
+/// conversation's current `last_seq`. Blocking: runs inside `Db::run`.
+fn read_after(
+    c: &mut crate::db::DbConn,
+    conversation_id: &str,
+    after: i64,
+) -> Result<Fetched, AppError> {
+    let last_seq = conversations::last_seq(c, conversation_id)?;
+    let mut out = Vec::new();
+    let mut from = after;
+    loop {
+        let (rows, more) = messages::page(c, conversation_id, Page::After(from), REPLAY_PAGE)?;
+        if let Some(last) = rows.last() {
+            from = last.seq;
+        }
+        out.extend(rows.into_iter().map(messages::MessageRow::view));
+        if !more {
+            // A message committed after `last_seq` was read may be in the pages.
+            let newest = out.last().map_or(0, |m| m.seq);
+            return Ok(Fetched {
+                messages: out,
+                last_seq: last_seq.max(newest),
+            });
+        }
+    }
+}
+
+/// [`read_after`] for one conversation, off the actor's thread.
 async fn fetch_after(
     state: &AppState,
     conversation_id: String,
@@ -841,26 +872,23 @@ async fn fetch_after(
 ) -> Result<Fetched, AppError> {
     state
         .db
+        .run(move |c| read_after(c, &conversation_id, after))
+        .await
+}
+
+/// [`read_after`] for several conversations in one blocking task; each has its own
+/// result, so one missing conversation does not spoil the others.
+async fn fetch_many(
+    state: &AppState,
+    wanted: Vec<(String, i64)>,
+) -> Result<Vec<Result<Fetched, AppError>>, AppError> {
+    state
+        .db
         .run(move |c| {
-            let last_seq = conversations::last_seq(c, &conversation_id)?;
-            let mut out = Vec::new();
-            let mut from = after;
-            loop {
-                let (rows, more) =
-                    messages::page(c, &conversation_id, Page::After(from), REPLAY_PAGE)?;
-                if let Some(last) = rows.last() {
-                    from = last.seq;
-                }
-                out.extend(rows.into_iter().map(messages::MessageRow::view));
-                if !more {
-                    // A message committed after `last_seq` was read may be in the pages.
-                    let newest = out.last().map_or(0, |m| m.seq);
-                    return Ok(Fetched {
-                        messages: out,
-                        last_seq: last_seq.max(newest),
-                    });
-                }
-            }
+            Ok(wanted
+                .iter()
+                .map(|(id, after)| read_after(c, id, *after))
+                .collect())
         })
         .await
 }
