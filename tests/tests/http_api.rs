@@ -64,6 +64,13 @@ both_backends! {
         assert_eq!(status, 404, "{body}");
         assert_error_body(&body, "not_found");
 
+        // A plain GET on a WebSocket endpoint is a client mistake, answered in kind.
+        for path in ["/ws/agent", "/ws/guest"] {
+            let (status, body) = srv.get(path, None).await;
+            assert_eq!(status, 400, "GET {path}: {body}");
+            assert_error_body(&body, "bad_request");
+        }
+
         // Missing and forged tokens.
         let (status, body) = srv.get("/api/conversations", None).await;
         assert_eq!(status, 401, "{body}");

@@ -97,7 +97,7 @@ impl SessionRef {
 /// Upgrades an HTTP request to a WebSocket served by a new [`SessionActor`].
 ///
 /// # Errors
-/// The handshake error when the request is not a valid WebSocket upgrade.
+/// [`AppError::BadRequest`] when the request is not a valid WebSocket upgrade.
 pub fn start(
     req: &HttpRequest,
     stream: web::Payload,
@@ -113,6 +113,7 @@ pub fn start(
     ws::WsResponseBuilder::new(actor, req, stream)
         .frame_size(codec_limit)
         .start()
+        .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")).into())
 }
 
 enum Auth {
