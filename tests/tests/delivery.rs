@@ -193,6 +193,32 @@ async fn post_stream(
     }
 }
 
+/// Reconnects (with `connect`) and resumes `conv` from seq 10 while `poster` is
+/// posting 40 more messages, so the replay and live delivery overlap; returns the
+/// seqs the new socket received through seq 50, in arrival order.
+async fn resume_while_posting<F, Fut>(
+    srv: &TestServer,
+    poster: &str,
+    conv: &str,
+    connect: F,
+) -> Vec<i64>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Ws>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sender = post_stream(srv, poster, conv, 40, tx);
+    let reconnect = async {
+        rx.await.expect("sender started");
+        let mut ws = connect().await;
+        ws.send_json(&json!({"type": "resume", "cursors": cursor(conv, 10)}))
+            .await;
+        ws
+    };
+    let ((), mut ws) = tokio::join!(sender, reconnect);
+    seqs(&messages_through(&mut ws, conv, 50).await)
+}
+
 both_backends! {
     /// A guest reconnects and resumes while an agent keeps writing: every message
     /// after its cursor arrives exactly once, in order, whether it came from the
@@ -205,17 +231,8 @@ both_backends! {
         let mut agent_ws = srv.ws_agent(&agent.token).await;
         agent_ws.send_many(conv, "old", 10).await;
 
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sender = post_stream(&srv, &agent.token, conv, 40, tx);
-        let reconnect = async {
-            rx.await.expect("sender started");
-            let mut ws = srv.ws_guest(&guest.token).await;
-            ws.send_json(&json!({"type": "resume", "cursors": cursor(conv, 10)})).await;
-            ws
-        };
-        let ((), mut guest_ws) = tokio::join!(sender, reconnect);
-        let got = messages_through(&mut guest_ws, conv, 50).await;
-        assert_eq!(seqs(&got), (11..=50).collect::<Vec<i64>>());
+        let got = resume_while_posting(&srv, &agent.token, conv, || srv.ws_guest(&guest.token)).await;
+        assert_eq!(got, (11..=50).collect::<Vec<i64>>());
     }
 }
 
@@ -239,17 +256,8 @@ both_backends! {
             assert_eq!(status, 201);
         }
 
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sender = post_stream(&srv, &holder.token, conv, 40, tx);
-        let reconnect = async {
-            rx.await.expect("sender started");
-            let mut ws = srv.ws_agent(&watcher.token).await;
-            ws.send_json(&json!({"type": "resume", "cursors": cursor(conv, 10)})).await;
-            ws
-        };
-        let ((), mut watcher_ws) = tokio::join!(sender, reconnect);
-        let got = messages_through(&mut watcher_ws, conv, 50).await;
-        assert_eq!(seqs(&got), (11..=50).collect::<Vec<i64>>());
+        let got = resume_while_posting(&srv, &holder.token, conv, || srv.ws_agent(&watcher.token)).await;
+        assert_eq!(got, (11..=50).collect::<Vec<i64>>());
     }
 }
 
