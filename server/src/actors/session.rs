@@ -103,17 +103,25 @@ pub fn start(
     stream: web::Payload,
     state: AppState,
     endpoint: Endpoint,
-    header_token: Option<String>,
+    preauthenticated: Option<Principal>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // The codec refuses (and closes on) frames past this size; frames between the
     // protocol limit and this size get a polite `frame_too_large` and the session
     // lives on.
     let codec_limit = (state.config.max_frame_bytes * 2).max(1 << 20);
-    let actor = SessionActor::new(state, endpoint, header_token);
+    let actor = SessionActor::new(state, endpoint, preauthenticated);
     ws::WsResponseBuilder::new(actor, req, stream)
         .frame_size(codec_limit)
         .start()
         .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")).into())
+}
+
+/// What a session authenticates with.
+enum Credentials {
+    /// A token from the `auth` frame, still to be verified.
+    Token(String),
+    /// Already verified by the upgrade request.
+    Principal(Principal),
 }
 
 enum Auth {
@@ -172,7 +180,8 @@ pub struct SessionActor {
     endpoint: Endpoint,
     state: AppState,
     auth: Auth,
-    header_token: Option<String>,
+    /// A principal the upgrade request already authenticated (header token).
+    preauthenticated: Option<Principal>,
     last_heard: Instant,
     cursors: HashMap<Arc<str>, Cursor>,
     watching: HashSet<Arc<str>>,
@@ -183,13 +192,13 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    fn new(state: AppState, endpoint: Endpoint, header_token: Option<String>) -> Self {
+    fn new(state: AppState, endpoint: Endpoint, preauthenticated: Option<Principal>) -> Self {
         Self {
             id: Arc::from(crate::model::new_id()),
             endpoint,
             state,
             auth: Auth::Waiting,
-            header_token,
+            preauthenticated,
             last_heard: Instant::now(),
             cursors: HashMap::new(),
             watching: HashSet::new(),
@@ -268,12 +277,15 @@ impl SessionActor {
 
     // ---- authentication -------------------------------------------------------
 
-    fn authenticate(&mut self, token: String, ctx: &mut ws::WebsocketContext<Self>) {
+    fn authenticate(&mut self, credentials: Credentials, ctx: &mut ws::WebsocketContext<Self>) {
         self.auth = Auth::Pending { queued: Vec::new() };
         let state = self.state.clone();
         let endpoint = self.endpoint;
         let fut = async move {
-            let principal = Principal::from_token(&state, &token).await?;
+            let principal = match credentials {
+                Credentials::Token(token) => Principal::from_token(&state, &token).await?,
+                Credentials::Principal(principal) => principal,
+            };
             let you = match (&principal, endpoint) {
                 (Principal::Agent(a), Endpoint::Agent) => You {
                     kind: SenderKind::Agent,
@@ -390,7 +402,7 @@ impl SessionActor {
     fn handle_frame(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
         match &mut self.auth {
             Auth::Waiting => match frame {
-                ClientFrame::Auth { token } => self.authenticate(token, ctx),
+                ClientFrame::Auth { token } => self.authenticate(Credentials::Token(token), ctx),
                 ClientFrame::Ping => self.send_frame(ctx, &ServerFrame::Pong),
                 _ => {
                     self.send_error(
@@ -903,8 +915,8 @@ impl Actor for SessionActor {
             .hub
             .register_session(self.id.clone(), ctx.address().recipient());
         ctx.run_interval(self.state.config.heartbeat, |act, ctx| act.tick(ctx));
-        match self.header_token.take() {
-            Some(token) => self.authenticate(token, ctx),
+        match self.preauthenticated.take() {
+            Some(principal) => self.authenticate(Credentials::Principal(principal), ctx),
             None => {
                 ctx.run_later(self.state.config.auth_timeout, |act, ctx| {
                     if matches!(act.auth, Auth::Waiting) {

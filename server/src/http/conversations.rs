@@ -101,11 +101,16 @@ async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    authorize_read(&state, &principal, id.clone()).await?;
-    let view = state
+    let (meta, view) = state
         .db
-        .run(move |c| conversations::summary(c, &id))
+        .run(move |c| {
+            Ok((
+                conversations::meta(c, &id)?,
+                conversations::summary(c, &id)?,
+            ))
+        })
         .await?;
+    check_access(&principal, &meta)?;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -36,11 +36,11 @@ async fn upgrade(
 ) -> Result<HttpResponse, actix_web::Error> {
     // A header token (non-browser clients) is checked before upgrading so a bad one
     // gets a plain 401; browsers send theirs in the first frame instead.
-    let token = bearer(&req)?;
-    if let Some(token) = &token {
-        Principal::from_token(&state, token).await?;
-    }
-    session::start(&req, stream, state.get_ref().clone(), endpoint, token)
+    let principal = match bearer(&req)? {
+        Some(token) => Some(Principal::from_token(&state, &token).await?),
+        None => None,
+    };
+    session::start(&req, stream, state.get_ref().clone(), endpoint, principal)
 }
 
 /// Agent sessions carry an agent's authority, so a page on another site must not
