@@ -26,6 +26,8 @@ pub enum Audience {
     /// Every agent of the team, leads, admins and watchers, assigned or not
     /// (for changes every inbox list must show, such as a new assignee).
     Team,
+    /// Only the contact's own sessions (its place in the queue).
+    Contact,
 }
 
 /// An event to deliver.

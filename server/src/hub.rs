@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use actix::prelude::*;
 use dashmap::mapref::entry::Entry;
@@ -29,7 +30,8 @@ use crate::actors::messages::{
 use crate::actors::session::SessionRef;
 use crate::bus::{Audience, Bus, BusEvent};
 use crate::error::AppError;
-use crate::protocol::PresenceChoice;
+use crate::protocol::{PresenceChoice, PresenceStatus};
+use crate::routing::actor::Router;
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
 use crate::store::conversations;
@@ -80,6 +82,11 @@ pub struct Hub {
     watchers: DashMap<Arc<str>, Vec<SessionRef>>,
     sessions: DashMap<Arc<str>, Recipient<CloseSession>>,
     bus: OnceLock<Arc<dyn Bus>>,
+    router: OnceLock<Addr<Router>>,
+    /// Published presence of agents connected to this node (absent: offline).
+    presence: DashMap<String, PresenceStatus>,
+    /// team id → its offline grace, when the team sets one.
+    team_grace: DashMap<String, Duration>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -100,6 +107,62 @@ impl Hub {
     /// Installs the bus (once; later calls are ignored).
     pub fn set_bus(&self, bus: Arc<dyn Bus>) {
         let _ = self.bus.set(bus);
+    }
+
+    /// Installs the node's router (once; later calls are ignored).
+    pub fn set_router(&self, router: Addr<Router>) {
+        let _ = self.router.set(router);
+    }
+
+    /// Sends a trigger to the node's router (dropped before the router starts,
+    /// which only happens while the node itself is starting).
+    pub fn route<M>(&self, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        Router: Handler<M>,
+    {
+        if let Some(router) = self.router.get() {
+            router.do_send(msg);
+        }
+    }
+
+    /// Records an agent's presence as published by its actor.
+    pub fn set_presence_status(&self, agent_id: &str, status: PresenceStatus) {
+        if status == PresenceStatus::Offline {
+            self.presence.remove(agent_id);
+        } else {
+            self.presence.insert(agent_id.to_string(), status);
+        }
+    }
+
+    /// Presence of every agent not offline, for a routing decision.
+    pub fn presence_snapshot(&self) -> HashMap<String, PresenceStatus> {
+        self.presence
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect()
+    }
+
+    /// Sets (or, with `None`, clears) a team's offline grace.
+    pub fn set_team_grace(&self, team_id: &str, grace: Option<Duration>) {
+        match grace {
+            Some(g) => {
+                self.team_grace.insert(team_id.to_string(), g);
+            }
+            None => {
+                self.team_grace.remove(team_id);
+            }
+        }
+    }
+
+    /// The offline grace for an agent of `team_ids`: the longest any of its teams
+    /// sets (the most forgiving), else `default`.
+    pub fn grace_for(&self, team_ids: &[String], default: Duration) -> Duration {
+        team_ids
+            .iter()
+            .filter_map(|t| self.team_grace.get(t).map(|g| *g))
+            .max()
+            .unwrap_or(default)
     }
 
     /// Why the bus is degraded, if it is.
@@ -132,6 +195,14 @@ impl Hub {
                     conversation_id: Some(conversation_id.clone()),
                     seq: *seq,
                 };
+                if *audience == Audience::Contact {
+                    if let Some(watchers) = self.watchers.get(conversation_id) {
+                        for s in watchers.iter().filter(|s| s.is_guest) {
+                            s.push(deliver.clone());
+                        }
+                    }
+                    return;
+                }
                 let dir = self.directory.read();
                 let mut agents: Vec<&Arc<str>> = Vec::new();
                 let team = dir.by_team.get(team_id.as_str());

@@ -23,6 +23,7 @@ pub mod hub;
 pub mod model;
 pub mod protocol;
 pub mod ratelimit;
+pub mod routing;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -32,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Actor;
 use actix_web::{middleware, App, HttpServer};
 
 pub use config::Config;
@@ -163,6 +165,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         writer: writer.clone(),
         hub: hub.clone(),
     };
+
+    // The router lives on the starting arbiter; the hub hands it triggers.
+    hub.set_router(routing::actor::Router::new(state.clone()).start());
 
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {

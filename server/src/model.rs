@@ -247,6 +247,8 @@ pub struct ConversationView {
     pub guest_read_seq: i64,
     /// Highest seq an agent has read.
     pub agent_read_seq: i64,
+    /// Since when it waits in the team queue for an agent (RFC 3339 UTC), if it does.
+    pub queued_at: Option<String>,
 }
 
 /// Formats an optional epoch-ms time as RFC 3339 (see [`rfc3339`]).

@@ -11,6 +11,7 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ConversationView, MessageView, SenderKind, SenderView};
+use crate::routing::views::{OfferView, TeamWorkload};
 
 /// An agent's chosen availability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,12 +80,19 @@ pub enum ClientFrame {
         /// online or away.
         status: PresenceChoice,
     },
+    /// Take an offered conversation (poll routing). The winner gets
+    /// `offer_closed {won: true}` and `assigned`; a late claim gets an `error` with
+    /// code `conflict`.
+    Claim {
+        /// The offer.
+        offer_id: String,
+    },
     /// Application-level ping.
     Ping,
 }
 
-const KNOWN_TYPES: [&str; 7] = [
-    "auth", "send", "typing", "read", "resume", "presence", "ping",
+const KNOWN_TYPES: [&str; 8] = [
+    "auth", "send", "typing", "read", "resume", "presence", "claim", "ping",
 ];
 
 /// Why a frame could not be decoded.
@@ -238,6 +246,42 @@ pub enum ServerFrame {
         agent_id: String,
         /// New status.
         status: PresenceStatus,
+    },
+    /// A conversation is offered to you (poll routing). Anonymised: no phone number
+    /// or email until claimed.
+    Offer(OfferView),
+    /// An offer you received is closed: you won it, someone else did, or it expired
+    /// or was withdrawn.
+    OfferClosed {
+        /// The offer.
+        offer_id: String,
+        /// Its conversation.
+        conversation_id: String,
+        /// True for the agent who won the claim.
+        won: bool,
+        /// `claimed`, `expired` or `cancelled`.
+        reason: String,
+    },
+    /// The conversation waits in its team's queue at `position` (1: next), or left
+    /// it (`position` null).
+    Queue {
+        /// Conversation.
+        conversation_id: String,
+        /// 1-based place in the queue; null once it is no longer queued.
+        position: Option<i64>,
+    },
+    /// A team's live workload (team leads and admins).
+    Workload(TeamWorkload),
+    /// An offer went unclaimed past its timeout (team leads and admins).
+    RoutingAlert {
+        /// Team.
+        team_id: String,
+        /// Conversation waiting.
+        conversation_id: String,
+        /// The unclaimed offer.
+        offer_id: String,
+        /// Human sentence.
+        message: String,
     },
     /// Something was wrong with a frame or its effect.
     Error {

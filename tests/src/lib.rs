@@ -419,6 +419,47 @@ impl TestServer {
         body["team"]["id"].as_str().expect("team id").to_string()
     }
 
+    /// PUT JSON with an optional bearer token; returns status and JSON body.
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.put(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("PUT")).await
+    }
+
+    /// The id of the team every server starts with (slug `default`).
+    pub async fn default_team_id(&self) -> String {
+        let admin = self.admin_token().await;
+        let (status, body) = self.get("/api/teams", Some(&admin)).await;
+        assert_eq!(status, 200, "list teams failed: {body}");
+        body["teams"]
+            .as_array()
+            .expect("teams")
+            .iter()
+            .find(|t| t["slug"] == "default")
+            .and_then(|t| t["id"].as_str())
+            .expect("default team")
+            .to_string()
+    }
+
+    /// Changes a team's routing settings as the admin; returns the stored settings.
+    pub async fn set_routing(&self, team_id: &str, settings: Value) -> Value {
+        let admin = self.admin_token().await;
+        let (status, body) = self
+            .put(&format!("/api/teams/{team_id}/routing"), Some(&admin), &settings)
+            .await;
+        assert_eq!(status, 200, "routing settings refused: {body}");
+        body
+    }
+
+    /// Switches the default team to manual routing (no automatic assignment), for
+    /// tests about delivery rather than routing.
+    pub async fn manual_routing(&self) {
+        let team = self.default_team_id().await;
+        self.set_routing(&team, json!({"routing_mode": "manual"})).await;
+    }
+
     /// `POST /api/conversations/{id}/messages`; returns status and body.
     pub async fn post_message(
         &self,

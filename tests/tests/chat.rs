@@ -142,6 +142,8 @@ both_backends! {
     async fn seq_is_gapless_and_identical_for_every_watcher_under_concurrent_senders(backend) {
         const EACH: usize = 30;
         let srv = TestServer::start(backend).await;
+        // Everyone in the team watches an unassigned conversation.
+        srv.manual_routing().await;
         let lead = srv.agent("lead").await;
         let watcher = srv.agent("agent").await;
         let writer = srv.agent("agent").await;
@@ -272,6 +274,8 @@ both_backends! {
     /// does; agents may not assign others, nor take what someone else holds.
     async fn assignment_routes_messages_to_the_assignee(backend) {
         let srv = TestServer::start(backend).await;
+        // Assignment by hand only: automatic routing has its own suite.
+        srv.manual_routing().await;
         let lead = srv.agent("lead").await;
         let alice = srv.agent("agent").await;
         let bob = srv.agent("agent").await;

@@ -10,6 +10,7 @@
 use actix::prelude::*;
 
 use crate::bus::BusEvent;
+use crate::routing::actor::{PresenceChanged, WorkloadWanted};
 use crate::protocol::{PresenceChoice, PresenceStatus, ServerFrame};
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
@@ -58,6 +59,12 @@ impl AgentActor {
             return;
         }
         self.published = Some(status);
+        self.state.hub.set_presence_status(&self.info.id, status);
+        self.state.hub.route(PresenceChanged {
+            agent_id: self.info.id.clone(),
+            team_ids: self.info.team_ids.clone(),
+            status,
+        });
         let frame = ServerFrame::Presence {
             agent_id: self.info.id.clone(),
             status,
@@ -96,6 +103,13 @@ impl Handler<AttachSession> for AgentActor {
             self.sessions.push(msg.session);
         }
         self.publish_presence();
+        if self.info.role.supervises() {
+            // A lead's new tab needs the current workload, not the next change.
+            self.state.hub.route(WorkloadWanted {
+                team_ids: self.info.team_ids.clone(),
+                all_teams: self.info.role == crate::model::Role::Admin,
+            });
+        }
     }
 }
 
@@ -107,7 +121,10 @@ impl Handler<DetachSession> for AgentActor {
         if !self.sessions.is_empty() || self.grace.is_some() {
             return;
         }
-        let grace = self.state.config.presence_grace;
+        let grace = self
+            .state
+            .hub
+            .grace_for(&self.info.team_ids, self.state.config.presence_grace);
         self.grace = Some(ctx.run_later(grace, |act, ctx| {
             act.grace = None;
             if !act.sessions.is_empty() {

@@ -26,13 +26,15 @@ use crate::model::{
     SenderView,
 };
 use crate::protocol::{ReaderView, ServerFrame};
+use crate::clock::now_ms;
+use crate::routing;
+use crate::routing::actor::{ApplyEffects, ConversationClosed, RouteConversation};
 use crate::state::AppState;
-use crate::store::accounts;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::NewMessage;
 
 use super::messages::{
-    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostMessage, Posted, SetTyping,
+    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostMessage, Posted, Refresh, SetTyping,
 };
 
 /// How often an actor checks whether it has been idle long enough to stop.
@@ -193,6 +195,9 @@ impl Handler<PostMessage> for ConversationActor {
                         if view.seq == 1 || appended.reopened {
                             act.publish_summary(ctx);
                         }
+                        if view.sender.kind == SenderKind::Guest {
+                            act.after_inbound(appended.reopened);
+                        }
                     }
                     Ok(Posted {
                         message: view,
@@ -317,6 +322,11 @@ impl Handler<ChangeAssignee> for ConversationActor {
             };
             if !actor.role.supervises() {
                 let taking_for_self = msg.agent_id.as_deref() == Some(actor.id.as_str());
+                let handing_back = msg.agent_id.is_none()
+                    && self.meta.assignee_id.as_deref() == Some(actor.id.as_str());
+                if handing_back {
+                    return Ok(());
+                }
                 if !taking_for_self {
                     return Err(AppError::Forbidden(
                         "agents may only assign conversations to themselves; ask a team lead"
@@ -338,40 +348,31 @@ impl Handler<ChangeAssignee> for ConversationActor {
         }
         let state = self.state.clone();
         let id = self.id.to_string();
-        let team_id = self.meta.team_id.clone();
         let expected = self.meta.assignee_id.clone();
         let target = msg.agent_id.clone();
+        let actor_id = match &msg.principal {
+            Principal::Agent(a) => a.id.clone(),
+            Principal::Guest(g) => g.contact_id.clone(),
+        };
         let fut = async move {
             state
                 .db
                 .run(move |c| {
-                    if let Some(agent_id) = &target {
-                        let agent = accounts::active_agent(c, agent_id).map_err(|_| {
-                            AppError::Validation(format!("no active agent {agent_id}"))
-                        })?;
-                        if !agent.can_access_team(&team_id) {
-                            return Err(AppError::Validation(format!(
-                                "{} is not in this conversation's team",
-                                agent.name
-                            )));
-                        }
-                    }
-                    if expected == target {
-                        return conversations::summary(c, &id);
-                    }
-                    if !conversations::set_assignee(c, &id, expected.as_deref(), target.as_deref())?
-                    {
-                        return Err(AppError::Conflict(
-                            "the assignment changed meanwhile; reload and retry".into(),
-                        ));
-                    }
-                    conversations::summary(c, &id)
+                    let effects = routing::engine::manual_assign(
+                        c,
+                        &id,
+                        expected.as_deref(),
+                        target.as_deref(),
+                        &actor_id,
+                        now_ms(),
+                    )?;
+                    Ok((conversations::summary(c, &id)?, effects))
                 })
                 .await
         };
         Box::pin(fut.into_actor(self).map(|res, act, ctx| {
-            let view = match res {
-                Ok(view) => view,
+            let (view, effects) = match res {
+                Ok(done) => done,
                 Err(e) => {
                     if matches!(e, AppError::Conflict(_)) {
                         // Someone (maybe on another node) changed it: refresh our copy.
@@ -380,15 +381,9 @@ impl Handler<ChangeAssignee> for ConversationActor {
                     return Err(e);
                 }
             };
-            if act.meta.assignee_id != view.assignee_id {
-                act.meta.assignee_id = view.assignee_id.clone();
-                let assigned = ServerFrame::Assigned {
-                    conversation_id: act.id.to_string(),
-                    agent_id: view.assignee_id.clone(),
-                };
-                act.publish(&assigned, None, Audience::Team, None);
-                act.publish_view(&view);
-            }
+            act.announce(view.clone());
+            // Offers withdrawn, queue positions, workload: the router announces them.
+            act.state.hub.route(ApplyEffects { effects });
             Ok(view)
         }))
     }
@@ -421,12 +416,61 @@ impl Handler<ChangeStatus> for ConversationActor {
             let view = res?;
             act.meta.status = view.status;
             act.publish_view(&view);
+            if view.status == ConversationStatus::Open {
+                if view.assignee_id.is_none() {
+                    act.state.hub.route(RouteConversation {
+                        conversation_id: act.id.to_string(),
+                        reopened: false,
+                    });
+                }
+            } else {
+                act.state.hub.route(ConversationClosed {
+                    conversation_id: act.id.to_string(),
+                    team_id: act.meta.team_id.clone(),
+                });
+            }
             Ok(view)
         }))
     }
 }
 
 impl ConversationActor {
+    /// A contact's message committed: an unassigned (or reopened) conversation needs
+    /// routing. The router ignores conversations already queued or on offer.
+    fn after_inbound(&self, reopened: bool) {
+        if reopened || self.meta.assignee_id.is_none() {
+            self.state.hub.route(RouteConversation {
+                conversation_id: self.id.to_string(),
+                reopened,
+            });
+        }
+    }
+
+    /// Adopts a fresh summary from the database and announces what changed: a new
+    /// assignee (`assigned` to the team), a new team (the old team's inboxes learn
+    /// it left), and the summary itself.
+    fn announce(&mut self, view: ConversationView) {
+        let assignee_changed = self.meta.assignee_id != view.assignee_id;
+        let team_changed = self.meta.team_id != view.team_id;
+        if !assignee_changed && !team_changed && self.meta.status == view.status {
+            return;
+        }
+        if team_changed {
+            self.publish_view(&view);
+            self.meta.team_id = view.team_id.clone();
+        }
+        self.meta.assignee_id = view.assignee_id.clone();
+        self.meta.status = view.status;
+        if assignee_changed {
+            let assigned = ServerFrame::Assigned {
+                conversation_id: self.id.to_string(),
+                agent_id: view.assignee_id.clone(),
+            };
+            self.publish(&assigned, None, Audience::Team, None);
+        }
+        self.publish_view(&view);
+    }
+
     fn reload_meta(&mut self, ctx: &mut Context<Self>) {
         let state = self.state.clone();
         let id = self.id.to_string();
@@ -436,5 +480,20 @@ impl ConversationActor {
                 act.meta = meta;
             }
         }));
+    }
+}
+
+impl Handler<Refresh> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<(), AppError>>;
+
+    fn handle(&mut self, _: Refresh, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let state = self.state.clone();
+        let id = self.id.to_string();
+        let fut = async move { state.db.run(move |c| conversations::summary(c, &id)).await };
+        Box::pin(fut.into_actor(self).map(|res, act, _| {
+            act.announce(res?);
+            Ok(())
+        }))
     }
 }

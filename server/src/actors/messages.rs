@@ -149,3 +149,9 @@ pub struct DeliverToAgent {
     /// A session not to send it to (the one it came from).
     pub exclude_session: Option<Arc<str>>,
 }
+
+/// Routing changed the conversation in the database (assignee, queue, team): reload
+/// its routing facts and announce what changed (`assigned`, `conversation`).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct Refresh;

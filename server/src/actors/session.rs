@@ -509,6 +509,22 @@ impl SessionActor {
                 ),
             },
             ClientFrame::Resume { cursors } => self.on_resume(principal, cursors, ctx),
+            ClientFrame::Claim { offer_id } => match principal {
+                Principal::Agent(agent) => {
+                    let state = self.state.clone();
+                    let fut = async move { crate::routing::claim(&state, &agent, &offer_id).await };
+                    ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+                        // Success is announced to every session of the agent by
+                        // `offer_closed {won: true}` and `assigned`.
+                        if let Err(e) = res {
+                            act.send_app_error(ctx, &e, Some("claim".into()));
+                        }
+                    }));
+                }
+                Principal::Guest(_) => {
+                    self.send_error(ctx, "forbidden", "claims are for agents", Some("claim".into()));
+                }
+            },
             ClientFrame::Presence { status } => match &principal {
                 Principal::Agent(a) => self.state.hub.set_presence(&a.id, status),
                 Principal::Guest(_) => {

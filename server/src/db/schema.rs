@@ -15,6 +15,14 @@ diesel::table! {
         name -> Text,
         slug -> Text,
         created_at -> BigInt,
+        routing_mode -> Text,
+        default_capacity -> Integer,
+        offer_timeout_ms -> BigInt,
+        escalation -> Text,
+        offline_grace_ms -> Nullable<BigInt>,
+        requeue_delay_ms -> BigInt,
+        rr_cursor -> Nullable<Text>,
+        routing_lock -> BigInt,
     }
 }
 
@@ -27,6 +35,8 @@ diesel::table! {
         role -> Text,
         active -> Integer,
         created_at -> BigInt,
+        capacity -> Nullable<Integer>,
+        routing_lock -> BigInt,
     }
 }
 
@@ -67,6 +77,9 @@ diesel::table! {
         agent_read_seq -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        queued_at -> Nullable<BigInt>,
+        preferred_agent_id -> Nullable<Text>,
+        assigned_at -> Nullable<BigInt>,
     }
 }
 
@@ -87,6 +100,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    offers (id) {
+        id -> Text,
+        conversation_id -> Text,
+        team_id -> Text,
+        status -> Text,
+        round -> Integer,
+        winner_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    offer_recipients (offer_id, agent_id) {
+        offer_id -> Text,
+        agent_id -> Text,
+    }
+}
+
+diesel::table! {
+    routing_events (id) {
+        id -> Text,
+        conversation_id -> Text,
+        team_id -> Text,
+        kind -> Text,
+        agent_id -> Nullable<Text>,
+        actor_id -> Nullable<Text>,
+        detail -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(offer_recipients -> offers (offer_id));
 diesel::joinable!(team_members -> teams (team_id));
 diesel::joinable!(team_members -> agents (agent_id));
 diesel::joinable!(conversations -> teams (team_id));
@@ -101,4 +149,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     contacts,
     conversations,
     messages,
+    offers,
+    offer_recipients,
+    routing_events,
 );

@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod conversations;
 mod health;
+mod routing;
 mod widget;
 mod ws;
 
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .configure(agents::routes)
                 .configure(widget::routes)
                 .configure(conversations::routes)
+                .configure(routing::routes)
                 .default_service(web::to(not_found)),
         )
         .configure(assets::routes)

@@ -102,6 +102,7 @@ async fn create_session(
         phone: field(body.phone, "phone", 32)?,
         source: field(body.source, "source", 64)?,
         page_url: field(body.page_url, "page_url", 2048)?,
+        preferred_agent_id: None,
     };
     let team = field(body.team, "team", 48)?.unwrap_or_else(|| "default".into());
     let view = state

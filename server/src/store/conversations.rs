@@ -80,6 +80,14 @@ pub struct ConversationRow {
     pub created_at: i64,
     /// Epoch ms of the last activity (message, status or assignment change).
     pub updated_at: i64,
+    /// Epoch ms since which the conversation waits in its team's queue (NULL: not
+    /// queued). The queue is served oldest first.
+    pub queued_at: Option<i64>,
+    /// Agent routing tries first (a quick-chat link's owner, or the previous
+    /// assignee of a reopened conversation), if online and under capacity.
+    pub preferred_agent_id: Option<String>,
+    /// Epoch ms of the latest assignment.
+    pub assigned_at: Option<i64>,
 }
 
 /// What the conversation actor keeps in memory to authorise and route.
@@ -141,6 +149,7 @@ impl ConversationRow {
             created_at: rfc3339(self.created_at),
             guest_read_seq: self.guest_read_seq,
             agent_read_seq: self.agent_read_seq,
+            queued_at: opt_time(self.queued_at),
         })
     }
 }
@@ -162,6 +171,8 @@ pub struct NewGuestConversation {
     pub source: Option<String>,
     /// Page URL.
     pub page_url: Option<String>,
+    /// Agent routing should try first (e.g. a quick-chat link's owner).
+    pub preferred_agent_id: Option<String>,
 }
 
 /// Creates a contact and an open, unassigned conversation for it.
@@ -199,6 +210,9 @@ pub fn create_with_contact(
         agent_read_seq: 0,
         created_at: now,
         updated_at: now,
+        queued_at: None,
+        preferred_agent_id: form.preferred_agent_id,
+        assigned_at: None,
     };
     conn.transaction::<_, AppError, _>(|conn| {
         diesel::insert_into(contacts::table)

@@ -1,0 +1,17 @@
+DROP TABLE routing_events;
+DROP TABLE offer_recipients;
+DROP TABLE offers;
+DROP INDEX conversations_queue;
+ALTER TABLE conversations DROP COLUMN assigned_at;
+ALTER TABLE conversations DROP COLUMN preferred_agent_id;
+ALTER TABLE conversations DROP COLUMN queued_at;
+ALTER TABLE agents DROP COLUMN routing_lock;
+ALTER TABLE agents DROP COLUMN capacity;
+ALTER TABLE teams DROP COLUMN routing_lock;
+ALTER TABLE teams DROP COLUMN rr_cursor;
+ALTER TABLE teams DROP COLUMN requeue_delay_ms;
+ALTER TABLE teams DROP COLUMN offline_grace_ms;
+ALTER TABLE teams DROP COLUMN escalation;
+ALTER TABLE teams DROP COLUMN offer_timeout_ms;
+ALTER TABLE teams DROP COLUMN default_capacity;
+ALTER TABLE teams DROP COLUMN routing_mode;

@@ -1,0 +1,275 @@
+//! Routing routes (`docs/api.md`, "Routing"): team routing settings, agent capacity,
+//! offers and claims, hand-back, transfer, the routing audit and the team lead's
+//! workload.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::messages::{Authorize, ChangeAssignee, Refresh};
+use crate::auth::{AuthAgent, Principal};
+use crate::clock::now_ms;
+use crate::db::schema::agents;
+use crate::error::AppError;
+use crate::model::Role;
+use crate::routing::actor::{ApplyEffects, Drain, RouteConversation, SettingsChanged};
+use crate::routing::{self, engine, settings};
+use crate::state::AppState;
+use crate::store::accounts::{self, AgentInfo};
+use crate::store::conversations;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/teams/{id}/routing", web::get().to(get_settings))
+        .route("/teams/{id}/routing", web::put().to(put_settings))
+        .route("/agents/{id}/capacity", web::put().to(put_capacity))
+        .route("/team/workload", web::get().to(workload))
+        .route("/offers", web::get().to(my_offers))
+        .route("/offers/{id}/claim", web::post().to(claim))
+        .route("/conversations/{id}/requeue", web::post().to(requeue))
+        .route("/conversations/{id}/transfer", web::post().to(transfer))
+        .route("/conversations/{id}/routing", web::get().to(audit));
+}
+
+/// Leads may read their own teams' settings and workload; admins every team's.
+fn require_supervisor_of(agent: &AgentInfo, team_id: &str) -> Result<(), AppError> {
+    if agent.role.supervises() && agent.can_access_team(team_id) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "team leads of this team and admins only".into(),
+        ))
+    }
+}
+
+async fn get_settings(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let team_id = path.into_inner();
+    require_supervisor_of(&agent, &team_id)?;
+    let team = state.db.run(move |c| settings::load(c, &team_id)).await?;
+    Ok(HttpResponse::Ok().json(team))
+}
+
+async fn put_settings(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<settings::RoutingUpdate>,
+) -> Result<HttpResponse, AppError> {
+    if agent.role != Role::Admin {
+        return Err(AppError::Forbidden("admins only".into()));
+    }
+    let team_id = path.into_inner();
+    let update = body.into_inner();
+    let id = team_id.clone();
+    let team = state
+        .db
+        .run(move |c| settings::update(c, &id, &update))
+        .await?;
+    state.hub.route(SettingsChanged { team_id });
+    Ok(HttpResponse::Ok().json(team))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CapacityBody {
+    /// 1 to 1000, or null for the team default.
+    capacity: Option<i32>,
+}
+
+async fn put_capacity(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<CapacityBody>,
+) -> Result<HttpResponse, AppError> {
+    if agent.role != Role::Admin {
+        return Err(AppError::Forbidden("admins only".into()));
+    }
+    let capacity = body.into_inner().capacity;
+    if let Some(n) = capacity {
+        if !(1..=1000).contains(&n) {
+            return Err(AppError::Validation(
+                "capacity must be between 1 and 1000, or null for the team default".into(),
+            ));
+        }
+    }
+    let agent_id = path.into_inner();
+    let id = agent_id.clone();
+    let info = state
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            let n = diesel::update(agents::table.find(&id))
+                .set(agents::capacity.eq(capacity))
+                .execute(c)?;
+            if n == 0 {
+                return Err(AppError::NotFound(format!("no agent {id}")));
+            }
+            accounts::active_agent(c, &id)
+        })
+        .await?;
+    // More room may mean waiting conversations can go to this agent now.
+    for team_id in &info.team_ids {
+        state.hub.route(Drain {
+            team_id: team_id.clone(),
+        });
+    }
+    Ok(HttpResponse::Ok().json(json!({"agent_id": agent_id, "capacity": capacity})))
+}
+
+#[derive(Deserialize)]
+struct WorkloadQuery {
+    team_id: Option<String>,
+}
+
+async fn workload(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    query: web::Query<WorkloadQuery>,
+) -> Result<HttpResponse, AppError> {
+    if !agent.role.supervises() {
+        return Err(AppError::Forbidden(
+            "the workload view is for team leads and admins".into(),
+        ));
+    }
+    let wanted = query.into_inner().team_id;
+    if let Some(t) = &wanted {
+        require_supervisor_of(&agent, t)?;
+    }
+    let presence = state.hub.presence_snapshot();
+    let teams = state
+        .db
+        .run(move |c| {
+            let ids: Vec<String> = match wanted {
+                Some(t) => vec![t],
+                None => accounts::list_teams(c, &agent)?
+                    .into_iter()
+                    .map(|t| t.id)
+                    .collect(),
+            };
+            let now = now_ms();
+            ids.iter()
+                .map(|t| engine::workload(c, t, &presence, now))
+                .collect::<Result<Vec<_>, AppError>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "teams": teams })))
+}
+
+async fn my_offers(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+) -> Result<HttpResponse, AppError> {
+    let offers = state
+        .db
+        .run(move |c| engine::open_offers_for(c, &agent.id))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "offers": offers })))
+}
+
+async fn claim(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let view = routing::claim(&state, &agent, &path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "conversation": view })))
+}
+
+async fn requeue(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let msg = ChangeAssignee {
+        principal: Principal::Agent(agent),
+        agent_id: None,
+    };
+    let view = state.hub.ask(&state, &id, msg).await??;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    team_id: String,
+    #[serde(default)]
+    agent_id: Option<String>,
+}
+
+async fn transfer(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<TransferBody>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let TransferBody { team_id, agent_id } = body.into_inner();
+    if !agent.role.supervises() {
+        return Err(AppError::Forbidden(
+            "team leads and admins transfer conversations".into(),
+        ));
+    }
+    let principal = Principal::Agent(agent.clone());
+    state
+        .hub
+        .ask(&state, &id, Authorize {
+            principal: principal.clone(),
+        })
+        .await??;
+    let (conv, to_team, actor) = (id.clone(), team_id.clone(), agent.id.clone());
+    let effects = state
+        .db
+        .run(move |c| {
+            if !accounts::team_exists(c, &to_team)? {
+                return Err(AppError::Validation(format!("no team {to_team}")));
+            }
+            engine::transfer(c, &conv, &to_team, &actor, now_ms())
+        })
+        .await?;
+    state.hub.route(ApplyEffects { effects });
+    state.hub.ask(&state, &id, Refresh).await??;
+    let view = match agent_id {
+        Some(target) => {
+            state
+                .hub
+                .ask(&state, &id, ChangeAssignee {
+                    principal,
+                    agent_id: Some(target),
+                })
+                .await??
+        }
+        None => {
+            state.hub.route(RouteConversation {
+                conversation_id: id.clone(),
+                reopened: false,
+            });
+            let conv = id.clone();
+            state
+                .db
+                .run(move |c| conversations::summary(c, &conv))
+                .await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn audit(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    state
+        .hub
+        .ask(&state, &id, Authorize {
+            principal: Principal::Agent(agent),
+        })
+        .await??;
+    let events = state.db.run(move |c| engine::audit(c, &id)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "events": events })))
+}

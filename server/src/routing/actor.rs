@@ -1,0 +1,501 @@
+//! The `Router` actor: one per node, for every team. It turns routing triggers
+//! (a contact wrote in an unassigned conversation, an agent came online or went
+//! offline, capacity freed, an offer round ended) into [`engine`](super::engine)
+//! decisions on the blocking pool, and their [`Effect`]s into frames, conversation
+//! refreshes and timers. It never blocks: each decision runs as a spawned future and
+//! the database serialises decisions per team (see the engine's documentation), so
+//! several nodes' routers can act at once.
+//!
+//! Timers: one per open offer (its round's end) and one per agent gone offline (the
+//! requeue delay). Offer timers are re-armed from the database at start, so a
+//! restart does not leave offers open forever; a stale timer is harmless because the
+//! engine checks the round it was armed for.
+//!
+//! Workload: every effect and presence change marks its team dirty; dirty teams'
+//! workloads are recomputed and pushed to team leads at most every
+//! [`WORKLOAD_DEBOUNCE`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actors::messages::Refresh;
+use crate::bus::{Audience, BusEvent};
+use crate::clock::now_ms;
+use crate::error::AppError;
+use crate::protocol::{PresenceStatus, ServerFrame};
+use crate::state::AppState;
+
+use super::engine::{self, Effect};
+use super::settings;
+
+/// Longest a team lead waits for a workload change to be pushed.
+pub const WORKLOAD_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// A contact wrote in a conversation that may need an agent (or reopened it).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct RouteConversation {
+    /// Conversation.
+    pub conversation_id: String,
+    /// True when this message reopened a resolved conversation.
+    pub reopened: bool,
+}
+
+/// An agent's presence changed on this node.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct PresenceChanged {
+    /// Agent.
+    pub agent_id: String,
+    /// Its teams.
+    pub team_ids: Vec<String>,
+    /// New presence.
+    pub status: PresenceStatus,
+}
+
+/// Capacity may have appeared in a team (a conversation resolved or unassigned,
+/// settings changed): assign waiting conversations.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Drain {
+    /// Team.
+    pub team_id: String,
+}
+
+/// A conversation stopped being open (resolved or pending).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct ConversationClosed {
+    /// Conversation.
+    pub conversation_id: String,
+    /// Its team.
+    pub team_id: String,
+}
+
+/// Effects decided elsewhere (a claim, a manual assignment) to announce.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct ApplyEffects {
+    /// What changed.
+    pub effects: Vec<Effect>,
+}
+
+/// A team lead connected: push the current workload of these teams.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct WorkloadWanted {
+    /// Teams.
+    pub team_ids: Vec<String>,
+    /// Every team (an admin connected).
+    pub all_teams: bool,
+}
+
+/// Team settings changed: refresh cached grace periods and drain.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct SettingsChanged {
+    /// Team.
+    pub team_id: String,
+}
+
+/// The router of one node. See the module documentation.
+pub struct Router {
+    state: AppState,
+    offer_timers: HashMap<String, SpawnHandle>,
+    requeue_timers: HashMap<String, SpawnHandle>,
+    dirty: HashSet<String>,
+    flush_pending: bool,
+}
+
+impl Router {
+    /// A router over `state`.
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            offer_timers: HashMap::new(),
+            requeue_timers: HashMap::new(),
+            dirty: HashSet::new(),
+            flush_pending: false,
+        }
+    }
+
+    /// Runs a blocking engine call with a fresh presence snapshot, then applies its
+    /// effects. Failures are logged: the trigger's data is durable, and the next
+    /// trigger (or a restart) routes again.
+    fn decide<F>(&mut self, what: &'static str, ctx: &mut Context<Self>, f: F)
+    where
+        F: FnOnce(&mut crate::db::DbConn, &engine::PresenceMap, i64) -> Result<Vec<Effect>, AppError>
+            + Send
+            + 'static,
+    {
+        let state = self.state.clone();
+        let presence = state.hub.presence_snapshot();
+        let fut = async move { state.db.run(move |c| f(c, &presence, now_ms())).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(effects) => act.apply(effects, ctx),
+            Err(e) => tracing::warn!(error = %e, what, "routing decision failed"),
+        }));
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        for effect in effects {
+            if let Some(team) = effect.team_id() {
+                self.mark_dirty(team.to_string(), ctx);
+            }
+            match effect {
+                Effect::Assigned {
+                    conversation_id, ..
+                } => {
+                    self.refresh(conversation_id.clone());
+                    // The contact learns it is no longer waiting.
+                    self.publish_queue_position(&conversation_id, None);
+                }
+                Effect::Unassigned {
+                    conversation_id,
+                    team_id,
+                } => {
+                    self.refresh(conversation_id);
+                    ctx.notify(Drain { team_id });
+                }
+                Effect::Offered {
+                    offer,
+                    recipients,
+                    expires_at_ms,
+                } => {
+                    let frame = ServerFrame::Offer(offer.clone()).encode();
+                    for agent_id in recipients {
+                        self.state.hub.publish(BusEvent::Agent {
+                            agent_id,
+                            frame: frame.clone(),
+                        });
+                    }
+                    self.arm_offer(offer.offer_id, offer.round, expires_at_ms, ctx);
+                }
+                Effect::OfferClosed {
+                    offer_id,
+                    conversation_id,
+                    winner,
+                    recipients,
+                    reason,
+                } => {
+                    if let Some(handle) = self.offer_timers.remove(&offer_id) {
+                        ctx.cancel_future(handle);
+                    }
+                    for agent_id in recipients {
+                        let frame = ServerFrame::OfferClosed {
+                            offer_id: offer_id.clone(),
+                            conversation_id: conversation_id.clone(),
+                            won: winner.as_deref() == Some(agent_id.as_str()),
+                            reason: reason.to_string(),
+                        }
+                        .encode();
+                        self.state.hub.publish(BusEvent::Agent { agent_id, frame });
+                    }
+                }
+                Effect::Alert {
+                    team_id,
+                    conversation_id,
+                    offer_id,
+                } => {
+                    let frame = ServerFrame::RoutingAlert {
+                        team_id: team_id.clone(),
+                        conversation_id,
+                        offer_id,
+                        message: "a conversation was offered and nobody claimed it".into(),
+                    }
+                    .encode();
+                    self.state
+                        .hub
+                        .publish(BusEvent::Supervisors { team_id, frame });
+                }
+                Effect::QueueChanged { team_id } => self.announce_queue(team_id, ctx),
+            }
+        }
+    }
+
+    /// Tells the conversation's actor to reload its routing facts and announce a
+    /// changed assignee (`assigned` + `conversation` frames).
+    fn refresh(&self, conversation_id: String) {
+        let state = self.state.clone();
+        actix::spawn(async move {
+            if let Err(e) = state
+                .hub
+                .ask(&state, &conversation_id, Refresh)
+                .await
+                .and_then(|r| r)
+            {
+                tracing::warn!(conversation = %conversation_id, error = %e, "could not refresh after routing");
+            }
+        });
+    }
+
+    fn publish_queue_position(&self, conversation_id: &str, position: Option<i64>) {
+        self.state.hub.publish(BusEvent::Conversation {
+            conversation_id: Arc::from(conversation_id),
+            team_id: String::new(),
+            assignee_id: None,
+            seq: None,
+            frame: ServerFrame::Queue {
+                conversation_id: conversation_id.to_string(),
+                position,
+            }
+            .encode(),
+            audience: Audience::Contact,
+            exclude_session: None,
+        });
+    }
+
+    fn announce_queue(&mut self, team_id: String, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let fut = async move {
+            state
+                .db
+                .run(move |c| engine::queue_positions(c, &team_id))
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
+            Ok(positions) => {
+                for (id, pos) in positions {
+                    act.publish_queue_position(&id, Some(pos));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read queue positions"),
+        }));
+    }
+
+    fn arm_offer(&mut self, offer_id: String, round: i32, expires_at_ms: i64, ctx: &mut Context<Self>) {
+        if let Some(old) = self.offer_timers.remove(&offer_id) {
+            ctx.cancel_future(old);
+        }
+        let wait = Duration::from_millis(u64::try_from(expires_at_ms - now_ms()).unwrap_or(0));
+        let id = offer_id.clone();
+        let handle = ctx.run_later(wait, move |act, ctx| {
+            act.offer_timers.remove(&id);
+            act.decide("offer timeout", ctx, move |c, presence, now| {
+                engine::expire_offer(c, &id, round, presence, now)
+            });
+        });
+        self.offer_timers.insert(offer_id, handle);
+    }
+
+    fn mark_dirty(&mut self, team_id: String, ctx: &mut Context<Self>) {
+        self.dirty.insert(team_id);
+        if !self.flush_pending {
+            self.flush_pending = true;
+            ctx.run_later(WORKLOAD_DEBOUNCE, |act, ctx| act.flush_workload(ctx));
+        }
+    }
+
+    fn flush_workload(&mut self, ctx: &mut Context<Self>) {
+        self.flush_pending = false;
+        let teams: Vec<String> = self.dirty.drain().collect();
+        let state = self.state.clone();
+        let presence = state.hub.presence_snapshot();
+        let fut = async move {
+            state
+                .db
+                .run(move |c| {
+                    let now = now_ms();
+                    teams
+                        .iter()
+                        .map(|t| engine::workload(c, t, &presence, now))
+                        .collect::<Result<Vec<_>, AppError>>()
+                })
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
+            Ok(loads) => {
+                for load in loads {
+                    let team_id = load.team_id.clone();
+                    let frame = ServerFrame::Workload(load).encode();
+                    act.state
+                        .hub
+                        .publish(BusEvent::Supervisors { team_id, frame });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not compute workload"),
+        }));
+    }
+
+    fn load_settings(&mut self, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let fut = async move { state.db.run(settings::load_all).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
+            Ok(all) => {
+                for team in all {
+                    act.state.hub.set_team_grace(
+                        &team.team_id,
+                        team.offline_grace_ms
+                            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not load routing settings"),
+        }));
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.load_settings(ctx);
+        // Offers created before a restart (or on a node that died) still end.
+        let state = self.state.clone();
+        let fut = async move { state.db.run(engine::open_offers).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(open) => {
+                for (id, round, expires_at) in open {
+                    act.arm_offer(id, round, expires_at, ctx);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not re-arm offer timers"),
+        }));
+    }
+}
+
+impl Handler<RouteConversation> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteConversation, ctx: &mut Self::Context) {
+        let id = msg.conversation_id;
+        if msg.reopened {
+            self.decide("reopen", ctx, move |c, p, now| engine::reopened(c, &id, p, now));
+        } else {
+            self.decide("route", ctx, move |c, p, now| engine::route(c, &id, p, now));
+        }
+    }
+}
+
+impl Handler<PresenceChanged> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: PresenceChanged, ctx: &mut Self::Context) {
+        for team in &msg.team_ids {
+            self.mark_dirty(team.clone(), ctx);
+        }
+        match msg.status {
+            PresenceStatus::Online => {
+                if let Some(handle) = self.requeue_timers.remove(&msg.agent_id) {
+                    ctx.cancel_future(handle);
+                }
+                for team_id in msg.team_ids {
+                    ctx.notify(Drain { team_id });
+                }
+            }
+            PresenceStatus::Away => {
+                if let Some(handle) = self.requeue_timers.remove(&msg.agent_id) {
+                    ctx.cancel_future(handle);
+                }
+            }
+            PresenceStatus::Offline => {
+                // The shortest requeue delay of the agent's teams applies.
+                let state = self.state.clone();
+                let teams = msg.team_ids.clone();
+                let agent_id = msg.agent_id;
+                let fut = async move {
+                    state
+                        .db
+                        .run(move |c| {
+                            let mut delay: Option<i64> = None;
+                            for t in &teams {
+                                let d = settings::load(c, t)?.requeue_delay_ms;
+                                delay = Some(delay.map_or(d, |cur| cur.min(d)));
+                            }
+                            Ok(delay)
+                        })
+                        .await
+                };
+                ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+                    let delay = match res {
+                        Ok(Some(ms)) => Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not read requeue delay");
+                            return;
+                        }
+                    };
+                    let id = agent_id.clone();
+                    let handle = ctx.run_later(delay, move |act, ctx| {
+                        act.requeue_timers.remove(&id);
+                        act.decide("requeue", ctx, move |c, p, now| {
+                            engine::requeue_offline(c, &id, p, now)
+                        });
+                    });
+                    if let Some(old) = act.requeue_timers.insert(agent_id, handle) {
+                        ctx.cancel_future(old);
+                    }
+                }));
+            }
+        }
+    }
+}
+
+impl Handler<Drain> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) {
+        self.mark_dirty(msg.team_id.clone(), ctx);
+        let team_id = msg.team_id;
+        self.decide("drain", ctx, move |c, p, now| engine::drain(c, &team_id, p, now));
+    }
+}
+
+impl Handler<ConversationClosed> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConversationClosed, ctx: &mut Self::Context) {
+        let id = msg.conversation_id;
+        let team_id = msg.team_id;
+        self.decide("close", ctx, move |c, p, now| {
+            let mut effects = engine::closed(c, &id, now)?;
+            effects.extend(engine::drain(c, &team_id, p, now)?);
+            Ok(effects)
+        });
+    }
+}
+
+impl Handler<ApplyEffects> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyEffects, ctx: &mut Self::Context) {
+        self.apply(msg.effects, ctx);
+    }
+}
+
+impl Handler<WorkloadWanted> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkloadWanted, ctx: &mut Self::Context) {
+        if !msg.all_teams {
+            for team in msg.team_ids {
+                self.mark_dirty(team, ctx);
+            }
+            return;
+        }
+        let state = self.state.clone();
+        let fut = async move { state.db.run(settings::load_all).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(all) => {
+                for team in all {
+                    act.mark_dirty(team.team_id, ctx);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list teams for the workload"),
+        }));
+    }
+}
+
+impl Handler<SettingsChanged> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: SettingsChanged, ctx: &mut Self::Context) {
+        self.load_settings(ctx);
+        ctx.notify(Drain {
+            team_id: msg.team_id,
+        });
+    }
+}
