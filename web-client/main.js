@@ -10,6 +10,10 @@ import { auth, setupLogin } from './login.js';
 import { setupConversationList } from './conversation-list.js';
 import { setupConversationView } from './conversation-view.js';
 import { toastError } from './toast.js';
+import { createRoutingApi } from './routing-api.js';
+import { setupOffers } from './offers.js';
+import { setupTeamPage } from './team.js';
+import { setupRoutingPanel } from './routing-panel.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -27,6 +31,11 @@ const api = createApi({
   onUnauthorized: () => logout('Your session has expired. Please sign in again.'),
 });
 
+const routingApi = createRoutingApi({
+  getToken: () => token,
+  onUnauthorized: () => logout('Your session has expired. Please sign in again.'),
+});
+
 const login = setupLogin({
   api,
   onLoggedIn(newToken, remember) {
@@ -40,6 +49,8 @@ const appEl = document.getElementById('app');
 const meName = document.getElementById('me-name');
 const presenceSelect = document.getElementById('presence-select');
 const connectionEl = document.getElementById('connection-status');
+const navTeam = document.getElementById('nav-team');
+const teamBack = document.getElementById('team-back');
 
 document.getElementById('logout').addEventListener('click', () => logout());
 
@@ -82,6 +93,48 @@ async function start() {
   });
   session = { controller, socket, store };
 
+  // Routing (issue 4): poll offers for everyone, the team page for leads and admins.
+  const supervises = me.role === 'lead' || me.role === 'admin';
+  const team = supervises ? setupTeamPage({ store, routingApi, signal }) : null;
+  const offers = setupOffers({
+    store,
+    routingApi,
+    socket,
+    signal,
+    onWon(id) {
+      // The claim is committed: this summary is fresher than any fetched before it.
+      api
+        .conversation(id)
+        .then((conv) => store.upsert(conv))
+        .catch(() => {});
+      const hash = `#/c/${encodeURIComponent(id)}`;
+      if (team && team.isVisible()) {
+        location.hash = hash; // the hashchange shows the inbox and opens it
+        return;
+      }
+      history.replaceState(null, '', hash);
+      view.open(id);
+    },
+  });
+  setupRoutingPanel({ store, routingApi, signal });
+  navTeam.hidden = !supervises;
+  function showRoute(e) {
+    const onTeam = Boolean(team) && location.hash === '#/team';
+    if (onTeam) {
+      // "← Inbox" returns to the conversation that was open, if any.
+      const from = e && e.oldURL ? new URL(e.oldURL).hash : '';
+      teamBack.href = from && from !== '#/team' ? from : '#/';
+      team.show();
+      navTeam.setAttribute('aria-current', 'page');
+      return;
+    }
+    if (team) team.hide();
+    navTeam.removeAttribute('aria-current');
+    const match = /^#\/c\/(.+)$/.exec(location.hash);
+    if (e && match) view.open(decodeURIComponent(match[1]));
+  }
+  window.addEventListener('hashchange', showRoute, { signal });
+
   meName.textContent = me.name;
   presenceSelect.value = 'online';
   presenceSelect.addEventListener('change', () => socket.send({ type: 'presence', status: presenceSelect.value }), {
@@ -116,6 +169,8 @@ async function start() {
     // Summaries of conversations nobody resumed may have changed while away.
     if (connectedBefore) list.load();
     connectedBefore = true;
+    offers.load();
+    if (team && team.isVisible()) team.load();
   });
   socket.addEventListener('unauthorized', () => logout('Your session has expired. Please sign in again.'));
   socket.addEventListener('frame', (e) => {
@@ -141,6 +196,15 @@ async function start() {
       case 'typing':
       case 'error':
         view.onFrame(f);
+        if (f.type === 'error' && f.ref === 'claim') offers.onFrame(f);
+        break;
+      case 'offer':
+      case 'offer_closed':
+        offers.onFrame(f);
+        break;
+      case 'workload':
+      case 'routing_alert':
+        if (team) team.onFrame(f);
         break;
       default:
         break;
@@ -162,6 +226,7 @@ async function start() {
 
   const match = /^#\/c\/(.+)$/.exec(location.hash);
   if (match && !signal.aborted) view.open(decodeURIComponent(match[1]));
+  if (!signal.aborted) showRoute();
 }
 
 function logout(notice) {
@@ -172,6 +237,8 @@ function logout(notice) {
     session = null;
   }
   appEl.hidden = true;
+  navTeam.hidden = true;
+  teamBack.href = '#/';
   meName.textContent = '';
   connectionEl.textContent = '';
   history.replaceState(null, '', location.pathname);

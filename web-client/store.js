@@ -5,7 +5,8 @@
  * Views subscribe to topics; only this module mutates the state.
  *
  * Topics: 'list' (summaries, filter or search changed), 'conversation' (detail:
- * id of a changed summary), 'outbox' (detail: conversation id).
+ * id of a changed summary), 'outbox' (detail: conversation id), 'offers' (the
+ * open poll offers changed), 'workload' (detail: team id of a new snapshot).
  */
 
 export class Store extends EventTarget {
@@ -21,6 +22,9 @@ export class Store extends EventTarget {
     this.activeId = null;
     this.watched = new Set(); // ids this tab sent `resume` for
     this.outbox = new Map(); // client_msg_id -> {conversationId, clientMsgId, body, createdAt, status, error}
+    this.offers = new Map(); // offer id -> Offer + {receivedAt, roundMs}
+    this.closedOffers = new Map(); // offer id -> closed at (ms); a stale list must not revive them
+    this.workloads = new Map(); // team id -> TeamWorkload + {receivedAt} (leads and admins)
   }
 
   emit(topic, detail) {
@@ -206,6 +210,58 @@ export class Store extends EventTarget {
       out[id] = conv ? conv.seenSeq : 0;
     }
     return out;
+  }
+
+  // ------------------------------------------------------- offers, workload
+
+  /** Adds or refreshes an offer (`offer` frame or GET /api/offers); false if it is closed. */
+  upsertOffer(offer, now = Date.now(), serverNow = now) {
+    if (!offer || !offer.offer_id || this.closedOffers.has(offer.offer_id)) return false;
+    const prev = this.offers.get(offer.offer_id);
+    const expires = Date.parse(offer.expires_at);
+    // Round length for the countdown bar: from when this round was first seen.
+    const sameRound = prev && prev.round === offer.round && prev.expires_at === offer.expires_at;
+    const roundMs = sameRound ? prev.roundMs : Math.max(1000, (expires || serverNow) - serverNow);
+    this.offers.set(offer.offer_id, { ...prev, ...offer, receivedAt: now, roundMs });
+    this.emit('offers');
+    return true;
+  }
+
+  /** Removes an offer for good; returns the removed offer, if it was shown. */
+  closeOffer(offerId, now = Date.now()) {
+    this.closedOffers.set(offerId, now);
+    // Forget old tombstones: offer ids are never reused.
+    for (const [id, at] of this.closedOffers) if (now - at > 600000) this.closedOffers.delete(id);
+    const offer = this.offers.get(offerId) || null;
+    if (offer) {
+      this.offers.delete(offerId);
+      this.emit('offers');
+    }
+    return offer;
+  }
+
+  /**
+   * Replaces the offers with the hub's list fetched at `since`: offers not in
+   * it and not refreshed by a frame after `since` were closed while we could
+   * not hear about it.
+   */
+  setOffers(list, since, serverNow) {
+    const keep = new Set(list.map((o) => o.offer_id));
+    for (const [id, offer] of this.offers) if (!keep.has(id) && offer.receivedAt < since) this.offers.delete(id);
+    for (const offer of list) {
+      const shown = this.offers.get(offer.offer_id);
+      if (!shown || shown.receivedAt < since) this.upsertOffer(offer, since, serverNow);
+    }
+    this.emit('offers');
+  }
+
+  setWorkload(workload, now = Date.now()) {
+    if (!workload || !workload.team_id) return;
+    const prev = this.workloads.get(workload.team_id);
+    // Frames and the HTTP snapshot may cross: keep the newer snapshot.
+    if (prev && Date.parse(prev.at) > Date.parse(workload.at)) return;
+    this.workloads.set(workload.team_id, { ...workload, receivedAt: now });
+    this.emit('workload', workload.team_id);
   }
 
   // ----------------------------------------------------------------- outbox

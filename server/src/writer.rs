@@ -21,10 +21,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::Db;
+use crate::db::{write_transaction, Db};
 use crate::error::AppError;
 use crate::store::messages::{append, append_in_savepoint, Appended, NewMessage};
 
@@ -165,7 +164,7 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
     // Fast path: the whole batch in one transaction without savepoints. Any failed
     // statement aborts it (PostgreSQL cannot go on in a failed transaction); then the
     // batch is redone with one savepoint per append, so only the bad append fails.
-    let fast = conn.transaction::<_, diesel::result::Error, _>(|c| {
+    let fast = write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
         batch
             .iter()
             .map(|(message, _)| append(c, message))
@@ -175,7 +174,7 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
         Ok(appended) => Ok(appended.into_iter().map(Ok).collect::<Vec<_>>()),
         Err(e) => {
             tracing::debug!(error = %e, size, "batch fast path failed; retrying append by append");
-            conn.transaction::<_, diesel::result::Error, _>(|c| {
+            write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
                 Ok(batch
                     .iter()
                     .map(|(message, _)| {

@@ -138,6 +138,8 @@ both_backends! {
         const COUNT: usize = 300;
         const CHARS: usize = 4090;
         let srv = TestServer::start_with(backend, |c| c.ws_outbound_queue = 8).await;
+        // Both agents must receive the whole conversation: no automatic assignment.
+        srv.manual_routing().await;
         let slow_agent = srv.agent("agent").await;
         let fast_agent = srv.agent("agent").await;
         let other_agent = srv.agent("agent").await;

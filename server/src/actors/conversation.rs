@@ -317,53 +317,31 @@ impl Handler<ChangeAssignee> for ConversationActor {
         self.touch();
         let checked = (|| {
             check_access(&msg.principal, &self.meta)?;
-            let Principal::Agent(actor) = &msg.principal else {
-                return Err(AppError::Forbidden("agents only".into()));
-            };
-            if !actor.role.supervises() {
-                let taking_for_self = msg.agent_id.as_deref() == Some(actor.id.as_str());
-                let handing_back = msg.agent_id.is_none()
-                    && self.meta.assignee_id.as_deref() == Some(actor.id.as_str());
-                if handing_back {
-                    return Ok(());
-                }
-                if !taking_for_self {
-                    return Err(AppError::Forbidden(
-                        "agents may only assign conversations to themselves; ask a team lead"
-                            .into(),
-                    ));
-                }
-                if let Some(current) = &self.meta.assignee_id {
-                    if current != &actor.id {
-                        return Err(AppError::Conflict(
-                            "someone else already has this conversation".into(),
-                        ));
-                    }
-                }
+            match &msg.principal {
+                Principal::Agent(actor) => Ok(actor.clone()),
+                Principal::Guest(_) => Err(AppError::Forbidden("agents only".into())),
             }
-            Ok(())
         })();
-        if let Err(e) = checked {
-            return Box::pin(fut::ready(Err(e)));
-        }
+        let actor = match checked {
+            Ok(actor) => actor,
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
         let state = self.state.clone();
         let id = self.id.to_string();
-        let expected = self.meta.assignee_id.clone();
         let target = msg.agent_id.clone();
-        let actor_id = match &msg.principal {
-            Principal::Agent(a) => a.id.clone(),
-            Principal::Guest(g) => g.contact_id.clone(),
-        };
         let fut = async move {
             state
                 .db
                 .run(move |c| {
+                    // Who may do what is decided against the assignee in the
+                    // database, under the team's routing lock: this actor's copy may
+                    // lag behind a routing decision made a moment ago.
                     let effects = routing::engine::manual_assign(
                         c,
                         &id,
-                        expected.as_deref(),
                         target.as_deref(),
-                        &actor_id,
+                        &actor.id,
+                        actor.role.supervises(),
                         now_ms(),
                     )?;
                     Ok((conversations::summary(c, &id)?, effects))

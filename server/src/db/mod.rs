@@ -211,3 +211,43 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
+
+/// Runs `f` in a transaction that holds the write lock from its first statement.
+///
+/// On SQLite a plain `BEGIN` is deferred: a transaction that reads and then writes
+/// must upgrade its lock, and if another connection committed in between SQLite
+/// answers `SQLITE_BUSY` at once (no busy-timeout wait; see "BEGIN IMMEDIATE" in
+/// <https://www.sqlite.org/lang_transaction.html>). With several writers (the message
+/// writer, routing decisions) every read-then-write transaction uses
+/// `BEGIN IMMEDIATE`, which waits for the lock up front instead. On PostgreSQL this
+/// is an ordinary transaction (row locks do the same job there).
+///
+/// Must not be called inside another transaction.
+///
+/// # Errors
+/// Whatever `f` returns, or the database error of BEGIN/COMMIT.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConn::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        }
+        DbConn::Postgresql(_) => return conn.transaction(f),
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConn as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The caller's error is the one worth reporting; a failed rollback leaves
+            // the connection broken, which the pool detects and replaces.
+            let _ = <DbConn as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}

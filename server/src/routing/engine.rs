@@ -22,7 +22,7 @@ use crate::clock::rfc3339;
 use crate::db::schema::{
     agents, conversations, offer_recipients, offers, routing_events, team_members, teams,
 };
-use crate::db::DbConn;
+use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 use crate::model::new_id;
 use crate::protocol::PresenceStatus;
@@ -618,7 +618,7 @@ pub fn route(
     now: i64,
 ) -> Result<Vec<Effect>, AppError> {
     let team_id = facts(c, conversation_id)?.team_id;
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         let mut team = lock_team(c, &team_id)?;
         // Read again under the lock: another node may have routed it meanwhile.
         let f = facts(c, conversation_id)?;
@@ -664,7 +664,7 @@ pub fn drain(
     presence: &PresenceMap,
     now: i64,
 ) -> Result<Vec<Effect>, AppError> {
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         let mut team = lock_team(c, team_id)?;
         if team.routing_mode == RoutingMode::Manual {
             return Ok(Vec::new());
@@ -731,7 +731,7 @@ pub fn claim(
         .first(c)
         .optional()?
         .ok_or_else(|| AppError::NotFound(format!("no offer {offer_id}")))?;
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         let team = lock_team(c, &team_id)?;
         let (conversation_id, status): (String, String) = offers::table
             .find(offer_id)
@@ -866,7 +866,7 @@ pub fn expire_offer(
     else {
         return Ok(Vec::new());
     };
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         let mut team = lock_team(c, &team_id)?;
         let (conversation_id, status, current_round): (String, String, i32) = offers::table
             .find(offer_id)
@@ -1016,7 +1016,7 @@ pub fn requeue_offline(
     }
     let mut effects = Vec::new();
     for (team_id, ids) in by_team {
-        let mut got = c.transaction(|c| -> Result<Vec<Effect>, AppError> {
+        let mut got = write_transaction(c, |c| -> Result<Vec<Effect>, AppError> {
             lock_team(c, &team_id)?;
             let mut effects = Vec::new();
             for id in ids {
@@ -1066,32 +1066,47 @@ pub fn requeue_offline(
 }
 
 /// A person changes the assignee (`POST /api/conversations/{id}/assign`, hand-back,
-/// unassign). Permission checks are the caller's; this enforces capacity, keeps the
-/// compare-and-set on the current assignee, withdraws any open offer, puts an
-/// unassigned open conversation back in the queue and records the decision.
+/// unassign). Enforces who may do it against the current assignee (read under the
+/// team's lock): team leads and admins (`supervises`) may assign anyone or nobody;
+/// an agent may take an unassigned conversation or hand back its own. Also enforces
+/// capacity, withdraws any open offer, puts an unassigned open conversation back in
+/// the queue and records the decision.
 ///
 /// # Errors
+/// [`AppError::Forbidden`] for an agent assigning someone else;
 /// [`AppError::Validation`] for an unknown or inactive agent or one outside the team;
-/// [`AppError::Conflict`] when the target is at capacity or the assignee changed
-/// meanwhile; database errors.
+/// [`AppError::Conflict`] when someone else holds it (for an agent) or the target is
+/// at capacity; database errors.
 pub fn manual_assign(
     c: &mut DbConn,
     conversation_id: &str,
-    expected: Option<&str>,
     target: Option<&str>,
     actor_id: &str,
+    supervises: bool,
     now: i64,
 ) -> Result<Vec<Effect>, AppError> {
     let team_id = facts(c, conversation_id)?.team_id;
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         let team = lock_team(c, &team_id)?;
         let f = facts(c, conversation_id)?;
-        if f.assignee_id.as_deref() != expected {
-            return Err(AppError::Conflict(
-                "the assignment changed meanwhile; reload and retry".into(),
-            ));
+        let expected = f.assignee_id.as_deref();
+        if !supervises {
+            let handing_back = target.is_none() && expected == Some(actor_id);
+            if !handing_back {
+                if target != Some(actor_id) {
+                    return Err(AppError::Forbidden(
+                        "agents may only assign conversations to themselves; ask a team lead"
+                            .into(),
+                    ));
+                }
+                if expected.is_some_and(|cur| cur != actor_id) {
+                    return Err(AppError::Conflict(
+                        "someone else already has this conversation".into(),
+                    ));
+                }
+            }
         }
-        if f.assignee_id.as_deref() == target {
+        if expected == target {
             return Ok(Vec::new());
         }
         let open_now = f.status == OPEN;
@@ -1201,7 +1216,7 @@ pub fn transfer(
     if from_team == to_team {
         return Ok(Vec::new());
     }
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         // Lock in id order so two opposite transfers cannot deadlock.
         let (first, second) = if from_team < to_team.to_string() {
             (from_team.clone(), to_team.to_string())
@@ -1252,7 +1267,7 @@ pub fn transfer(
 /// Database errors.
 pub fn closed(c: &mut DbConn, conversation_id: &str, now: i64) -> Result<Vec<Effect>, AppError> {
     let f = facts(c, conversation_id)?;
-    c.transaction(|c| {
+    write_transaction(c, |c| {
         lock_team(c, &f.team_id)?;
         let mut effects = cancel_offers(c, conversation_id, now)?;
         let n = diesel::update(
@@ -1288,7 +1303,7 @@ pub fn reopened(
     let Some(agent_id) = f.assignee_id.clone() else {
         return route(c, conversation_id, presence, now);
     };
-    let released = c.transaction(|c| -> Result<bool, AppError> {
+    let released = write_transaction(c, |c| -> Result<bool, AppError> {
         let team = lock_team(c, &f.team_id)?;
         let open = lock_agent(c, &agent_id)?;
         let capacity = capacity_of(c, &agent_id, team.default_capacity)?;

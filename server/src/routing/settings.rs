@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::db::schema::teams;
-use crate::db::DbConn;
+use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 
 /// How a team hands out new conversations.
@@ -266,7 +266,7 @@ pub fn update(
             ));
         }
     }
-    conn.transaction::<_, AppError, _>(|c| {
+    write_transaction::<_, AppError, _>(conn, |c| {
         let current = load(c, team_id)?;
         let escalation = update
             .escalation

@@ -1,0 +1,189 @@
+/*
+ * "Routing" affordance of the conversation view (issue 4): a button in the
+ * view header that unfolds the routing history of the open conversation (who
+ * was considered, who was skipped and why, GET /api/conversations/{id}/routing)
+ * and lets the assignee, a lead or an admin hand it back to the queue.
+ * It only adds elements next to the ones conversation-view.js owns and follows
+ * the open conversation through the store (store.activeId).
+ */
+import { h } from './dom.js';
+import { toastError } from './toast.js';
+
+const KIND_TEXT = {
+  assigned: 'Assigned',
+  offered: 'Offered',
+  offer_widened: 'Offer widened',
+  offer_alerted: 'Leads alerted',
+  claimed: 'Claimed',
+  offer_expired: 'Offer expired',
+  queued: 'Queued',
+  requeued: 'Back in the queue',
+  unassigned: 'Unassigned',
+  transferred: 'Transferred',
+};
+const SKIP_TEXT = {
+  offline: 'offline',
+  away: 'away',
+  at_capacity: 'at capacity',
+  not_in_team: 'not in team',
+  not_next: 'not next in rotation',
+};
+
+function when(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+}
+
+/**
+ * @param {{store: import('./store.js').Store, routingApi: object, signal: AbortSignal}} opts
+ */
+export function setupRoutingPanel({ store, routingApi, signal }) {
+  const head = document.querySelector('#view-body .view-head');
+  const actions = head && head.querySelector('.view-actions');
+  if (!head || !actions) return { refresh() {} };
+
+  const list = h('ol', { className: 'routing-events', dataset: { testid: 'routing-events' } });
+  const status = h('p', { className: 'routing-status', attrs: { role: 'status' } });
+  const requeueBtn = h('button', { type: 'button', className: 'btn', dataset: { testid: 'routing-requeue' } }, 'Return to queue');
+  const panel = h(
+    'section',
+    { id: 'routing-panel', className: 'routing-panel', dataset: { testid: 'routing-panel' }, attrs: { 'aria-label': 'Routing history' }, hidden: true },
+    h('div', { className: 'routing-panel-head' }, h('h3', {}, 'Routing'), requeueBtn),
+    status,
+    list,
+  );
+  const toggle = h(
+    'button',
+    {
+      type: 'button',
+      className: 'btn routing-toggle',
+      dataset: { testid: 'routing-toggle' },
+      attrs: { 'aria-expanded': 'false', 'aria-controls': 'routing-panel' },
+    },
+    'Routing',
+  );
+  actions.prepend(toggle);
+  head.after(panel);
+
+  let shownFor = null; // conversation id the panel shows
+  let loadSeq = 0;
+
+  function agentName(id) {
+    return id ? store.agentName(id) : '';
+  }
+
+  function renderEvents(events) {
+    list.replaceChildren(
+      ...events.map((e) => {
+        const from = e.kind === 'unassigned' || e.kind === 'requeued';
+        const who = e.agent_id ? (from ? ` (was ${agentName(e.agent_id)})` : ` → ${agentName(e.agent_id)}`) : '';
+        const by = e.actor_id && e.actor_id !== e.agent_id ? ` by ${agentName(e.actor_id)}` : '';
+        const cands = (e.candidates || []).map((c) =>
+          h(
+            'li',
+            { className: c.skipped ? 'is-skipped' : '' },
+            `${agentName(c.agent_id)} (${c.presence}, ${c.open}/${c.capacity})`,
+            c.skipped ? ` — ${SKIP_TEXT[c.skipped] || c.skipped}` : '',
+          ),
+        );
+        return h(
+          'li',
+          { className: 'routing-event', dataset: { kind: e.kind } },
+          h(
+            'div',
+            { className: 'routing-event-line' },
+            h('strong', {}, (KIND_TEXT[e.kind] || e.kind) + who),
+            by,
+            e.via ? h('span', { className: 'chip' }, e.via.replace(/_/g, ' ')) : null,
+            h('time', { dateTime: e.created_at }, when(e.created_at)),
+          ),
+          e.note ? h('p', { className: 'routing-note' }, e.note) : null,
+          cands.length ? h('ul', { className: 'routing-cands' }, cands) : null,
+        );
+      }),
+    );
+  }
+
+  async function refresh() {
+    const id = store.activeId;
+    if (panel.hidden || !id) return;
+    const mine = ++loadSeq;
+    shownFor = id;
+    status.textContent = 'Loading…';
+    try {
+      const { events } = await routingApi.audit(id);
+      if (mine !== loadSeq) return;
+      renderEvents(events || []);
+      status.textContent = events && events.length ? '' : 'No routing decisions recorded yet.';
+    } catch (err) {
+      if (mine !== loadSeq) return;
+      status.textContent = err.status === 401 ? '' : err.message;
+    }
+  }
+
+  function paintRequeue() {
+    const conv = store.activeId && store.conversations.get(store.activeId);
+    const me = store.me;
+    const allowed = Boolean(conv && conv.assignee_id && me && (conv.assignee_id === me.id || me.role === 'lead' || me.role === 'admin'));
+    requeueBtn.hidden = !allowed;
+  }
+
+  function setOpen(open) {
+    panel.hidden = !open;
+    toggle.setAttribute('aria-expanded', String(open));
+    if (open) {
+      paintRequeue();
+      refresh();
+    }
+  }
+
+  toggle.addEventListener('click', () => setOpen(panel.hidden), { signal });
+  requeueBtn.addEventListener(
+    'click',
+    async () => {
+      const id = store.activeId;
+      if (!id) return;
+      requeueBtn.disabled = true;
+      try {
+        const conv = await routingApi.requeue(id);
+        if (conv && conv.id) store.upsert(conv);
+        refresh();
+      } catch (err) {
+        if (err.status !== 401) toastError(err);
+      } finally {
+        requeueBtn.disabled = false;
+      }
+    },
+    { signal },
+  );
+
+  // Another conversation opened (or closed): fold the panel away.
+  store.on(
+    'list',
+    () => {
+      if (shownFor && store.activeId !== shownFor) {
+        shownFor = null;
+        list.replaceChildren();
+        setOpen(false);
+      }
+    },
+    signal,
+  );
+  store.on(
+    'conversation',
+    (id) => {
+      if (id !== store.activeId || panel.hidden) return;
+      const before = requeueBtn.hidden;
+      paintRequeue();
+      // A new assignee means a new routing decision to show.
+      if (before !== requeueBtn.hidden) refresh();
+    },
+    signal,
+  );
+  signal.addEventListener('abort', () => {
+    toggle.remove();
+    panel.remove();
+  });
+
+  return { refresh };
+}
