@@ -14,6 +14,9 @@ pub mod engine;
 pub mod settings;
 pub mod views;
 
+#[cfg(test)]
+mod proptests;
+
 use crate::clock::now_ms;
 use crate::error::AppError;
 use crate::model::ConversationView;
