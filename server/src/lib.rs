@@ -14,6 +14,7 @@ pub mod actors;
 pub mod auth;
 pub mod bootstrap;
 pub mod bus;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod model;
+pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
 pub mod state;
@@ -68,6 +70,7 @@ pub struct ShutdownHandle {
     server: actix_web::dev::ServerHandle,
     hub: Arc<Hub>,
     writer: Writer,
+    outbox: Arc<outbox::Outbox>,
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -85,6 +88,7 @@ impl ShutdownHandle {
         self.hub
             .close_all_sessions(1012, "server restarting; reconnect and resume");
         self.server.stop(true).await;
+        self.outbox.stop().await;
         self.writer.shutdown().await;
     }
 }
@@ -162,6 +166,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         db: db.clone(),
         writer: writer.clone(),
         hub: hub.clone(),
+        outbox: outbox::Outbox::new(&config.whatsapp)?,
     };
 
     let app_state = state.clone();
@@ -193,7 +198,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         server: server.handle(),
         hub,
         writer,
+        outbox: state.outbox.clone(),
     };
+    state.outbox.start(state.clone());
 
     let limits = state.limits.clone();
     actix_rt::spawn(async move {

@@ -8,6 +8,9 @@ mod assets;
 mod auth;
 mod conversations;
 mod health;
+mod media;
+mod webhooks;
+mod whatsapp;
 mod widget;
 mod ws;
 
@@ -54,8 +57,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .configure(agents::routes)
                 .configure(widget::routes)
                 .configure(conversations::routes)
+                .configure(whatsapp::routes)
+                .configure(media::routes)
                 .default_service(web::to(not_found)),
         )
+        .configure(webhooks::routes)
         .configure(assets::routes)
         .default_service(web::to(not_found));
 }
