@@ -1261,3 +1261,25 @@ impl FakeProvider {
         self.handle.stop(false).await;
     }
 }
+
+impl TestServer {
+    /// Runs one SQL statement directly on the server's database (both backends), for
+    /// tests that must set up a state no API produces (e.g. a message from 25 hours ago).
+    pub async fn execute_sql(&self, sql: &str) {
+        let storage = self.storage.clone();
+        let sql = sql.to_string();
+        tokio::task::spawn_blocking(move || match &*storage {
+            Storage::Sqlite(dir) => {
+                let path = dir.path().join("switchboard.db");
+                let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("open sqlite");
+                diesel::sql_query(sql).execute(&mut c).expect("sql");
+            }
+            Storage::Postgres(db) => {
+                let mut c = PgConnection::establish(db.url()).expect("connect");
+                diesel::sql_query(sql).execute(&mut c).expect("sql");
+            }
+        })
+        .await
+        .expect("sql task");
+    }
+}
