@@ -475,13 +475,20 @@ impl WhatsAppConfig {
             return bad("webhook and media limits must be at least 1024 bytes");
         }
         if self.rate_webhook_per_min == 0 || self.outbox_max_attempts == 0 {
-            return bad("SWITCHBOARD_RATE_WEBHOOK and SWITCHBOARD_OUTBOX_MAX_ATTEMPTS must be positive");
+            return bad(
+                "SWITCHBOARD_RATE_WEBHOOK and SWITCHBOARD_OUTBOX_MAX_ATTEMPTS must be positive",
+            );
         }
-        if self.outbox_poll.is_zero() || self.outbox_lease.is_zero() || self.provider_timeout.is_zero() {
+        if self.outbox_poll.is_zero()
+            || self.outbox_lease.is_zero()
+            || self.provider_timeout.is_zero()
+        {
             return bad("outbox poll, lease and provider timeout must be positive");
         }
         if self.outbox_backoff_max < self.outbox_backoff_base {
-            return bad("SWITCHBOARD_OUTBOX_BACKOFF_MAX must be at least SWITCHBOARD_OUTBOX_BACKOFF_BASE");
+            return bad(
+                "SWITCHBOARD_OUTBOX_BACKOFF_MAX must be at least SWITCHBOARD_OUTBOX_BACKOFF_BASE",
+            );
         }
         Ok(())
     }

@@ -140,7 +140,10 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// One pass: claims due rows and sends them concurrently; returns how many.
 async fn pass(state: &AppState) -> Result<usize, AppError> {
     let lease = i64::try_from(state.config.whatsapp.outbox_lease.as_millis()).unwrap_or(i64::MAX);
-    let rows = state.db.run(move |c| store::claim_due(c, lease, BATCH)).await?;
+    let rows = state
+        .db
+        .run(move |c| store::claim_due(c, lease, BATCH))
+        .await?;
     let n = rows.len();
     futures_util::future::join_all(rows.into_iter().map(|row| process(state, row))).await;
     Ok(n)
@@ -171,7 +174,9 @@ async fn process(state: &AppState, row: OutboxRow) {
                 .run(move |c| store::mark_sent(c, &row, provider_id.as_deref()))
                 .await
         }
-        Err(SendError::Transient(reason)) if (row.attempts as u32) + 1 < cfg.outbox_max_attempts => {
+        Err(SendError::Transient(reason))
+            if (row.attempts as u32) + 1 < cfg.outbox_max_attempts =>
+        {
             let delay = backoff(cfg, row.attempts as u32 + 1);
             let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
             tracing::info!(outbox = %row.id, attempt = row.attempts + 1, ?delay, %reason, "send failed; will retry");
@@ -191,7 +196,10 @@ async fn process(state: &AppState, row: OutboxRow) {
             };
             tracing::warn!(outbox = %row.id, code = error.code, title = %error.title, "send failed permanently");
             let row = row.clone();
-            state.db.run(move |c| store::mark_failed(c, &row, &error)).await
+            state
+                .db
+                .run(move |c| store::mark_failed(c, &row, &error))
+                .await
         }
     };
     match recorded {
@@ -234,7 +242,11 @@ fn missing(what: &str) -> SendError {
 }
 
 /// Sends one row to its provider.
-async fn send(state: &AppState, row: &OutboxRow, ctx: &SendContext) -> Result<Option<String>, SendError> {
+async fn send(
+    state: &AppState,
+    row: &OutboxRow,
+    ctx: &SendContext,
+) -> Result<Option<String>, SendError> {
     let cfg = &state.config.whatsapp;
     let provider = Provider::parse(&row.provider).ok_or_else(|| {
         SendError::Permanent(StatusError {
@@ -256,11 +268,18 @@ async fn send(state: &AppState, row: &OutboxRow, ctx: &SendContext) -> Result<Op
     let read_ids: Vec<String> = payload
         .get("message_ids")
         .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(|i| i.as_str().map(str::to_string)).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     match provider {
         Provider::Meta => {
-            let token = cfg.access_token.as_ref().ok_or_else(|| missing("WHATSAPP_ACCESS_TOKEN"))?;
+            let token = cfg
+                .access_token
+                .as_ref()
+                .ok_or_else(|| missing("WHATSAPP_ACCESS_TOKEN"))?;
             let number = cfg
                 .phone_number_id
                 .as_deref()
@@ -293,7 +312,10 @@ async fn send(state: &AppState, row: &OutboxRow, ctx: &SendContext) -> Result<Op
             let session = &cfg.waha_session;
             let (path, body) = match (row.kind.as_str(), &attachment) {
                 ("media", Some(a)) => waha::media_request(session, &chat, a),
-                ("read", _) => ("/api/sendSeen", waha::seen_request(session, &chat, &read_ids)),
+                ("read", _) => (
+                    "/api/sendSeen",
+                    waha::seen_request(session, &chat, &read_ids),
+                ),
                 _ => (
                     "/api/sendText",
                     waha::text_request(session, &chat, ctx.body.as_deref().unwrap_or_default()),

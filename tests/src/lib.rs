@@ -1020,7 +1020,11 @@ pub fn with_fresh_wamids(mut payload: Value, prefix: &str) -> Value {
     let mut n = 0;
     for entry in payload["entry"].as_array_mut().into_iter().flatten() {
         for change in entry["changes"].as_array_mut().into_iter().flatten() {
-            for m in change["value"]["messages"].as_array_mut().into_iter().flatten() {
+            for m in change["value"]["messages"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
                 n += 1;
                 m["id"] = json!(format!("wamid.{prefix}-{n}"));
             }
@@ -1055,7 +1059,12 @@ pub fn meta_status_webhook(statuses: &[(&str, &str)]) -> Value {
 
 impl TestServer {
     /// POSTs raw bytes to a webhook with extra headers; returns status and JSON body.
-    pub async fn post_webhook(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, Value) {
+    pub async fn post_webhook(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .post(self.url(path))
@@ -1070,8 +1079,12 @@ impl TestServer {
     /// POSTs `body` to `/webhooks/whatsapp` with a correct signature.
     pub async fn meta_webhook(&self, body: &[u8]) -> (u16, Value) {
         let sig = meta_signature(WA_APP_SECRET, body);
-        self.post_webhook("/webhooks/whatsapp", body.to_vec(), &[("x-hub-signature-256", sig)])
-            .await
+        self.post_webhook(
+            "/webhooks/whatsapp",
+            body.to_vec(),
+            &[("x-hub-signature-256", sig)],
+        )
+        .await
     }
 
     /// POSTs `body` to `/webhooks/waha` with a correct HMAC.
@@ -1080,7 +1093,10 @@ impl TestServer {
         self.post_webhook(
             "/webhooks/waha",
             body.to_vec(),
-            &[("x-webhook-hmac", sig), ("x-webhook-hmac-algorithm", "sha512".into())],
+            &[
+                ("x-webhook-hmac", sig),
+                ("x-webhook-hmac-algorithm", "sha512".into()),
+            ],
         )
         .await
     }
@@ -1089,7 +1105,10 @@ impl TestServer {
     pub async fn conversations(&self, token: &str) -> Vec<Value> {
         let (status, body) = self.get("/api/conversations?limit=200", Some(token)).await;
         assert_eq!(status, 200, "list failed: {body}");
-        body["conversations"].as_array().expect("conversations").clone()
+        body["conversations"]
+            .as_array()
+            .expect("conversations")
+            .clone()
     }
 }
 
@@ -1240,7 +1259,10 @@ impl FakeProvider {
 
     /// Calls to paths ending with `suffix`.
     pub fn calls_to(&self, suffix: &str) -> Vec<FakeCall> {
-        self.calls().into_iter().filter(|c| c.path.ends_with(suffix)).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.path.ends_with(suffix))
+            .collect()
     }
 
     /// Waits (up to [`PATIENCE`]) until `pred` holds for the calls so far.
@@ -1251,7 +1273,10 @@ impl FakeProvider {
             if pred(&calls) {
                 return calls;
             }
-            assert!(tokio::time::Instant::now() < deadline, "fake provider never saw: {what}; calls: {calls:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "fake provider never saw: {what}; calls: {calls:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -1271,7 +1296,8 @@ impl TestServer {
         tokio::task::spawn_blocking(move || match &*storage {
             Storage::Sqlite(dir) => {
                 let path = dir.path().join("switchboard.db");
-                let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy()).expect("open sqlite");
+                let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("open sqlite");
                 diesel::sql_query(sql).execute(&mut c).expect("sql");
             }
             Storage::Postgres(db) => {

@@ -12,8 +12,8 @@
 use serde_json::{json, Value};
 use switchboard_e2e::{
     both_backends, meta_signature, meta_status_webhook, meta_text_webhook, wa_fixture,
-    wa_fixture_json, whatsapp_config, with_fresh_wamids, FakeProvider, TestServer, Ws,
-    FAKE_MEDIA, WA_VERIFY_TOKEN,
+    wa_fixture_json, whatsapp_config, with_fresh_wamids, FakeProvider, TestServer, Ws, FAKE_MEDIA,
+    WA_VERIFY_TOKEN,
 };
 
 const META_MESSAGE_FIXTURES: [&str; 7] = [

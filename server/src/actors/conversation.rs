@@ -20,6 +20,8 @@ use actix::prelude::*;
 
 use crate::auth::Principal;
 use crate::bus::{Audience, BusEvent};
+use crate::channels::{DeliveryStatus, Provider, SERVICE_WINDOW_MS};
+use crate::clock::now_ms;
 use crate::error::AppError;
 use crate::model::{
     validate_body, validate_client_msg_id, ConversationStatus, ConversationView, SenderKind,
@@ -31,12 +33,10 @@ use crate::store::accounts;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::whatsapp::NewOutbox;
-use crate::channels::{DeliveryStatus, Provider, SERVICE_WINDOW_MS};
-use crate::clock::now_ms;
 
 use super::messages::{
-    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostInbound, PostMedia, PostMessage,
-    Posted, PublishStatus, SetTyping,
+    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostInbound, PostMedia, PostMessage, Posted,
+    PublishStatus, SetTyping,
 };
 
 /// How often an actor checks whether it has been idle long enough to stop.
@@ -171,7 +171,7 @@ impl Handler<PostMessage> for ConversationActor {
                 body,
                 client_msg_id: msg.client_msg_id,
                 provider_id: None,
-                channel,
+                channel: channel.map(Box::new),
             })
         })();
         let new = match prepared {
@@ -185,7 +185,10 @@ impl Handler<PostMessage> for ConversationActor {
 impl ConversationActor {
     /// Hands `new` to the writer and, once committed, publishes it: the one
     /// post-commit path of every message (guest, agent, WhatsApp inbound).
-    fn append_and_publish(&mut self, new: NewMessage) -> ResponseActFuture<Self, Result<Posted, AppError>> {
+    fn append_and_publish(
+        &mut self,
+        new: NewMessage,
+    ) -> ResponseActFuture<Self, Result<Posted, AppError>> {
         self.in_flight += 1;
         let writer = self.state.writer.clone();
         let queued = new.channel.as_ref().is_some_and(|c| c.outbox.is_some());
@@ -515,9 +518,11 @@ impl Handler<PostInbound> for ConversationActor {
             client_msg_id: None,
             provider_id: Some(msg.provider_id),
             reopen: self.meta.status == ConversationStatus::Resolved,
-            channel: msg.attachment.map(|a| ChannelAppend {
-                attachment: Some(a),
-                ..ChannelAppend::default()
+            channel: msg.attachment.map(|a| {
+                Box::new(ChannelAppend {
+                    attachment: Some(a),
+                    ..ChannelAppend::default()
+                })
             }),
         };
         self.append_and_publish(new)
@@ -558,7 +563,7 @@ impl Handler<PostMedia> for ConversationActor {
                 client_msg_id: msg.client_msg_id.clone(),
                 provider_id: None,
                 reopen: false,
-                channel: Some(channel),
+                channel: Some(Box::new(channel)),
             })
         })();
         match prepared {

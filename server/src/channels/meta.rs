@@ -132,8 +132,14 @@ fn content(m: &Value, kind: &str) -> (String, Option<Attachment>) {
             (text, Some(attachment))
         }
         "location" => {
-            let lat = node.get("latitude").map(Value::to_string).unwrap_or_default();
-            let lon = node.get("longitude").map(Value::to_string).unwrap_or_default();
+            let lat = node
+                .get("latitude")
+                .map(Value::to_string)
+                .unwrap_or_default();
+            let lon = node
+                .get("longitude")
+                .map(Value::to_string)
+                .unwrap_or_default();
             let label: Vec<&str> = [str_at(node, &["name"]), str_at(node, &["address"])]
                 .into_iter()
                 .flatten()
@@ -223,7 +229,10 @@ fn status(s: &Value) -> Option<StatusUpdate> {
             .and_then(Value::as_array)
             .and_then(|e| e.first());
         StatusError {
-            code: e.and_then(|e| e.get("code")).and_then(Value::as_i64).unwrap_or(0),
+            code: e
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
             title: e
                 .and_then(|e| str_at(e, &["title"]).or_else(|| str_at(e, &["message"])))
                 .unwrap_or("failed")
@@ -251,7 +260,11 @@ pub fn text_request(to: &str, body: &str) -> Value {
 
 /// Body of a media send by link (`image` or `document`).
 pub fn media_request(to: &str, a: &Attachment) -> Value {
-    let kind = if a.kind == "image" { "image" } else { "document" };
+    let kind = if a.kind == "image" {
+        "image"
+    } else {
+        "document"
+    };
     let mut media = json!({"link": a.url});
     if let Some(c) = &a.caption {
         media["caption"] = json!(c);
@@ -364,10 +377,19 @@ mod tests {
         let img = one_message("meta_image_message.json");
         assert_eq!(img.body, "Taj Mahal");
         let a = img.attachment.unwrap();
-        assert_eq!((a.kind.as_str(), a.media_id.as_deref()), ("image", Some("1003383421387256")));
-        assert!(one_message("meta_location_message.json").body.starts_with("[location]"));
-        assert!(!one_message("meta_interactive_list_reply.json").body.is_empty());
-        assert!(!one_message("meta_button_quick_reply.json").body.starts_with('['));
+        assert_eq!(
+            (a.kind.as_str(), a.media_id.as_deref()),
+            ("image", Some("1003383421387256"))
+        );
+        assert!(one_message("meta_location_message.json")
+            .body
+            .starts_with("[location]"));
+        assert!(!one_message("meta_interactive_list_reply.json")
+            .body
+            .is_empty());
+        assert!(!one_message("meta_button_quick_reply.json")
+            .body
+            .starts_with('['));
     }
 
     #[test]
@@ -383,12 +405,26 @@ mod tests {
     #[test]
     fn errors_are_classified() {
         let e = |code: i64| json!({"error": {"code": code, "message": "x"}});
-        assert!(matches!(read_response(400, &e(130429)), Err(SendError::Transient(_))));
-        assert!(matches!(read_response(400, &e(131047)), Err(SendError::Permanent(_))));
-        assert!(matches!(read_response(400, &e(132001)), Err(SendError::Permanent(_))));
-        assert!(matches!(read_response(503, &json!({})), Err(SendError::Transient(_))));
+        assert!(matches!(
+            read_response(400, &e(130429)),
+            Err(SendError::Transient(_))
+        ));
+        assert!(matches!(
+            read_response(400, &e(131047)),
+            Err(SendError::Permanent(_))
+        ));
+        assert!(matches!(
+            read_response(400, &e(132001)),
+            Err(SendError::Permanent(_))
+        ));
+        assert!(matches!(
+            read_response(503, &json!({})),
+            Err(SendError::Transient(_))
+        ));
         assert_eq!(
-            read_response(200, &fixture("meta_send_response.json")).unwrap().as_deref(),
+            read_response(200, &fixture("meta_send_response.json"))
+                .unwrap()
+                .as_deref(),
             Some("wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI4MjZGRDA0OUE2OTQ3RkEyMzcA")
         );
     }

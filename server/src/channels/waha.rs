@@ -140,7 +140,11 @@ pub fn parse_webhook(body: &Value) -> Result<Vec<InboundEvent>, String> {
             if status == "WORKING" {
                 tracing::info!(session, status, "WAHA session status");
             } else {
-                tracing::warn!(session, status, "WAHA session is not working; WhatsApp messages may not flow");
+                tracing::warn!(
+                    session,
+                    status,
+                    "WAHA session is not working; WhatsApp messages may not flow"
+                );
             }
             Ok(vec![])
         }
@@ -184,8 +188,14 @@ fn content(payload: &Value) -> (String, Option<Attachment>) {
         return (shown, Some(attachment));
     }
     if let Some(loc) = payload.get("location").filter(|l| !l.is_null()) {
-        let lat = loc.get("latitude").map(Value::to_string).unwrap_or_default();
-        let lon = loc.get("longitude").map(Value::to_string).unwrap_or_default();
+        let lat = loc
+            .get("latitude")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let lon = loc
+            .get("longitude")
+            .map(Value::to_string)
+            .unwrap_or_default();
         let label = str_at(loc, &["description"]).unwrap_or("");
         return (format!("[location] {label} ({lat}, {lon})"), None);
     }
@@ -265,7 +275,9 @@ mod tests {
 
     #[test]
     fn own_messages_are_not_ingested() {
-        assert!(parse_webhook(&fixture("waha_message.json")).unwrap().is_empty());
+        assert!(parse_webhook(&fixture("waha_message.json"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -280,7 +292,9 @@ mod tests {
         assert!(matches!(&events[0], InboundEvent::Status(s) if s.status == DeliveryStatus::Read));
         let events = parse_webhook(&fixture("waha_message_reaction.json")).unwrap();
         assert!(matches!(&events[0], InboundEvent::Message(m) if m.body == "[reaction] 🙏"));
-        assert!(parse_webhook(&fixture("waha_session_status.json")).unwrap().is_empty());
+        assert!(parse_webhook(&fixture("waha_session_status.json"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn meta_host_allowed(cfg: &WhatsAppConfig, url: &url::Url) -> bool {
     let same_as_graph = url.scheme() == graph.scheme()
         && Some(host.as_str()) == graph.host_str()
         && url.port_or_known_default() == graph.port_or_known_default();
-    same_as_graph || (url.scheme() == "https" && cfg.media_hosts.iter().any(|h| *h == host))
+    same_as_graph || (url.scheme() == "https" && cfg.media_hosts.contains(&host))
 }
 
 async fn get_media(
@@ -80,7 +80,10 @@ async fn get_media(
             let media_id = attachment
                 .media_id
                 .as_deref()
-                .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .filter(|id| {
+                    id.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                })
                 .ok_or_else(|| AppError::NotFound("no media id".into()))?;
             // Step 1: the media id yields a short-lived download URL (Meta "Media" docs).
             let info: Value = http
@@ -101,7 +104,9 @@ async fn get_media(
                 .ok_or_else(|| bad_gateway("no download URL"))?;
             if !meta_host_allowed(cfg, &url) {
                 tracing::warn!(host = ?url.host_str(), "media URL on a host that is not allowed");
-                return Err(AppError::Forbidden("media host not allowed (WHATSAPP_MEDIA_HOSTS)".into()));
+                return Err(AppError::Forbidden(
+                    "media host not allowed (WHATSAPP_MEDIA_HOSTS)".into(),
+                ));
             }
             http.get(url).bearer_auth(token.expose())
         }
@@ -143,7 +148,11 @@ async fn get_media(
         return Err(too_large());
     }
     let mut bytes = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|_| bad_gateway("download interrupted"))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|_| bad_gateway("download interrupted"))?
+    {
         if bytes.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -158,8 +167,15 @@ async fn get_media(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let inline = ["image/", "audio/", "video/"].iter().any(|p| mime.starts_with(p)) && mime != "image/svg+xml";
-    let content_type = if inline { mime.as_str() } else { "application/octet-stream" };
+    let inline = ["image/", "audio/", "video/"]
+        .iter()
+        .any(|p| mime.starts_with(p))
+        && mime != "image/svg+xml";
+    let content_type = if inline {
+        mime.as_str()
+    } else {
+        "application/octet-stream"
+    };
     let filename: String = attachment
         .filename
         .as_deref()
@@ -175,7 +191,10 @@ async fn get_media(
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CONTENT_DISPOSITION, disposition))
-        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
         .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
         .body(bytes))
 }

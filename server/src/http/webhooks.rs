@@ -59,8 +59,7 @@ async fn meta_verify(
         .as_ref()
         .ok_or_else(|| AppError::Forbidden("WHATSAPP_VERIFY_TOKEN is not configured".into()))?;
     let matches = q.mode.as_deref() == Some("subscribe")
-        && q
-            .verify_token
+        && q.verify_token
             .as_deref()
             .is_some_and(|t| same(t.as_bytes(), expected.expose().as_bytes()));
     match (matches, q.challenge) {
@@ -72,8 +71,13 @@ async fn meta_verify(
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) before buffering it.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, AppError> {
-    let too_large = || AppError::PayloadTooLarge(format!("webhook body is over the {limit}-byte limit"));
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, AppError> {
+    let too_large =
+        || AppError::PayloadTooLarge(format!("webhook body is over the {limit}-byte limit"));
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -109,7 +113,9 @@ async fn meta_post(
     state.limits.webhook(super::client_ip(&req))?;
     // Fail closed: without the app secret nobody can be told apart from Meta.
     let secret = state.config.whatsapp.app_secret.clone().ok_or_else(|| {
-        AppError::Forbidden("WhatsApp webhook disabled: WHATSAPP_APP_SECRET is not configured".into())
+        AppError::Forbidden(
+            "WhatsApp webhook disabled: WHATSAPP_APP_SECRET is not configured".into(),
+        )
     })?;
     let body = read_body(&req, payload, state.config.whatsapp.webhook_max_bytes).await?;
     if !channels::verify_meta_signature(
@@ -117,9 +123,12 @@ async fn meta_post(
         &body,
         header_str(&req, "x-hub-signature-256"),
     ) {
-        return Err(AppError::Unauthorized("missing or wrong X-Hub-Signature-256".into()));
+        return Err(AppError::Unauthorized(
+            "missing or wrong X-Hub-Signature-256".into(),
+        ));
     }
-    let events = channels::meta::parse_webhook(&parse_json(&body)?).map_err(AppError::BadRequest)?;
+    let events =
+        channels::meta::parse_webhook(&parse_json(&body)?).map_err(AppError::BadRequest)?;
     let n = handle(&state, events).await?;
     Ok(HttpResponse::Ok().json(json!({"received": n})))
 }
@@ -138,11 +147,18 @@ async fn waha_post(
     }
     let body = read_body(&req, payload, cfg.webhook_max_bytes).await?;
     if let Some(key) = &cfg.waha_hmac_key {
-        if !channels::verify_waha_hmac(key.expose().as_bytes(), &body, header_str(&req, "x-webhook-hmac")) {
-            return Err(AppError::Unauthorized("missing or wrong X-Webhook-Hmac".into()));
+        if !channels::verify_waha_hmac(
+            key.expose().as_bytes(),
+            &body,
+            header_str(&req, "x-webhook-hmac"),
+        ) {
+            return Err(AppError::Unauthorized(
+                "missing or wrong X-Webhook-Hmac".into(),
+            ));
         }
     }
-    let events = channels::waha::parse_webhook(&parse_json(&body)?).map_err(AppError::BadRequest)?;
+    let events =
+        channels::waha::parse_webhook(&parse_json(&body)?).map_err(AppError::BadRequest)?;
     let n = handle(&state, events).await?;
     Ok(HttpResponse::Ok().json(json!({"received": n})))
 }

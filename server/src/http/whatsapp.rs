@@ -20,9 +20,18 @@ use crate::store::whatsapp::{self as store, NewOutbox};
 
 /// Registers the routes (inside `/api`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/conversations/{id}/attachments", web::post().to(send_attachment))
-        .route("/conversations/{id}/whatsapp/read", web::post().to(mark_read))
-        .route("/conversations/{id}/whatsapp/typing", web::post().to(typing));
+    cfg.route(
+        "/conversations/{id}/attachments",
+        web::post().to(send_attachment),
+    )
+    .route(
+        "/conversations/{id}/whatsapp/read",
+        web::post().to(mark_read),
+    )
+    .route(
+        "/conversations/{id}/whatsapp/typing",
+        web::post().to(typing),
+    );
 }
 
 #[derive(Deserialize)]
@@ -47,14 +56,21 @@ async fn send_attachment(
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
     if b.kind != "image" && b.kind != "document" {
-        return Err(AppError::Validation("kind must be image or document".into()));
+        return Err(AppError::Validation(
+            "kind must be image or document".into(),
+        ));
     }
     let url = url::Url::parse(b.url.trim())
         .map_err(|_| AppError::Validation("url must be an absolute http(s) URL".into()))?;
     if !matches!(url.scheme(), "http" | "https") || b.url.len() > 2048 {
-        return Err(AppError::Validation("url must be an absolute http(s) URL of at most 2048 characters".into()));
+        return Err(AppError::Validation(
+            "url must be an absolute http(s) URL of at most 2048 characters".into(),
+        ));
     }
-    let short = |v: Option<String>, max: usize| v.map(|v| v.trim().chars().take(max).collect::<String>()).filter(|v| !v.is_empty());
+    let short = |v: Option<String>, max: usize| {
+        v.map(|v| v.trim().chars().take(max).collect::<String>())
+            .filter(|v| !v.is_empty())
+    };
     let msg = PostMedia {
         principal: Principal::Agent(agent),
         client_msg_id: b.client_msg_id,

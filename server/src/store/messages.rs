@@ -95,7 +95,7 @@ pub struct NewMessage {
     /// Reopen a resolved conversation (a new message from the contact).
     pub reopen: bool,
     /// Channel extras (WhatsApp): attachment, initial delivery status, outbox order.
-    pub channel: Option<ChannelAppend>,
+    pub channel: Option<Box<ChannelAppend>>,
 }
 
 /// What a channel message stores besides the plain message, in the same transaction.

@@ -39,7 +39,10 @@ struct NewWaConversation<'a> {
     updated_at: i64,
 }
 
-fn contact_by_wa_id(conn: &mut DbConn, wa_id: &str) -> QueryResult<Option<(String, Option<String>)>> {
+fn contact_by_wa_id(
+    conn: &mut DbConn,
+    wa_id: &str,
+) -> QueryResult<Option<(String, Option<String>)>> {
     contacts::table
         .filter(contacts::wa_id.eq(wa_id))
         .select((contacts::id, contacts::name))
@@ -47,7 +50,11 @@ fn contact_by_wa_id(conn: &mut DbConn, wa_id: &str) -> QueryResult<Option<(Strin
         .optional()
 }
 
-fn conversation_of(conn: &mut DbConn, contact_id: &str, channel: &str) -> QueryResult<Option<String>> {
+fn conversation_of(
+    conn: &mut DbConn,
+    contact_id: &str,
+    channel: &str,
+) -> QueryResult<Option<String>> {
     conversations::table
         .filter(conversations::contact_id.eq(contact_id))
         .filter(conversations::channel.eq(channel))
@@ -75,7 +82,10 @@ pub fn resolve_conversation(
         Some((id, name)) => {
             if sender.name.is_some() && name != sender.name {
                 diesel::update(contacts::table.find(&id))
-                    .set((contacts::name.eq(&sender.name), contacts::updated_at.eq(now)))
+                    .set((
+                        contacts::name.eq(&sender.name),
+                        contacts::updated_at.eq(now),
+                    ))
                     .execute(conn)?;
             }
             id
@@ -89,14 +99,15 @@ pub fn resolve_conversation(
                 created_at: now,
                 updated_at: now,
             };
-            let inserted = conn.transaction(|c| {
-                diesel::insert_into(contacts::table).values(&row).execute(c)
-            });
+            let inserted =
+                conn.transaction(|c| diesel::insert_into(contacts::table).values(&row).execute(c));
             match inserted {
                 Ok(_) => row.id,
                 Err(e) if is_unique_violation(&e) => contact_by_wa_id(conn, &sender.wa_id)?
                     .map(|(id, _)| id)
-                    .ok_or_else(|| AppError::internal("contact vanished after a unique violation"))?,
+                    .ok_or_else(|| {
+                        AppError::internal("contact vanished after a unique violation")
+                    })?,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -166,14 +177,20 @@ fn advance(
                 .filter(messages::id.eq(id))
                 .filter(messages::status.eq_any(allowed)),
         )
-        .set((messages::status.eq(status.as_str()), messages::status_error.eq(&error_json)))
+        .set((
+            messages::status.eq(status.as_str()),
+            messages::status_error.eq(&error_json),
+        ))
         .execute(conn)?,
         MessageKey::Provider(pid) => diesel::update(
             messages::table
                 .filter(messages::provider_id.eq(pid))
                 .filter(messages::status.eq_any(allowed)),
         )
-        .set((messages::status.eq(status.as_str()), messages::status_error.eq(&error_json)))
+        .set((
+            messages::status.eq(status.as_str()),
+            messages::status_error.eq(&error_json),
+        ))
         .execute(conn)?,
     };
     if n == 0 {
@@ -182,15 +199,20 @@ fn advance(
     let q = messages::table.select((messages::conversation_id, messages::id, messages::seq));
     let found: Option<(String, String, i64)> = match filter_id {
         MessageKey::Id(id) => q.filter(messages::id.eq(id)).first(conn).optional()?,
-        MessageKey::Provider(pid) => q.filter(messages::provider_id.eq(pid)).first(conn).optional()?,
+        MessageKey::Provider(pid) => q
+            .filter(messages::provider_id.eq(pid))
+            .first(conn)
+            .optional()?,
     };
-    Ok(found.map(|(conversation_id, message_id, seq)| StatusChange {
-        conversation_id,
-        message_id,
-        seq,
-        status,
-        error: error.cloned(),
-    }))
+    Ok(
+        found.map(|(conversation_id, message_id, seq)| StatusChange {
+            conversation_id,
+            message_id,
+            seq,
+            status,
+            error: error.cloned(),
+        }),
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -207,7 +229,10 @@ enum MessageKey<'a> {
 ///
 /// # Errors
 /// Database errors.
-pub fn apply_status(conn: &mut DbConn, update: &StatusUpdate) -> Result<Option<StatusChange>, AppError> {
+pub fn apply_status(
+    conn: &mut DbConn,
+    update: &StatusUpdate,
+) -> Result<Option<StatusChange>, AppError> {
     let pid = update.provider.stored_id(&update.provider_id);
     conn.transaction::<_, AppError, _>(|conn| {
         let inserted = conn.transaction(|c| {
@@ -216,7 +241,8 @@ pub fn apply_status(conn: &mut DbConn, update: &StatusUpdate) -> Result<Option<S
                     whatsapp_statuses::provider_id.eq(&pid),
                     whatsapp_statuses::status.eq(update.status.as_str()),
                     whatsapp_statuses::error_code.eq(update.error.as_ref().map(|e| e.code)),
-                    whatsapp_statuses::error_title.eq(update.error.as_ref().map(|e| e.title.as_str())),
+                    whatsapp_statuses::error_title
+                        .eq(update.error.as_ref().map(|e| e.title.as_str())),
                     whatsapp_statuses::created_at.eq(now_ms()),
                 ))
                 .execute(c)
@@ -226,7 +252,12 @@ pub fn apply_status(conn: &mut DbConn, update: &StatusUpdate) -> Result<Option<S
             Err(e) if is_unique_violation(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        Ok(advance(conn, MessageKey::Provider(&pid), update.status, update.error.as_ref())?)
+        Ok(advance(
+            conn,
+            MessageKey::Provider(&pid),
+            update.status,
+            update.error.as_ref(),
+        )?)
     })
 }
 
@@ -301,7 +332,9 @@ pub fn enqueue(
         created_at: now,
         updated_at: now,
     };
-    diesel::insert_into(outbox::table).values(&row).execute(conn)?;
+    diesel::insert_into(outbox::table)
+        .values(&row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -313,7 +346,9 @@ pub fn enqueue(
 /// Database errors.
 pub fn claim_due(conn: &mut DbConn, lease_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
     let now = now_ms();
-    let unlocked = outbox::locked_until.is_null().or(outbox::locked_until.lt(now));
+    let unlocked = outbox::locked_until
+        .is_null()
+        .or(outbox::locked_until.lt(now));
     let candidates: Vec<String> = outbox::table
         .filter(outbox::state.eq("pending"))
         .filter(outbox::next_attempt_at.le(now))
@@ -328,9 +363,16 @@ pub fn claim_due(conn: &mut DbConn, lease_ms: i64, limit: i64) -> Result<Vec<Out
             outbox::table
                 .filter(outbox::id.eq(&id))
                 .filter(outbox::state.eq("pending"))
-                .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(now))),
+                .filter(
+                    outbox::locked_until
+                        .is_null()
+                        .or(outbox::locked_until.lt(now)),
+                ),
         )
-        .set((outbox::locked_until.eq(now + lease_ms), outbox::updated_at.eq(now)))
+        .set((
+            outbox::locked_until.eq(now + lease_ms),
+            outbox::updated_at.eq(now),
+        ))
         .execute(conn)?;
         if n == 1 {
             claimed.push(
@@ -397,7 +439,9 @@ pub fn mark_sent(
                 })
                 .max_by_key(|(s, _)| s.rank());
             if let Some((status, error)) = furthest {
-                if let Some(later) = advance(conn, MessageKey::Id(message_id), status, error.as_ref())? {
+                if let Some(later) =
+                    advance(conn, MessageKey::Id(message_id), status, error.as_ref())?
+                {
                     change = Some(later);
                 }
             }
@@ -448,7 +492,12 @@ pub fn mark_failed(
             ))
             .execute(conn)?;
         match row.message_id.as_deref() {
-            Some(id) => Ok(advance(conn, MessageKey::Id(id), DeliveryStatus::Failed, Some(error))?),
+            Some(id) => Ok(advance(
+                conn,
+                MessageKey::Id(id),
+                DeliveryStatus::Failed,
+                Some(error),
+            )?),
             None => Ok(None),
         }
     })
@@ -516,5 +565,8 @@ pub fn inbound_provider_ids(
     if let Some(seq) = up_to_seq {
         q = q.filter(messages::seq.le(seq));
     }
-    Ok(q.load::<Option<String>>(conn)?.into_iter().flatten().collect())
+    Ok(q.load::<Option<String>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect())
 }
