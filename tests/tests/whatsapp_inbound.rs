@@ -271,3 +271,24 @@ both_backends! {
         fake.stop().await;
     }
 }
+
+both_backends! {
+    async fn webhooks_fail_closed_without_secrets(backend) {
+        // No WhatsApp settings at all.
+        let server = TestServer::start(backend).await;
+        let admin = server.admin_token().await;
+        let (status, body) = server.meta_webhook(&wa_fixture("meta_text_message.json")).await;
+        assert_eq!(status, 403, "{body}");
+        switchboard_e2e::assert_error_body(&body, "forbidden");
+        let (status, _) = server.waha_webhook(&wa_fixture("waha_message_media.json")).await;
+        assert_eq!(status, 403);
+        let resp = server
+            .http
+            .get(server.url("/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token="))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403);
+        assert!(server.conversations(&admin).await.is_empty());
+    }
+}

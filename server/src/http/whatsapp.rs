@@ -186,7 +186,7 @@ async fn typing(
     if let Some(request) = request {
         actix_rt::spawn(async move {
             if let Err(e) = request.send().await {
-                tracing::debug!(error = %e.is_timeout(), "typing indicator not delivered");
+                tracing::debug!(timeout = e.is_timeout(), "typing indicator not delivered");
             }
         });
     }
