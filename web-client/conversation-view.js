@@ -5,7 +5,8 @@
  * and read state for the open conversation.
  */
 import { h, linkify } from './dom.js';
-import { formatTime, initials, uuid } from './format.js';
+import { formatTime, initials, uuid, isWhatsApp, deliveryText, formatBytesLabel } from './format.js';
+import { auth } from './login.js';
 import { toast, toastError } from './toast.js';
 
 const PAGE_SIZE = 50;
@@ -56,7 +57,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     stopTyping();
     hideTyping();
     const token = ++openToken;
-    cur = { id, bySeq: new Map(), pending: new Map(), lowest: 0, highest: 0, hasMore: false, loading: true, buffer: [] };
+    cur = { id, bySeq: new Map(), pending: new Map(), waStatus: new Map(), lowest: 0, highest: 0, hasMore: false, loading: true, buffer: [] };
     store.activeId = id;
     store.watch(id);
     store.emit('list');
@@ -139,6 +140,16 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (contact.phone) bits.push(h('span', {}, contact.phone));
     if (conv.source) bits.push(h('span', {}, `via ${conv.source}`));
     if (conv.page_url) bits.push(linkify(h('span', { className: 'page-url' }), conv.page_url));
+    if (isWhatsApp(conv) && conv.template_required === true) {
+      // Meta refuses free text 24 h after the customer's last message.
+      bits.push(
+        h(
+          'span',
+          { className: 'wa-window-notice', dataset: { testid: 'wa-window-notice' }, attrs: { role: 'status' } },
+          'Outside the 24-hour WhatsApp window: a template is needed',
+        ),
+      );
+    }
     meta.replaceChildren(...bits);
 
     const mine = store.me && conv.assignee_id === store.me.id;
@@ -165,7 +176,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     return { guest: 'Visitor', bot: 'Bot', system: 'System' }[sender.kind] || 'Agent';
   }
 
-  function buildMessage({ sender, body: text, createdAt, seq, clientMsgId, status }) {
+  function buildMessage({ sender, body: text, createdAt, seq, clientMsgId, status, attachment, wa, error }) {
     const kind = (sender && sender.kind) || 'agent';
     const side = kind === 'guest' ? 'left' : kind === 'system' ? 'center' : 'right';
     const name = senderLabel(sender);
@@ -176,7 +187,9 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (seq != null) li.dataset.seq = String(seq);
     if (clientMsgId) li.dataset.clientMsgId = clientMsgId;
     if (status) li.dataset.status = status;
+    if (wa) li.dataset.wa = '1';
     const bubble = linkify(h('div', { className: 'bubble' }), text);
+    if (attachment) bubble.append(renderAttachment(attachment));
     const time = h('time', { dateTime: createdAt || '' }, formatTime(createdAt));
     if (side === 'center') {
       li.append(bubble, h('div', { className: 'msg-meta' }, time));
@@ -192,7 +205,7 @@ export function setupConversationView({ store, api, socket, signal }) {
         side === 'right' ? h('div', { className: 'msg-status' }) : null,
       ),
     );
-    paintStatus(li);
+    paintStatus(li, error);
     return li;
   }
 
@@ -202,12 +215,81 @@ export function setupConversationView({ store, api, socket, signal }) {
     const el = li.querySelector('.msg-status');
     if (!el) return;
     const status = li.dataset.status;
+    if (li.dataset.wa) {
+      // WhatsApp ticks come from the provider (`status` frames), not read cursors.
+      el.textContent = deliveryText(status, error);
+      el.title = status || '';
+      return;
+    }
     el.textContent = status === 'failed' ? `Failed${error ? `: ${error}` : ''}` : STATUS_TEXT[status] || '';
   }
 
   function statusFor(seq) {
     const conv = cur && store.conversations.get(cur.id);
+    if (isWhatsApp(conv)) return 'pending';
     return conv && seq <= (conv.guest_read_seq || 0) ? 'read' : 'sent';
+  }
+
+  /** Fetches with the agent's token (media needs it; an <img src> cannot send it). */
+  function authedFetch(path, init = {}) {
+    const token = auth.load();
+    const headers = { ...(init.headers || {}) };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(path, { ...init, headers });
+  }
+
+  /** Attachment: a button that loads hub-relayed media on demand, or a link. */
+  function renderAttachment(att) {
+    const label = att.filename || att.kind || 'file';
+    const box = h('div', { className: `attachment attachment-${att.kind || 'file'}`, dataset: { testid: 'attachment' } });
+    const url = String(att.url || '');
+    if (!url.startsWith('/api/media/')) {
+      // Media an agent sent by public URL: show the link as text, never as HTML.
+      box.append(linkify(h('span', {}), `${label}: ${url}`));
+      return box;
+    }
+    const button = h('button', { className: 'btn btn-small', attrs: { type: 'button' } }, `Show ${label}`);
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        const res = await authedFetch(url);
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const blob = await res.blob();
+        const objectUrl = URL.createObjectURL(blob);
+        let shown;
+        if (att.kind === 'image' || att.kind === 'sticker') {
+          shown = h('img', { className: 'attachment-img', attrs: { src: objectUrl, alt: att.caption || label } });
+        } else if (att.kind === 'audio' || att.kind === 'voice') {
+          shown = h('audio', { attrs: { src: objectUrl, controls: '' } });
+        } else if (att.kind === 'video') {
+          shown = h('video', { className: 'attachment-img', attrs: { src: objectUrl, controls: '' } });
+        } else {
+          shown = h('a', { attrs: { href: objectUrl, download: att.filename || 'file' } }, `Download ${label} (${formatBytesLabel(blob.size)})`);
+        }
+        button.replaceWith(shown);
+      } catch (err) {
+        button.disabled = false;
+        toast(`Could not load the ${att.kind || 'file'}: ${err.message}`);
+      }
+    });
+    box.append(button);
+    return box;
+  }
+
+  function applyWaStatus(li, frame) {
+    li.dataset.wa = '1';
+    li.dataset.status = frame.status;
+    const error = frame.error ? `${frame.error.title} (${frame.error.code})` : undefined;
+    paintStatus(li, error);
+  }
+
+  /** A `status` frame: the provider's delivery report for one of our messages. */
+  function onStatus(frame) {
+    if (!cur || frame.conversation_id !== cur.id) return;
+    const seq = Number(frame.seq);
+    cur.waStatus.set(seq, frame);
+    const li = cur.bySeq.get(seq);
+    if (li) applyWaStatus(li, frame);
   }
 
   /** Read ticks for the agent side, from the guest's read cursor. */
@@ -215,6 +297,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (!cur) return;
     const upTo = conv.guest_read_seq || 0;
     for (const [seq, li] of cur.bySeq) {
+      if (li.dataset.wa) continue;
       if (li.dataset.status === 'sent' && seq <= upTo) {
         li.dataset.status = 'read';
         paintStatus(li);
@@ -255,9 +338,13 @@ export function setupConversationView({ store, api, socket, signal }) {
       body: m.body,
       createdAt: m.created_at,
       seq,
-      status: kind === 'agent' || kind === 'bot' ? statusFor(seq) : undefined,
+      status: m.status || (kind === 'agent' || kind === 'bot' ? statusFor(seq) : undefined),
+      attachment: m.attachment,
+      wa: Boolean(m.status),
+      error: m.error ? `${m.error.title} (${m.error.code})` : undefined,
     });
     cur.bySeq.set(seq, li);
+    if (cur.waStatus.has(seq)) applyWaStatus(li, cur.waStatus.get(seq));
     place(li, seq);
     if (stick) scrollToEnd();
     if (kind === 'guest') hideTyping();
@@ -407,8 +494,10 @@ export function setupConversationView({ store, api, socket, signal }) {
     }
     li.dataset.seq = String(seq);
     li.dataset.status = statusFor(seq);
+    if (isWhatsApp(store.conversations.get(cur.id))) li.dataset.wa = '1';
     paintStatus(li);
     cur.bySeq.set(seq, li);
+    if (cur.waStatus.has(seq)) applyWaStatus(li, cur.waStatus.get(seq));
     place(li, seq);
   }
 
@@ -444,7 +533,11 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (!cur || cur.loading || !cur.highest || document.visibilityState !== 'visible') return;
     const conv = store.conversations.get(cur.id);
     if (conv && (conv.agent_read_seq || 0) >= cur.highest) return;
-    if (socket.send({ type: 'read', conversation_id: cur.id, seq: cur.highest })) store.markRead(cur.id, cur.highest);
+    if (socket.send({ type: 'read', conversation_id: cur.id, seq: cur.highest })) {
+      store.markRead(cur.id, cur.highest);
+      // Blue ticks on the customer's phone too; best effort.
+      if (isWhatsApp(conv)) authedFetch(`/api/conversations/${encodeURIComponent(cur.id)}/whatsapp/read`, { method: 'POST' }).catch(() => {});
+    }
   }
 
   function autoGrow() {
@@ -533,6 +626,9 @@ export function setupConversationView({ store, api, socket, signal }) {
 
   store.on('conversation', (id) => cur && id === cur.id && renderHeader(), signal);
   store.on('outbox', onOutboxChange, signal);
+  // `status` frames are only of interest here, so they are picked off the socket
+  // directly rather than routed through main.js.
+  socket.addEventListener('frame', (e) => e.detail && e.detail.type === 'status' && onStatus(e.detail), { signal });
   signal.addEventListener('abort', close);
 
   return {

@@ -45,3 +45,30 @@ export function uuid() {
   const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/** Whether a conversation summary is a WhatsApp one (Meta `whatsapp` or `waha`). */
+export function isWhatsApp(conv) {
+  return Boolean(conv) && (conv.channel === 'whatsapp' || conv.channel === 'waha');
+}
+
+const DELIVERY_TEXT = {
+  pending: 'Sending…',
+  sending: 'Sending…',
+  sent: '✓',
+  delivered: '✓✓',
+  read: '✓✓',
+};
+
+/** Tick text for a WhatsApp delivery status; failures say why. */
+export function deliveryText(status, error) {
+  if (status === 'failed') return `Not delivered${error ? `: ${error}` : ''}`;
+  return DELIVERY_TEXT[status] || '';
+}
+
+/** "12 KB", "3.4 MB". */
+export function formatBytesLabel(n) {
+  const v = Number(n) || 0;
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${Math.round(v / 1024)} KB`;
+  return `${(v / (1024 * 1024)).toFixed(1)} MB`;
+}

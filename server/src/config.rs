@@ -152,6 +152,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Time given to in-flight requests and writes on shutdown (`SWITCHBOARD_SHUTDOWN_TIMEOUT`, seconds, default 10).
     pub shutdown_timeout: Duration,
+    /// The WhatsApp channel: Meta Cloud API, WAHA, the outbox and media fetching.
+    pub whatsapp: WhatsAppConfig,
 }
 
 impl Default for Config {
@@ -183,6 +185,7 @@ impl Default for Config {
             rate_widget_per_min: 30,
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
+            whatsapp: WhatsAppConfig::default(),
         }
     }
 }
@@ -277,6 +280,7 @@ impl Config {
         if let Some(v) = get("SWITCHBOARD_SHUTDOWN_TIMEOUT") {
             c.shutdown_timeout = seconds(&v, "SWITCHBOARD_SHUTDOWN_TIMEOUT")?;
         }
+        c.whatsapp = WhatsAppConfig::from_lookup(&get)?;
         c.validate()?;
         Ok(c)
     }
@@ -310,6 +314,181 @@ impl Config {
         }
         if self.rate_login_per_min == 0 || self.rate_widget_per_min == 0 {
             return bad("rate limits must be positive");
+        }
+        self.whatsapp.validate()?;
+        Ok(())
+    }
+}
+
+/// The WhatsApp channel's settings (`docs/configuration.md`, `docs/channels/whatsapp.md`).
+///
+/// Webhooks fail closed: without `WHATSAPP_APP_SECRET` the Meta webhook refuses every
+/// POST (it cannot tell Meta from a forger); without `WHATSAPP_VERIFY_TOKEN` the
+/// verification handshake is refused.
+#[derive(Clone, Debug)]
+pub struct WhatsAppConfig {
+    /// Meta app secret: key of the `X-Hub-Signature-256` HMAC (`WHATSAPP_APP_SECRET`).
+    pub app_secret: Option<Secret>,
+    /// Token Meta echoes in the verification handshake (`WHATSAPP_VERIFY_TOKEN`).
+    pub verify_token: Option<Secret>,
+    /// Graph API access token (system-user token) for sending and media (`WHATSAPP_ACCESS_TOKEN`).
+    pub access_token: Option<Secret>,
+    /// The business phone number id replies are sent from (`WHATSAPP_PHONE_NUMBER_ID`).
+    pub phone_number_id: Option<String>,
+    /// Graph API base URL, version included, no trailing slash (`WHATSAPP_GRAPH_URL`,
+    /// default `https://graph.facebook.com/v25.0`).
+    pub graph_url: String,
+    /// Hosts media may be downloaded from besides the Graph API's own
+    /// (`WHATSAPP_MEDIA_HOSTS`, comma-separated, default `lookaside.fbsbx.com`).
+    pub media_hosts: Vec<String>,
+    /// WAHA base URL, e.g. `http://waha:3000` (`WAHA_URL`); unset: WAHA disabled.
+    pub waha_url: Option<String>,
+    /// WAHA API key sent as `X-Api-Key` (`WAHA_API_KEY`).
+    pub waha_api_key: Option<Secret>,
+    /// WAHA session name (`WAHA_SESSION`, default `default`).
+    pub waha_session: String,
+    /// Key of WAHA's `X-Webhook-Hmac` (HMAC-SHA512); when set, unsigned WAHA webhooks
+    /// are refused (`WAHA_WEBHOOK_HMAC_KEY`).
+    pub waha_hmac_key: Option<Secret>,
+    /// Slug of the team new WhatsApp conversations land in (`WHATSAPP_TEAM`, default `default`).
+    pub team: String,
+    /// Largest webhook body, in bytes (`SWITCHBOARD_WEBHOOK_MAX_BYTES`, default 4 MiB;
+    /// Meta sends up to 3 MB).
+    pub webhook_max_bytes: usize,
+    /// Webhook POSTs allowed per client address per minute (`SWITCHBOARD_RATE_WEBHOOK`, default 6000).
+    pub rate_webhook_per_min: u32,
+    /// How often the outbox looks for due rows when nobody nudged it
+    /// (`SWITCHBOARD_OUTBOX_POLL`, seconds, default 1).
+    pub outbox_poll: Duration,
+    /// Send attempts before a transiently failing message is marked failed
+    /// (`SWITCHBOARD_OUTBOX_MAX_ATTEMPTS`, default 12).
+    pub outbox_max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter (`SWITCHBOARD_OUTBOX_BACKOFF_BASE`, seconds, default 2).
+    pub outbox_backoff_base: Duration,
+    /// Longest retry delay (`SWITCHBOARD_OUTBOX_BACKOFF_MAX`, seconds, default 600).
+    pub outbox_backoff_max: Duration,
+    /// How long a claimed row stays locked to its node while being sent
+    /// (`SWITCHBOARD_OUTBOX_LEASE`, seconds, default 60).
+    pub outbox_lease: Duration,
+    /// Timeout of one provider API call (`SWITCHBOARD_PROVIDER_TIMEOUT`, seconds, default 15).
+    pub provider_timeout: Duration,
+    /// Largest media file the hub relays to agents (`SWITCHBOARD_MEDIA_MAX_BYTES`, default 25 MiB).
+    pub media_max_bytes: usize,
+}
+
+impl Default for WhatsAppConfig {
+    fn default() -> Self {
+        Self {
+            app_secret: None,
+            verify_token: None,
+            access_token: None,
+            phone_number_id: None,
+            graph_url: "https://graph.facebook.com/v25.0".into(),
+            media_hosts: vec!["lookaside.fbsbx.com".into()],
+            waha_url: None,
+            waha_api_key: None,
+            waha_session: "default".into(),
+            waha_hmac_key: None,
+            team: "default".into(),
+            webhook_max_bytes: 4 * 1024 * 1024,
+            rate_webhook_per_min: 6000,
+            outbox_poll: Duration::from_secs(1),
+            outbox_max_attempts: 12,
+            outbox_backoff_base: Duration::from_secs(2),
+            outbox_backoff_max: Duration::from_secs(600),
+            outbox_lease: Duration::from_secs(60),
+            provider_timeout: Duration::from_secs(15),
+            media_max_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+impl WhatsAppConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
+        let mut c = Self {
+            app_secret: get("WHATSAPP_APP_SECRET").map(Secret::new),
+            verify_token: get("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
+            access_token: get("WHATSAPP_ACCESS_TOKEN").map(Secret::new),
+            phone_number_id: get("WHATSAPP_PHONE_NUMBER_ID").map(|v| v.trim().to_string()),
+            waha_url: get("WAHA_URL").map(|v| v.trim().trim_end_matches('/').to_string()),
+            waha_api_key: get("WAHA_API_KEY").map(Secret::new),
+            waha_hmac_key: get("WAHA_WEBHOOK_HMAC_KEY").map(Secret::new),
+            ..Self::default()
+        };
+        if let Some(v) = get("WHATSAPP_GRAPH_URL") {
+            c.graph_url = v.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(v) = get("WHATSAPP_MEDIA_HOSTS") {
+            c.media_hosts = v
+                .split(',')
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("WAHA_SESSION") {
+            c.waha_session = v.trim().to_string();
+        }
+        if let Some(v) = get("WHATSAPP_TEAM") {
+            c.team = v.trim().to_string();
+        }
+        if let Some(v) = get("SWITCHBOARD_WEBHOOK_MAX_BYTES") {
+            c.webhook_max_bytes = parse(&v, "SWITCHBOARD_WEBHOOK_MAX_BYTES")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_RATE_WEBHOOK") {
+            c.rate_webhook_per_min = parse(&v, "SWITCHBOARD_RATE_WEBHOOK")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_OUTBOX_POLL") {
+            c.outbox_poll = seconds(&v, "SWITCHBOARD_OUTBOX_POLL")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_OUTBOX_MAX_ATTEMPTS") {
+            c.outbox_max_attempts = parse(&v, "SWITCHBOARD_OUTBOX_MAX_ATTEMPTS")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_OUTBOX_BACKOFF_BASE") {
+            c.outbox_backoff_base = seconds(&v, "SWITCHBOARD_OUTBOX_BACKOFF_BASE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_OUTBOX_BACKOFF_MAX") {
+            c.outbox_backoff_max = seconds(&v, "SWITCHBOARD_OUTBOX_BACKOFF_MAX")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_OUTBOX_LEASE") {
+            c.outbox_lease = seconds(&v, "SWITCHBOARD_OUTBOX_LEASE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_PROVIDER_TIMEOUT") {
+            c.provider_timeout = seconds(&v, "SWITCHBOARD_PROVIDER_TIMEOUT")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_MEDIA_MAX_BYTES") {
+            c.media_max_bytes = parse(&v, "SWITCHBOARD_MEDIA_MAX_BYTES")?;
+        }
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), AppError> {
+        let bad = |m: &str| Err(AppError::Validation(m.into()));
+        if url::Url::parse(&self.graph_url).is_err() {
+            return bad("WHATSAPP_GRAPH_URL must be an absolute URL");
+        }
+        if let Some(w) = &self.waha_url {
+            if url::Url::parse(w).is_err() {
+                return bad("WAHA_URL must be an absolute URL");
+            }
+        }
+        if self.webhook_max_bytes < 1024 || self.media_max_bytes < 1024 {
+            return bad("webhook and media limits must be at least 1024 bytes");
+        }
+        if self.rate_webhook_per_min == 0 || self.outbox_max_attempts == 0 {
+            return bad(
+                "SWITCHBOARD_RATE_WEBHOOK and SWITCHBOARD_OUTBOX_MAX_ATTEMPTS must be positive",
+            );
+        }
+        if self.outbox_poll.is_zero()
+            || self.outbox_lease.is_zero()
+            || self.provider_timeout.is_zero()
+        {
+            return bad("outbox poll, lease and provider timeout must be positive");
+        }
+        if self.outbox_backoff_max < self.outbox_backoff_base {
+            return bad(
+                "SWITCHBOARD_OUTBOX_BACKOFF_MAX must be at least SWITCHBOARD_OUTBOX_BACKOFF_BASE",
+            );
         }
         Ok(())
     }
@@ -382,6 +561,18 @@ mod tests {
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter22"));
+        let wa = from(&[
+            ("WHATSAPP_APP_SECRET", "app-secret-x"),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAG-token-x"),
+            ("WAHA_API_KEY", "waha-key-x"),
+            ("WAHA_WEBHOOK_HMAC_KEY", "hmac-key-x"),
+        ])
+        .unwrap();
+        let shown = format!("{wa:?}");
+        for secret in ["app-secret-x", "EAAG-token-x", "waha-key-x", "hmac-key-x"] {
+            assert!(!shown.contains(secret), "{secret} leaked");
+        }
+        assert_eq!(wa.whatsapp.graph_url, "https://graph.facebook.com/v25.0");
         assert!(!shown.contains("pw@h"));
     }
 

@@ -14,6 +14,7 @@ pub mod actors;
 pub mod auth;
 pub mod bootstrap;
 pub mod bus;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod model;
+pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
 pub mod routing;
@@ -70,6 +72,7 @@ pub struct ShutdownHandle {
     server: actix_web::dev::ServerHandle,
     hub: Arc<Hub>,
     writer: Writer,
+    outbox: Arc<outbox::Outbox>,
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -87,6 +90,7 @@ impl ShutdownHandle {
         self.hub
             .close_all_sessions(1012, "server restarting; reconnect and resume");
         self.server.stop(true).await;
+        self.outbox.stop().await;
         self.writer.shutdown().await;
     }
 }
@@ -164,6 +168,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         db: db.clone(),
         writer: writer.clone(),
         hub: hub.clone(),
+        outbox: outbox::Outbox::new(&config.whatsapp)?,
     };
 
     // The router lives on the starting arbiter; the hub hands it triggers.
@@ -198,7 +203,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         server: server.handle(),
         hub,
         writer,
+        outbox: state.outbox.clone(),
     };
+    state.outbox.start(state.clone());
 
     let limits = state.limits.clone();
     actix_rt::spawn(async move {

@@ -201,6 +201,53 @@ pub struct MessageView {
     /// The sender's idempotency key, when it gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// Media or file attached (WhatsApp), absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentView>,
+    /// Delivery status of an outbound WhatsApp message: `pending`, `sent`,
+    /// `delivered`, `read` or `failed`; absent for other messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why delivery failed (`status: failed`): provider error code and title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::channels::StatusError>,
+}
+
+/// A message's attachment as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    /// `image`, `video`, `audio`, `voice`, `document` or `sticker`.
+    pub kind: String,
+    /// MIME type, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// File name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// Caption, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// Where to get the bytes: `/api/media/{message_id}` (the hub relays them from
+    /// the provider; send the bearer token) for customers' media, or the public URL
+    /// an agent sent.
+    pub url: String,
+}
+
+impl AttachmentView {
+    /// The view of a stored attachment of message `message_id`.
+    pub fn of(message_id: &str, a: crate::channels::Attachment) -> Self {
+        let url = match (a.provider, a.url) {
+            (None, Some(public)) => public,
+            _ => format!("/api/media/{message_id}"),
+        };
+        Self {
+            kind: a.kind,
+            mime_type: a.mime_type,
+            filename: a.filename,
+            caption: a.caption,
+            url,
+        }
+    }
 }
 
 /// Latest message of a conversation, for list previews.
@@ -249,6 +296,16 @@ pub struct ConversationView {
     pub agent_read_seq: i64,
     /// Since when it waits in the team queue for an agent (RFC 3339 UTC), if it does.
     pub queued_at: Option<String>,
+    /// Meta WhatsApp conversations: when the 24-hour customer-service window closes
+    /// (RFC 3339 UTC; 24 h after the customer's last message). Past it, or when
+    /// null on such a conversation, free text is refused and a template is needed.
+    /// Absent for other channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_expires_at: Option<String>,
+    /// True on a Meta WhatsApp conversation whose window is closed (or never
+    /// opened): the inbox shows "a template is needed". Absent for other channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_required: Option<bool>,
 }
 
 /// Formats an optional epoch-ms time as RFC 3339 (see [`rfc3339`]).

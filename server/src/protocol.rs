@@ -295,6 +295,21 @@ pub enum ServerFrame {
     },
     /// Answer to `ping`.
     Pong,
+    /// The delivery status of an outbound WhatsApp message moved forward
+    /// (to agents of the conversation; `docs/protocol.md`).
+    Status {
+        /// Conversation.
+        conversation_id: String,
+        /// The message.
+        message_id: String,
+        /// Its seq.
+        seq: i64,
+        /// `sent`, `delivered`, `read` or `failed`.
+        status: crate::channels::DeliveryStatus,
+        /// Why, for `failed`: provider error code and title.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<crate::channels::StatusError>,
+    },
 }
 
 impl ServerFrame {

@@ -13,6 +13,7 @@ use crate::error::AppError;
 pub struct RateLimits {
     login: DefaultKeyedRateLimiter<IpAddr>,
     widget: DefaultKeyedRateLimiter<IpAddr>,
+    webhook: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -32,6 +33,7 @@ impl RateLimits {
         Self {
             login: RateLimiter::keyed(per_minute(config.rate_login_per_min)),
             widget: RateLimiter::keyed(per_minute(config.rate_widget_per_min)),
+            webhook: RateLimiter::keyed(per_minute(config.whatsapp.rate_webhook_per_min)),
         }
     }
 
@@ -53,10 +55,21 @@ impl RateLimits {
             .map_err(|_| AppError::RateLimited)
     }
 
+    /// Counts a webhook POST from `ip` (providers deliver in bursts: the limit is generous).
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] past the limit.
+    pub fn webhook(&self, ip: IpAddr) -> Result<(), AppError> {
+        self.webhook
+            .check_key(&ip)
+            .map_err(|_| AppError::RateLimited)
+    }
+
     /// Drops state for addresses that have been quiet long enough to be back at a
     /// full quota, so memory does not grow with every address ever seen.
     pub fn forget_idle(&self) {
         self.login.retain_recent();
         self.widget.retain_recent();
+        self.webhook.retain_recent();
     }
 }

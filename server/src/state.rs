@@ -24,4 +24,6 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Per-address rate limits.
     pub limits: Arc<RateLimits>,
+    /// The WhatsApp outbox (worker handle and provider HTTP client).
+    pub outbox: Arc<crate::outbox::Outbox>,
 }

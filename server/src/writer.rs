@@ -250,6 +250,7 @@ mod tests {
             client_msg_id: Some(key.into()),
             provider_id: None,
             reopen: false,
+            channel: None,
         }
     }
 

@@ -1010,3 +1010,343 @@ pub fn seqs(messages: &[Value]) -> Vec<i64> {
         .map(|m| m["seq"].as_i64().expect("seq"))
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// WhatsApp helpers: fixtures, signatures, webhook posts and a fake provider.
+// ---------------------------------------------------------------------------
+
+/// App secret the WhatsApp tests configure (the README's test-vector secret).
+pub const WA_APP_SECRET: &str = "test_app_secret";
+/// Verify token the WhatsApp tests configure.
+pub const WA_VERIFY_TOKEN: &str = "verify-me";
+/// WAHA HMAC key the tests configure (the README's test-vector key).
+pub const WAHA_HMAC_KEY: &str = "my-secret-key";
+/// WAHA API key the tests configure; the fake provider checks it.
+pub const WAHA_API_KEY: &str = "waha-test-key";
+/// Access token the tests configure; the fake provider checks it.
+pub const WA_ACCESS_TOKEN: &str = "EAAG-test-token";
+/// Phone number id the tests configure.
+pub const WA_PHONE_NUMBER_ID: &str = "106540352242922";
+
+/// The raw bytes of `tests/fixtures/whatsapp/<name>`.
+pub fn wa_fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/whatsapp/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// A fixture parsed as JSON.
+pub fn wa_fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&wa_fixture(name)).expect("fixture is JSON")
+}
+
+/// `sha256=<hex>` HMAC-SHA256 of `body` with `secret` (Meta's `X-Hub-Signature-256`).
+pub fn meta_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Hex HMAC-SHA512 of `body` with `key` (WAHA's `X-Webhook-Hmac`).
+pub fn waha_hmac(key: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Gives every message in a Meta webhook payload a fresh id `{prefix}-{n}` (the
+/// providers' documentation examples reuse one wamid across types).
+pub fn with_fresh_wamids(mut payload: Value, prefix: &str) -> Value {
+    let mut n = 0;
+    for entry in payload["entry"].as_array_mut().into_iter().flatten() {
+        for change in entry["changes"].as_array_mut().into_iter().flatten() {
+            for m in change["value"]["messages"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                n += 1;
+                m["id"] = json!(format!("wamid.{prefix}-{n}"));
+            }
+        }
+    }
+    payload
+}
+
+/// A Meta text-message webhook from `from` with message id `wamid` and `text`.
+pub fn meta_text_webhook(from: &str, wamid: &str, text: &str) -> Value {
+    let mut v = wa_fixture_json("meta_text_message.json");
+    let value = &mut v["entry"][0]["changes"][0]["value"];
+    value["contacts"][0]["wa_id"] = json!(from);
+    value["messages"][0]["from"] = json!(from);
+    value["messages"][0]["id"] = json!(wamid);
+    value["messages"][0]["text"]["body"] = json!(text);
+    v
+}
+
+/// A Meta status webhook with one status entry per `(wamid, status)`.
+pub fn meta_status_webhook(statuses: &[(&str, &str)]) -> Value {
+    let list: Vec<Value> = statuses
+        .iter()
+        .map(|(id, status)| {
+            json!({"id": id, "status": status, "timestamp": "1751142888", "recipient_id": "16505551234"})
+        })
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881",
+        "phone_number_id": WA_PHONE_NUMBER_ID}, "statuses": list}}]}]})
+}
+
+impl TestServer {
+    /// POSTs raw bytes to a webhook with extra headers; returns status and JSON body.
+    pub async fn post_webhook(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        read(req.send().await.expect("POST webhook")).await
+    }
+
+    /// POSTs `body` to `/webhooks/whatsapp` with a correct signature.
+    pub async fn meta_webhook(&self, body: &[u8]) -> (u16, Value) {
+        let sig = meta_signature(WA_APP_SECRET, body);
+        self.post_webhook(
+            "/webhooks/whatsapp",
+            body.to_vec(),
+            &[("x-hub-signature-256", sig)],
+        )
+        .await
+    }
+
+    /// POSTs `body` to `/webhooks/waha` with a correct HMAC.
+    pub async fn waha_webhook(&self, body: &[u8]) -> (u16, Value) {
+        let sig = waha_hmac(WAHA_HMAC_KEY, body);
+        self.post_webhook(
+            "/webhooks/waha",
+            body.to_vec(),
+            &[
+                ("x-webhook-hmac", sig),
+                ("x-webhook-hmac-algorithm", "sha512".into()),
+            ],
+        )
+        .await
+    }
+
+    /// Conversations visible to `token` (first page).
+    pub async fn conversations(&self, token: &str) -> Vec<Value> {
+        let (status, body) = self.get("/api/conversations?limit=200", Some(token)).await;
+        assert_eq!(status, 200, "list failed: {body}");
+        body["conversations"]
+            .as_array()
+            .expect("conversations")
+            .clone()
+    }
+}
+
+/// Configures a test server for WhatsApp against a fake provider at `fake`:
+/// both providers point at it, secrets are the test constants, and the outbox
+/// polls and backs off in milliseconds.
+pub fn whatsapp_config(cfg: &mut Config, fake: &str) {
+    let wa = &mut cfg.whatsapp;
+    wa.app_secret = Some(Secret::new(WA_APP_SECRET));
+    wa.verify_token = Some(Secret::new(WA_VERIFY_TOKEN));
+    wa.access_token = Some(Secret::new(WA_ACCESS_TOKEN));
+    wa.phone_number_id = Some(WA_PHONE_NUMBER_ID.into());
+    wa.graph_url = format!("{fake}/v25.0");
+    wa.waha_url = Some(fake.to_string());
+    wa.waha_api_key = Some(Secret::new(WAHA_API_KEY));
+    wa.waha_hmac_key = Some(Secret::new(WAHA_HMAC_KEY));
+    wa.outbox_poll = Duration::from_millis(100);
+    wa.outbox_backoff_base = Duration::from_millis(50);
+    wa.outbox_backoff_max = Duration::from_millis(400);
+    wa.provider_timeout = Duration::from_secs(5);
+}
+
+/// One request the fake provider received.
+#[derive(Clone, Debug)]
+pub struct FakeCall {
+    /// Request path.
+    pub path: String,
+    /// `Authorization` header.
+    pub authorization: Option<String>,
+    /// `X-Api-Key` header.
+    pub api_key: Option<String>,
+    /// JSON body (Null for GETs).
+    pub body: Value,
+    /// The status the fake answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct FakeState {
+    calls: Vec<FakeCall>,
+    /// Answer the next N send calls with `fail_status`/`fail_body`.
+    fail_next: usize,
+    fail_status: u16,
+    fail_body: Value,
+    sent: usize,
+}
+
+/// A fake Graph API + WAHA server on 127.0.0.1:0 (its own actix system and thread).
+/// Send endpoints answer like the providers, or fail while told to; media
+/// endpoints serve `FAKE_MEDIA`.
+pub struct FakeProvider {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    state: Arc<std::sync::Mutex<FakeState>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Bytes every fake media download returns.
+pub const FAKE_MEDIA: &[u8] = b"\xff\xd8\xff fake jpeg bytes";
+
+impl FakeProvider {
+    /// Starts the fake.
+    pub async fn start() -> Self {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let state = Arc::new(std::sync::Mutex::new(FakeState::default()));
+        let shared = state.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    let st = shared.clone();
+                    App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                        let st = st.clone();
+                        async move {
+                            let path = req.path().to_string();
+                            let header = |n: &str| {
+                                req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string)
+                            };
+                            let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let mut s = st.lock().unwrap();
+                            let is_media = path.contains("/media-bytes/") || path.starts_with("/api/files/");
+                            let is_lookup = req.method() == actix_web::http::Method::GET && !is_media;
+                            let (status, reply): (u16, HttpResponse) = if is_media {
+                                (200, HttpResponse::Ok().content_type("image/jpeg").body(FAKE_MEDIA))
+                            } else if is_lookup {
+                                let host = header("host").unwrap_or_default();
+                                (200, HttpResponse::Ok().json(json!({
+                                    "url": format!("http://{host}/media-bytes{path}"),
+                                    "mime_type": "image/jpeg",
+                                })))
+                            } else if s.fail_next > 0 {
+                                s.fail_next -= 1;
+                                let code = s.fail_status;
+                                let b = s.fail_body.clone();
+                                (code, HttpResponse::build(
+                                    actix_web::http::StatusCode::from_u16(code).unwrap(),
+                                ).json(b))
+                            } else {
+                                s.sent += 1;
+                                let n = s.sent;
+                                let reply = if path.ends_with("/messages") {
+                                    json!({"messaging_product": "whatsapp", "messages": [{"id": format!("wamid.fake-{n}")}]})
+                                } else {
+                                    json!({"id": format!("true_16505551234@c.us_FAKE{n}")})
+                                };
+                                (200, HttpResponse::Ok().json(reply))
+                            };
+                            s.calls.push(FakeCall {
+                                path,
+                                authorization: header("authorization"),
+                                api_key: header("x-api-key"),
+                                body: json_body,
+                                status,
+                            });
+                            reply
+                        }
+                    }))
+                })
+                .workers(1)
+                .bind("127.0.0.1:0")
+                .expect("bind fake");
+                let addr = server.addrs()[0];
+                let server = server.run();
+                let _ = tx.send((addr, server.handle()));
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx.await.expect("fake provider started");
+        Self {
+            base: format!("http://{addr}"),
+            state,
+            handle,
+        }
+    }
+
+    /// Fails the next `n` send calls with `status` and JSON `body`.
+    pub fn fail_next(&self, n: usize, status: u16, body: Value) {
+        let mut s = self.state.lock().unwrap();
+        s.fail_next = n;
+        s.fail_status = status;
+        s.fail_body = body;
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<FakeCall> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Calls to paths ending with `suffix`.
+    pub fn calls_to(&self, suffix: &str) -> Vec<FakeCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.path.ends_with(suffix))
+            .collect()
+    }
+
+    /// Waits (up to [`PATIENCE`]) until `pred` holds for the calls so far.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&[FakeCall]) -> bool) -> Vec<FakeCall> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let calls = self.calls();
+            if pred(&calls) {
+                return calls;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "fake provider never saw: {what}; calls: {calls:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the fake.
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+impl TestServer {
+    /// Runs one SQL statement directly on the server's database (both backends), for
+    /// tests that must set up a state no API produces (e.g. a message from 25 hours ago).
+    pub async fn execute_sql(&self, sql: &str) {
+        let storage = self.storage.clone();
+        let sql = sql.to_string();
+        tokio::task::spawn_blocking(move || match &*storage {
+            Storage::Sqlite(dir) => {
+                let path = dir.path().join("switchboard.db");
+                let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("open sqlite");
+                diesel::sql_query(sql).execute(&mut c).expect("sql");
+            }
+            Storage::Postgres(db) => {
+                let mut c = PgConnection::establish(db.url()).expect("connect");
+                diesel::sql_query(sql).execute(&mut c).expect("sql");
+            }
+        })
+        .await
+        .expect("sql task");
+    }
+}

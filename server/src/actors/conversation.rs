@@ -20,21 +20,24 @@ use actix::prelude::*;
 
 use crate::auth::Principal;
 use crate::bus::{Audience, BusEvent};
+use crate::channels::{DeliveryStatus, Provider, SERVICE_WINDOW_MS};
+use crate::clock::now_ms;
 use crate::error::AppError;
 use crate::model::{
     validate_body, validate_client_msg_id, ConversationStatus, ConversationView, SenderKind,
     SenderView,
 };
 use crate::protocol::{ReaderView, ServerFrame};
-use crate::clock::now_ms;
 use crate::routing;
 use crate::routing::actor::{ApplyEffects, ConversationClosed, RouteConversation};
 use crate::state::AppState;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
-use crate::store::messages::NewMessage;
+use crate::store::messages::{ChannelAppend, NewMessage};
+use crate::store::whatsapp::NewOutbox;
 
 use super::messages::{
-    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostMessage, Posted, Refresh, SetTyping,
+    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostInbound, PostMedia, PostMessage, Posted,
+    PublishStatus, Refresh, SetTyping,
 };
 
 /// How often an actor checks whether it has been idle long enough to stop.
@@ -154,6 +157,11 @@ impl Handler<PostMessage> for ConversationActor {
                 ),
                 Principal::Agent(a) => (SenderKind::Agent, a.id.clone(), Some(a.name.clone())),
             };
+            let channel = if sender_kind == SenderKind::Agent {
+                self.whatsapp_send("text")?
+            } else {
+                None
+            };
             Ok(NewMessage {
                 conversation_id: self.id.to_string(),
                 reopen: sender_kind == SenderKind::Guest
@@ -164,18 +172,31 @@ impl Handler<PostMessage> for ConversationActor {
                 body,
                 client_msg_id: msg.client_msg_id,
                 provider_id: None,
+                channel: channel.map(Box::new),
             })
         })();
         let new = match prepared {
             Ok(new) => new,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
+        self.append_and_publish(new)
+    }
+}
+
+impl ConversationActor {
+    /// Hands `new` to the writer and, once committed, publishes it: the one
+    /// post-commit path of every message (guest, agent, WhatsApp inbound).
+    fn append_and_publish(
+        &mut self,
+        new: NewMessage,
+    ) -> ResponseActFuture<Self, Result<Posted, AppError>> {
         self.in_flight += 1;
         let writer = self.state.writer.clone();
+        let queued = new.channel.as_ref().is_some_and(|c| c.outbox.is_some());
         Box::pin(
             async move { writer.append(new).await }
                 .into_actor(self)
-                .map(|res, act, ctx| {
+                .map(move |res, act, ctx| {
                     act.in_flight -= 1;
                     act.touch();
                     let appended = res?;
@@ -183,6 +204,9 @@ impl Handler<PostMessage> for ConversationActor {
                     if !appended.duplicate {
                         if appended.reopened {
                             act.meta.status = ConversationStatus::Open;
+                        }
+                        if queued {
+                            act.state.outbox.nudge();
                         }
                         act.publish(
                             &ServerFrame::Message(view.clone()),
@@ -473,5 +497,130 @@ impl Handler<Refresh> for ConversationActor {
             act.announce(res?);
             Ok(())
         }))
+    }
+}
+
+impl ConversationActor {
+    /// For an agent's message in a WhatsApp conversation: the outbox order and the
+    /// initial `pending` status, after checking Meta's 24-hour customer-service
+    /// window (outside it only templates may be sent; Meta "Conversations" docs).
+    /// `None` for other channels.
+    fn whatsapp_send(&self, kind: &'static str) -> Result<Option<ChannelAppend>, AppError> {
+        let Some(provider) = Provider::of_channel(&self.meta.channel) else {
+            return Ok(None);
+        };
+        if provider.has_service_window() {
+            let open = self
+                .meta
+                .last_inbound_at
+                .is_some_and(|t| now_ms() < t + SERVICE_WINDOW_MS);
+            if !open {
+                return Err(AppError::Conflict(
+                    "outside the 24-hour WhatsApp customer-service window: the customer has \
+                     not written in the last 24 hours, so only a template message can be sent"
+                        .into(),
+                ));
+            }
+        }
+        Ok(Some(ChannelAppend {
+            attachment: None,
+            status: Some(DeliveryStatus::Pending.as_str().into()),
+            outbox: Some(NewOutbox {
+                provider,
+                kind,
+                payload: "{}".into(),
+            }),
+        }))
+    }
+}
+
+impl Handler<PostInbound> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Posted, AppError>>;
+
+    fn handle(&mut self, msg: PostInbound, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        if msg.sender_name.is_some() {
+            self.meta.contact_name = msg.sender_name.clone();
+        }
+        // Every customer message opens or refreshes the 24-hour window; the append
+        // stores the same in `last_inbound_at`.
+        self.meta.last_inbound_at = Some(now_ms());
+        let new = NewMessage {
+            conversation_id: self.id.to_string(),
+            sender_kind: SenderKind::Guest,
+            sender_id: Some(self.meta.contact_id.clone()),
+            sender_name: self.meta.contact_name.clone(),
+            body: msg.body,
+            client_msg_id: None,
+            provider_id: Some(msg.provider_id),
+            reopen: self.meta.status == ConversationStatus::Resolved,
+            channel: msg.attachment.map(|a| {
+                Box::new(ChannelAppend {
+                    attachment: Some(a),
+                    ..ChannelAppend::default()
+                })
+            }),
+        };
+        self.append_and_publish(new)
+    }
+}
+
+impl Handler<PostMedia> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Posted, AppError>>;
+
+    fn handle(&mut self, msg: PostMedia, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let prepared = (|| {
+            check_access(&msg.principal, &self.meta)?;
+            let Principal::Agent(agent) = &msg.principal else {
+                return Err(AppError::Forbidden("agents only".into()));
+            };
+            if let Some(id) = &msg.client_msg_id {
+                validate_client_msg_id(id)?;
+            }
+            let Some(mut channel) = self.whatsapp_send("media")? else {
+                return Err(AppError::Validation(
+                    "attachments can only be sent in WhatsApp conversations".into(),
+                ));
+            };
+            let a = &msg.attachment;
+            let body = match (&a.caption, &a.filename) {
+                (Some(c), _) => validate_body(c)?,
+                (None, Some(f)) => format!("[{}: {f}]", a.kind),
+                (None, None) => format!("[{}]", a.kind),
+            };
+            channel.attachment = Some(serde_json::to_string(a).map_err(AppError::internal)?);
+            Ok(NewMessage {
+                conversation_id: self.id.to_string(),
+                sender_kind: SenderKind::Agent,
+                sender_id: Some(agent.id.clone()),
+                sender_name: Some(agent.name.clone()),
+                body,
+                client_msg_id: msg.client_msg_id.clone(),
+                provider_id: None,
+                reopen: false,
+                channel: Some(Box::new(channel)),
+            })
+        })();
+        match prepared {
+            Ok(new) => self.append_and_publish(new),
+            Err(e) => Box::pin(fut::ready(Err(e))),
+        }
+    }
+}
+
+impl Handler<PublishStatus> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PublishStatus, _: &mut Self::Context) {
+        let c = msg.change;
+        let frame = ServerFrame::Status {
+            conversation_id: c.conversation_id,
+            message_id: c.message_id,
+            seq: c.seq,
+            status: c.status,
+            error: c.error,
+        };
+        self.publish(&frame, None, Audience::Agents, None);
     }
 }

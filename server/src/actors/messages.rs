@@ -155,3 +155,40 @@ pub struct DeliverToAgent {
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "Result<(), AppError>")]
 pub struct Refresh;
+
+/// Store a customer's message that arrived through a WhatsApp provider webhook and
+/// fan it out like a guest's post (`ConversationActor`'s one post-commit path);
+/// answers after the commit. A repeated `provider_id` stores nothing new.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Posted, AppError>")]
+pub struct PostInbound {
+    /// Stored provider id (`wa:<wamid>` / `waha:<id>`), unique across messages.
+    pub provider_id: String,
+    /// Readable body (already cleaned by the adapter).
+    pub body: String,
+    /// The customer's profile name, when the provider sent one.
+    pub sender_name: Option<String>,
+    /// Media reference, JSON of [`crate::channels::Attachment`].
+    pub attachment: Option<String>,
+}
+
+/// An agent sends an image or document by URL into a WhatsApp conversation: stored,
+/// then sent through the outbox like a text reply.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Posted, AppError>")]
+pub struct PostMedia {
+    /// The agent.
+    pub principal: Principal,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+    /// What to send (kind `image` or `document`, `url` set).
+    pub attachment: crate::channels::Attachment,
+}
+
+/// Push a committed delivery-status change to the conversation's agents.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct PublishStatus {
+    /// The change, already committed.
+    pub change: crate::store::whatsapp::StatusChange,
+}

@@ -55,6 +55,7 @@ diesel::table! {
         phone -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        wa_id -> Nullable<Text>,
     }
 }
 
@@ -97,6 +98,8 @@ diesel::table! {
         provider_id -> Nullable<Text>,
         status -> Nullable<Text>,
         created_at -> BigInt,
+        attachment -> Nullable<Text>,
+        status_error -> Nullable<Text>,
     }
 }
 
@@ -153,3 +156,37 @@ diesel::allow_tables_to_appear_in_same_query!(
     offer_recipients,
     routing_events,
 );
+
+diesel::table! {
+    whatsapp_statuses (provider_id, status) {
+        provider_id -> Text,
+        status -> Text,
+        error_code -> Nullable<BigInt>,
+        error_title -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        message_id -> Nullable<Text>,
+        conversation_id -> Text,
+        provider -> Text,
+        kind -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        locked_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(outbox -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(outbox, conversations);
+diesel::allow_tables_to_appear_in_same_query!(outbox, contacts);
+diesel::allow_tables_to_appear_in_same_query!(outbox, messages);

@@ -9,6 +9,9 @@ mod auth;
 mod conversations;
 mod health;
 mod routing;
+mod media;
+mod webhooks;
+mod whatsapp;
 mod widget;
 mod ws;
 
@@ -56,8 +59,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .configure(widget::routes)
                 .configure(conversations::routes)
                 .configure(routing::routes)
+                .configure(whatsapp::routes)
+                .configure(media::routes)
                 .default_service(web::to(not_found)),
         )
+        .configure(webhooks::routes)
         .configure(assets::routes)
         .default_service(web::to(not_found));
 }

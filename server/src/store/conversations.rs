@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use crate::channels::SERVICE_WINDOW_MS;
 use crate::clock::{now_ms, rfc3339};
 use crate::db::schema::{contacts, conversations, messages};
 use crate::db::DbConn;
@@ -107,6 +108,8 @@ pub struct ConversationMeta {
     pub status: ConversationStatus,
     /// Current assignee.
     pub assignee_id: Option<String>,
+    /// Epoch ms of the contact's latest message (WhatsApp's 24-hour window).
+    pub last_inbound_at: Option<i64>,
 }
 
 impl ConversationRow {
@@ -119,6 +122,7 @@ impl ConversationRow {
             channel: self.channel.clone(),
             status: ConversationStatus::parse(&self.status)?,
             assignee_id: self.assignee_id.clone(),
+            last_inbound_at: self.last_inbound_at,
         })
     }
 
@@ -134,6 +138,8 @@ impl ConversationRow {
             }),
             _ => None,
         };
+        let window = crate::channels::Provider::of_channel(&self.channel)
+            .is_some_and(crate::channels::Provider::has_service_window);
         Ok(ConversationView {
             status: ConversationStatus::parse(&self.status)?,
             id: self.id,
@@ -150,6 +156,13 @@ impl ConversationRow {
             guest_read_seq: self.guest_read_seq,
             agent_read_seq: self.agent_read_seq,
             queued_at: opt_time(self.queued_at),
+            window_expires_at: window
+                .then(|| opt_time(self.last_inbound_at.map(|t| t + SERVICE_WINDOW_MS)))
+                .flatten(),
+            template_required: window.then(|| {
+                self.last_inbound_at
+                    .is_none_or(|t| now_ms() >= t + SERVICE_WINDOW_MS)
+            }),
         })
     }
 }

@@ -7,7 +7,9 @@ use crate::clock::{now_ms, rfc3339};
 use crate::db::schema::{conversations, messages};
 use crate::db::{is_unique_violation, DbConn};
 use crate::error::AppError;
-use crate::model::{new_id, preview, ConversationStatus, MessageView, SenderKind, SenderView};
+use crate::model::{
+    new_id, preview, AttachmentView, ConversationStatus, MessageView, SenderKind, SenderView,
+};
 
 /// A row of `messages`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -37,11 +39,16 @@ pub struct MessageRow {
     pub status: Option<String>,
     /// Commit time, epoch ms.
     pub created_at: i64,
+    /// Media reference and metadata, JSON of [`crate::channels::Attachment`].
+    pub attachment: Option<String>,
+    /// Provider's reason for a `failed` delivery, JSON of [`crate::channels::StatusError`].
+    pub status_error: Option<String>,
 }
 
 impl MessageRow {
     /// The wire view.
     pub fn view(self) -> MessageView {
+        let id = self.id.clone();
         MessageView {
             conversation_id: self.conversation_id,
             seq: self.seq,
@@ -54,6 +61,16 @@ impl MessageRow {
             body: self.body,
             created_at: rfc3339(self.created_at),
             client_msg_id: self.client_msg_id,
+            attachment: self
+                .attachment
+                .as_deref()
+                .and_then(|a| serde_json::from_str::<crate::channels::Attachment>(a).ok())
+                .map(|a| AttachmentView::of(&id, a)),
+            status: self.status,
+            error: self
+                .status_error
+                .as_deref()
+                .and_then(|e| serde_json::from_str(e).ok()),
         }
     }
 }
@@ -77,6 +94,19 @@ pub struct NewMessage {
     pub provider_id: Option<String>,
     /// Reopen a resolved conversation (a new message from the contact).
     pub reopen: bool,
+    /// Channel extras (WhatsApp): attachment, initial delivery status, outbox order.
+    pub channel: Option<Box<ChannelAppend>>,
+}
+
+/// What a channel message stores besides the plain message, in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelAppend {
+    /// JSON of [`crate::channels::Attachment`].
+    pub attachment: Option<String>,
+    /// Initial delivery status (`pending` for outbound WhatsApp).
+    pub status: Option<String>,
+    /// The send order, inserted with the message (durable outbox).
+    pub outbox: Option<crate::store::whatsapp::NewOutbox>,
 }
 
 /// The result of an append.
@@ -199,12 +229,17 @@ pub fn append(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
         body: m.body.clone(),
         client_msg_id: m.client_msg_id.clone(),
         provider_id: m.provider_id.clone(),
-        status: None,
+        status: m.channel.as_ref().and_then(|c| c.status.clone()),
         created_at: now,
+        attachment: m.channel.as_ref().and_then(|c| c.attachment.clone()),
+        status_error: None,
     };
     diesel::insert_into(messages::table)
         .values(&row)
         .execute(conn)?;
+    if let Some(order) = m.channel.as_ref().and_then(|c| c.outbox.as_ref()) {
+        crate::store::whatsapp::enqueue(conn, &m.conversation_id, Some(&row.id), order)?;
+    }
     Ok(Appended {
         message: row,
         duplicate: false,

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod conversations;
 pub mod messages;
+pub mod whatsapp;
 
 diesel::define_sql_function! {
     /// SQL `lower()` on text; both backends have it.

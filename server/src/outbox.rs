@@ -1,0 +1,370 @@
+//! The outbox worker: the durable outbound queue to WhatsApp providers.
+//!
+//! An agent's WhatsApp reply is stored together with its `outbox` row in one
+//! transaction (the writer's), acknowledged to the agent, and only then sent by this
+//! worker — so a reply is never lost, whatever happens to the hub after the ack.
+//!
+//! The worker is a task on the actix system, started by [`crate::start`] and
+//! stopped by the shutdown handle. It wakes when nudged (a new row) or every
+//! `SWITCHBOARD_OUTBOX_POLL`, claims due rows with a lease (`locked_until`, taken by
+//! a conditional UPDATE, so two nodes never send the same row at the same time),
+//! sends them concurrently and records each outcome:
+//! - success: the message gets the provider's id and status `sent`;
+//! - transient failure (network, timeout, 5xx, 429, retryable Meta codes): another
+//!   attempt is scheduled in the database (`attempts`, `next_attempt_at`) after an
+//!   exponential backoff with jitter, so the schedule survives a restart; after
+//!   `SWITCHBOARD_OUTBOX_MAX_ATTEMPTS` the message is marked failed;
+//! - permanent failure: the message is marked `failed` with the provider's reason.
+//!
+//! Status changes are pushed live to the conversation's agents (`status` frames).
+//!
+//! Delivery is at-least-once: if the process dies after the provider accepted a
+//! message but before the outcome was committed, the lease runs out and the row is
+//! sent again. The provider then holds two copies; nothing is ever silently dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+
+use crate::actors::messages::PublishStatus;
+use crate::channels::{meta, waha, Attachment, Provider, SendError, StatusError};
+use crate::clock::now_ms;
+use crate::config::WhatsAppConfig;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::whatsapp::{self as store, OutboxRow, SendContext, StatusChange};
+
+/// Rows claimed per pass (sent concurrently).
+const BATCH: i64 = 16;
+
+/// The outbox's shared parts: the provider HTTP client, the nudge, the stop signal.
+pub struct Outbox {
+    http: reqwest::Client,
+    notify: Notify,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Builds the HTTP client used for provider calls (and media downloads):
+    /// per-call timeout from the config, and no redirects, so a provider answer can
+    /// never send the hub to a host it was not configured to talk to.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] when the TLS backend cannot be initialised.
+    pub fn new(config: &WhatsAppConfig) -> Result<Arc<Self>, AppError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.provider_timeout)
+            .connect_timeout(config.provider_timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AppError::internal(format!("http client: {e}")))?;
+        let (stop, _) = watch::channel(false);
+        Ok(Arc::new(Self {
+            http,
+            notify: Notify::new(),
+            stop,
+            task: Mutex::new(None),
+        }))
+    }
+
+    /// The client for provider calls.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Wakes the worker: a row was just queued.
+    pub fn nudge(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Starts the worker on the current actix system.
+    pub fn start(self: &Arc<Self>, state: AppState) {
+        let stop = self.stop.subscribe();
+        let handle = actix_rt::spawn(run(state, stop));
+        *self.task.lock() = Some(handle);
+    }
+
+    /// Stops the worker after its current pass (in-flight sends finish or time out)
+    /// and waits for it.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        self.notify.notify_one();
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            // A panicked worker has nothing left to stop.
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let outbox = state.outbox.clone();
+    let poll = state.config.whatsapp.outbox_poll;
+    tracing::debug!("outbox worker started");
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let busy = match pass(&state).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox pass failed; will retry");
+                false
+            }
+        };
+        if busy {
+            // More rows may be due right away.
+            continue;
+        }
+        tokio::select! {
+            () = outbox.notify.notified() => {}
+            () = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    tracing::debug!("outbox worker stopped");
+}
+
+/// One pass: claims due rows and sends them concurrently; returns how many.
+async fn pass(state: &AppState) -> Result<usize, AppError> {
+    let lease = i64::try_from(state.config.whatsapp.outbox_lease.as_millis()).unwrap_or(i64::MAX);
+    let rows = state
+        .db
+        .run(move |c| store::claim_due(c, lease, BATCH))
+        .await?;
+    let n = rows.len();
+    futures_util::future::join_all(rows.into_iter().map(|row| process(state, row))).await;
+    Ok(n)
+}
+
+async fn process(state: &AppState, row: OutboxRow) {
+    let loaded = {
+        let row = row.clone();
+        state.db.run(move |c| store::send_context(c, &row)).await
+    };
+    let outcome = match loaded {
+        Ok(ctx) => send(state, &row, &ctx).await,
+        Err(AppError::NotFound(m)) => Err(SendError::Permanent(StatusError { code: 0, title: m })),
+        Err(e) => {
+            // The database is the problem, not the provider: leave the row to its
+            // lease and try again later.
+            tracing::warn!(error = %e, outbox = %row.id, "cannot load outbox row");
+            return;
+        }
+    };
+    let cfg = &state.config.whatsapp;
+    let recorded: Result<Option<StatusChange>, AppError> = match outcome {
+        Ok(provider_id) => {
+            tracing::debug!(outbox = %row.id, kind = %row.kind, "sent");
+            let row = row.clone();
+            state
+                .db
+                .run(move |c| store::mark_sent(c, &row, provider_id.as_deref()))
+                .await
+        }
+        Err(SendError::Transient(reason))
+            if (row.attempts as u32) + 1 < cfg.outbox_max_attempts =>
+        {
+            let delay = backoff(cfg, row.attempts as u32 + 1);
+            let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+            tracing::info!(outbox = %row.id, attempt = row.attempts + 1, ?delay, %reason, "send failed; will retry");
+            let row = row.clone();
+            state
+                .db
+                .run(move |c| store::retry_later(c, &row, at, &reason).map(|()| None))
+                .await
+        }
+        Err(e) => {
+            let error = match e {
+                SendError::Permanent(e) => e,
+                SendError::Transient(reason) => StatusError {
+                    code: 0,
+                    title: format!("gave up after {} attempts: {reason}", row.attempts + 1),
+                },
+            };
+            tracing::warn!(outbox = %row.id, code = error.code, title = %error.title, "send failed permanently");
+            let row = row.clone();
+            state
+                .db
+                .run(move |c| store::mark_failed(c, &row, &error))
+                .await
+        }
+    };
+    match recorded {
+        Ok(Some(change)) => publish(state, change).await,
+        Ok(None) => {}
+        // The lease runs out and the row is tried again: at-least-once.
+        Err(e) => tracing::warn!(error = %e, outbox = %row.id, "could not record the send outcome"),
+    }
+}
+
+/// Pushes a committed status change through the conversation's actor.
+pub async fn publish(state: &AppState, change: StatusChange) {
+    let id = change.conversation_id.clone();
+    if let Err(e) = state.hub.ask(state, &id, PublishStatus { change }).await {
+        tracing::warn!(conversation = %id, error = %e, "could not publish a status change");
+    }
+}
+
+/// Delay before attempt `attempt + 1`: exponential from `outbox_backoff_base`,
+/// doubling, capped at `outbox_backoff_max`, with random jitter (backon's
+/// exponential builder) so retries of many rows do not arrive together.
+pub fn backoff(cfg: &WhatsAppConfig, attempt: u32) -> Duration {
+    ExponentialBuilder::default()
+        .with_min_delay(cfg.outbox_backoff_base)
+        .with_max_delay(cfg.outbox_backoff_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempt.saturating_sub(1) as usize)
+        .unwrap_or(cfg.outbox_backoff_max)
+        .min(cfg.outbox_backoff_max)
+}
+
+fn missing(what: &str) -> SendError {
+    SendError::Permanent(StatusError {
+        code: 0,
+        title: format!("WhatsApp is not configured on this hub ({what} is unset)"),
+    })
+}
+
+/// Sends one row to its provider.
+async fn send(
+    state: &AppState,
+    row: &OutboxRow,
+    ctx: &SendContext,
+) -> Result<Option<String>, SendError> {
+    let cfg = &state.config.whatsapp;
+    let provider = Provider::parse(&row.provider).ok_or_else(|| {
+        SendError::Permanent(StatusError {
+            code: 0,
+            title: format!("unknown provider {}", row.provider),
+        })
+    })?;
+    let wa_id = ctx.wa_id.as_deref().ok_or_else(|| {
+        SendError::Permanent(StatusError {
+            code: 0,
+            title: "the contact has no WhatsApp id".into(),
+        })
+    })?;
+    let attachment: Option<Attachment> = ctx
+        .attachment
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok());
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let read_ids: Vec<String> = payload
+        .get("message_ids")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match provider {
+        Provider::Meta => {
+            let token = cfg
+                .access_token
+                .as_ref()
+                .ok_or_else(|| missing("WHATSAPP_ACCESS_TOKEN"))?;
+            let number = cfg
+                .phone_number_id
+                .as_deref()
+                .ok_or_else(|| missing("WHATSAPP_PHONE_NUMBER_ID"))?;
+            let body = match (row.kind.as_str(), &attachment) {
+                ("media", Some(a)) => meta::media_request(wa_id, a),
+                ("read", _) => match read_ids.first() {
+                    Some(id) => meta::read_request(id, false),
+                    None => return Ok(None),
+                },
+                _ => meta::text_request(wa_id, ctx.body.as_deref().unwrap_or_default()),
+            };
+            let url = format!("{}/{number}/messages", cfg.graph_url);
+            let resp = state
+                .outbox
+                .http
+                .post(url)
+                .bearer_auth(token.expose())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| SendError::Transient(format!("network: {}", without_url(&e))))?;
+            let status = resp.status().as_u16();
+            let answer: Value = resp.json().await.unwrap_or(Value::Null);
+            meta::read_response(status, &answer)
+        }
+        Provider::Waha => {
+            let base = cfg.waha_url.as_deref().ok_or_else(|| missing("WAHA_URL"))?;
+            let chat = waha::chat_id(wa_id);
+            let session = &cfg.waha_session;
+            let (path, body) = match (row.kind.as_str(), &attachment) {
+                ("media", Some(a)) => waha::media_request(session, &chat, a),
+                ("read", _) => (
+                    "/api/sendSeen",
+                    waha::seen_request(session, &chat, &read_ids),
+                ),
+                _ => (
+                    "/api/sendText",
+                    waha::text_request(session, &chat, ctx.body.as_deref().unwrap_or_default()),
+                ),
+            };
+            let mut req = state.outbox.http.post(format!("{base}{path}")).json(&body);
+            if let Some(key) = &cfg.waha_api_key {
+                req = req.header("X-Api-Key", key.expose());
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| SendError::Transient(format!("network: {}", without_url(&e))))?;
+            let status = resp.status().as_u16();
+            let answer: Value = resp.json().await.unwrap_or(Value::Null);
+            waha::read_response(status, &answer)
+        }
+    }
+}
+
+/// A reqwest error without its URL (URLs are not secret here, but error strings end
+/// up in `last_error` and in front of agents; keep them short).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    kind.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let cfg = WhatsAppConfig {
+            outbox_backoff_base: Duration::from_millis(100),
+            outbox_backoff_max: Duration::from_secs(10),
+            ..WhatsAppConfig::default()
+        };
+        let first = backoff(&cfg, 1);
+        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(200));
+        assert!(backoff(&cfg, 4) >= Duration::from_millis(800));
+        assert!(backoff(&cfg, 40) <= Duration::from_secs(10));
+        let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(&cfg, 3)).collect();
+        assert!(samples.len() > 1, "jitter makes delays differ");
+    }
+}
