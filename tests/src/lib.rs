@@ -447,7 +447,11 @@ impl TestServer {
     pub async fn set_routing(&self, team_id: &str, settings: Value) -> Value {
         let admin = self.admin_token().await;
         let (status, body) = self
-            .put(&format!("/api/teams/{team_id}/routing"), Some(&admin), &settings)
+            .put(
+                &format!("/api/teams/{team_id}/routing"),
+                Some(&admin),
+                &settings,
+            )
             .await;
         assert_eq!(status, 200, "routing settings refused: {body}");
         body
@@ -457,7 +461,8 @@ impl TestServer {
     /// tests about delivery rather than routing.
     pub async fn manual_routing(&self) {
         let team = self.default_team_id().await;
-        self.set_routing(&team, json!({"routing_mode": "manual"})).await;
+        self.set_routing(&team, json!({"routing_mode": "manual"}))
+            .await;
     }
 
     /// `POST /api/conversations/{id}/messages`; returns status and body.

@@ -62,13 +62,13 @@ async fn wait_presence(srv: &TestServer, admin: &str, team: &str, ids: &[&str], 
 
 /// Reads and discards a socket's frames in the background so it stays healthy.
 fn keep_reading(mut ws: Ws) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while ws.next_message().await.is_some() {}
-    })
+    tokio::spawn(async move { while ws.next_message().await.is_some() {} })
 }
 
 async fn conversation(srv: &TestServer, token: &str, id: &str) -> Value {
-    let (status, body) = srv.get(&format!("/api/conversations/{id}"), Some(token)).await;
+    let (status, body) = srv
+        .get(&format!("/api/conversations/{id}"), Some(token))
+        .await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -87,7 +87,12 @@ async fn wait_assignee(srv: &TestServer, token: &str, id: &str) -> String {
 async fn lead(srv: &TestServer, n: usize) -> TestGuest {
     let guest = srv.guest().await;
     let (status, body) = srv
-        .post_message(&guest.token, &guest.conversation_id, &format!("hello-{n}"), "Hi, I need a quote")
+        .post_message(
+            &guest.token,
+            &guest.conversation_id,
+            &format!("hello-{n}"),
+            "Hi, I need a quote",
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     guest
@@ -101,7 +106,11 @@ async fn online_agent(srv: &TestServer, role: &str, teams: Option<&[&str]>) -> (
 
 async fn set_capacity(srv: &TestServer, admin: &str, agent: &str, capacity: Value) {
     let (status, body) = srv
-        .put(&format!("/api/agents/{agent}/capacity"), Some(admin), &json!({"capacity": capacity}))
+        .put(
+            &format!("/api/agents/{agent}/capacity"),
+            Some(admin),
+            &json!({"capacity": capacity}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 }

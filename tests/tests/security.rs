@@ -128,6 +128,8 @@ both_backends! {
     /// conversations; an admin, in no particular team, receives every team's.
     async fn agents_only_see_their_own_teams_conversations(backend) {
         let srv = TestServer::start(backend).await;
+        // Visibility of unassigned work, not routing: nobody is assigned automatically.
+        srv.manual_routing().await;
         let sales = srv.create_team("Sales", "sales").await;
         let outsider = srv.agent_in("agent", Some(&[sales.as_str()])).await;
         let insider = srv.agent("agent").await;

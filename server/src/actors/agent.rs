@@ -10,8 +10,8 @@
 use actix::prelude::*;
 
 use crate::bus::BusEvent;
-use crate::routing::actor::{PresenceChanged, WorkloadWanted};
 use crate::protocol::{PresenceChoice, PresenceStatus, ServerFrame};
+use crate::routing::actor::{PresenceChanged, WorkloadWanted};
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
 

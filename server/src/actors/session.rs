@@ -522,7 +522,12 @@ impl SessionActor {
                     }));
                 }
                 Principal::Guest(_) => {
-                    self.send_error(ctx, "forbidden", "claims are for agents", Some("claim".into()));
+                    self.send_error(
+                        ctx,
+                        "forbidden",
+                        "claims are for agents",
+                        Some("claim".into()),
+                    );
                 }
             },
             ClientFrame::Presence { status } => match &principal {

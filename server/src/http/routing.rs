@@ -217,9 +217,13 @@ async fn transfer(
     let principal = Principal::Agent(agent.clone());
     state
         .hub
-        .ask(&state, &id, Authorize {
-            principal: principal.clone(),
-        })
+        .ask(
+            &state,
+            &id,
+            Authorize {
+                principal: principal.clone(),
+            },
+        )
         .await??;
     let (conv, to_team, actor) = (id.clone(), team_id.clone(), agent.id.clone());
     let effects = state
@@ -237,10 +241,14 @@ async fn transfer(
         Some(target) => {
             state
                 .hub
-                .ask(&state, &id, ChangeAssignee {
-                    principal,
-                    agent_id: Some(target),
-                })
+                .ask(
+                    &state,
+                    &id,
+                    ChangeAssignee {
+                        principal,
+                        agent_id: Some(target),
+                    },
+                )
                 .await??
         }
         None => {
@@ -266,9 +274,13 @@ async fn audit(
     let id = path.into_inner();
     state
         .hub
-        .ask(&state, &id, Authorize {
-            principal: Principal::Agent(agent),
-        })
+        .ask(
+            &state,
+            &id,
+            Authorize {
+                principal: Principal::Agent(agent),
+            },
+        )
         .await??;
     let events = state.db.run(move |c| engine::audit(c, &id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "events": events })))

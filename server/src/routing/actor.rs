@@ -127,7 +127,11 @@ impl Router {
     /// trigger (or a restart) routes again.
     fn decide<F>(&mut self, what: &'static str, ctx: &mut Context<Self>, f: F)
     where
-        F: FnOnce(&mut crate::db::DbConn, &engine::PresenceMap, i64) -> Result<Vec<Effect>, AppError>
+        F: FnOnce(
+                &mut crate::db::DbConn,
+                &engine::PresenceMap,
+                i64,
+            ) -> Result<Vec<Effect>, AppError>
             + Send
             + 'static,
     {
@@ -266,7 +270,13 @@ impl Router {
         }));
     }
 
-    fn arm_offer(&mut self, offer_id: String, round: i32, expires_at_ms: i64, ctx: &mut Context<Self>) {
+    fn arm_offer(
+        &mut self,
+        offer_id: String,
+        round: i32,
+        expires_at_ms: i64,
+        ctx: &mut Context<Self>,
+    ) {
         if let Some(old) = self.offer_timers.remove(&offer_id) {
             ctx.cancel_future(old);
         }
@@ -363,7 +373,9 @@ impl Handler<RouteConversation> for Router {
     fn handle(&mut self, msg: RouteConversation, ctx: &mut Self::Context) {
         let id = msg.conversation_id;
         if msg.reopened {
-            self.decide("reopen", ctx, move |c, p, now| engine::reopened(c, &id, p, now));
+            self.decide("reopen", ctx, move |c, p, now| {
+                engine::reopened(c, &id, p, now)
+            });
         } else {
             self.decide("route", ctx, move |c, p, now| engine::route(c, &id, p, now));
         }
@@ -440,7 +452,9 @@ impl Handler<Drain> for Router {
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) {
         self.mark_dirty(msg.team_id.clone(), ctx);
         let team_id = msg.team_id;
-        self.decide("drain", ctx, move |c, p, now| engine::drain(c, &team_id, p, now));
+        self.decide("drain", ctx, move |c, p, now| {
+            engine::drain(c, &team_id, p, now)
+        });
     }
 }
 

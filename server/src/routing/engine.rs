@@ -266,7 +266,12 @@ pub fn candidates(
 
 /// Assigns an open, unassigned conversation. Returns false when it was not (any
 /// more) open and unassigned.
-fn assign_row(c: &mut DbConn, conversation_id: &str, agent_id: &str, now: i64) -> Result<bool, AppError> {
+fn assign_row(
+    c: &mut DbConn,
+    conversation_id: &str,
+    agent_id: &str,
+    now: i64,
+) -> Result<bool, AppError> {
     let n = diesel::update(
         conversations::table
             .filter(conversations::id.eq(conversation_id))
@@ -355,12 +360,7 @@ fn open_offer_of(c: &mut DbConn, conversation_id: &str) -> Result<Option<String>
 }
 
 /// Tries `agent_id` under its lock: assigns when it is under capacity.
-fn try_assign(
-    c: &mut DbConn,
-    f: &Facts,
-    cand: &mut Candidate,
-    now: i64,
-) -> Result<bool, AppError> {
+fn try_assign(c: &mut DbConn, f: &Facts, cand: &mut Candidate, now: i64) -> Result<bool, AppError> {
     let open = lock_agent(c, &cand.agent_id)?;
     cand.open = open;
     if open >= cand.capacity {
@@ -641,7 +641,9 @@ pub fn route(
                 if let Some(owner) = owner_for(c, &f)? {
                     if let Some(i) = cands.iter().position(|x| x.agent_id == owner) {
                         if cands[i].skip(false).is_none() {
-                            return assign_rotating(c, &mut team, &f, &mut cands, now, true, "queued");
+                            return assign_rotating(
+                                c, &mut team, &f, &mut cands, now, true, "queued",
+                            );
                         }
                     }
                 }
@@ -833,14 +835,16 @@ fn close_offer(
 
 /// Withdraws the open offer of a conversation, if any (it was assigned by hand,
 /// resolved or transferred).
-fn cancel_offers(
-    c: &mut DbConn,
-    conversation_id: &str,
-    now: i64,
-) -> Result<Vec<Effect>, AppError> {
+fn cancel_offers(c: &mut DbConn, conversation_id: &str, now: i64) -> Result<Vec<Effect>, AppError> {
     let mut effects = Vec::new();
     if let Some(offer_id) = open_offer_of(c, conversation_id)? {
-        effects.extend(close_offer(c, &offer_id, conversation_id, "cancelled", now)?);
+        effects.extend(close_offer(
+            c,
+            &offer_id,
+            conversation_id,
+            "cancelled",
+            now,
+        )?);
     }
     Ok(effects)
 }
@@ -883,7 +887,10 @@ pub fn expire_offer(
         let next_round = |c: &mut DbConn, team: &TeamRouting| -> Result<i64, AppError> {
             let expires_at = now + team.offer_timeout_ms;
             diesel::update(offers::table.find(offer_id))
-                .set((offers::round.eq(round + 1), offers::expires_at.eq(expires_at)))
+                .set((
+                    offers::round.eq(round + 1),
+                    offers::expires_at.eq(expires_at),
+                ))
                 .execute(c)?;
             Ok(expires_at)
         };
@@ -1142,9 +1149,12 @@ pub fn manual_assign(
             }
             note = Some(format!("{open} of {capacity} open before this one"));
         }
-        let queued_at = if target.is_none() && open_now { Some(now) } else { None };
-        let target_row = conversations::table
-            .filter(conversations::id.eq(conversation_id));
+        let queued_at = if target.is_none() && open_now {
+            Some(now)
+        } else {
+            None
+        };
+        let target_row = conversations::table.filter(conversations::id.eq(conversation_id));
         let changes = (
             conversations::assignee_id.eq(target),
             conversations::queued_at.eq(queued_at),
@@ -1170,7 +1180,11 @@ pub fn manual_assign(
             Audit {
                 conversation_id,
                 team_id: &team_id,
-                kind: if target.is_some() { "assigned" } else { "unassigned" },
+                kind: if target.is_some() {
+                    "assigned"
+                } else {
+                    "unassigned"
+                },
                 agent_id: target.or(expected),
                 actor_id: Some(actor_id),
                 via: Some("manual"),
@@ -1218,7 +1232,7 @@ pub fn transfer(
     }
     write_transaction(c, |c| {
         // Lock in id order so two opposite transfers cannot deadlock.
-        let (first, second) = if from_team < to_team.to_string() {
+        let (first, second) = if from_team.as_str() < to_team {
             (from_team.clone(), to_team.to_string())
         } else {
             (to_team.to_string(), from_team.clone())
@@ -1255,7 +1269,9 @@ pub fn transfer(
                 team_id: to_team.to_string(),
             });
         }
-        effects.push(Effect::QueueChanged { team_id: from_team.clone() });
+        effects.push(Effect::QueueChanged {
+            team_id: from_team.clone(),
+        });
         Ok(effects)
     })
 }
@@ -1368,7 +1384,12 @@ pub fn open_offers_for(c: &mut DbConn, agent_id: &str) -> Result<Vec<OfferView>,
         .filter(offer_recipients::agent_id.eq(agent_id))
         .filter(offers::status.eq(OPEN))
         .order(offers::created_at.asc())
-        .select((offers::id, offers::conversation_id, offers::round, offers::expires_at))
+        .select((
+            offers::id,
+            offers::conversation_id,
+            offers::round,
+            offers::expires_at,
+        ))
         .load(c)?;
     rows.into_iter()
         .map(|(id, conv, round, expires_at)| {
@@ -1391,14 +1412,22 @@ pub fn open_offers(c: &mut DbConn) -> Result<Vec<(String, i32, i64)>, AppError> 
 }
 
 /// The queue of a team, oldest first: (conversation id, queued at ms, channel).
-fn queue_of(c: &mut DbConn, team_id: &str, limit: i64) -> Result<Vec<(String, i64, String)>, AppError> {
+fn queue_of(
+    c: &mut DbConn,
+    team_id: &str,
+    limit: i64,
+) -> Result<Vec<(String, i64, String)>, AppError> {
     let rows: Vec<(String, Option<i64>, String)> = conversations::table
         .filter(conversations::team_id.eq(team_id))
         .filter(conversations::status.eq(OPEN))
         .filter(conversations::assignee_id.is_null())
         .filter(conversations::queued_at.is_not_null())
         .order((conversations::queued_at.asc(), conversations::id.asc()))
-        .select((conversations::id, conversations::queued_at, conversations::channel))
+        .select((
+            conversations::id,
+            conversations::queued_at,
+            conversations::channel,
+        ))
         .limit(limit)
         .load(c)?;
     Ok(rows
@@ -1492,7 +1521,16 @@ pub fn workload(
 /// # Errors
 /// Database errors.
 pub fn audit(c: &mut DbConn, conversation_id: &str) -> Result<Vec<RoutingEventView>, AppError> {
-    type Row = (String, String, String, String, Option<String>, Option<String>, String, i64);
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        i64,
+    );
     let rows: Vec<Row> = routing_events::table
         .filter(routing_events::conversation_id.eq(conversation_id))
         .order((routing_events::created_at.asc(), routing_events::id.asc()))
@@ -1509,23 +1547,24 @@ pub fn audit(c: &mut DbConn, conversation_id: &str) -> Result<Vec<RoutingEventVi
         .load(c)?;
     Ok(rows
         .into_iter()
-        .map(|(id, conversation_id, team_id, kind, agent_id, actor_id, detail, at)| {
-            // A detail that does not parse (written by a newer version) still shows
-            // the decision itself.
-            let d: Detail = serde_json::from_str(&detail).unwrap_or_default();
-            RoutingEventView {
-                id,
-                conversation_id,
-                team_id,
-                kind,
-                agent_id,
-                actor_id,
-                via: d.via,
-                candidates: d.candidates,
-                note: d.note,
-                created_at: rfc3339(at),
-            }
-        })
+        .map(
+            |(id, conversation_id, team_id, kind, agent_id, actor_id, detail, at)| {
+                // A detail that does not parse (written by a newer version) still shows
+                // the decision itself.
+                let d: Detail = serde_json::from_str(&detail).unwrap_or_default();
+                RoutingEventView {
+                    id,
+                    conversation_id,
+                    team_id,
+                    kind,
+                    agent_id,
+                    actor_id,
+                    via: d.via,
+                    candidates: d.candidates,
+                    note: d.note,
+                    created_at: rfc3339(at),
+                }
+            },
+        )
         .collect())
 }
-

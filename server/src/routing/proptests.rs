@@ -113,7 +113,10 @@ impl World {
             .filter(conversations::status.eq("open"))
             .filter(conversations::assignee_id.is_not_null())
             .order(conversations::id)
-            .select((conversations::id, conversations::assignee_id.assume_not_null()))
+            .select((
+                conversations::id,
+                conversations::assignee_id.assume_not_null(),
+            ))
             .load(self.c())
             .unwrap()
     }
@@ -125,12 +128,14 @@ impl World {
         let p = self.presence.clone();
         match e {
             Event::Online(i) => {
-                self.presence.insert(self.agents[*i].0.clone(), PresenceStatus::Online);
+                self.presence
+                    .insert(self.agents[*i].0.clone(), PresenceStatus::Online);
                 let p = self.presence.clone();
                 engine::drain(self.c(), &team, &p, now).unwrap();
             }
             Event::Away(i) => {
-                self.presence.insert(self.agents[*i].0.clone(), PresenceStatus::Away);
+                self.presence
+                    .insert(self.agents[*i].0.clone(), PresenceStatus::Away);
             }
             Event::Offline(i) => {
                 let id = self.agents[*i].0.clone();
@@ -186,7 +191,13 @@ impl World {
         let now = self.now;
         let w = engine::workload(self.c(), &team, &p, now).unwrap();
         for a in &w.agents {
-            prop_assert!(a.open <= a.capacity, "{} holds {} > {}", a.name, a.open, a.capacity);
+            prop_assert!(
+                a.open <= a.capacity,
+                "{} holds {} > {}",
+                a.name,
+                a.open,
+                a.capacity
+            );
         }
         if w.waiting > 0 {
             for a in &w.agents {

@@ -261,9 +261,7 @@ pub fn update(
     }
     if let Some(steps) = &update.escalation {
         if steps.len() > 6 {
-            return Err(AppError::Validation(
-                "at most 6 escalation steps".into(),
-            ));
+            return Err(AppError::Validation("at most 6 escalation steps".into()));
         }
     }
     write_transaction::<_, AppError, _>(conn, |c| {
@@ -283,21 +281,16 @@ pub fn update(
         };
         diesel::update(teams::table.find(team_id))
             .set((
-                teams::routing_mode.eq(update
-                    .routing_mode
-                    .unwrap_or(current.routing_mode)
-                    .as_str()),
-                teams::default_capacity.eq(update
-                    .default_capacity
-                    .unwrap_or(current.default_capacity)),
-                teams::offer_timeout_ms.eq(update
-                    .offer_timeout_ms
-                    .unwrap_or(current.offer_timeout_ms)),
+                teams::routing_mode
+                    .eq(update.routing_mode.unwrap_or(current.routing_mode).as_str()),
+                teams::default_capacity
+                    .eq(update.default_capacity.unwrap_or(current.default_capacity)),
+                teams::offer_timeout_ms
+                    .eq(update.offer_timeout_ms.unwrap_or(current.offer_timeout_ms)),
                 teams::escalation.eq(escalation),
                 teams::offline_grace_ms.eq(grace),
-                teams::requeue_delay_ms.eq(update
-                    .requeue_delay_ms
-                    .unwrap_or(current.requeue_delay_ms)),
+                teams::requeue_delay_ms
+                    .eq(update.requeue_delay_ms.unwrap_or(current.requeue_delay_ms)),
             ))
             .execute(c)?;
         load(c, team_id)
