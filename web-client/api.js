@@ -15,9 +15,11 @@ export class ApiError extends Error {
 }
 
 /**
- * @param {{getToken: () => string|null, onUnauthorized: (err: ApiError) => void}} opts
+ * @param {{getToken: () => string|null, onUnauthorized: (err: ApiError) => void,
+ *          onResponse?: (res: Response, sentAt: number) => void}} opts
+ *   onResponse sees every response that arrived (e.g. to read the Date header).
  */
-export function createApi({ getToken, onUnauthorized }) {
+export function createApi({ getToken, onUnauthorized, onResponse = () => {} }) {
   async function request(method, path, { body, query, auth = true } = {}) {
     let url = path;
     if (query) {
@@ -33,6 +35,7 @@ export function createApi({ getToken, onUnauthorized }) {
     const token = auth ? getToken() : null;
     if (token) headers.Authorization = `Bearer ${token}`;
 
+    const sentAt = Date.now();
     let res;
     try {
       res = await fetch(url, {
@@ -43,6 +46,7 @@ export function createApi({ getToken, onUnauthorized }) {
     } catch {
       throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
     }
+    onResponse(res, sentAt);
 
     let data = null;
     const text = await res.text().catch(() => '');
@@ -68,6 +72,8 @@ export function createApi({ getToken, onUnauthorized }) {
 
   const enc = encodeURIComponent;
   return {
+    /** The wrapper itself, for modules that add their own calls (routing-api.js). */
+    request,
     login: (email, password) => request('POST', '/api/auth/login', { body: { email, password }, auth: false }),
     me: () => request('GET', '/api/auth/me'),
     agents: () => request('GET', '/api/agents'),

@@ -10,7 +10,7 @@ import { auth, setupLogin } from './login.js';
 import { setupConversationList } from './conversation-list.js';
 import { setupConversationView } from './conversation-view.js';
 import { toastError } from './toast.js';
-import { createRoutingApi } from './routing-api.js';
+import { createRoutingApi, noteServerDate } from './routing-api.js';
 import { setupOffers } from './offers.js';
 import { setupTeamPage } from './team.js';
 import { setupRoutingPanel } from './routing-panel.js';
@@ -29,12 +29,10 @@ let session = null; // everything that lives only while signed in
 const api = createApi({
   getToken: () => token,
   onUnauthorized: () => logout('Your session has expired. Please sign in again.'),
+  onResponse: noteServerDate,
 });
 
-const routingApi = createRoutingApi({
-  getToken: () => token,
-  onUnauthorized: () => logout('Your session has expired. Please sign in again.'),
-});
+const routingApi = createRoutingApi(api);
 
 const login = setupLogin({
   api,

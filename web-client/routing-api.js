@@ -6,7 +6,6 @@
  * so countdowns to server timestamps stay right on a badly set client clock.
  * Contract: docs/api.md, "Routing".
  */
-import { ApiError } from './api.js';
 
 // The Date header has one-second resolution: smaller differences are noise.
 const SKEW_THRESHOLD_MS = 1500;
@@ -17,7 +16,8 @@ export function serverNow() {
   return Date.now() + skewMs;
 }
 
-function noteServerDate(res, sentAt) {
+/** Feed for createApi's onResponse: keeps the server clock estimate current. */
+export function noteServerDate(res, sentAt) {
   const date = Date.parse(res.headers.get('Date') || '');
   if (Number.isNaN(date)) return;
   const local = (sentAt + Date.now()) / 2;
@@ -26,54 +26,10 @@ function noteServerDate(res, sentAt) {
 }
 
 /**
- * @param {{getToken: () => string|null, onUnauthorized: (err: ApiError) => void}} opts
+ * The routing calls, on top of api.js's request wrapper (same token, errors, 401).
+ * @param {{request: Function}} api  what createApi returned
  */
-export function createRoutingApi({ getToken, onUnauthorized }) {
-  async function request(method, path, { body, query } = {}) {
-    let url = path;
-    if (query) {
-      const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(query)) {
-        if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
-      }
-      const qs = params.toString();
-      if (qs) url += `?${qs}`;
-    }
-    const headers = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
-
-    const sentAt = Date.now();
-    let res;
-    try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    } catch {
-      throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
-    }
-    noteServerDate(res, sentAt);
-
-    let data = null;
-    const text = await res.text().catch(() => '');
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = null;
-      }
-    }
-    if (!res.ok) {
-      const err = new ApiError(
-        res.status,
-        (data && data.error) || 'http_error',
-        (data && data.message) || `Request failed (${res.status} ${res.statusText}).`,
-      );
-      if (res.status === 401) onUnauthorized(err);
-      throw err;
-    }
-    return data;
-  }
-
+export function createRoutingApi({ request }) {
   const enc = encodeURIComponent;
   return {
     offers: () => request('GET', '/api/offers'),

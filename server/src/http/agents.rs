@@ -5,11 +5,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::require_admin;
 use crate::auth::{hash_password, AuthAgent, MIN_PASSWORD_CHARS};
 use crate::error::AppError;
 use crate::model::Role;
 use crate::state::AppState;
-use crate::store::accounts::{self, AgentInfo, CreateAgent};
+use crate::store::accounts::{self, CreateAgent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/agents", web::post().to(create_agent))
@@ -17,14 +18,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/teams", web::get().to(list_teams))
         .route("/teams", web::post().to(create_team))
         .route("/teams/{id}/members", web::post().to(add_member));
-}
-
-fn require_admin(agent: &AgentInfo) -> Result<(), AppError> {
-    if agent.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("admins only".into()))
-    }
 }
 
 #[derive(Deserialize)]

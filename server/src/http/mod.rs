@@ -116,3 +116,15 @@ where
         res
     })
 }
+
+/// Admins only.
+///
+/// # Errors
+/// [`AppError::Forbidden`] for agents and team leads.
+pub(crate) fn require_admin(agent: &crate::store::accounts::AgentInfo) -> Result<(), AppError> {
+    if agent.role == crate::model::Role::Admin {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("admins only".into()))
+    }
+}

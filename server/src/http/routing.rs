@@ -6,12 +6,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::require_admin;
 use crate::actors::messages::{Authorize, ChangeAssignee, Refresh};
 use crate::auth::{AuthAgent, Principal};
 use crate::clock::now_ms;
 use crate::db::schema::agents;
 use crate::error::AppError;
-use crate::model::Role;
 use crate::routing::actor::{ApplyEffects, Drain, RouteConversation, SettingsChanged};
 use crate::routing::{self, engine, settings};
 use crate::state::AppState;
@@ -58,9 +58,7 @@ async fn put_settings(
     path: web::Path<String>,
     body: web::Json<settings::RoutingUpdate>,
 ) -> Result<HttpResponse, AppError> {
-    if agent.role != Role::Admin {
-        return Err(AppError::Forbidden("admins only".into()));
-    }
+    require_admin(&agent)?;
     let team_id = path.into_inner();
     let update = body.into_inner();
     let id = team_id.clone();
@@ -85,9 +83,7 @@ async fn put_capacity(
     path: web::Path<String>,
     body: web::Json<CapacityBody>,
 ) -> Result<HttpResponse, AppError> {
-    if agent.role != Role::Admin {
-        return Err(AppError::Forbidden("admins only".into()));
-    }
+    require_admin(&agent)?;
     let capacity = body.into_inner().capacity;
     if let Some(n) = capacity {
         if !(1..=1000).contains(&n) {

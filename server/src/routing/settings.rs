@@ -133,6 +133,29 @@ type TeamRoutingRow = (
     Option<String>,
 );
 
+/// The `teams` columns a [`TeamRoutingRow`] is read from.
+const COLUMNS: (
+    teams::id,
+    teams::name,
+    teams::routing_mode,
+    teams::default_capacity,
+    teams::offer_timeout_ms,
+    teams::escalation,
+    teams::offline_grace_ms,
+    teams::requeue_delay_ms,
+    teams::rr_cursor,
+) = (
+    teams::id,
+    teams::name,
+    teams::routing_mode,
+    teams::default_capacity,
+    teams::offer_timeout_ms,
+    teams::escalation,
+    teams::offline_grace_ms,
+    teams::requeue_delay_ms,
+    teams::rr_cursor,
+);
+
 fn from_row(row: TeamRoutingRow) -> Result<TeamRouting, AppError> {
     let (team_id, team_name, mode, cap, timeout, escalation, grace, requeue, cursor) = row;
     Ok(TeamRouting {
@@ -162,17 +185,7 @@ fn parse_escalation(s: &str) -> Result<Vec<EscalationStep>, AppError> {
 pub fn load(conn: &mut DbConn, team_id: &str) -> Result<TeamRouting, AppError> {
     let row = teams::table
         .find(team_id)
-        .select((
-            teams::id,
-            teams::name,
-            teams::routing_mode,
-            teams::default_capacity,
-            teams::offer_timeout_ms,
-            teams::escalation,
-            teams::offline_grace_ms,
-            teams::requeue_delay_ms,
-            teams::rr_cursor,
-        ))
+        .select(COLUMNS)
         .first::<TeamRoutingRow>(conn)
         .optional()?
         .ok_or_else(|| AppError::NotFound(format!("no team {team_id}")))?;
@@ -185,17 +198,7 @@ pub fn load(conn: &mut DbConn, team_id: &str) -> Result<TeamRouting, AppError> {
 /// Database errors.
 pub fn load_all(conn: &mut DbConn) -> Result<Vec<TeamRouting>, AppError> {
     teams::table
-        .select((
-            teams::id,
-            teams::name,
-            teams::routing_mode,
-            teams::default_capacity,
-            teams::offer_timeout_ms,
-            teams::escalation,
-            teams::offline_grace_ms,
-            teams::requeue_delay_ms,
-            teams::rr_cursor,
-        ))
+        .select(COLUMNS)
         .order(teams::id)
         .load::<TeamRoutingRow>(conn)?
         .into_iter()
