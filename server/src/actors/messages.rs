@@ -192,3 +192,15 @@ pub struct PublishStatus {
     /// The change, already committed.
     pub change: crate::store::whatsapp::StatusChange,
 }
+
+/// Re-read, from the database, every message this session may have missed
+/// (cross-node events were lost while the node's Redis link was down).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct CatchUp;
+
+/// Another node changed this conversation's routing facts: reload them quietly
+/// (that node already announced the change).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Reload;
