@@ -77,11 +77,18 @@ pub enum BusEvent {
         status: crate::protocol::PresenceStatus,
     },
     /// A conversation's routing facts (assignee, team, status) changed in the
-    /// database: other nodes' actors of that conversation reload their copy, so
-    /// their fan-out reaches the right agents. No frame.
+    /// database: other nodes' actors of that conversation adopt them, so their
+    /// fan-out reaches the right agents. Carried in the event (rather than re-read)
+    /// so a node applies it before any later event of the same publisher. No frame.
     ConversationChanged {
         /// Conversation id.
         conversation_id: String,
+        /// Team after the change.
+        team_id: String,
+        /// Assignee after the change.
+        assignee_id: Option<String>,
+        /// Status after the change.
+        status: crate::model::ConversationStatus,
     },
     /// The publishing node may have missed or dropped cross-node events (its Redis
     /// link was down): every node has its sessions re-read what they may lack from

@@ -40,6 +40,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::actors::messages::Reload;
 use crate::bus::{Bus, BusEvent};
 use crate::config::ClusterConfig;
 use crate::error::AppError;
@@ -350,8 +351,20 @@ impl RedisBus {
                 }
                 self.apply_view(&hub, before, false);
             }
-            BusEvent::ConversationChanged { conversation_id } => {
-                hub.reload_conversation(&conversation_id);
+            BusEvent::ConversationChanged {
+                conversation_id,
+                team_id,
+                assignee_id,
+                status,
+            } => {
+                hub.reload_conversation(
+                    &conversation_id,
+                    Reload {
+                        team_id,
+                        assignee_id,
+                        status,
+                    },
+                );
             }
             BusEvent::Resync => hub.catch_up_all(),
             other => hub.deliver_local(&other),

@@ -191,11 +191,11 @@ impl Hub {
         }
     }
 
-    /// Makes this node's actor of a conversation, if it runs here, reload its
-    /// routing facts (they were changed by another node).
-    pub fn reload_conversation(&self, conversation_id: &str) {
+    /// Hands this node's actor of a conversation, if it runs here, routing facts
+    /// changed by another node.
+    pub fn reload_conversation(&self, conversation_id: &str, facts: Reload) {
         if let Some(addr) = self.conversations.get(conversation_id) {
-            addr.do_send(Reload);
+            addr.do_send(facts);
         }
     }
 

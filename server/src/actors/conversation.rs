@@ -494,6 +494,9 @@ impl ConversationActor {
     fn changed_elsewhere(&self) {
         self.state.hub.publish(BusEvent::ConversationChanged {
             conversation_id: self.id.to_string(),
+            team_id: self.meta.team_id.clone(),
+            assignee_id: self.meta.assignee_id.clone(),
+            status: self.meta.status,
         });
     }
 }
@@ -501,8 +504,10 @@ impl ConversationActor {
 impl Handler<Reload> for ConversationActor {
     type Result = ();
 
-    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
-        self.reload_meta(ctx);
+    fn handle(&mut self, msg: Reload, _: &mut Self::Context) {
+        self.meta.team_id = msg.team_id;
+        self.meta.assignee_id = msg.assignee_id;
+        self.meta.status = msg.status;
     }
 }
 

@@ -199,8 +199,15 @@ pub struct PublishStatus {
 #[rtype(result = "()")]
 pub struct CatchUp;
 
-/// Another node changed this conversation's routing facts: reload them quietly
+/// Another node changed this conversation's routing facts: adopt them quietly
 /// (that node already announced the change).
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct Reload;
+pub struct Reload {
+    /// Team after the change.
+    pub team_id: String,
+    /// Assignee after the change.
+    pub assignee_id: Option<String>,
+    /// Status after the change.
+    pub status: ConversationStatus,
+}
