@@ -185,15 +185,17 @@ impl RedisBus {
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(MAX_BACKOFF);
-        let manager =
-            match ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot create the Redis connection manager; staying degraded");
-                    *self.health.heartbeat.lock() = Some(format!("redis: {}", e.kind_str()));
-                    return;
-                }
-            };
+        let manager = match ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the Redis connection manager; staying degraded");
+                *self.health.heartbeat.lock() = Some(format!("redis: {}", e.kind_str()));
+                return;
+            }
+        };
         actix_rt::spawn(self.clone().publisher(rx, manager.clone()));
         actix_rt::spawn(self.clone().subscriber());
         actix_rt::spawn(self.clone().heartbeat(manager));
@@ -213,7 +215,11 @@ impl RedisBus {
         }
     }
 
-    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Vec<u8>>, mut conn: ConnectionManager) {
+    async fn publisher(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+        mut conn: ConnectionManager,
+    ) {
         let channel = self.key("events");
         while let Some(bytes) = rx.recv().await {
             let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
@@ -377,12 +383,7 @@ impl RedisBus {
     /// whose own node can no longer say so).
     fn apply_view(&self, hub: &Hub, before: HashMap<String, RemoteAgent>, announce: bool) {
         let after = self.view.lock().merged();
-        hub.set_remote_presence(
-            after
-                .iter()
-                .map(|(id, a)| (id.clone(), a.status))
-                .collect(),
-        );
+        hub.set_remote_presence(after.iter().map(|(id, a)| (id.clone(), a.status)).collect());
         let effective = |remote: Option<&RemoteAgent>, id: &str| {
             let local = hub.local_presence(id);
             match (remote.map(|r| r.status), local) {
@@ -489,10 +490,7 @@ impl RedisBus {
             .arg(&nodes_key)
             .query_async(conn)
             .await?;
-        let others: Vec<String> = members
-            .into_iter()
-            .filter(|n| *n != self.node_id)
-            .collect();
+        let others: Vec<String> = members.into_iter().filter(|n| *n != self.node_id).collect();
         let mut out = HashMap::new();
         if others.is_empty() {
             return Ok(out);

@@ -341,7 +341,8 @@ impl Hub {
             }
             // Bookkeeping between nodes, handled by `crate::cluster`; nothing to
             // deliver to sessions.
-            BusEvent::Presence { .. } | BusEvent::ConversationChanged { .. } | BusEvent::Resync => {}
+            BusEvent::Presence { .. } | BusEvent::ConversationChanged { .. } | BusEvent::Resync => {
+            }
         }
     }
 

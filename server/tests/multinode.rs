@@ -282,7 +282,13 @@ impl Cluster {
     }
 
     async fn readyz(&self, i: usize) -> Value {
-        match self.srv(i).http.get(self.srv(i).url("/readyz")).send().await {
+        match self
+            .srv(i)
+            .http
+            .get(self.srv(i).url("/readyz"))
+            .send()
+            .await
+        {
             Ok(resp) => resp.json::<Value>().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
         }
@@ -329,7 +335,13 @@ fn presence_of(w: &Value, id: &str) -> Option<String> {
 }
 
 /// Waits until every node's workload shows every agent in `ids` as `presence`.
-async fn wait_presence_everywhere(c: &Cluster, admin: &str, team: &str, ids: &[String], presence: &str) {
+async fn wait_presence_everywhere(
+    c: &Cluster,
+    admin: &str,
+    team: &str,
+    ids: &[String],
+    presence: &str,
+) {
     for i in 0..c.nodes.len() {
         if c.nodes[i].child.is_none() {
             continue;
@@ -377,7 +389,7 @@ struct Log {
     sent: Vec<(String, String)>,
     /// viewer → (conversation, seq, message id) in arrival order.
     seen: HashMap<String, Vec<(String, i64, String)>>,
-    /// Send errors by client_msg_id (e.g. database down).
+    /// Send errors by client_msg_id (none expected in these tests).
     errors: HashMap<String, String>,
 }
 
@@ -390,7 +402,10 @@ impl Checker {
         let mut log = self.0.lock().unwrap();
         match frame["type"].as_str() {
             Some("ack") => {
-                let cmid = frame["client_msg_id"].as_str().unwrap_or_default().to_string();
+                let cmid = frame["client_msg_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 let seq = frame["seq"].as_i64().unwrap_or_default();
                 let conv = log
                     .sent
@@ -401,10 +416,16 @@ impl Checker {
                 log.acked.insert(cmid, (conv, seq));
             }
             Some("message") => {
-                let conv = frame["conversation_id"].as_str().unwrap_or_default().to_string();
+                let conv = frame["conversation_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 let seq = frame["seq"].as_i64().unwrap_or_default();
                 let id = frame["id"].as_str().unwrap_or_default().to_string();
-                log.seen.entry(viewer.to_string()).or_default().push((conv, seq, id));
+                log.seen
+                    .entry(viewer.to_string())
+                    .or_default()
+                    .push((conv, seq, id));
             }
             Some("error") => {
                 if let Some(r) = frame["ref"].as_str() {
@@ -425,18 +446,6 @@ impl Checker {
 
     fn acked_count(&self) -> usize {
         self.0.lock().unwrap().acked.len()
-    }
-
-    fn is_acked(&self, cmid: &str) -> bool {
-        self.0.lock().unwrap().acked.contains_key(cmid)
-    }
-
-    fn error_of(&self, cmid: &str) -> Option<String> {
-        self.0.lock().unwrap().errors.get(cmid).cloned()
-    }
-
-    fn forget_error(&self, cmid: &str) {
-        self.0.lock().unwrap().errors.remove(cmid);
     }
 
     /// Highest seq `viewer` holds of `conv` (0 if none).
@@ -475,7 +484,12 @@ impl Checker {
         let log = self.0.lock().unwrap();
         let stored: BTreeMap<i64, String> = history
             .iter()
-            .map(|m| (m["seq"].as_i64().unwrap(), m["id"].as_str().unwrap().to_string()))
+            .map(|m| {
+                (
+                    m["seq"].as_i64().unwrap(),
+                    m["id"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         let seqs: Vec<i64> = stored.keys().copied().collect();
         let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
@@ -483,7 +497,10 @@ impl Checker {
         let mut by_cmid: HashMap<&str, Vec<i64>> = HashMap::new();
         for m in history {
             if let Some(c) = m["client_msg_id"].as_str() {
-                by_cmid.entry(c).or_default().push(m["seq"].as_i64().unwrap());
+                by_cmid
+                    .entry(c)
+                    .or_default()
+                    .push(m["seq"].as_i64().unwrap());
             }
         }
         for (cmid, (c, seq)) in &log.acked {
@@ -491,11 +508,16 @@ impl Checker {
                 continue;
             }
             let stored_at = by_cmid.get(cmid.as_str()).cloned().unwrap_or_default();
-            assert_eq!(stored_at, vec![*seq], "acked {cmid} must be stored once, at seq {seq}");
+            assert_eq!(
+                stored_at,
+                vec![*seq],
+                "acked {cmid} must be stored once, at seq {seq}"
+            );
         }
         for cmid in by_cmid.keys() {
             assert_eq!(by_cmid[cmid].len(), 1, "{cmid} stored twice");
         }
+        assert!(log.errors.is_empty(), "send errors: {:?}", log.errors);
         for viewer in viewers {
             let got: Vec<(i64, String)> = log
                 .seen
@@ -514,7 +536,10 @@ impl Checker {
                 want.len(),
                 got.iter().map(|(s, _)| *s).collect::<Vec<_>>()
             );
-            assert_eq!(got, want, "{viewer}: order or content differs from the database");
+            assert_eq!(
+                got, want,
+                "{viewer}: order or content differs from the database"
+            );
         }
         eprintln!(
             "checker: {conv}: {} stored, {} acked, viewers {viewers:?} each saw all exactly once in order",
@@ -616,11 +641,14 @@ async fn guest_on_a_and_agent_on_b_chat_live() {
     let admin = c.srv(0).admin_token().await;
     let team = c.srv(0).default_team_id().await;
     c.srv(0)
-        .set_routing(&team, json!({"routing_mode": "round_robin", "default_capacity": 100}))
+        .set_routing(
+            &team,
+            json!({"routing_mode": "round_robin", "default_capacity": 100}),
+        )
         .await;
     let checker = Checker::default();
     let (agent, agent_ws) = agent_on(&c, 1).await;
-    wait_presence_everywhere(&c, &admin, &team, &[agent.id.clone()], "online").await;
+    wait_presence_everywhere(&c, &admin, &team, std::slice::from_ref(&agent.id), "online").await;
 
     let guest = c.srv(0).guest().await;
     let conv = guest.conversation_id.clone();
@@ -632,7 +660,10 @@ async fn guest_on_a_and_agent_on_b_chat_live() {
         assignee(c.srv(1), &admin, &conv).await
     })
     .await;
-    assert_eq!(routed, agent.id, "the only online agent (on node B) gets the lead");
+    assert_eq!(
+        routed, agent.id,
+        "the only online agent (on node B) gets the lead"
+    );
     let a = Viewer::start("agent@B", agent_ws, Some(cursor(&conv, 0)), &checker).await;
     for i in 1..=20 {
         g.send(&checker, &conv, &format!("g-{i}"));
@@ -643,7 +674,14 @@ async fn guest_on_a_and_agent_on_b_chat_live() {
 
     // Reassign through node B to an agent connected to node A.
     let (agent2, mut agent2_ws) = agent_on(&c, 0).await;
-    wait_presence_everywhere(&c, &admin, &team, &[agent2.id.clone()], "online").await;
+    wait_presence_everywhere(
+        &c,
+        &admin,
+        &team,
+        std::slice::from_ref(&agent2.id),
+        "online",
+    )
+    .await;
     let (status, body) = c
         .srv(1)
         .post(
@@ -685,7 +723,10 @@ async fn twenty_agents_on_three_nodes_one_winner() {
     let admin = c.srv(0).admin_token().await;
     let team = c.srv(0).default_team_id().await;
     c.srv(0)
-        .set_routing(&team, json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}))
+        .set_routing(
+            &team,
+            json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}),
+        )
         .await;
     let mut agents = Vec::new();
     for i in 0..20 {
@@ -734,14 +775,20 @@ async fn twenty_agents_on_three_nodes_one_winner() {
                 assert_eq!(won, Some(true), "the 200 claimer must be told it won");
                 winners.push(id);
             }
-            409 => assert_eq!(won, Some(false), "a 409 claimer must see the offer close lost"),
+            409 => assert_eq!(
+                won,
+                Some(false),
+                "a 409 claimer must see the offer close lost"
+            ),
             s => panic!("unexpected claim status {s}"),
         }
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
     for i in 0..3 {
         assert_eq!(
-            assignee(c.srv(i), &admin, &guest.conversation_id).await.as_deref(),
+            assignee(c.srv(i), &admin, &guest.conversation_id)
+                .await
+                .as_deref(),
             Some(winners[0].as_str())
         );
     }
@@ -757,7 +804,10 @@ async fn round_robin_is_fair_across_nodes() {
     let admin = c.srv(0).admin_token().await;
     let team = c.srv(0).default_team_id().await;
     c.srv(0)
-        .set_routing(&team, json!({"routing_mode": "round_robin", "default_capacity": 1000}))
+        .set_routing(
+            &team,
+            json!({"routing_mode": "round_robin", "default_capacity": 1000}),
+        )
         .await;
     let mut sockets = Vec::new();
     let mut ids = Vec::new();
@@ -773,13 +823,19 @@ async fn round_robin_is_fair_across_nodes() {
     }
     let mut counts: HashMap<String, usize> = HashMap::new();
     for conv in &convs {
-        let a = eventually("an assignee", || async { assignee(c.srv(0), &admin, conv).await }).await;
+        let a = eventually("an assignee", || async {
+            assignee(c.srv(0), &admin, conv).await
+        })
+        .await;
         *counts.entry(a).or_default() += 1;
     }
     eprintln!("round-robin shares across nodes: {counts:?}");
     for id in &ids {
         let n = counts.get(id).copied().unwrap_or(0);
-        assert!((9..=11).contains(&n), "unfair share {n} for {id}: {counts:?}");
+        assert!(
+            (9..=11).contains(&n),
+            "unfair share {n} for {id}: {counts:?}"
+        );
     }
     drop(sockets);
 }
@@ -797,11 +853,24 @@ async fn killed_node_agents_go_offline_and_guest_resumes_elsewhere() {
     let checker = Checker::default();
     let (agent_a, _agent_a_ws) = agent_on(&c, 0).await;
     let (agent_b, agent_b_ws) = agent_on(&c, 1).await;
-    wait_presence_everywhere(&c, &admin, &team, &[agent_a.id.clone(), agent_b.id.clone()], "online").await;
+    wait_presence_everywhere(
+        &c,
+        &admin,
+        &team,
+        &[agent_a.id.clone(), agent_b.id.clone()],
+        "online",
+    )
+    .await;
 
     let guest = c.srv(0).guest().await;
     let conv = guest.conversation_id.clone();
-    let g = Viewer::start("guest", c.srv(0).ws_guest(&guest.token).await, Some(cursor(&conv, 0)), &checker).await;
+    let g = Viewer::start(
+        "guest",
+        c.srv(0).ws_guest(&guest.token).await,
+        Some(cursor(&conv, 0)),
+        &checker,
+    )
+    .await;
     let b = Viewer::start("agent@B", agent_b_ws, Some(cursor(&conv, 0)), &checker).await;
     for i in 0..10 {
         g.send(&checker, &conv, &format!("g-{i}"));
@@ -832,7 +901,13 @@ async fn killed_node_agents_go_offline_and_guest_resumes_elsewhere() {
     }
     wait_acked(&checker, 25).await;
     let last = checker.last_seq("guest", &conv);
-    let g2 = Viewer::start("guest", c.srv(1).ws_guest(&guest.token).await, Some(cursor(&conv, last)), &checker).await;
+    let g2 = Viewer::start(
+        "guest",
+        c.srv(1).ws_guest(&guest.token).await,
+        Some(cursor(&conv, last)),
+        &checker,
+    )
+    .await;
     for i in 100..105 {
         g2.send(&checker, &conv, &format!("g-{i}"));
     }
@@ -857,10 +932,16 @@ async fn redis_outage_mid_traffic_loses_and_duplicates_nothing() {
     c.srv(0).manual_routing().await;
     let checker = Checker::default();
     let (agent, agent_ws) = agent_on(&c, 1).await;
-    wait_presence_everywhere(&c, &admin, &team, &[agent.id.clone()], "online").await;
+    wait_presence_everywhere(&c, &admin, &team, std::slice::from_ref(&agent.id), "online").await;
     let guest = c.srv(0).guest().await;
     let conv = guest.conversation_id.clone();
-    let g = Viewer::start("guest@A", c.srv(0).ws_guest(&guest.token).await, Some(cursor(&conv, 0)), &checker).await;
+    let g = Viewer::start(
+        "guest@A",
+        c.srv(0).ws_guest(&guest.token).await,
+        Some(cursor(&conv, 0)),
+        &checker,
+    )
+    .await;
     let a = Viewer::start("agent@B", agent_ws, Some(cursor(&conv, 0)), &checker).await;
     let mut n = 0;
     let send_round = |n: &mut usize| {
