@@ -65,6 +65,35 @@ pub enum BusEvent {
         /// The encoded frame.
         frame: ByteString,
     },
+    /// An agent's presence changed on the publishing node (multi-node bookkeeping:
+    /// other nodes update their presence cache and route; no frame of its own — the
+    /// `presence` frame travels as [`BusEvent::Supervisors`]).
+    Presence {
+        /// Agent id.
+        agent_id: String,
+        /// The agent's teams (other nodes do not know the agent otherwise).
+        team_ids: Vec<String>,
+        /// Its presence on the publishing node.
+        status: crate::protocol::PresenceStatus,
+    },
+    /// A conversation's routing facts (assignee, team, status) changed in the
+    /// database: other nodes' actors of that conversation adopt them, so their
+    /// fan-out reaches the right agents. Carried in the event (rather than re-read)
+    /// so a node applies it before any later event of the same publisher. No frame.
+    ConversationChanged {
+        /// Conversation id.
+        conversation_id: String,
+        /// Team after the change.
+        team_id: String,
+        /// Assignee after the change.
+        assignee_id: Option<String>,
+        /// Status after the change.
+        status: crate::model::ConversationStatus,
+    },
+    /// The publishing node may have missed or dropped cross-node events (its Redis
+    /// link was down): every node has its sessions re-read what they may lack from
+    /// the database. No frame.
+    Resync,
 }
 
 /// Carries events to every node's hub.

@@ -154,6 +154,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// The WhatsApp channel: Meta Cloud API, WAHA, the outbox and media fetching.
     pub whatsapp: WhatsAppConfig,
+    /// Multi-node mode: Redis carries events, presence and resyncs between nodes.
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -186,6 +188,7 @@ impl Default for Config {
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
             whatsapp: WhatsAppConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -281,6 +284,7 @@ impl Config {
             c.shutdown_timeout = seconds(&v, "SWITCHBOARD_SHUTDOWN_TIMEOUT")?;
         }
         c.whatsapp = WhatsAppConfig::from_lookup(&get)?;
+        c.cluster = ClusterConfig::from_lookup(&get)?;
         c.validate()?;
         Ok(c)
     }
@@ -316,6 +320,82 @@ impl Config {
             return bad("rate limits must be positive");
         }
         self.whatsapp.validate()?;
+        self.cluster.validate()?;
+        Ok(())
+    }
+}
+
+/// Multi-node settings (`docs/operations.md`, "Running several nodes"). Without
+/// `REDIS_URL` the node runs alone with the in-process bus and none of the others
+/// matter.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Redis connection URL, e.g. `redis://:password@redis:6379/0` (`REDIS_URL`);
+    /// unset: single node. A secret because it may carry a password.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel the hub uses (`SWITCHBOARD_REDIS_PREFIX`,
+    /// default `switchboard`), so several hubs (or tests) can share one Redis.
+    pub redis_prefix: String,
+    /// This node's name in Redis (`SWITCHBOARD_NODE_ID`); default: random per start,
+    /// which is right unless you want stable names in logs.
+    pub node_id: Option<String>,
+    /// How often a node refreshes its heartbeat and presence in Redis and reads the
+    /// other nodes' (`SWITCHBOARD_NODE_HEARTBEAT`, seconds, default 3).
+    pub node_heartbeat: Duration,
+    /// Lifetime of a node's heartbeat key: a node silent this long counts as gone and
+    /// its agents as offline (`SWITCHBOARD_NODE_TTL`, seconds, default 10).
+    pub node_ttl: Duration,
+    /// How often every node looks for overdue poll offers, so offers made by a node
+    /// that died still expire (`SWITCHBOARD_OFFER_SWEEP`, seconds, default 5).
+    pub offer_sweep: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_prefix: "switchboard".into(),
+            node_id: None,
+            node_heartbeat: Duration::from_secs(3),
+            node_ttl: Duration::from_secs(10),
+            offer_sweep: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
+        let mut c = Self {
+            redis_url: get("REDIS_URL").map(|v| Secret::new(v.trim())),
+            node_id: get("SWITCHBOARD_NODE_ID").map(|v| v.trim().to_string()),
+            ..Self::default()
+        };
+        if let Some(v) = get("SWITCHBOARD_REDIS_PREFIX") {
+            c.redis_prefix = v.trim().to_string();
+        }
+        if let Some(v) = get("SWITCHBOARD_NODE_HEARTBEAT") {
+            c.node_heartbeat = seconds(&v, "SWITCHBOARD_NODE_HEARTBEAT")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_NODE_TTL") {
+            c.node_ttl = seconds(&v, "SWITCHBOARD_NODE_TTL")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_OFFER_SWEEP") {
+            c.offer_sweep = seconds(&v, "SWITCHBOARD_OFFER_SWEEP")?;
+        }
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), AppError> {
+        let bad = |m: &str| Err(AppError::Validation(m.into()));
+        if self.node_heartbeat.is_zero() || self.node_ttl <= self.node_heartbeat {
+            return bad("SWITCHBOARD_NODE_TTL must be longer than SWITCHBOARD_NODE_HEARTBEAT");
+        }
+        if self.offer_sweep.is_zero() {
+            return bad("SWITCHBOARD_OFFER_SWEEP must be positive");
+        }
+        if self.redis_prefix.is_empty() {
+            return bad("SWITCHBOARD_REDIS_PREFIX must not be empty");
+        }
         Ok(())
     }
 }
@@ -574,6 +654,8 @@ mod tests {
         }
         assert_eq!(wa.whatsapp.graph_url, "https://graph.facebook.com/v25.0");
         assert!(!shown.contains("pw@h"));
+        let cl = from(&[("REDIS_URL", "redis://:redis-pw-x@h:6379")]).unwrap();
+        assert!(!format!("{cl:?}").contains("redis-pw-x"));
     }
 
     #[test]

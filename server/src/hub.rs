@@ -25,7 +25,8 @@ use parking_lot::RwLock;
 use crate::actors::agent::AgentActor;
 use crate::actors::conversation::ConversationActor;
 use crate::actors::messages::{
-    AttachSession, CloseSession, Deliver, DeliverToAgent, DetachSession, SetPresence,
+    AttachSession, CatchUp, CloseSession, Deliver, DeliverToAgent, DetachSession, Reload,
+    SetPresence,
 };
 use crate::actors::session::SessionRef;
 use crate::bus::{Audience, Bus, BusEvent};
@@ -87,6 +88,11 @@ pub struct Hub {
     presence: DashMap<String, PresenceStatus>,
     /// team id → its offline grace, when the team sets one.
     team_grace: DashMap<String, Duration>,
+    /// Presence of agents connected to other nodes (multi-node mode; kept by
+    /// [`crate::cluster`]). Merged with `presence` by [`Hub::presence_snapshot`].
+    remote_presence: RwLock<HashMap<String, PresenceStatus>>,
+    /// Live sessions that can be asked to re-read what they may have missed.
+    catch_up: DashMap<Arc<str>, Recipient<CatchUp>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -135,12 +141,67 @@ impl Hub {
         }
     }
 
-    /// Presence of every agent not offline, for a routing decision.
+    /// Presence of every agent not offline, for a routing decision: this node's
+    /// agents and, in multi-node mode, every other node's (an agent connected to
+    /// several nodes counts as online if it is online on any).
     pub fn presence_snapshot(&self) -> HashMap<String, PresenceStatus> {
+        let mut all = self.remote_presence.read().clone();
+        for e in self.presence.iter() {
+            let merged = match (all.get(e.key()), *e.value()) {
+                (Some(PresenceStatus::Online), _) => PresenceStatus::Online,
+                (_, local) => local,
+            };
+            all.insert(e.key().clone(), merged);
+        }
+        all
+    }
+
+    /// This node's own agents' presence, from its own sessions only.
+    pub fn local_presence(&self, agent_id: &str) -> Option<PresenceStatus> {
+        self.presence.get(agent_id).map(|s| *s)
+    }
+
+    /// This node's agents that are not offline, with their status and teams (what a
+    /// node advertises in its Redis heartbeat).
+    pub fn local_presence_entries(&self) -> Vec<(String, PresenceStatus, Vec<String>)> {
+        let dir = self.directory.read();
         self.presence
             .iter()
-            .map(|e| (e.key().clone(), *e.value()))
+            .map(|e| {
+                let teams = dir
+                    .agents
+                    .get(e.key().as_str())
+                    .map(|a| a.info.team_ids.clone())
+                    .unwrap_or_default();
+                (e.key().clone(), *e.value(), teams)
+            })
             .collect()
+    }
+
+    /// Replaces the presence of agents on other nodes (multi-node mode).
+    pub fn set_remote_presence(&self, remote: HashMap<String, PresenceStatus>) {
+        *self.remote_presence.write() = remote;
+    }
+
+    /// Asks every live session to re-read, from the database, the messages it may
+    /// have missed (after the node's link to the other nodes came back).
+    pub fn catch_up_all(&self) {
+        for s in self.catch_up.iter() {
+            s.value().do_send(CatchUp);
+        }
+    }
+
+    /// Hands this node's actor of a conversation, if it runs here, routing facts
+    /// changed by another node.
+    pub fn reload_conversation(&self, conversation_id: &str, facts: Reload) {
+        if let Some(addr) = self.conversations.get(conversation_id) {
+            addr.do_send(facts);
+        }
+    }
+
+    /// Records a session that can be asked to catch up (see [`Hub::catch_up_all`]).
+    pub fn register_catch_up(&self, id: Arc<str>, catch_up: Recipient<CatchUp>) {
+        self.catch_up.insert(id, catch_up);
     }
 
     /// Sets (or, with `None`, clears) a team's offline grace.
@@ -278,6 +339,10 @@ impl Hub {
                     }
                 }
             }
+            // Bookkeeping between nodes, handled by `crate::cluster`; nothing to
+            // deliver to sessions.
+            BusEvent::Presence { .. } | BusEvent::ConversationChanged { .. } | BusEvent::Resync => {
+            }
         }
     }
 
@@ -307,6 +372,7 @@ impl Hub {
     /// Forgets a closed session.
     pub fn unregister_session(&self, id: &str) {
         self.sessions.remove(id);
+        self.catch_up.remove(id);
     }
 
     /// Live sessions on this node.

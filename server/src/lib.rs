@@ -16,6 +16,7 @@ pub mod bootstrap;
 pub mod bus;
 pub mod channels;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -156,7 +157,18 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         .unwrap_or_else(|| config.database.default_writers());
     let (writer, writer_thread) = Writer::start(db.clone(), writers, config.writer_batch)?;
     let hub = Hub::new();
-    hub.set_bus(Arc::new(LocalBus::new(&hub)));
+    // Multi-node mode when REDIS_URL is set; otherwise exactly the single-node bus.
+    let redis_bus = match &config.cluster.redis_url {
+        Some(_) => {
+            let bus = cluster::RedisBus::new(&hub, &config.cluster)?;
+            hub.set_bus(bus.clone());
+            Some(bus)
+        }
+        None => {
+            hub.set_bus(Arc::new(LocalBus::new(&hub)));
+            None
+        }
+    };
     let state = AppState {
         tokens: Arc::new(Tokens::new(
             boot.secret.expose().as_bytes(),
@@ -173,6 +185,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
     // The router lives on the starting arbiter; the hub hands it triggers.
     hub.set_router(routing::actor::Router::new(state.clone()).start());
+    // After the router: presence learnt from peers is routed at once.
+    if let Some(bus) = &redis_bus {
+        bus.spawn();
+    }
 
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {

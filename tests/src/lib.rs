@@ -144,6 +144,8 @@ impl Drop for PgDatabase {
 enum Storage {
     Sqlite(tempfile::TempDir),
     Postgres(PgDatabase),
+    /// Owned by whoever started the server (a separate process).
+    External,
 }
 
 /// A running Switchboard server.
@@ -233,6 +235,7 @@ impl TestServer {
             Storage::Postgres(db) => DatabaseTarget::Postgres {
                 url: Secret::new(db.url()),
             },
+            Storage::External => unreachable!("created just above"),
         };
         adjust(&mut config);
         Self::launch(backend, config, Arc::new(storage)).await
@@ -273,6 +276,25 @@ impl TestServer {
             storage,
             handle: Some(handle),
             thread: Some(thread),
+        }
+    }
+
+    /// A client for a server this harness did not start (e.g. a separate
+    /// `switchboard` process listening on `addr`): the same HTTP and WebSocket
+    /// helpers; `stop` and dropping do nothing to the server.
+    pub fn remote(addr: std::net::SocketAddr, backend: Backend) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            ws_base: format!("ws://{addr}"),
+            backend,
+            config: base_config(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
+            storage: Arc::new(Storage::External),
+            handle: None,
+            thread: None,
         }
     }
 
@@ -1350,6 +1372,7 @@ impl TestServer {
                 let mut c = PgConnection::establish(db.url()).expect("connect");
                 diesel::sql_query(sql).execute(&mut c).expect("sql");
             }
+            Storage::External => panic!("execute_sql needs a server this harness started"),
         })
         .await
         .expect("sql task");

@@ -60,6 +60,12 @@ impl AgentActor {
         }
         self.published = Some(status);
         self.state.hub.set_presence_status(&self.info.id, status);
+        // Other nodes keep a presence cache for their routers (multi-node mode).
+        self.state.hub.publish(BusEvent::Presence {
+            agent_id: self.info.id.clone(),
+            team_ids: self.info.team_ids.clone(),
+            status,
+        });
         self.state.hub.route(PresenceChanged {
             agent_id: self.info.id.clone(),
             team_ids: self.info.team_ids.clone(),

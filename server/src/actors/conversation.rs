@@ -37,7 +37,7 @@ use crate::store::whatsapp::NewOutbox;
 
 use super::messages::{
     Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostInbound, PostMedia, PostMessage, Posted,
-    PublishStatus, Refresh, SetTyping,
+    PublishStatus, Refresh, Reload, SetTyping,
 };
 
 /// How often an actor checks whether it has been idle long enough to stop.
@@ -204,6 +204,7 @@ impl ConversationActor {
                     if !appended.duplicate {
                         if appended.reopened {
                             act.meta.status = ConversationStatus::Open;
+                            act.changed_elsewhere();
                         }
                         if queued {
                             act.state.outbox.nudge();
@@ -417,6 +418,7 @@ impl Handler<ChangeStatus> for ConversationActor {
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             let view = res?;
             act.meta.status = view.status;
+            act.changed_elsewhere();
             act.publish_view(&view);
             if view.status == ConversationStatus::Open {
                 if view.assignee_id.is_none() {
@@ -463,6 +465,7 @@ impl ConversationActor {
         }
         self.meta.assignee_id = view.assignee_id.clone();
         self.meta.status = view.status;
+        self.changed_elsewhere();
         if assignee_changed {
             let assigned = ServerFrame::Assigned {
                 conversation_id: self.id.to_string(),
@@ -482,6 +485,29 @@ impl ConversationActor {
                 act.meta = meta;
             }
         }));
+    }
+}
+
+impl ConversationActor {
+    /// Tells other nodes' actors of this conversation to reload their routing facts
+    /// (multi-node mode; a no-op on the in-process bus).
+    fn changed_elsewhere(&self) {
+        self.state.hub.publish(BusEvent::ConversationChanged {
+            conversation_id: self.id.to_string(),
+            team_id: self.meta.team_id.clone(),
+            assignee_id: self.meta.assignee_id.clone(),
+            status: self.meta.status,
+        });
+    }
+}
+
+impl Handler<Reload> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reload, _: &mut Self::Context) {
+        self.meta.team_id = msg.team_id;
+        self.meta.assignee_id = msg.assignee_id;
+        self.meta.status = msg.status;
     }
 }
 

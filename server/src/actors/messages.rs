@@ -192,3 +192,22 @@ pub struct PublishStatus {
     /// The change, already committed.
     pub change: crate::store::whatsapp::StatusChange,
 }
+
+/// Re-read, from the database, every message this session may have missed
+/// (cross-node events were lost while the node's Redis link was down).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct CatchUp;
+
+/// Another node changed this conversation's routing facts: adopt them quietly
+/// (that node already announced the change).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Reload {
+    /// Team after the change.
+    pub team_id: String,
+    /// Assignee after the change.
+    pub assignee_id: Option<String>,
+    /// Status after the change.
+    pub status: ConversationStatus,
+}

@@ -36,7 +36,9 @@ use crate::state::AppState;
 use crate::store::conversations;
 use crate::store::messages::{self, Page};
 
-use super::messages::{Authorize, CloseSession, Deliver, MarkRead, PostMessage, SetTyping};
+use super::messages::{
+    Authorize, CatchUp, CloseSession, Deliver, MarkRead, PostMessage, SetTyping,
+};
 
 /// Which endpoint a session connected to; a token must match it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -935,6 +937,9 @@ impl Actor for SessionActor {
         self.state
             .hub
             .register_session(self.id.clone(), ctx.address().recipient());
+        self.state
+            .hub
+            .register_catch_up(self.id.clone(), ctx.address().recipient());
         ctx.run_interval(self.state.config.heartbeat, |act, ctx| act.tick(ctx));
         match self.preauthenticated.take() {
             Some(principal) => self.authenticate(Credentials::Principal(principal), ctx),
@@ -1092,6 +1097,25 @@ impl Handler<Deliver> for SessionActor {
         match (msg.conversation_id, msg.seq) {
             (Some(conv), Some(seq)) => self.deliver_seq(conv, seq, msg.frame, ctx),
             _ => ctx.text(msg.frame),
+        }
+    }
+}
+
+impl Handler<CatchUp> for SessionActor {
+    type Result = ();
+
+    /// Re-reads every conversation this connection follows (a guest's before its
+    /// first `resume` excepted: the `resume` reads them anyway). A fetch already under
+    /// way may have read before the missed commit, so a new one supersedes it.
+    fn handle(&mut self, _: CatchUp, ctx: &mut Self::Context) {
+        let convs: Vec<Arc<str>> = self
+            .cursors
+            .iter()
+            .filter(|(_, c)| !c.awaiting_resume)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for conv in convs {
+            self.fill_from_db(conv, ctx);
         }
     }
 }

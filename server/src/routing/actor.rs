@@ -291,6 +291,22 @@ impl Router {
         self.offer_timers.insert(offer_id, handle);
     }
 
+    /// Arms a timer for every open offer this router does not time yet.
+    fn sweep_offers(&mut self, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let fut = async move { state.db.run(engine::open_offers).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(open) => {
+                for (id, round, expires_at) in open {
+                    if !act.offer_timers.contains_key(&id) {
+                        act.arm_offer(id, round, expires_at, ctx);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not re-arm offer timers"),
+        }));
+    }
+
     fn mark_dirty(&mut self, team_id: String, ctx: &mut Context<Self>) {
         self.dirty.insert(team_id);
         if !self.flush_pending {
@@ -354,16 +370,14 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.load_settings(ctx);
         // Offers created before a restart (or on a node that died) still end.
-        let state = self.state.clone();
-        let fut = async move { state.db.run(engine::open_offers).await };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok(open) => {
-                for (id, round, expires_at) in open {
-                    act.arm_offer(id, round, expires_at, ctx);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not re-arm offer timers"),
-        }));
+        self.sweep_offers(ctx);
+        // With several nodes, an offer's timer lives on the node that made it; if
+        // that node dies the offer must still expire. Every node arms a timer for
+        // each open offer it does not time yet (expiry is idempotent per round).
+        let cluster = &self.state.config.cluster;
+        if cluster.redis_url.is_some() {
+            ctx.run_interval(cluster.offer_sweep, |act, ctx| act.sweep_offers(ctx));
+        }
     }
 }
 
