@@ -29,9 +29,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Safety net for outcomes that should arrive promptly.
 const PATIENCE: Duration = Duration::from_secs(30);
-/// Node heartbeat and TTL the tests run with (short, so a dead node is noticed fast).
+/// Node heartbeat and TTL of the node-kill test (short, so a dead node is noticed fast).
 const HEARTBEAT_SECS: f64 = 0.3;
 const TTL_SECS: f64 = 1.5;
+/// Node heartbeat and TTL of every other test: long enough that a busy CI machine
+/// never lets a live node's entry lapse (which would skip its agents in routing).
+const RELAXED_HEARTBEAT_SECS: f64 = 1.0;
+const RELAXED_TTL_SECS: f64 = 10.0;
 
 async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
@@ -167,11 +171,27 @@ struct Cluster {
     prefix: String,
     logs: tempfile::TempDir,
     nodes: Vec<Node>,
+    heartbeat_secs: f64,
+    ttl_secs: f64,
 }
 
 impl Cluster {
     /// `None` when PostgreSQL is unavailable and not required (the test is skipped).
     async fn start(n: usize, redis_url: &str) -> Option<Self> {
+        Self::start_with(n, redis_url, RELAXED_HEARTBEAT_SECS, RELAXED_TTL_SECS).await
+    }
+
+    /// As [`Cluster::start`], with short heartbeats so a killed node is noticed fast.
+    async fn start_fast_failover(n: usize, redis_url: &str) -> Option<Self> {
+        Self::start_with(n, redis_url, HEARTBEAT_SECS, TTL_SECS).await
+    }
+
+    async fn start_with(
+        n: usize,
+        redis_url: &str,
+        heartbeat_secs: f64,
+        ttl_secs: f64,
+    ) -> Option<Self> {
         if !switchboard_e2e::postgres_available() {
             return None;
         }
@@ -184,6 +204,8 @@ impl Cluster {
             prefix: format!("sbt-{}", uuid_like()),
             logs: tempfile::tempdir().expect("temp dir"),
             nodes: Vec::new(),
+            heartbeat_secs,
+            ttl_secs,
         };
         // The first node migrates and bootstraps alone; the others then start together.
         let first = c.spawn_node("n0");
@@ -214,8 +236,11 @@ impl Cluster {
             .env("REDIS_URL", &self.redis_url)
             .env("SWITCHBOARD_REDIS_PREFIX", &self.prefix)
             .env("SWITCHBOARD_NODE_ID", name)
-            .env("SWITCHBOARD_NODE_HEARTBEAT", HEARTBEAT_SECS.to_string())
-            .env("SWITCHBOARD_NODE_TTL", TTL_SECS.to_string())
+            .env(
+                "SWITCHBOARD_NODE_HEARTBEAT",
+                self.heartbeat_secs.to_string(),
+            )
+            .env("SWITCHBOARD_NODE_TTL", self.ttl_secs.to_string())
             .env("SWITCHBOARD_OFFER_SWEEP", "1")
             .env("SWITCHBOARD_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -844,7 +869,7 @@ async fn round_robin_is_fair_across_nodes() {
 /// the guest, reconnecting to node B, resumes with no gap and no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_agents_go_offline_and_guest_resumes_elsewhere() {
-    let Some(mut c) = Cluster::start(2, SHARED_REDIS).await else {
+    let Some(mut c) = Cluster::start_fast_failover(2, SHARED_REDIS).await else {
         return;
     };
     let admin = c.srv(0).admin_token().await;

@@ -572,6 +572,9 @@ both_backends! {
         lead_ws.send_json(&json!({"type": "presence", "status": "away"})).await;
         let agent = srv.agent("agent").await;
         let _agent_ws = srv.ws_agent(&agent.token).await;
+        let admin = srv.admin_token().await;
+        wait_presence(&srv, &admin, &team, &[&lead_agent.id], "away").await;
+        wait_presence(&srv, &admin, &team, &[&agent.id], "online").await;
         let g1 = lead(&srv, 1).await;
         let g2 = lead(&srv, 2).await;
         let w = loop {

@@ -1,0 +1,223 @@
+//! Database outage (PostgreSQL): the hub's connections to the database are cut by a
+//! TCP proxy in the test (the shared server is never stopped). While it is down a
+//! webhook gets 503 so the provider retries, and a widget send gets an `error` the
+//! client retries with the same `client_msg_id`; the node itself keeps answering.
+//! After recovery each retried message exists exactly once.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchboard::config::{DatabaseTarget, Secret};
+use switchboard_e2e::{
+    meta_text_webhook, postgres_available, whatsapp_config, Backend, FakeProvider, TestServer,
+    PATIENCE,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A TCP forwarder that can be cut (every connection dropped, new ones refused)
+/// and restored.
+struct Proxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (c, l) = (cut.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if c.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                l.lock().unwrap().push(link);
+            }
+        });
+        Self {
+            addr,
+            cut,
+            links,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+/// Repeats `attempt` until it returns `Some` — what a provider or a client does
+/// after an error — failing after the harness's patience.
+async fn retry_until<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = attempt().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up retrying {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_loses_and_duplicates_nothing() {
+    if !postgres_available() {
+        return;
+    }
+    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let fake = FakeProvider::start().await;
+    let proxy_addr = proxy.addr;
+    let srv = TestServer::start_with(Backend::Postgres, |cfg| {
+        whatsapp_config(cfg, &fake.base);
+        cfg.db_timeout = Duration::from_secs(1);
+        let DatabaseTarget::Postgres { url } = &cfg.database else {
+            panic!("a PostgreSQL test server");
+        };
+        let routed = url
+            .expose()
+            .replace("127.0.0.1:5432", &proxy_addr.to_string());
+        assert_ne!(
+            &routed,
+            url.expose(),
+            "the test database URL must go through 127.0.0.1:5432"
+        );
+        cfg.database = DatabaseTarget::Postgres {
+            url: Secret::new(routed),
+        };
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let guest = srv.guest().await;
+    let mut guest_ws = srv.ws_guest(&guest.token).await;
+    let first = guest_ws
+        .send_message(&guest.conversation_id, "before-1", "before the outage")
+        .await;
+    assert_eq!(first["seq"], 1);
+
+    proxy.cut();
+
+    // A provider's webhook: 503, so the provider retries later.
+    let webhook = serde_json::to_vec(&meta_text_webhook(
+        "6281234567890",
+        "wamid.OUTAGE-1",
+        "halo, masih buka?",
+    ))
+    .unwrap();
+    let (status, body) = srv.meta_webhook(&webhook).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable");
+    // A widget send: an error naming the message, nothing acknowledged.
+    guest_ws
+        .send_json(&json!({"type": "send", "client_msg_id": "during-1", "body": "are you there?"}))
+        .await;
+    let error = loop {
+        let v = guest_ws.next_json().await;
+        assert_ne!(
+            v["type"], "ack",
+            "a send was acknowledged while the database was down: {v}"
+        );
+        if v["type"] == "error" {
+            break v;
+        }
+    };
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!(error["ref"], "during-1");
+    // The node itself is alive and says what is wrong.
+    let (status, _) = srv.get("/healthz", None).await;
+    assert_eq!(status, 200);
+    let (status, ready) = srv.get("/readyz", None).await;
+    assert_eq!(status, 503, "{ready}");
+
+    proxy.restore();
+
+    // The provider retries until it gets 200; then once more (a duplicate delivery).
+    retry_until("the webhook", || async {
+        let (status, _) = srv.meta_webhook(&webhook).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (status, _) = srv.meta_webhook(&webhook).await;
+    assert_eq!(status, 200);
+    // The widget retries with the same client_msg_id until acknowledged.
+    let ack = retry_until("the widget send", || async {
+        let (status, body) = srv
+            .post(
+                &format!("/api/conversations/{}/messages", guest.conversation_id),
+                Some(&guest.token),
+                &json!({"body": "are you there?", "client_msg_id": "during-1"}),
+            )
+            .await;
+        (status == 201 || status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(ack["message"]["seq"], 2, "{ack}");
+
+    // Exactly once each.
+    let history = srv.history(&admin, &guest.conversation_id).await;
+    let bodies: Vec<&str> = history
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["before the outage", "are you there?"]);
+    let whatsapp: Vec<Value> = srv
+        .conversations(&admin)
+        .await
+        .into_iter()
+        .filter(|c| c["channel"] == "whatsapp")
+        .collect();
+    assert_eq!(whatsapp.len(), 1, "{whatsapp:?}");
+    let messages = srv
+        .history(&admin, whatsapp[0]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        messages.len(),
+        1,
+        "the webhook's message was stored {} times",
+        messages.len()
+    );
+    assert_eq!(messages[0]["body"], "halo, masih buka?");
+    fake.stop().await;
+}
