@@ -57,7 +57,9 @@ pub fn browser_available() -> bool {
     if std::env::var("SWITCHBOARD_TEST_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
         panic!("browser required (SWITCHBOARD_TEST_REQUIRE_BROWSER=1) but missing: {missing:?}");
     }
-    eprintln!("skipping browser test: missing {missing:?} (apt-get install chromium chromium-driver)");
+    eprintln!(
+        "skipping browser test: missing {missing:?} (apt-get install chromium chromium-driver)"
+    );
     false
 }
 
@@ -156,9 +158,14 @@ impl Driver {
             },
             "unhandledPromptBehavior": "ignore",
         }}});
-        let v = call(&self.http, reqwest::Method::POST, &format!("{}/session", self.base), Some(&caps))
-            .await
-            .unwrap_or_else(|e| panic!("new browser session: {e}"));
+        let v = call(
+            &self.http,
+            reqwest::Method::POST,
+            &format!("{}/session", self.base),
+            Some(&caps),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("new browser session: {e}"));
         let id = v["sessionId"].as_str().expect("sessionId").to_string();
         Session {
             http: self.http.clone(),
