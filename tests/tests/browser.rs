@@ -402,6 +402,22 @@ async fn browser_away_message_and_dashboard() {
         name: "Admin".into(),
     };
     let _agent = server.agent("agent").await;
+    // The admin takes one conversation at a time: a second visitor has to wait, so
+    // the dashboard has a queue to show.
+    let (_, me) = server.get("/api/auth/me", Some(&admin_token)).await;
+    let admin_id = me["agent"]["id"].as_str().expect("admin id").to_string();
+    let (status, body) = server
+        .put(
+            &format!("/api/agents/{admin_id}/capacity"),
+            Some(&admin_token),
+            &json!({"capacity": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "capacity: {body}");
+    let second = server.guest().await;
+    let (mut ws, _) = server.ws_guest_resumed(&second, 0).await;
+    ws.send_message(&second.conversation_id, "second-1", "Is the Azores trip still available?")
+        .await;
     let d = driver.session_sized(1280, 900).await;
     inbox_login(&d, &server.base, &admin).await;
     d.click("team link", &inbox("nav-team")).await;
