@@ -368,7 +368,10 @@ async fn browser_away_message_and_dashboard() {
     assert_eq!(status, 200, "widget settings: {body}");
     // Poll mode with long rounds: a conversation stays in the queue until claimed.
     server
-        .set_routing(&team, json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}))
+        .set_routing(
+            &team,
+            json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}),
+        )
         .await;
     let (_, config) = server.get("/api/widget/config?team=default", None).await;
     assert_eq!(config["available"], json!(false), "{config}");
@@ -416,8 +419,12 @@ async fn browser_away_message_and_dashboard() {
     assert_eq!(status, 200, "capacity: {body}");
     let second = server.guest().await;
     let (mut ws, _) = server.ws_guest_resumed(&second, 0).await;
-    ws.send_message(&second.conversation_id, "second-1", "Is the Azores trip still available?")
-        .await;
+    ws.send_message(
+        &second.conversation_id,
+        "second-1",
+        "Is the Azores trip still available?",
+    )
+    .await;
     let d = driver.session_sized(1280, 900).await;
     inbox_login(&d, &server.base, &admin).await;
     d.click("team link", &inbox("nav-team")).await;
