@@ -223,6 +223,25 @@ impl Session {
             .await;
     }
 
+    /// Opens a new tab of the same browser (same storage: the same user) and
+    /// switches to it.
+    pub async fn new_tab(&self) {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/window/new",
+                Some(&json!({"type": "tab"})),
+            )
+            .await;
+        let handle = v["handle"].as_str().expect("window handle").to_string();
+        self.cmd(
+            reqwest::Method::POST,
+            "/window",
+            Some(&json!({"handle": handle})),
+        )
+        .await;
+    }
+
     /// Reloads the page.
     pub async fn refresh(&self) {
         self.cmd(reqwest::Method::POST, "/refresh", Some(&json!({})))

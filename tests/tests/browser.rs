@@ -269,6 +269,23 @@ async fn browser_visitor_poll_claim_reply() {
         want
     );
 
+    // A second tab of the same visitor shows the same conversation.
+    v.new_tab().await;
+    v.goto(&server.url("/demo")).await;
+    v.click("launcher in second tab", &widget("launcher")).await;
+    let shown = v
+        .wait_for(
+            "history in a second tab",
+            &format!("(t => t.length === 3 && t)({})", widget_texts()),
+        )
+        .await;
+    assert_eq!(shown, json!(want));
+    assert_eq!(
+        widget_conversation(&v).await,
+        conversation,
+        "one conversation per visitor"
+    );
+
     for s in [v, a, b] {
         s.close().await;
     }
