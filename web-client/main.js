@@ -14,6 +14,7 @@ import { createRoutingApi, noteServerDate } from './routing-api.js';
 import { setupOffers } from './offers.js';
 import { setupTeamPage } from './team.js';
 import { setupRoutingPanel } from './routing-panel.js';
+import { setupNotifications } from './notify.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -115,6 +116,18 @@ async function start() {
     },
   });
   setupRoutingPanel({ store, routingApi, signal });
+  const notify = setupNotifications({
+    store,
+    signal,
+    describe(id) {
+      const conv = store.conversations.get(id);
+      const c = conv && conv.contact;
+      return (c && (c.name || c.email || c.phone)) || '';
+    },
+    onOpen(id) {
+      location.hash = `#/c/${encodeURIComponent(id)}`;
+    },
+  });
   navTeam.hidden = !supervises;
   function showRoute(e) {
     const onTeam = Boolean(team) && location.hash === '#/team';
@@ -186,6 +199,7 @@ async function start() {
         break;
       case 'assigned':
         store.applyAssigned(f);
+        notify.onAssigned(f);
         break;
       case 'presence':
         store.setPresence(f.agent_id, f.status);

@@ -5,7 +5,8 @@
  * panel (rendered inside a shadow root so the host page's CSS cannot reach it),
  * the guest session (POST /api/widget/sessions), the /ws/guest connection with
  * resume, the persisted outbox of unacknowledged messages, read ticks, typing,
- * and the small window.SwitchboardWidget hook used by tests.
+ * the team's settings (GET /api/widget/config: pre-chat form, greeting, away
+ * message) and the small window.SwitchboardWidget hook used by tests.
  * Contract: docs/protocol.md and docs/api.md.
  */
 (() => {
@@ -58,6 +59,7 @@
       guest_token: st.token,
       conversation_id: st.conversationId,
       read_seq: st.readSeq,
+      profile: st.profile,
       outbox: st.outbox.map((r) => ({ client_msg_id: r.clientMsgId, body: r.body, created_at: r.createdAt })),
     };
     try {
@@ -85,6 +87,8 @@
     wanted: false, // a session is needed (panel opened once, or a token is stored)
     confirmed: false, // the hub accepted the session during this page view
     fatal: false, // the hub refused the configuration (e.g. unknown team): stop retrying
+    profile: saved.profile && typeof saved.profile === 'object' ? saved.profile : null, // pre-chat answers
+    config: null, // GET /api/widget/config
   };
 
   let ws = null;
@@ -160,7 +164,18 @@ button{cursor:pointer}
 .send{flex:none;width:40px;height:40px;border:0;border-radius:10px;background:var(--sb-accent);color:var(--sb-accent-fg);display:grid;place-items:center}
 .send:disabled{opacity:.45;cursor:default}
 .send svg{width:18px;height:18px}
+.intro[data-mode=away]{background:#fff7e6;color:#7a4b00}
+.prechat{margin:0 0 12px;padding:12px;border:1px solid var(--sb-border);border-radius:10px;display:grid;gap:10px}
+.prechat p{margin:0;font-size:13px}
+.prechat label{display:grid;gap:4px;font-size:12px;font-weight:600;color:var(--sb-muted)}
+.prechat input{font:inherit;font-weight:400;color:var(--sb-fg);padding:8px 10px;border:1px solid var(--sb-border);border-radius:8px;background:#fff;outline:none;width:100%}
+.prechat input:focus{border-color:var(--sb-accent);box-shadow:0 0 0 3px rgba(79,70,229,.15)}
+.prechat .err{color:var(--sb-danger)}
+.actions{display:flex;gap:8px}
+.primary{border:0;border-radius:8px;padding:8px 14px;background:var(--sb-accent);color:var(--sb-accent-fg);font-weight:600}
+.skip{border:0;background:transparent;color:var(--sb-muted);text-decoration:underline}
 @media (max-width:480px){
+  .prechat input{font-size:16px}
   .panel{inset:0;width:auto;height:auto;border-radius:0}
   .composer textarea{font-size:16px} /* below 16px iOS zooms the page on focus */
 }
@@ -187,7 +202,18 @@ button{cursor:pointer}
       </button>
     </div>
     <div class="body">
-      <p class="intro">Hi! Send us a message and we will reply here.</p>
+      <p class="intro" data-testid="intro" data-mode="greeting">Hi! Send us a message and we will reply here.</p>
+      <form class="prechat" data-testid="prechat-form" novalidate hidden>
+        <p>Before we start: how can we reach you?</p>
+        <label data-field="name">Name<input name="name" autocomplete="name" maxlength="100" data-testid="prechat-name"></label>
+        <label data-field="email">Email<input name="email" type="email" autocomplete="email" maxlength="254" data-testid="prechat-email"></label>
+        <label data-field="phone">Phone<input name="phone" type="tel" autocomplete="tel" maxlength="32" data-testid="prechat-phone"></label>
+        <p class="err" role="alert" hidden></p>
+        <div class="actions">
+          <button type="submit" class="primary" data-testid="prechat-submit">Start chat</button>
+          <button type="button" class="skip" data-testid="prechat-skip">Skip</button>
+        </div>
+      </form>
       <div class="messages" data-testid="messages" role="log" aria-live="polite" aria-label="Messages"></div>
     </div>
     <div class="typing" data-testid="typing" hidden>Agent is typing…</div>
@@ -235,6 +261,10 @@ button{cursor:pointer}
       close: $('.close'),
       body: $('.body'),
       list: $('.messages'),
+      intro: $('.intro'),
+      prechat: $('.prechat'),
+      prechatError: $('.prechat .err'),
+      skip: $('.skip'),
       typing: $('.typing'),
       form: $('.composer'),
       input: $('textarea'),
@@ -263,6 +293,11 @@ button{cursor:pointer}
       }
     });
     ui.input.addEventListener('input', onComposerInput);
+    ui.prechat.addEventListener('submit', (e) => {
+      e.preventDefault();
+      submitPrechat(false);
+    });
+    ui.skip.addEventListener('click', () => submitPrechat(true));
 
     document.body.appendChild(host);
   }
@@ -297,7 +332,74 @@ button{cursor:pointer}
     markSeen();
     scrollToEnd();
     ui.input.focus();
+    loadConfig().then(() => {
+      if (!st.open) return;
+      if (needsPrechat()) showPrechat();
+      else want();
+    });
+  }
+
+  // ---------------------------------------------------- settings, pre-chat
+
+  // Fetched on every open: whether anyone is online changes all the time.
+  async function loadConfig() {
+    try {
+      const res = await fetch(`${HUB}/api/widget/config?team=${encodeURIComponent(TEAM)}`, { credentials: 'omit' });
+      if (res.ok) st.config = await res.json();
+    } catch {
+      /* offline: keep the last answer, or the built-in greeting */
+    }
+    if (ui && st.config) {
+      const away = st.config.available === false;
+      ui.intro.dataset.mode = away ? 'away' : 'greeting';
+      ui.intro.textContent = (away ? st.config.away_message : st.config.greeting) || ui.intro.textContent;
+    }
+  }
+
+  // The form is asked once, before the visitor's first conversation.
+  function needsPrechat() {
+    const fields = (st.config && st.config.prechat_fields) || [];
+    return fields.length > 0 && !st.token && !st.profile && !st.outbox.length;
+  }
+
+  function showPrechat() {
+    const fields = st.config.prechat_fields;
+    for (const label of ui.prechat.querySelectorAll('label')) {
+      const on = fields.includes(label.dataset.field);
+      label.hidden = !on;
+      label.querySelector('input').required = on && Boolean(st.config.prechat_required);
+    }
+    ui.skip.hidden = Boolean(st.config.prechat_required);
+    ui.prechat.hidden = false;
+    ui.form.hidden = true;
+    const first = ui.prechat.querySelector('label:not([hidden]) input');
+    if (first) first.focus();
+  }
+
+  function submitPrechat(skipped) {
+    const profile = {};
+    if (!skipped) {
+      for (const input of ui.prechat.querySelectorAll('label:not([hidden]) input')) {
+        const v = input.value.trim();
+        if (input.required && !v) return prechatError(`Please fill in your ${input.name}.`, input);
+        if (v && input.type === 'email' && !/^[^\s@]+@[^\s@]+$/.test(v)) return prechatError('Please check the email address.', input);
+        if (v) profile[input.name] = v;
+      }
+    }
+    st.profile = profile;
+    persist();
+    ui.prechatError.hidden = true;
+    ui.prechat.hidden = true;
+    ui.form.hidden = false;
+    ui.input.focus();
     want();
+  }
+
+  function prechatError(text, input) {
+    ui.prechatError.textContent = text;
+    ui.prechatError.hidden = false;
+    input.setAttribute('aria-invalid', 'true');
+    input.focus();
   }
 
   function close() {
@@ -731,7 +833,7 @@ button{cursor:pointer}
   }
 
   function postSession(token) {
-    const body = { team: TEAM, source: SOURCE, page_url: location.href };
+    const body = { team: TEAM, source: SOURCE, page_url: location.href, ...(st.profile || {}) };
     if (token) body.guest_token = token;
     return fetch(`${HUB}/api/widget/sessions`, {
       method: 'POST',

@@ -16,6 +16,8 @@
 // test that called it fails right there, which is exactly what a test wants.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod browser;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -190,3 +190,18 @@ diesel::joinable!(outbox -> conversations (conversation_id));
 diesel::allow_tables_to_appear_in_same_query!(outbox, conversations);
 diesel::allow_tables_to_appear_in_same_query!(outbox, contacts);
 diesel::allow_tables_to_appear_in_same_query!(outbox, messages);
+
+diesel::table! {
+    widget_settings (team_id) {
+        team_id -> Text,
+        prechat_fields -> Text,
+        prechat_required -> Bool,
+        greeting -> Text,
+        away_message -> Text,
+        business_hours -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(widget_settings -> teams (team_id));
+diesel::allow_tables_to_appear_in_same_query!(widget_settings, teams);

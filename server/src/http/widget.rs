@@ -1,17 +1,115 @@
-//! `POST /api/widget/sessions`: mints (or renews) a guest token for a website visitor.
+//! The guest widget's API: `POST /api/widget/sessions` mints (or renews) a guest
+//! token for a website visitor; `GET /api/widget/config?team=slug` tells the widget
+//! what to show (pre-chat form, greeting, away message, whether anyone answers now);
+//! `GET`/`PUT /api/teams/{id}/widget` read and change those settings.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::AuthAgent;
 use crate::auth::TokenSubject;
+use crate::clock::now_ms;
 use crate::error::AppError;
+use crate::protocol::PresenceStatus;
 use crate::state::AppState;
 use crate::store::accounts;
 use crate::store::conversations::{self, NewGuestConversation};
+use crate::store::widget_settings::{self, WidgetUpdate};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/widget/sessions", web::post().to(create_session));
+    cfg.route("/widget/sessions", web::post().to(create_session))
+        .route("/widget/config", web::get().to(config))
+        .route("/teams/{id}/widget", web::get().to(get_settings))
+        .route("/teams/{id}/widget", web::put().to(put_settings));
+}
+
+#[derive(Deserialize)]
+struct ConfigQuery {
+    team: Option<String>,
+}
+
+/// Public: what the widget of `team` shows. `available` is false outside business
+/// hours or when no member of the team is online; the widget then shows the away
+/// message (and still accepts messages).
+async fn config(
+    state: web::Data<AppState>,
+    query: web::Query<ConfigQuery>,
+) -> Result<HttpResponse, AppError> {
+    let slug = field(query.into_inner().team, "team", 48)?.unwrap_or_else(|| "default".into());
+    let (settings, members) = state
+        .db
+        .run(move |c| {
+            let team = accounts::team_by_slug(c, &slug)?;
+            Ok((
+                widget_settings::load(c, &team.id)?,
+                widget_settings::member_ids(c, &team.id)?,
+            ))
+        })
+        .await?;
+    let presence = state.hub.presence_snapshot();
+    let someone_online = members
+        .iter()
+        .any(|id| presence.get(id) == Some(&PresenceStatus::Online));
+    let open_now = settings
+        .business_hours
+        .as_ref()
+        .is_none_or(|h| h.is_open(now_ms()));
+    Ok(HttpResponse::Ok()
+        // Presence changes by the second; a cached answer would show a stale state.
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "prechat_fields": settings.prechat_fields,
+            "prechat_required": settings.prechat_required,
+            "greeting": settings.greeting,
+            "away_message": settings.away_message,
+            "open_now": open_now,
+            "available": open_now && someone_online,
+        })))
+}
+
+async fn get_settings(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let team_id = path.into_inner();
+    if !(agent.role.supervises() && agent.can_access_team(&team_id)) {
+        return Err(AppError::Forbidden(
+            "team leads of this team and admins only".into(),
+        ));
+    }
+    let settings = state
+        .db
+        .run(move |c| {
+            if !accounts::team_exists(c, &team_id)? {
+                return Err(AppError::NotFound("no such team".into()));
+            }
+            widget_settings::load(c, &team_id)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+async fn put_settings(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<WidgetUpdate>,
+) -> Result<HttpResponse, AppError> {
+    super::require_admin(&agent)?;
+    let team_id = path.into_inner();
+    let update = body.into_inner();
+    let settings = state
+        .db
+        .run(move |c| {
+            if !accounts::team_exists(c, &team_id)? {
+                return Err(AppError::NotFound("no such team".into()));
+            }
+            widget_settings::update(c, &team_id, &update)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(settings))
 }
 
 #[derive(Deserialize, Default)]

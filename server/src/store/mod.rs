@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod conversations;
 pub mod messages;
 pub mod whatsapp;
+pub mod widget_settings;
 
 diesel::define_sql_function! {
     /// SQL `lower()` on text; both backends have it.

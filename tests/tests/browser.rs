@@ -1,0 +1,474 @@
+//! End-to-end browser tests: a real headless Chromium (Debian's `chromium`, driven
+//! through `chromedriver`) against a real server, for the guest widget, the agent
+//! inbox and the team dashboard. SQLite only (the UI does not care about the
+//! backend). Skipped with a notice when Chromium is missing, unless
+//! `SWITCHBOARD_TEST_REQUIRE_BROWSER=1`. Screenshots land in `docs/screenshots/`.
+//!
+//! Every wait is for a DOM condition (with a generous safety timeout); the server's
+//! history API is the judge of what was stored.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use serde_json::{json, Value};
+use switchboard_e2e::browser::{
+    browser_available, inbox, serial, widget, Driver, NetProxy, Session, WIDGET_ROOT,
+};
+use switchboard_e2e::{Backend, TestAgent, TestServer};
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+/// Logs `agent` into the inbox at `base` through the login form and waits until
+/// its socket is connected.
+async fn inbox_login(s: &Session, base: &str, agent: &TestAgent) {
+    s.goto(&format!("{base}/")).await;
+    s.type_into("login email", &inbox("login-email"), &agent.email)
+        .await;
+    s.type_into("login password", &inbox("login-password"), &agent.password)
+        .await;
+    s.click("login submit", &inbox("login-submit")).await;
+    s.wait_for(
+        "inbox connected",
+        "document.getElementById('connection-status').dataset.state === 'connected'",
+    )
+    .await;
+}
+
+/// JS expression: the widget's message bubbles' texts.
+fn widget_texts() -> String {
+    format!(
+        "[...{WIDGET_ROOT}.querySelectorAll('[data-testid=message] .bubble')].map(b => b.textContent)"
+    )
+}
+
+/// JS expression: true when the widget shows a message with `body` in `status`.
+fn widget_has(body: &str, status: &str) -> String {
+    format!(
+        "[...{WIDGET_ROOT}.querySelectorAll('[data-testid=message][data-status={status}]')].some(m => m.querySelector('.bubble').textContent === {})",
+        json!(body)
+    )
+}
+
+/// JS expression: true when the widget shows `body` as stored (sent, or already read
+/// when an agent has the conversation open).
+fn widget_stored(body: &str) -> String {
+    format!(
+        "({}) || ({})",
+        widget_has(body, "sent"),
+        widget_has(body, "read")
+    )
+}
+
+/// JS expression: true when the inbox's open conversation shows `body`.
+fn inbox_has(body: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#message-list [data-testid=message] .bubble')].some(b => b.textContent === {})",
+        json!(body)
+    )
+}
+
+/// The widget's conversation id.
+async fn widget_conversation(s: &Session) -> String {
+    s.wait_for(
+        "widget conversation",
+        "window.SwitchboardWidget.state().conversationId",
+    )
+    .await
+    .as_str()
+    .expect("conversation id")
+    .to_string()
+}
+
+/// Types `text` into the widget composer and presses Enter.
+async fn widget_send(s: &Session, text: &str) {
+    s.type_into(
+        "widget composer",
+        &widget("composer-input"),
+        &format!("{text}\u{E007}"),
+    )
+    .await;
+}
+
+/// Message bodies of a conversation, in `seq` order, from the server.
+async fn stored_bodies(server: &TestServer, token: &str, conversation_id: &str) -> Vec<String> {
+    let history = server.history(token, conversation_id).await;
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gapless seqs: {seqs:?}"
+    );
+    history
+        .iter()
+        .filter(|m| m["sender"]["kind"] != "system")
+        .map(|m| m["body"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The whole journey: pre-chat form, poll offer to two agents (one claims, the
+/// other's card disappears), live delivery, reply and read tick, reload with full
+/// history, and HTML shown as text on both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_visitor_poll_claim_reply() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let team = server.default_team_id().await;
+    server
+        .set_routing(
+            &team,
+            json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}),
+        )
+        .await;
+    let admin = server.admin_token().await;
+    let (status, body) = server
+        .put(
+            &format!("/api/teams/{team}/widget"),
+            Some(&admin),
+            &json!({"prechat_fields": ["name", "email"], "greeting": "Hi! We usually answer within minutes."}),
+        )
+        .await;
+    assert_eq!(status, 200, "widget settings: {body}");
+    let ann = server.agent("agent").await;
+    let bob = server.agent("agent").await;
+
+    let driver = Driver::start().await;
+    let a = driver.session().await;
+    let b = driver.session().await;
+    inbox_login(&a, &server.base, &ann).await;
+    inbox_login(&b, &server.base, &bob).await;
+
+    // The visitor: closed widget, then the pre-chat form.
+    let v = driver.session().await;
+    v.goto(&server.url("/demo")).await;
+    v.wait_for("launcher", &widget("launcher")).await;
+    v.screenshot("widget-closed").await;
+    v.click("launcher", &widget("launcher")).await;
+    v.wait_for(
+        "pre-chat form",
+        &format!("{0} && !{0}.hidden", widget("prechat-form")),
+    )
+    .await;
+    v.wait_for(
+        "greeting",
+        &format!("{}.textContent.includes('within minutes')", widget("intro")),
+    )
+    .await;
+    v.type_into("name", &widget("prechat-name"), "Maya Visitor")
+        .await;
+    v.type_into("email", &widget("prechat-email"), "maya@example.com")
+        .await;
+    v.click("start chat", &widget("prechat-submit")).await;
+    widget_send(&v, "Do you have rooms in May?").await;
+    v.wait_for(
+        "sent tick",
+        &widget_has("Do you have rooms in May?", "sent"),
+    )
+    .await;
+    let conversation = widget_conversation(&v).await;
+
+    // Both agents see the offer; Ann claims, Bob's card goes away.
+    for s in [&a, &b] {
+        s.wait_for(
+            "offer card",
+            "document.querySelectorAll('[data-testid=offer]').length === 1",
+        )
+        .await;
+    }
+    a.click("claim", &inbox("offer-claim")).await;
+    b.wait_for(
+        "offer gone for the loser",
+        "document.querySelectorAll('[data-testid=offer]').length === 0",
+    )
+    .await;
+    a.wait_for(
+        "message live in inbox",
+        &inbox_has("Do you have rooms in May?"),
+    )
+    .await;
+    a.wait_for(
+        "contact name from the pre-chat form",
+        "document.getElementById('view-title').textContent.includes('Maya Visitor')",
+    )
+    .await;
+
+    // Ann replies; the visitor sees it, and its own message turns "read".
+    a.type_into(
+        "agent composer",
+        &inbox("composer-input"),
+        "Yes — see https://example.com/may for prices.\u{E007}",
+    )
+    .await;
+    v.wait_for(
+        "reply in widget",
+        &widget_has("Yes — see https://example.com/may for prices.", "received"),
+    )
+    .await;
+    let link = v
+        .wait_for(
+            "reply link",
+            &format!(
+                "{WIDGET_ROOT}.querySelector('[data-testid=message] a[href]')?.getAttribute('rel')"
+            ),
+        )
+        .await;
+    assert_eq!(link, json!("noopener noreferrer nofollow"));
+    v.wait_for(
+        "read tick",
+        &widget_has("Do you have rooms in May?", "read"),
+    )
+    .await;
+    a.wait_for(
+        "read tick in inbox",
+        "document.querySelector('#message-list [data-status=read]')",
+    )
+    .await;
+
+    // HTML is text on both sides, and nothing ran.
+    widget_send(&v, XSS).await;
+    v.wait_for("html message stored", &widget_stored(XSS)).await;
+    a.wait_for("html message in inbox", &inbox_has(XSS)).await;
+    let widget_imgs = v
+        .execute(
+            &format!("return {WIDGET_ROOT}.querySelectorAll('[data-testid=messages] img').length"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(widget_imgs, json!(0), "the widget must not render HTML");
+    let inbox_imgs = a
+        .execute(
+            "return document.querySelectorAll('#message-list .bubble img').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(inbox_imgs, json!(0), "the inbox must not render HTML");
+    assert!(
+        !v.alert_open().await && !a.alert_open().await,
+        "a script ran"
+    );
+    v.screenshot("widget-open").await;
+    a.screenshot("inbox").await;
+
+    // A reload shows the whole history, in order.
+    v.refresh().await;
+    v.click("launcher", &widget("launcher")).await;
+    let want = vec![
+        "Do you have rooms in May?".to_string(),
+        "Yes — see https://example.com/may for prices.".into(),
+        XSS.into(),
+    ];
+    let shown = v
+        .wait_for(
+            "history after reload",
+            &format!("(t => t.length === 3 && t)({})", widget_texts()),
+        )
+        .await;
+    assert_eq!(shown, json!(want));
+    assert_eq!(
+        stored_bodies(&server, &ann.token, &conversation).await,
+        want
+    );
+
+    // A second tab of the same visitor shows the same conversation.
+    v.new_tab().await;
+    v.goto(&server.url("/demo")).await;
+    v.click("launcher in second tab", &widget("launcher")).await;
+    let shown = v
+        .wait_for(
+            "history in a second tab",
+            &format!("(t => t.length === 3 && t)({})", widget_texts()),
+        )
+        .await;
+    assert_eq!(shown, json!(want));
+    assert_eq!(
+        widget_conversation(&v).await,
+        conversation,
+        "one conversation per visitor"
+    );
+
+    for s in [v, a, b] {
+        s.close().await;
+    }
+}
+
+/// The network goes away while the visitor sends two messages: both are queued,
+/// shown as sending, and stored exactly once, in order, when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_offline_queue_sends_once() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let server = TestServer::start(Backend::Sqlite).await;
+    server.manual_routing().await;
+    let agent = server.agent("agent").await;
+    let proxy = NetProxy::start(&server.base).await;
+    let driver = Driver::start().await;
+    let v = driver.session().await;
+    v.goto(&proxy.url("/demo")).await;
+    v.click("launcher", &widget("launcher")).await;
+    widget_send(&v, "first, online").await;
+    v.wait_for("first sent", &widget_has("first, online", "sent"))
+        .await;
+    let conversation = widget_conversation(&v).await;
+
+    proxy.cut();
+    v.wait_for(
+        "widget notices the cut",
+        &format!(
+            "{}.dataset.state !== 'connected'",
+            widget("connection-status")
+        ),
+    )
+    .await;
+    widget_send(&v, "second, offline").await;
+    widget_send(&v, "third, offline").await;
+    v.wait_for(
+        "both queued",
+        "window.SwitchboardWidget.state().pending === 2",
+    )
+    .await;
+    assert!(
+        v.execute(
+            &format!("return {}", widget_has("third, offline", "sending")),
+            json!([])
+        )
+        .await
+            == json!(true)
+    );
+    assert_eq!(
+        stored_bodies(&server, &agent.token, &conversation).await,
+        vec!["first, online"],
+        "nothing can arrive while the network is cut"
+    );
+
+    proxy.restore();
+    v.wait_for("second sent", &widget_has("second, offline", "sent"))
+        .await;
+    v.wait_for("third sent", &widget_has("third, offline", "sent"))
+        .await;
+    v.wait_for(
+        "outbox empty",
+        "window.SwitchboardWidget.state().pending === 0",
+    )
+    .await;
+    assert_eq!(
+        stored_bodies(&server, &agent.token, &conversation).await,
+        vec!["first, online", "second, offline", "third, offline"]
+    );
+    // A reload does not send anything again.
+    v.refresh().await;
+    v.click("launcher", &widget("launcher")).await;
+    v.wait_for(
+        "history after reload",
+        &format!("{}.length === 3", widget_texts()),
+    )
+    .await;
+    assert_eq!(
+        stored_bodies(&server, &agent.token, &conversation)
+            .await
+            .len(),
+        3
+    );
+    v.close().await;
+}
+
+/// Nobody online: the widget shows the away message and still takes the message;
+/// the team lead's dashboard shows the waiting conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_away_message_and_dashboard() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let team = server.default_team_id().await;
+    let admin_token = server.admin_token().await;
+    let (status, body) = server
+        .put(
+            &format!("/api/teams/{team}/widget"),
+            Some(&admin_token),
+            &json!({"away_message": "We are offline now. Leave a message and we will email you."}),
+        )
+        .await;
+    assert_eq!(status, 200, "widget settings: {body}");
+    // Poll mode with long rounds: a conversation stays in the queue until claimed.
+    server
+        .set_routing(
+            &team,
+            json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}),
+        )
+        .await;
+    let (_, config) = server.get("/api/widget/config?team=default", None).await;
+    assert_eq!(config["available"], json!(false), "{config}");
+
+    let driver = Driver::start().await;
+    let v = driver.session().await;
+    v.goto(&server.url("/demo")).await;
+    v.click("launcher", &widget("launcher")).await;
+    v.wait_for(
+        "away message",
+        &format!(
+            "{0}.dataset.mode === 'away' && {0}.textContent.includes('Leave a message')",
+            widget("intro")
+        ),
+    )
+    .await;
+    widget_send(&v, "Can someone call me tomorrow?").await;
+    v.wait_for(
+        "accepted while away",
+        &widget_has("Can someone call me tomorrow?", "sent"),
+    )
+    .await;
+    v.screenshot("widget-away").await;
+
+    // The admin (a supervisor) opens the team page: agents and the waiting queue.
+    let admin = TestAgent {
+        id: String::new(),
+        email: switchboard_e2e::ADMIN_EMAIL.into(),
+        password: switchboard_e2e::ADMIN_PASSWORD.into(),
+        token: admin_token.clone(),
+        name: "Admin".into(),
+    };
+    let _agent = server.agent("agent").await;
+    // The admin takes one conversation at a time: a second visitor has to wait, so
+    // the dashboard has a queue to show.
+    let (_, me) = server.get("/api/auth/me", Some(&admin_token)).await;
+    let admin_id = me["agent"]["id"].as_str().expect("admin id").to_string();
+    let (status, body) = server
+        .put(
+            &format!("/api/agents/{admin_id}/capacity"),
+            Some(&admin_token),
+            &json!({"capacity": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "capacity: {body}");
+    let second = server.guest().await;
+    let (mut ws, _) = server.ws_guest_resumed(&second, 0).await;
+    ws.send_message(
+        &second.conversation_id,
+        "second-1",
+        "Is the Azores trip still available?",
+    )
+    .await;
+    let d = driver.session_sized(1280, 900).await;
+    inbox_login(&d, &server.base, &admin).await;
+    d.click("team link", &inbox("nav-team")).await;
+    d.wait_for(
+        "agent rows",
+        "document.querySelectorAll('[data-testid=workload-agent]').length >= 1",
+    )
+    .await;
+    let _: Value = d
+        .wait_for(
+            "queue entry",
+            "document.querySelector('[data-testid=queue-entry]')",
+        )
+        .await;
+    d.screenshot("dashboard").await;
+    // Now someone is online: the widget greets instead.
+    let (_, config) = server.get("/api/widget/config?team=default", None).await;
+    assert_eq!(config["available"], json!(true), "{config}");
+    v.close().await;
+    d.close().await;
+}
