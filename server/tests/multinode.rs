@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard_e2e::{
-    Backend, PgDatabase, TestAgent, TestGuest, TestServer, Ws, ADMIN_EMAIL, ADMIN_PASSWORD,
+    eventually, Backend, PgDatabase, TestAgent, TestGuest, TestServer, Ws, ADMIN_EMAIL,
+    ADMIN_PASSWORD,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -36,24 +37,6 @@ const TTL_SECS: f64 = 1.5;
 /// never lets a live node's entry lapse (which would skip its agents in routing).
 const RELAXED_HEARTBEAT_SECS: f64 = 1.0;
 const RELAXED_TTL_SECS: f64 = 10.0;
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -35,6 +35,27 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for something that should happen promptly before failing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Polls `probe` until it returns `Some` (every 20 ms), failing the test after
+/// [`PATIENCE`]: for state that the server reaches asynchronously (an assignment,
+/// a presence change). A retry loop, not a timing assertion.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The admin created by every test server.
 pub const ADMIN_EMAIL: &str = "admin@test.local";
 /// Its password.

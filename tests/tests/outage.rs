@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchboard::config::{DatabaseTarget, Secret};
 use switchboard_e2e::{
-    meta_text_webhook, postgres_available, whatsapp_config, Backend, FakeProvider, TestServer,
-    PATIENCE,
+    eventually, meta_text_webhook, postgres_available, whatsapp_config, Backend, FakeProvider,
+    TestServer,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -79,26 +79,6 @@ impl Drop for Proxy {
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
-    }
-}
-
-/// Repeats `attempt` until it returns `Some` — what a provider or a client does
-/// after an error — failing after the harness's patience.
-async fn retry_until<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = attempt().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up retrying {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -174,7 +154,7 @@ async fn database_outage_loses_and_duplicates_nothing() {
     proxy.restore();
 
     // The provider retries until it gets 200; then once more (a duplicate delivery).
-    retry_until("the webhook", || async {
+    eventually("the webhook to be accepted on retry", || async {
         let (status, _) = srv.meta_webhook(&webhook).await;
         (status == 200).then_some(())
     })
@@ -182,7 +162,7 @@ async fn database_outage_loses_and_duplicates_nothing() {
     let (status, _) = srv.meta_webhook(&webhook).await;
     assert_eq!(status, 200);
     // The widget retries with the same client_msg_id until acknowledged.
-    let ack = retry_until("the widget send", || async {
+    let ack = eventually("the widget send to be accepted on retry", || async {
         let (status, body) = srv
             .post(
                 &format!("/api/conversations/{}/messages", guest.conversation_id),

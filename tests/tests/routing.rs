@@ -11,29 +11,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchboard_e2e::{both_backends, TestAgent, TestGuest, TestServer, Ws, PATIENCE};
-
-/// Polls `probe` until it returns `Some`, failing after the harness's patience.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use switchboard_e2e::{both_backends, eventually, TestAgent, TestGuest, TestServer, Ws};
 
 /// The workload of one team as the admin sees it.
 async fn workload(srv: &TestServer, admin: &str, team: &str) -> Value {

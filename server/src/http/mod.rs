@@ -128,3 +128,21 @@ pub(crate) fn require_admin(agent: &crate::store::accounts::AgentInfo) -> Result
         Err(AppError::Forbidden("admins only".into()))
     }
 }
+
+/// The team's leads and admins only (leads may read their own teams' settings and
+/// workload; admins every team's).
+///
+/// # Errors
+/// [`AppError::Forbidden`] for agents and for leads of other teams.
+pub(crate) fn require_supervisor_of(
+    agent: &crate::store::accounts::AgentInfo,
+    team_id: &str,
+) -> Result<(), AppError> {
+    if agent.role.supervises() && agent.can_access_team(team_id) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "team leads of this team and admins only".into(),
+        ))
+    }
+}

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::require_admin;
+use super::{require_admin, require_supervisor_of};
 use crate::actors::messages::{Authorize, ChangeAssignee, Refresh};
 use crate::auth::{AuthAgent, Principal};
 use crate::clock::now_ms;
@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::routing::actor::{ApplyEffects, Drain, RouteConversation, SettingsChanged};
 use crate::routing::{self, engine, settings};
 use crate::state::AppState;
-use crate::store::accounts::{self, AgentInfo};
+use crate::store::accounts;
 use crate::store::conversations;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -28,17 +28,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/conversations/{id}/requeue", web::post().to(requeue))
         .route("/conversations/{id}/transfer", web::post().to(transfer))
         .route("/conversations/{id}/routing", web::get().to(audit));
-}
-
-/// Leads may read their own teams' settings and workload; admins every team's.
-fn require_supervisor_of(agent: &AgentInfo, team_id: &str) -> Result<(), AppError> {
-    if agent.role.supervises() && agent.can_access_team(team_id) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "team leads of this team and admins only".into(),
-        ))
-    }
 }
 
 async fn get_settings(

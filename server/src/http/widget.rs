@@ -74,11 +74,7 @@ async fn get_settings(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let team_id = path.into_inner();
-    if !(agent.role.supervises() && agent.can_access_team(&team_id)) {
-        return Err(AppError::Forbidden(
-            "team leads of this team and admins only".into(),
-        ));
-    }
+    super::require_supervisor_of(&agent, &team_id)?;
     let settings = state
         .db
         .run(move |c| {
