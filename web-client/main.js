@@ -94,7 +94,7 @@ async function start() {
 
   // Routing (issue 4): poll offers for everyone, the team page for leads and admins.
   const supervises = me.role === 'lead' || me.role === 'admin';
-  const team = supervises ? setupTeamPage({ store, routingApi, signal }) : null;
+  const team = supervises ? setupTeamPage({ store, routingApi, assign: api.assign, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,

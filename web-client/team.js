@@ -4,7 +4,9 @@
  * agent's presence and load (open / capacity) and the queue. Kept live by
  * `workload` frames (first snapshot from GET /api/team/workload); admins also
  * get the team's routing settings form. `routing_alert` frames show as a toast
- * and in a banner on this page.
+ * and in a banner on this page. A waiting conversation can be handed to an agent
+ * from its queue row (POST /api/conversations/{id}/assign; the server refuses an
+ * agent at capacity with a 409 whose message is shown).
  */
 import { h } from './dom.js';
 import { toast, toastError } from './toast.js';
@@ -33,7 +35,7 @@ function field(label, control, hint) {
 /**
  * @param {{store: import('./store.js').Store, routingApi: object, signal: AbortSignal}} opts
  */
-export function setupTeamPage({ store, routingApi, signal }) {
+export function setupTeamPage({ store, routingApi, assign, signal }) {
   const page = document.getElementById('team-page');
   const layout = document.querySelector('.layout');
   const teamsEl = document.getElementById('team-list');
@@ -182,6 +184,12 @@ export function setupTeamPage({ store, routingApi, signal }) {
       pos: h('span', { className: 'queue-pos' }),
       channel: h('span', { className: 'queue-channel' }),
       wait: h('span', { className: 'queue-wait' }),
+      assign: h('select', {
+        className: 'queue-assign',
+        dataset: { testid: 'queue-assign' },
+        attrs: { 'aria-label': 'Assign to an agent' },
+        onchange: (ev) => assignFromQueue(conversationId, ev.target),
+      }),
     };
     const li = h(
       'li',
@@ -189,11 +197,43 @@ export function setupTeamPage({ store, routingApi, signal }) {
       parts.pos,
       parts.channel,
       parts.wait,
+      parts.assign,
       h('a', { href: `#/c/${encodeURIComponent(conversationId)}`, className: 'queue-open' }, 'Open'),
     );
     row = { li, parts, queuedAt: 0 };
     p.queueRows.set(conversationId, row);
     return row;
+  }
+
+  async function assignFromQueue(conversationId, select) {
+    const agentId = select.value;
+    if (!agentId) return;
+    select.disabled = true;
+    try {
+      await assign(conversationId, agentId);
+      toast('Assigned.', 'info');
+    } catch (err) {
+      toastError(err);
+    } finally {
+      select.disabled = false;
+      select.value = '';
+    }
+  }
+
+  /** The "Assign to…" choices: every agent with its load; full ones disabled. */
+  function fillAssignOptions(select, agents) {
+    const keep = select.value;
+    select.replaceChildren(
+      h('option', { value: '' }, 'Assign to…'),
+      ...agents.map((a) =>
+        h(
+          'option',
+          { value: a.agent_id, disabled: Number(a.open) >= Number(a.capacity) },
+          `${a.name} · ${PRESENCE_TEXT[a.presence] || a.presence} · ${a.open}/${a.capacity}`,
+        ),
+      ),
+    );
+    select.value = keep;
   }
 
   function renderTeam(teamId) {
@@ -240,6 +280,7 @@ export function setupTeamPage({ store, routingApi, signal }) {
       row.queuedAt = Date.parse(q.queued_at) || 0;
       row.parts.pos.textContent = `#${q.position}`;
       row.parts.channel.textContent = CHANNEL_TEXT[q.channel] || q.channel || '';
+      if (document.activeElement !== row.parts.assign) fillAssignOptions(row.parts.assign, agents);
       if (p.queue.children[i] !== row.li) p.queue.insertBefore(row.li, p.queue.children[i] || null);
     });
     p.queueEmpty.hidden = queue.length > 0;

@@ -430,7 +430,7 @@ async fn browser_away_message_and_dashboard() {
         token: admin_token.clone(),
         name: "Admin".into(),
     };
-    let _agent = server.agent("agent").await;
+    let agent = server.agent("agent").await;
     // The admin takes one conversation at a time: a second visitor has to wait, so
     // the dashboard has a queue to show.
     let (_, me) = server.get("/api/auth/me", Some(&admin_token)).await;
@@ -466,6 +466,34 @@ async fn browser_away_message_and_dashboard() {
         )
         .await;
     d.screenshot("dashboard").await;
+    // The lead hands the waiting conversation to an agent from its queue row.
+    d.wait_for(
+        "the agent among the assign choices",
+        &format!(
+            "document.querySelector('[data-testid=queue-assign] option[value=\"{}\"]')",
+            agent.id
+        ),
+    )
+    .await;
+    d.execute(
+        "const s = document.querySelector('[data-testid=queue-assign]'); \
+         s.value = arguments[0]; s.dispatchEvent(new Event('change', {bubbles: true}));",
+        json!([agent.id]),
+    )
+    .await;
+    d.wait_for(
+        "the queue to empty",
+        "!document.querySelector('[data-testid=queue-entry]')",
+    )
+    .await;
+    let (status, view) = server
+        .get(
+            &format!("/api/conversations/{}", second.conversation_id),
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["assignee_id"], json!(agent.id), "{view}");
     // Now someone is online: the widget greets instead.
     let (_, config) = server.get("/api/widget/config?team=default", None).await;
     assert_eq!(config["available"], json!(true), "{config}");
