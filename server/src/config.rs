@@ -154,6 +154,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// The WhatsApp channel: Meta Cloud API, WAHA, the outbox and media fetching.
     pub whatsapp: WhatsAppConfig,
+    /// How often open tasks are checked for being overdue (`task_due` pushes).
+    /// `SWITCHBOARD_LEAD_TASK_CHECK_MS`, default 30 s.
+    pub lead_task_check: Duration,
 }
 
 impl Default for Config {
@@ -186,6 +189,7 @@ impl Default for Config {
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
             whatsapp: WhatsAppConfig::default(),
+            lead_task_check: Duration::from_secs(30),
         }
     }
 }
@@ -255,6 +259,10 @@ impl Config {
         }
         if let Some(v) = get("SWITCHBOARD_MAX_BODY_BYTES") {
             c.max_body_bytes = parse(&v, "SWITCHBOARD_MAX_BODY_BYTES")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_LEAD_TASK_CHECK_MS") {
+            let ms: u64 = parse(&v, "SWITCHBOARD_LEAD_TASK_CHECK_MS")?;
+            c.lead_task_check = Duration::from_millis(ms.max(10));
         }
         if let Some(v) = get("SWITCHBOARD_CONVERSATION_IDLE") {
             c.conversation_idle = seconds(&v, "SWITCHBOARD_CONVERSATION_IDLE")?;

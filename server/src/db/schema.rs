@@ -308,11 +308,9 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(
-    leads,
-    lead_contacts,
-    contacts,
-    conversations,
-    messages,
-    routing_events
-);
+diesel::allow_tables_to_appear_in_same_query!(leads, lead_contacts);
+diesel::allow_tables_to_appear_in_same_query!(leads, contacts);
+diesel::allow_tables_to_appear_in_same_query!(leads, conversations);
+diesel::allow_tables_to_appear_in_same_query!(lead_contacts, contacts);
+diesel::allow_tables_to_appear_in_same_query!(lead_contacts, conversations);
+diesel::allow_tables_to_appear_in_same_query!(leads, agents);
