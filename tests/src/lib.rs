@@ -1355,3 +1355,51 @@ impl TestServer {
         .expect("sql task");
     }
 }
+
+/// Polls `probe` until it returns `Some`, failing after [`PATIENCE`] (leads tests).
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestServer {
+    /// Waits until the conversation has a lead satisfying `pred`; returns it.
+    pub async fn lead_where(
+        &self,
+        token: &str,
+        conversation_id: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(&format!("the lead of {conversation_id}"), || async {
+            let (status, body) = self
+                .get(&format!("/api/conversations/{conversation_id}/lead"), Some(token))
+                .await;
+            (status == 200 && pred(&body)).then_some(body)
+        })
+        .await
+    }
+}
+
+impl TestServer {
+    /// PATCH JSON with an optional bearer token; returns status and JSON body.
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("PATCH")).await
+    }
+}
