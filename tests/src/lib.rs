@@ -1385,7 +1385,10 @@ impl TestServer {
     ) -> Value {
         eventually(&format!("the lead of {conversation_id}"), || async {
             let (status, body) = self
-                .get(&format!("/api/conversations/{conversation_id}/lead"), Some(token))
+                .get(
+                    &format!("/api/conversations/{conversation_id}/lead"),
+                    Some(token),
+                )
                 .await;
             (status == 200 && pred(&body)).then_some(body)
         })

@@ -634,7 +634,11 @@ impl Handler<PostAutoReply> for ConversationActor {
         self.touch();
         let prepared = (|| {
             let body = validate_body(&msg.body)?;
-            let kind = if msg.image_url.is_some() { "media" } else { "text" };
+            let kind = if msg.image_url.is_some() {
+                "media"
+            } else {
+                "text"
+            };
             let mut channel = self.whatsapp_send(kind)?;
             if let (Some(ch), Some(url)) = (channel.as_mut(), msg.image_url) {
                 let a = crate::channels::Attachment {

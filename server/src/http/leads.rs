@@ -111,7 +111,9 @@ async fn list(
     let filter = LeadFilter {
         teams,
         stage: q.stage,
-        owner_id: q.owner.map(|o| if o == "me" { agent.id.clone() } else { o }),
+        owner_id: q
+            .owner
+            .map(|o| if o == "me" { agent.id.clone() } else { o }),
         handover: q.handover.unwrap_or(false),
         limit: q.limit.unwrap_or(100).clamp(1, 500),
     };
@@ -246,10 +248,7 @@ async fn timeline(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let lead = visible_lead(&state, &agent, path.into_inner()).await?;
-    let entries = state
-        .db
-        .run(move |c| store::timeline(c, &lead.id))
-        .await?;
+    let entries = state.db.run(move |c| store::timeline(c, &lead.id)).await?;
     Ok(HttpResponse::Ok().json(json!({"timeline": entries})))
 }
 
@@ -290,7 +289,9 @@ async fn create_task(
     let b = body.into_inner();
     let title = b.title.trim().to_string();
     if title.is_empty() || title.chars().count() > 200 {
-        return Err(AppError::Validation("title must be 1-200 characters".into()));
+        return Err(AppError::Validation(
+            "title must be 1-200 characters".into(),
+        ));
     }
     let now = now_ms();
     let due_at = match (b.due_at, b.due_in_minutes) {
@@ -347,7 +348,9 @@ async fn list_tasks(
         Some(_) => return Err(AppError::Forbidden("not your team".into())),
         None => (agent.role != Role::Admin).then(|| agent.team_ids.clone()),
     };
-    let assignee = q.assignee.map(|a| if a == "me" { agent.id.clone() } else { a });
+    let assignee = q
+        .assignee
+        .map(|a| if a == "me" { agent.id.clone() } else { a });
     let tasks = state
         .db
         .run(move |c| store::list_tasks(c, teams, None, assignee, q.status))
@@ -550,15 +553,24 @@ fn check_url(u: &Option<String>, name: &str) -> Result<(), AppError> {
     if let Some(u) = u {
         let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
         if !ok {
-            return Err(AppError::Validation(format!("{name} must be an http(s) URL")));
+            return Err(AppError::Validation(format!(
+                "{name} must be an http(s) URL"
+            )));
         }
     }
     Ok(())
 }
 
-fn code_row(b: CodeBody, code: String, team_id: String, now: i64) -> Result<CampaignCodeRow, AppError> {
+fn code_row(
+    b: CodeBody,
+    code: String,
+    team_id: String,
+    now: i64,
+) -> Result<CampaignCodeRow, AppError> {
     if b.package_name.trim().is_empty() || b.package_name.chars().count() > 200 {
-        return Err(AppError::Validation("package_name must be 1-200 characters".into()));
+        return Err(AppError::Validation(
+            "package_name must be 1-200 characters".into(),
+        ));
     }
     check_url(&b.image_url, "image_url")?;
     check_url(&b.brochure_url, "brochure_url")?;
@@ -584,7 +596,11 @@ fn code_row(b: CodeBody, code: String, team_id: String, now: i64) -> Result<Camp
     })
 }
 
-async fn default_team(state: &AppState, agent: &AgentInfo, team: Option<String>) -> Result<String, AppError> {
+async fn default_team(
+    state: &AppState,
+    agent: &AgentInfo,
+    team: Option<String>,
+) -> Result<String, AppError> {
     if let Some(t) = team {
         return Ok(t);
     }
@@ -604,11 +620,11 @@ async fn create_code(
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
-    let code = b
-        .code
-        .as_deref()
-        .and_then(campaign::parse)
-        .ok_or_else(|| AppError::Validation("code must look like PKG_MONTH_YEAR_TYPE, e.g. UMR_MAR_2025_HEMAT".into()))?;
+    let code = b.code.as_deref().and_then(campaign::parse).ok_or_else(|| {
+        AppError::Validation(
+            "code must look like PKG_MONTH_YEAR_TYPE, e.g. UMR_MAR_2025_HEMAT".into(),
+        )
+    })?;
     let team = default_team(&state, &agent, b.team_id.clone()).await?;
     supervisor(&agent, &team)?;
     let row = code_row(b, code, team, now_ms())?;
@@ -617,7 +633,11 @@ async fn create_code(
     Ok(HttpResponse::Created().json(stored))
 }
 
-async fn load_code(state: &AppState, agent: &AgentInfo, code: String) -> Result<CampaignCodeRow, AppError> {
+async fn load_code(
+    state: &AppState,
+    agent: &AgentInfo,
+    code: String,
+) -> Result<CampaignCodeRow, AppError> {
     use crate::db::schema::campaign_codes;
     use diesel::prelude::*;
     let code = code.to_ascii_uppercase();
@@ -679,7 +699,12 @@ async fn update_code(
     use diesel::prelude::*;
     let old = load_code(&state, &agent, path.into_inner()).await?;
     supervisor(&agent, &old.team_id)?;
-    let mut row = code_row(body.into_inner(), old.code.clone(), old.team_id.clone(), now_ms())?;
+    let mut row = code_row(
+        body.into_inner(),
+        old.code.clone(),
+        old.team_id.clone(),
+        now_ms(),
+    )?;
     row.created_at = old.created_at;
     let stored = row.clone();
     state
@@ -720,7 +745,10 @@ async fn delete_code(
         .db
         .run(move |c| {
             diesel::update(campaign_codes::table.find(&old.code))
-                .set((campaign_codes::active.eq(0), campaign_codes::updated_at.eq(now_ms())))
+                .set((
+                    campaign_codes::active.eq(0),
+                    campaign_codes::updated_at.eq(now_ms()),
+                ))
                 .execute(c)?;
             Ok(())
         })

@@ -43,7 +43,11 @@ struct LeadBody {
     ai_confidence: Option<f64>,
 }
 
-async fn team_for(state: &AppState, agent: &AgentInfo, team: Option<String>) -> Result<String, AppError> {
+async fn team_for(
+    state: &AppState,
+    agent: &AgentInfo,
+    team: Option<String>,
+) -> Result<String, AppError> {
     let team = match team {
         Some(t) => t,
         None => match agent.team_ids.first() {
@@ -74,19 +78,25 @@ async fn create_lead(
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
     if b.phone.is_none() && b.email.is_none() && b.name.is_none() {
-        return Err(AppError::Validation("give at least a phone, an email or a name".into()));
+        return Err(AppError::Validation(
+            "give at least a phone, an email or a name".into(),
+        ));
     }
     let phone = match &b.phone {
         Some(p) => Some(
             crate::channels::phone::normalise(p)
                 .and_then(|(_, e)| e)
-                .ok_or_else(|| AppError::Validation("phone must include the country code".into()))?,
+                .ok_or_else(|| {
+                    AppError::Validation("phone must include the country code".into())
+                })?,
         ),
         None => None,
     };
     if let Some(p) = &b.priority {
         if !crate::leads::config::PRIORITIES.contains(&p.as_str()) {
-            return Err(AppError::Validation("priority must be low, normal or high".into()));
+            return Err(AppError::Validation(
+                "priority must be low, normal or high".into(),
+            ));
         }
     }
     let team = team_for(&state, &agent, b.team_id.clone()).await?;
@@ -119,7 +129,10 @@ async fn create_lead(
                     conversation_id: None,
                 };
                 let (mut lead, created) = store::ensure(c, &cfg, &origin, now, &mut out)?;
-                let actor = Actor { kind: "agent", id: Some(&by) };
+                let actor = Actor {
+                    kind: "agent",
+                    id: Some(&by),
+                };
                 if let Some(stage) = b.stage.as_ref().or(b.phase.as_ref()) {
                     store::move_stage(c, &cfg, &mut lead, stage, actor, true, None, now, &mut out)?;
                 }

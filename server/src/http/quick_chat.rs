@@ -63,11 +63,14 @@ fn slug(v: &str, name: &str) -> Result<String, AppError> {
     let v = v.trim().to_ascii_lowercase();
     let ok = !v.is_empty()
         && v.len() <= 32
-        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if ok {
         Ok(v)
     } else {
-        Err(AppError::Validation(format!("{name} must be 1-32 of a-z, 0-9, - and _")))
+        Err(AppError::Validation(format!(
+            "{name} must be 1-32 of a-z, 0-9, - and _"
+        )))
     }
 }
 
@@ -123,7 +126,11 @@ async fn create(
     let team = match b.team_id.or_else(|| agent.team_ids.first().cloned()) {
         Some(t) if agent.can_access_team(&t) => t,
         Some(_) => return Err(AppError::Forbidden("not your team".into())),
-        None => return Err(AppError::Validation("you are in no team; give team_id".into())),
+        None => {
+            return Err(AppError::Validation(
+                "you are in no team; give team_id".into(),
+            ))
+        }
     };
     let agent_id = agent.id.clone();
     let fallback: String = agent
@@ -178,11 +185,15 @@ async fn create(
                 active: 1,
                 created_at: now,
             };
-            match c.transaction(|c| diesel::insert_into(quick_links::table).values(&row).execute(c)) {
+            match c.transaction(|c| {
+                diesel::insert_into(quick_links::table)
+                    .values(&row)
+                    .execute(c)
+            }) {
                 Ok(_) => Ok(row),
-                Err(e) if is_unique_violation(&e) => {
-                    Err(AppError::Conflict("you already have a link for this source".into()))
-                }
+                Err(e) if is_unique_violation(&e) => Err(AppError::Conflict(
+                    "you already have a link for this source".into(),
+                )),
                 Err(e) => Err(e.into()),
             }
         })
@@ -253,8 +264,10 @@ async fn page(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (handle, source) = path.into_inner();
-    let handle = slug(&handle, "handle").map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
-    let source = slug(&source, "source").map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
+    let handle = slug(&handle, "handle")
+        .map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
+    let source = slug(&source, "source")
+        .map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
     let (h, s) = (handle.clone(), source.clone());
     state
         .db
@@ -301,9 +314,14 @@ async fn contact(
         return Err(AppError::Forbidden("guests only".into()));
     };
     let b = body.into_inner();
-    let email = b.email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
+    let email = b
+        .email
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty());
     if let Some(e) = &email {
-        let ok = e.len() <= 254 && e.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.'));
+        let ok = e.len() <= 254
+            && e.split_once('@')
+                .is_some_and(|(a, d)| !a.is_empty() && d.contains('.'));
         if !ok {
             return Err(AppError::Validation("email is not valid".into()));
         }

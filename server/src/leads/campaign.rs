@@ -73,7 +73,10 @@ mod tests {
 
     #[test]
     fn parses_admin_input() {
-        assert_eq!(parse(" umr_mar_2025_hemat ").as_deref(), Some("UMR_MAR_2025_HEMAT"));
+        assert_eq!(
+            parse(" umr_mar_2025_hemat ").as_deref(),
+            Some("UMR_MAR_2025_HEMAT")
+        );
         assert_eq!(parse("UMR_MAR_2025_HEMAT extra"), None);
         assert_eq!(parse("UMR-MAR-2025-HEMAT"), None);
     }

@@ -106,19 +106,114 @@ pub fn default_rules() -> Vec<IntentRule> {
         }
     }
     vec![
-        r("payment", "en", &["how do i pay", "how to pay", "payment", "bank transfer", "deposit", "pay now"], Some("proposal"), Some("high"), Some(("payment", 120)), true, 30),
-        r("payment", "id", &["cara bayar", "cara pembayaran", "dp berapa", "berapa dp", "mau daftar", "transfer ke", "pembayaran", "bayar dp"], Some("proposal"), Some("high"), Some(("payment", 120)), true, 30),
-        r("booking", "en", &["book", "reserve", "reservation", "i want to book", "sign me up"], Some("qualified"), Some("high"), Some(("booking", 60)), false, 20),
-        r("booking", "id", &["pesan", "booking", "mau pesan", "mau ikut"], Some("qualified"), Some("high"), Some(("booking", 60)), false, 20),
-        r("pricing", "en", &["price", "prices", "pricing", "cost", "how much", "fee"], Some("interested"), Some("high"), Some(("pricing", 120)), false, 10),
-        r("pricing", "id", &["harga", "harganya", "berapa harga", "biaya"], Some("interested"), Some("high"), Some(("pricing", 120)), false, 10),
-        r("help", "en", &["help", "support", "question", "problem"], None, Some("normal"), None, false, 0),
-        r("help", "id", &["bantuan", "tolong", "tanya", "bantu"], None, Some("normal"), None, false, 0),
+        r(
+            "payment",
+            "en",
+            &[
+                "how do i pay",
+                "how to pay",
+                "payment",
+                "bank transfer",
+                "deposit",
+                "pay now",
+            ],
+            Some("proposal"),
+            Some("high"),
+            Some(("payment", 120)),
+            true,
+            30,
+        ),
+        r(
+            "payment",
+            "id",
+            &[
+                "cara bayar",
+                "cara pembayaran",
+                "dp berapa",
+                "berapa dp",
+                "mau daftar",
+                "transfer ke",
+                "pembayaran",
+                "bayar dp",
+            ],
+            Some("proposal"),
+            Some("high"),
+            Some(("payment", 120)),
+            true,
+            30,
+        ),
+        r(
+            "booking",
+            "en",
+            &[
+                "book",
+                "reserve",
+                "reservation",
+                "i want to book",
+                "sign me up",
+            ],
+            Some("qualified"),
+            Some("high"),
+            Some(("booking", 60)),
+            false,
+            20,
+        ),
+        r(
+            "booking",
+            "id",
+            &["pesan", "booking", "mau pesan", "mau ikut"],
+            Some("qualified"),
+            Some("high"),
+            Some(("booking", 60)),
+            false,
+            20,
+        ),
+        r(
+            "pricing",
+            "en",
+            &["price", "prices", "pricing", "cost", "how much", "fee"],
+            Some("interested"),
+            Some("high"),
+            Some(("pricing", 120)),
+            false,
+            10,
+        ),
+        r(
+            "pricing",
+            "id",
+            &["harga", "harganya", "berapa harga", "biaya"],
+            Some("interested"),
+            Some("high"),
+            Some(("pricing", 120)),
+            false,
+            10,
+        ),
+        r(
+            "help",
+            "en",
+            &["help", "support", "question", "problem"],
+            None,
+            Some("normal"),
+            None,
+            false,
+            0,
+        ),
+        r(
+            "help",
+            "id",
+            &["bantuan", "tolong", "tanya", "bantu"],
+            None,
+            Some("normal"),
+            None,
+            false,
+            0,
+        ),
     ]
 }
 
 /// The default welcome for a first message with an unknown campaign code.
-pub const DEFAULT_WELCOME: &str = "Welcome! Thanks for reaching out. How many people are travelling, \
+pub const DEFAULT_WELCOME: &str =
+    "Welcome! Thanks for reaching out. How many people are travelling, \
 and which month would you like? An agent will be with you shortly.";
 
 /// A team's configuration.
@@ -189,7 +284,9 @@ impl LeadConfig {
         for (i, s) in self.stages.iter().enumerate() {
             let ok = !s.key.is_empty()
                 && s.key.len() <= 32
-                && s.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                && s.key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ok {
                 return Err(AppError::Validation(format!(
                     "stage key {:?} must be 1-32 of a-z, 0-9, _",
@@ -197,7 +294,10 @@ impl LeadConfig {
                 )));
             }
             if self.stages[..i].iter().any(|o| o.key == s.key) {
-                return Err(AppError::Validation(format!("stage {:?} appears twice", s.key)));
+                return Err(AppError::Validation(format!(
+                    "stage {:?} appears twice",
+                    s.key
+                )));
             }
             if let Some(o) = &s.outcome {
                 if o != "won" && o != "lost" {
@@ -206,20 +306,29 @@ impl LeadConfig {
             }
         }
         if self.stages[0].outcome.is_some() {
-            return Err(AppError::Validation("the first stage cannot be a closing stage".into()));
+            return Err(AppError::Validation(
+                "the first stage cannot be a closing stage".into(),
+            ));
         }
         for r in &self.rules {
             if r.intent.trim().is_empty() || r.keywords.is_empty() {
-                return Err(AppError::Validation("every rule needs an intent and keywords".into()));
+                return Err(AppError::Validation(
+                    "every rule needs an intent and keywords".into(),
+                ));
             }
             if let Some(s) = &r.stage {
                 if self.position(s).is_none() {
-                    return Err(AppError::Validation(format!("rule {:?} names unknown stage {s:?}", r.intent)));
+                    return Err(AppError::Validation(format!(
+                        "rule {:?} names unknown stage {s:?}",
+                        r.intent
+                    )));
                 }
             }
             if let Some(p) = &r.priority {
                 if !PRIORITIES.contains(&p.as_str()) {
-                    return Err(AppError::Validation(format!("priority must be one of {PRIORITIES:?}")));
+                    return Err(AppError::Validation(format!(
+                        "priority must be one of {PRIORITIES:?}"
+                    )));
                 }
             }
         }

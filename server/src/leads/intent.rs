@@ -54,7 +54,10 @@ impl Matcher {
                 }
                 // `\b` only works next to word characters; a keyword that starts or
                 // ends with punctuation gets a "not a letter or digit" guard instead.
-                let pattern = format!(r"(?:^|[^\p{{L}}\p{{N}}_])(?:{})(?:$|[^\p{{L}}\p{{N}}_])", alternatives.join("|"));
+                let pattern = format!(
+                    r"(?:^|[^\p{{L}}\p{{N}}_])(?:{})(?:$|[^\p{{L}}\p{{N}}_])",
+                    alternatives.join("|")
+                );
                 Regex::new(&pattern).ok().map(|re| (rule.clone(), re))
             })
             .collect();

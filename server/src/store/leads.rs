@@ -543,7 +543,9 @@ pub fn move_stage(
     out: &mut Vec<TimelineEntry>,
 ) -> Result<bool, AppError> {
     let Some(pos) = cfg.position(to) else {
-        return Err(AppError::Validation(format!("no stage {to:?} in the pipeline")));
+        return Err(AppError::Validation(format!(
+            "no stage {to:?} in the pipeline"
+        )));
     };
     if lead.stage == to || (!manual && !cfg.is_forward(&lead.stage, to)) {
         return Ok(false);
@@ -639,7 +641,10 @@ fn source_of(channel: &str) -> &'static str {
 
 /// Normalises a contact's phone to E.164 (stored back) and returns phone and
 /// lower-cased email, the keys by which two contacts are the same person.
-fn identity(c: &mut DbConn, contact: &ContactRow) -> Result<(Option<String>, Option<String>), AppError> {
+fn identity(
+    c: &mut DbConn,
+    contact: &ContactRow,
+) -> Result<(Option<String>, Option<String>), AppError> {
     let phone = contact
         .phone
         .as_deref()
@@ -725,7 +730,10 @@ pub fn merge(
     keep.score = keep.score.max(gone.score);
     keep.owner_id = keep.owner_id.take().or(gone.owner_id.clone());
     keep.campaign_code = keep.campaign_code.take().or(gone.campaign_code.clone());
-    keep.interested_package = keep.interested_package.take().or(gone.interested_package.clone());
+    keep.interested_package = keep
+        .interested_package
+        .take()
+        .or(gone.interested_package.clone());
     keep.notes = match (keep.notes.take(), gone.notes.clone()) {
         (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
         (a, b) => a.or(b),
@@ -1006,7 +1014,10 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
             }
             let now = now_ms();
             let agent = m.sender_id.as_deref();
-            let actor = Actor { kind: "agent", id: agent };
+            let actor = Actor {
+                kind: "agent",
+                id: agent,
+            };
             lead.first_response_at = Some(now);
             if lead.owner_id.is_none() {
                 lead.owner_id = m.sender_id.clone();
@@ -1024,7 +1035,17 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
             )?);
             if lead.stage == cfg.first() {
                 if let Some(next) = cfg.second() {
-                    move_stage(c, &cfg, &mut lead, next, actor, false, Some(&m.conversation_id), now, &mut out.timeline)?;
+                    move_stage(
+                        c,
+                        &cfg,
+                        &mut lead,
+                        next,
+                        actor,
+                        false,
+                        Some(&m.conversation_id),
+                        now,
+                        &mut out.timeline,
+                    )?;
                 }
             }
             diesel::update(
@@ -1060,7 +1081,11 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         contact_id: contact_id.clone(),
         source: source_of(&channel).into(),
         source_detail: source.clone(),
-        owner_id: if channel == "quick_chat" { preferred.clone() } else { None },
+        owner_id: if channel == "quick_chat" {
+            preferred.clone()
+        } else {
+            None
+        },
         quick_link_id,
         conversation_id: Some(m.conversation_id.clone()),
     };
@@ -1069,7 +1094,10 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         let (mut lead, created) = ensure(c, &cfg, &origin, now, &mut out.timeline)?;
         let mut changed = created || !out.timeline.is_empty();
         let conv = Some(m.conversation_id.as_str());
-        let guest = Actor { kind: "guest", id: Some(&contact_id) };
+        let guest = Actor {
+            kind: "guest",
+            id: Some(&contact_id),
+        };
         // Campaign codes count only in the contact's first message of the conversation.
         let first_inbound = {
             let n: i64 = messages::table
@@ -1140,7 +1168,17 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
                 now,
             )?);
             if let Some(to) = &rule.stage {
-                move_stage(c, &cfg, &mut lead, to, Actor::SYSTEM, false, conv, now, &mut out.timeline)?;
+                move_stage(
+                    c,
+                    &cfg,
+                    &mut lead,
+                    to,
+                    Actor::SYSTEM,
+                    false,
+                    conv,
+                    now,
+                    &mut out.timeline,
+                )?;
             }
             if let Some(p) = &rule.priority {
                 if priority_rank(p) > priority_rank(&lead.priority) {
@@ -1166,7 +1204,11 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
                         conv,
                         NewTask {
                             kind: kind.clone(),
-                            title: format!("{} request: {}", rule.intent, crate::model::preview(&m.body)),
+                            title: format!(
+                                "{} request: {}",
+                                rule.intent,
+                                crate::model::preview(&m.body)
+                            ),
                             assignee_id: lead.owner_id.clone().or(out.assignee_id.clone()),
                             due_at: now + rule.task_due_minutes.unwrap_or(60) * 60_000,
                             created_by: None,
@@ -1178,7 +1220,11 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
             }
             if rule.handover && lead.handover_pending == 0 {
                 lead.handover_pending = 1;
-                lead.handover_reason = Some(format!("{} intent: {}", rule.intent, crate::model::preview(&m.body)));
+                lead.handover_reason = Some(format!(
+                    "{} intent: {}",
+                    rule.intent,
+                    crate::model::preview(&m.body)
+                ));
                 if out.assignee_id.is_none() {
                     lead.escalated = 1;
                 }
@@ -1209,11 +1255,22 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
                 .find(&contact_id)
                 .select(ContactRow::as_select())
                 .first(c)?;
-            if contact.email.is_none() && contact.phone.is_none() && (!matched.is_empty() || !first_inbound) {
+            if contact.email.is_none()
+                && contact.phone.is_none()
+                && (!matched.is_empty() || !first_inbound)
+            {
                 lead.engagement_invited = 1;
                 changed = true;
                 out.reply = Some((ENGAGEMENT_INVITE.into(), None));
-                out.timeline.push(event(c, &lead.id, conv, "engagement_invited", Actor::SYSTEM, json!({}), now)?);
+                out.timeline.push(event(
+                    c,
+                    &lead.id,
+                    conv,
+                    "engagement_invited",
+                    Actor::SYSTEM,
+                    json!({}),
+                    now,
+                )?);
             }
         }
         if changed {
@@ -1224,7 +1281,11 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         Ok(())
     };
     // Fast path: a known lead and nothing to do writes nothing.
-    if codes.is_empty() && matched.is_empty() && channel != "quick_chat" && lead_of_contact(c, &contact_id)?.is_some() {
+    if codes.is_empty()
+        && matched.is_empty()
+        && channel != "quick_chat"
+        && lead_of_contact(c, &contact_id)?.is_some()
+    {
         return Ok(out);
     }
     for attempt in 0..2 {
@@ -1243,7 +1304,8 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
 }
 
 /// The invitation posted on quick-chat pages after interest (progressive engagement).
-pub const ENGAGEMENT_INVITE: &str = "Thanks! If you like, leave your email or phone number here so we \
+pub const ENGAGEMENT_INVITE: &str =
+    "Thanks! If you like, leave your email or phone number here so we \
 can send you the details and continue the conversation even if you close this page.";
 
 /// Records an email or phone the contact gave (progressive engagement), then joins
@@ -1258,11 +1320,9 @@ pub fn engage(
     phone_raw: Option<String>,
 ) -> Result<(Option<LeadView>, Vec<TimelineEntry>), AppError> {
     let phone = match phone_raw {
-        Some(p) => Some(
-            phone::normalise(&p)
-                .and_then(|(_, e)| e)
-                .ok_or_else(|| AppError::Validation("phone must include the country code, e.g. +62…".into()))?,
-        ),
+        Some(p) => Some(phone::normalise(&p).and_then(|(_, e)| e).ok_or_else(|| {
+            AppError::Validation("phone must include the country code, e.g. +62…".into())
+        })?),
         None => None,
     };
     write_transaction(c, |c| {
@@ -1286,12 +1346,21 @@ pub fn engage(
             &lead.id,
             None,
             "contact_details",
-            Actor { kind: "guest", id: Some(contact_id) },
+            Actor {
+                kind: "guest",
+                id: Some(contact_id),
+            },
             json!({"email": email.is_some(), "phone": phone.is_some()}),
             now,
         )?);
         let cfg = config(c, &lead.team_id)?;
-        let others = same_person(c, contact_id, phone.as_deref(), email.as_deref(), Some(&lead.id))?;
+        let others = same_person(
+            c,
+            contact_id,
+            phone.as_deref(),
+            email.as_deref(),
+            Some(&lead.id),
+        )?;
         for other in others {
             // The older lead survives: it holds the longer history.
             if other.created_at < lead.created_at {
@@ -1317,7 +1386,17 @@ pub fn timeline(c: &mut DbConn, lead_id: &str) -> Result<Vec<TimelineEntry>, App
     row(c, lead_id)?;
     let convs = conversation_ids(c, lead_id)?;
     let mut out: Vec<TimelineEntry> = Vec::new();
-    type Msg = (String, String, i64, String, Option<String>, Option<String>, String, i64, Option<String>);
+    type Msg = (
+        String,
+        String,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        i64,
+        Option<String>,
+    );
     let msgs: Vec<Msg> = messages::table
         .filter(messages::conversation_id.eq_any(&convs))
         .select((
@@ -1355,7 +1434,12 @@ pub fn timeline(c: &mut DbConn, lead_id: &str) -> Result<Vec<TimelineEntry>, App
                 lead_id: lead_id.into(),
                 conversation_id: Some(r.conversation_id.clone()),
                 kind: format!("routing_{}", r.kind),
-                actor_kind: if r.actor_id.is_some() { "agent" } else { "system" }.into(),
+                actor_kind: if r.actor_id.is_some() {
+                    "agent"
+                } else {
+                    "system"
+                }
+                .into(),
                 actor_id: r.actor_id.clone(),
                 detail: serde_json::to_value(&r).unwrap_or(Value::Null),
                 at: r.created_at.clone(),
@@ -1363,7 +1447,15 @@ pub fn timeline(c: &mut DbConn, lead_id: &str) -> Result<Vec<TimelineEntry>, App
             });
         }
     }
-    type Ev = (String, Option<String>, String, String, Option<String>, String, i64);
+    type Ev = (
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        String,
+        i64,
+    );
     let events: Vec<Ev> = lead_events::table
         .filter(lead_events::lead_id.eq(lead_id))
         .select((
@@ -1486,7 +1578,9 @@ pub fn update_task(
         let now = now_ms();
         if let Some(s) = status {
             if !["open", "done", "cancelled"].contains(&s.as_str()) {
-                return Err(AppError::Validation("status must be open, done or cancelled".into()));
+                return Err(AppError::Validation(
+                    "status must be open, done or cancelled".into(),
+                ));
             }
             t.completed_at = (s != "open").then_some(now);
             t.status = s;
@@ -1516,7 +1610,10 @@ pub fn update_task(
             &t.lead_id,
             None,
             "task_updated",
-            Actor { kind: "agent", id: Some(by) },
+            Actor {
+                kind: "agent",
+                id: Some(by),
+            },
             json!({"task_id": t.id, "status": t.status, "due_at": rfc3339(t.due_at), "assignee_id": t.assignee_id}),
             now,
         )?;
@@ -1565,9 +1662,14 @@ pub struct CampaignCodeRow {
 /// # Errors
 /// [`AppError::Conflict`] when it exists; database errors.
 pub fn create_code(c: &mut DbConn, row: &CampaignCodeRow) -> Result<(), AppError> {
-    match diesel::insert_into(campaign_codes::table).values(row).execute(c) {
+    match diesel::insert_into(campaign_codes::table)
+        .values(row)
+        .execute(c)
+    {
         Ok(_) => Ok(()),
-        Err(e) if is_unique_violation(&e) => Err(AppError::Conflict(format!("code {} exists", row.code))),
+        Err(e) if is_unique_violation(&e) => {
+            Err(AppError::Conflict(format!("code {} exists", row.code)))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -1601,8 +1703,14 @@ pub fn analytics(c: &mut DbConn, team_id: &str) -> Result<Value, AppError> {
         .load(c)?;
     let total = rows.len() as i64;
     let outcome = |l: &LeadRow| cfg.stage(&l.stage).and_then(|s| s.outcome.clone());
-    let won = rows.iter().filter(|l| outcome(l).as_deref() == Some("won")).count() as i64;
-    let lost = rows.iter().filter(|l| outcome(l).as_deref() == Some("lost")).count() as i64;
+    let won = rows
+        .iter()
+        .filter(|l| outcome(l).as_deref() == Some("won"))
+        .count() as i64;
+    let lost = rows
+        .iter()
+        .filter(|l| outcome(l).as_deref() == Some("lost"))
+        .count() as i64;
     let open: Vec<&str> = cfg
         .stages
         .iter()
@@ -1614,12 +1722,18 @@ pub fn analytics(c: &mut DbConn, team_id: &str) -> Result<Value, AppError> {
         .iter()
         .find(|s| s.outcome.as_deref() == Some("won"))
         .map_or("won", |s| s.key.as_str());
-    let reached = |i: usize| rows.iter().filter(|l| l.furthest_position as usize >= i).count() as i64;
+    let reached = |i: usize| {
+        rows.iter()
+            .filter(|l| l.furthest_position as usize >= i)
+            .count() as i64
+    };
     let mut funnel = Vec::new();
     for i in 0..open.len() {
         let to = open.get(i + 1).copied().unwrap_or(won_key);
         let (a, b) = (reached(i), reached(i + 1));
-        funnel.push(json!({"from": open[i], "to": to, "from_count": a, "to_count": b, "rate": ratio(b, a)}));
+        funnel.push(
+            json!({"from": open[i], "to": to, "from_count": a, "to_count": b, "rate": ratio(b, a)}),
+        );
     }
     let group = |key: &dyn Fn(&LeadRow) -> Option<String>| {
         let mut m: BTreeMap<String, (i64, i64)> = BTreeMap::new();
