@@ -14,7 +14,10 @@ pub mod campaign;
 pub mod config;
 pub mod intent;
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::actors::messages::PostAutoReply;
 use crate::bus::{Audience, BusEvent};
@@ -23,6 +26,14 @@ use crate::model::MessageView;
 use crate::protocol::ServerFrame;
 use crate::state::AppState;
 use crate::store::leads::{self as store, Committed, LeadView, Outcome, TimelineEntry};
+
+/// How many bookkeeping jobs may use the database at once. Bookkeeping is off the
+/// message path, so it queues instead of competing with message appends and routing
+/// for pool connections and (SQLite) the write lock — a burst of 200 first messages
+/// must not starve the routing of those same conversations.
+const BOOKKEEPING_PERMITS: usize = 2;
+
+static BOOKKEEPING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(BOOKKEEPING_PERMITS));
 
 /// Runs the lead bookkeeping for a committed message on its own task.
 pub fn after_message(state: &AppState, message: &MessageView) {
@@ -36,7 +47,12 @@ pub fn after_message(state: &AppState, message: &MessageView) {
     };
     actix_rt::spawn(async move {
         let conversation_id = m.conversation_id.clone();
-        match state.db.run(move |c| store::process_message(c, &m)).await {
+        // The semaphore is never closed, so acquiring only fails if it were; then
+        // running without a permit is still correct, only less polite.
+        let permit = BOOKKEEPING.acquire().await.ok();
+        let done = state.db.run(move |c| store::process_message(c, &m)).await;
+        drop(permit);
+        match done {
             Ok(out) => publish_outcome(&state, &conversation_id, out).await,
             Err(e) => {
                 tracing::warn!(conversation = %conversation_id, error = %e, "lead bookkeeping failed");
