@@ -659,9 +659,12 @@ fn identity(
     Ok((phone, email))
 }
 
-/// Leads (other than `except`) of contacts with the same phone or email, oldest first.
+/// Leads of `team_id` (other than `except`) of contacts with the same phone or
+/// email, oldest first. Other teams' leads are left alone: their agents could not
+/// see a lead that moved into another team.
 fn same_person(
     c: &mut DbConn,
+    team_id: &str,
     contact_id: &str,
     phone: Option<&str>,
     email: Option<&str>,
@@ -674,6 +677,7 @@ fn same_person(
         .inner_join(contacts::table.on(contacts::id.eq(lead_contacts::contact_id)))
         .inner_join(leads::table.on(leads::id.eq(lead_contacts::lead_id)))
         .filter(contacts::id.ne(contact_id))
+        .filter(leads::team_id.eq(team_id.to_string()))
         .select(LeadRow::as_select())
         .into_boxed();
     q = match (phone, email) {
@@ -832,7 +836,14 @@ pub fn ensure(
         .select(ContactRow::as_select())
         .first(c)?;
     let (phone, email) = identity(c, &contact)?;
-    let others = same_person(c, &contact.id, phone.as_deref(), email.as_deref(), None)?;
+    let others = same_person(
+        c,
+        &origin.team_id,
+        &contact.id,
+        phone.as_deref(),
+        email.as_deref(),
+        None,
+    )?;
     let conv = origin.conversation_id.as_deref();
     if let Some(mut lead) = others.first().cloned() {
         diesel::insert_into(lead_contacts::table)
@@ -1354,8 +1365,10 @@ pub fn engage(
             now,
         )?);
         let cfg = config(c, &lead.team_id)?;
+        let team = lead.team_id.clone();
         let others = same_person(
             c,
+            &team,
             contact_id,
             phone.as_deref(),
             email.as_deref(),
