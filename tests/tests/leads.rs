@@ -248,3 +248,48 @@ both_backends! {
         assert_eq!(done["status"], "done");
     }
 }
+
+both_backends! {
+    async fn returning_contact_goes_to_the_lead_owner_first(backend) {
+        let server = TestServer::start(backend).await;
+        let admin = server.admin_token().await;
+        let team = server.default_team_id().await;
+        let x = server.agent("agent").await;
+        let y = server.agent("agent").await;
+        let mut x_ws = server.ws_agent(&x.token).await;
+        let mut y_ws = server.ws_agent(&y.token).await;
+        eventually("both agents online", || async {
+            let (_, w) = server.get(&format!("/api/team/workload?team_id={team}"), Some(&admin)).await;
+            let online = w["teams"][0]["agents"].as_array().into_iter().flatten()
+                .filter(|a| (a["agent_id"] == x.id.as_str() || a["agent_id"] == y.id.as_str()) && a["presence"] == "online")
+                .count();
+            (online == 2).then_some(())
+        }).await;
+
+        let first = server.guest_with(json!({"name": "Ana", "phone": "+6281311112222"})).await;
+        server.post_message(&first.token, &first.conversation_id, "f1", "Hello").await;
+        let assigned = x_ws.next_of_type("assigned").await;
+        let owner = assigned["agent_id"].as_str().unwrap().to_string();
+        let (owner_token, owner_ws) = if owner == x.id { (&x.token, &mut x_ws) } else { (&y.token, &mut y_ws) };
+        server.post_message(owner_token, &first.conversation_id, "r1", "Hi Ana!").await;
+        server.lead_where(&admin, &first.conversation_id, |l| l["owner_id"] == owner.as_str()).await;
+
+        // Round-robin would now pick the other agent; the returning person (a new
+        // widget session, same phone) goes to the lead's owner instead.
+        let again = server.guest_with(json!({"name": "Ana", "phone": "+62 813-1111-2222"})).await;
+        server.post_message(&again.token, &again.conversation_id, "f2", "Me again").await;
+        let assigned = loop {
+            let v = owner_ws.next_of_type("assigned").await;
+            if v["conversation_id"] == again.conversation_id.as_str() {
+                break v;
+            }
+        };
+        assert_eq!(assigned["agent_id"], owner.as_str());
+        let (_, audit) = server.get(&format!("/api/conversations/{}/routing", again.conversation_id), Some(&admin)).await;
+        assert_eq!(audit["events"][0]["via"], "owner", "{audit}");
+        let lead = server.lead_where(&admin, &again.conversation_id, |l| {
+            l["conversation_ids"].as_array().is_some_and(|c| c.len() == 2)
+        }).await;
+        assert_eq!(lead["owner_id"], owner.as_str());
+    }
+}

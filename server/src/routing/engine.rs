@@ -340,9 +340,7 @@ fn owner_for(c: &mut DbConn, f: &Facts) -> Result<Option<String>, AppError> {
         return Ok(Some(p.clone()));
     }
     // A returning contact goes to its lead's owner first (docs/leads.md).
-    if let Some(owner) =
-        crate::store::leads::lead_of_contact(c, &f.contact_id)?.and_then(|l| l.owner_id)
-    {
+    if let Some(owner) = crate::store::leads::owner_for_contact(c, &f.team_id, &f.contact_id)? {
         return Ok(Some(owner));
     }
     Ok(conversations::table

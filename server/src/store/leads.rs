@@ -697,6 +697,46 @@ fn same_person(
     Ok(rows)
 }
 
+/// The owner routing should try first for a conversation of `contact_id` in
+/// `team_id`: the owner of the contact's lead or — for a contact not yet joined to
+/// its lead (the bookkeeping runs after routing has started) — of the same
+/// person's lead in the team, found by E.164 phone or email. Read-only.
+///
+/// # Errors
+/// Database errors.
+pub fn owner_for_contact(
+    c: &mut DbConn,
+    team_id: &str,
+    contact_id: &str,
+) -> Result<Option<String>, AppError> {
+    if let Some(l) = lead_of_contact(c, contact_id)? {
+        return Ok(l.owner_id);
+    }
+    let Some(contact) = contacts::table
+        .find(contact_id)
+        .select(ContactRow::as_select())
+        .first::<ContactRow>(c)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let phone = contact
+        .phone
+        .as_deref()
+        .and_then(phone::normalise)
+        .and_then(|(_, e164)| e164);
+    let email = contact.email.as_ref().map(|e| e.trim().to_lowercase());
+    let others = same_person(
+        c,
+        team_id,
+        contact_id,
+        phone.as_deref(),
+        email.as_deref(),
+        None,
+    )?;
+    Ok(others.into_iter().find_map(|l| l.owner_id))
+}
+
 /// Merges lead `gone` into `keep`: contacts, events and tasks move over, empty
 /// fields of `keep` are filled from `gone`, the more advanced stage and higher
 /// priority win, and a `merged` event records it. `gone` is deleted.
@@ -1004,74 +1044,12 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
             conversations::assignee_id,
         ))
         .first(c)?;
-    let mut out = Outcome {
+    let out = Outcome {
         team_id: team_id.clone(),
         assignee_id: assignee,
         ..Outcome::default()
     };
-    if m.sender_kind == "agent" {
-        // Cheap read first: most agent messages change nothing.
-        let Some(lead) = lead_of_contact(c, &contact_id)? else {
-            return Ok(out);
-        };
-        if lead.first_response_at.is_some() {
-            return Ok(out);
-        }
-        let cfg = config(c, &team_id)?;
-        return write_transaction(c, |c| {
-            let mut lead = row(c, &lead.id)?;
-            if lead.first_response_at.is_some() {
-                return Ok(out);
-            }
-            let now = now_ms();
-            let agent = m.sender_id.as_deref();
-            let actor = Actor {
-                kind: "agent",
-                id: agent,
-            };
-            lead.first_response_at = Some(now);
-            if lead.owner_id.is_none() {
-                lead.owner_id = m.sender_id.clone();
-            }
-            lead.updated_at = now;
-            save(c, &lead)?;
-            out.timeline.push(event(
-                c,
-                &lead.id,
-                Some(&m.conversation_id),
-                "first_reply",
-                actor,
-                json!({"response_ms": now - lead.created_at}),
-                now,
-            )?);
-            if lead.stage == cfg.first() {
-                if let Some(next) = cfg.second() {
-                    move_stage(
-                        c,
-                        &cfg,
-                        &mut lead,
-                        next,
-                        actor,
-                        false,
-                        Some(&m.conversation_id),
-                        now,
-                        &mut out.timeline,
-                    )?;
-                }
-            }
-            diesel::update(
-                tasks::table
-                    .filter(tasks::lead_id.eq(&lead.id))
-                    .filter(tasks::kind.eq("initial_contact"))
-                    .filter(tasks::status.eq("open")),
-            )
-            .set((tasks::status.eq("done"), tasks::completed_at.eq(now)))
-            .execute(c)?;
-            out.lead = Some(view(c, lead)?);
-            Ok(out)
-        });
-    }
-    if m.sender_kind != "guest" {
+    if m.sender_kind != "guest" && m.sender_kind != "agent" {
         return Ok(out);
     }
     let cfg = config(c, &team_id)?;
@@ -1100,6 +1078,25 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         quick_link_id,
         conversation_id: Some(m.conversation_id.clone()),
     };
+    if m.sender_kind == "agent" {
+        // Cheap read first: most agent messages change nothing.
+        if lead_of_contact(c, &contact_id)?.is_some_and(|l| l.first_response_at.is_some()) {
+            return Ok(out);
+        }
+        for attempt in 0..2 {
+            let mut fresh = Outcome {
+                team_id: out.team_id.clone(),
+                assignee_id: out.assignee_id.clone(),
+                ..Outcome::default()
+            };
+            match write_transaction(c, |c| first_reply(c, &cfg, &origin, m, &mut fresh)) {
+                Ok(()) => return Ok(fresh),
+                Err(AppError::Conflict(_)) if attempt == 0 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(out);
+    }
     let run = |c: &mut DbConn, out: &mut Outcome| -> Result<(), AppError> {
         let now = now_ms();
         let (mut lead, created) = ensure(c, &cfg, &origin, now, &mut out.timeline)?;
@@ -1312,6 +1309,70 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         }
     }
     Ok(out)
+}
+
+/// The first agent reply of a lead (see [`process_message`]). Creates the lead when
+/// the contact's own bookkeeping has not yet (both run concurrently).
+fn first_reply(
+    c: &mut DbConn,
+    cfg: &LeadConfig,
+    origin: &LeadOrigin,
+    m: &Committed,
+    out: &mut Outcome,
+) -> Result<(), AppError> {
+    let now = now_ms();
+    let (mut lead, created) = ensure(c, cfg, origin, now, &mut out.timeline)?;
+    if lead.first_response_at.is_some() {
+        if created {
+            out.lead = Some(view(c, lead)?);
+        }
+        return Ok(());
+    }
+    let agent = m.sender_id.as_deref();
+    let actor = Actor {
+        kind: "agent",
+        id: agent,
+    };
+    lead.first_response_at = Some(now);
+    if lead.owner_id.is_none() {
+        lead.owner_id = m.sender_id.clone();
+    }
+    lead.updated_at = now;
+    save(c, &lead)?;
+    out.timeline.push(event(
+        c,
+        &lead.id,
+        Some(&m.conversation_id),
+        "first_reply",
+        actor,
+        json!({"response_ms": now - lead.created_at}),
+        now,
+    )?);
+    if lead.stage == cfg.first() {
+        if let Some(next) = cfg.second() {
+            move_stage(
+                c,
+                cfg,
+                &mut lead,
+                next,
+                actor,
+                false,
+                Some(&m.conversation_id),
+                now,
+                &mut out.timeline,
+            )?;
+        }
+    }
+    diesel::update(
+        tasks::table
+            .filter(tasks::lead_id.eq(&lead.id))
+            .filter(tasks::kind.eq("initial_contact"))
+            .filter(tasks::status.eq("open")),
+    )
+    .set((tasks::status.eq("done"), tasks::completed_at.eq(now)))
+    .execute(c)?;
+    out.lead = Some(view(c, lead)?);
+    Ok(())
 }
 
 /// The invitation posted on quick-chat pages after interest (progressive engagement).
