@@ -1344,6 +1344,11 @@ impl TestServer {
                 let path = dir.path().join("switchboard.db");
                 let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())
                     .expect("open sqlite");
+                // Wait for the server's writers (as its own connections do) instead
+                // of failing with "database is locked".
+                diesel::sql_query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut c)
+                    .expect("busy_timeout");
                 diesel::sql_query(sql).execute(&mut c).expect("sql");
             }
             Storage::Postgres(db) => {
