@@ -83,5 +83,8 @@ both_backends! {
         assert_eq!(status, 200, "{body}");
         let lead = server.lead_where(&admin, &conv, |l| l["contacts"][0]["email"] == "lead@example.com").await;
         assert_eq!(lead["owner_id"], owner.id.as_str());
+        // …or answer the invitation in the chat itself.
+        server.post_message(&guest.token, &conv, "q4", "sure, my WhatsApp is +62 811-2222-3333").await;
+        server.lead_where(&admin, &conv, |l| l["contacts"][0]["phone"] == "+6281122223333").await;
     }
 }

@@ -75,6 +75,30 @@ impl Matcher {
     }
 }
 
+/// An email address and an international phone number (`+` and country code,
+/// normalised to E.164) found in a message, for progressive engagement.
+pub fn contact_details(text: &str) -> (Option<String>, Option<String>) {
+    // Literal patterns: `Regex::new` only fails on a malformed pattern, which the
+    // unit test below would catch.
+    #[allow(clippy::expect_used)]
+    static EMAIL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("email pattern")
+    });
+    #[allow(clippy::expect_used)]
+    static PHONE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"\+[0-9][0-9 ().-]{6,20}[0-9]").expect("phone pattern")
+    });
+    let email = EMAIL
+        .find(text)
+        .map(|m| m.as_str().to_lowercase())
+        .filter(|e| e.len() <= 254);
+    let phone = PHONE
+        .find(text)
+        .and_then(|m| crate::channels::phone::normalise(m.as_str()))
+        .and_then(|(_, e164)| e164);
+    (email, phone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +140,18 @@ mod tests {
         assert!(intents("helpful staff").is_empty());
         assert_eq!(intents("price?"), ["pricing"]);
         assert_eq!(intents("(book)"), ["booking"]);
+    }
+
+    #[test]
+    fn finds_contact_details() {
+        assert_eq!(
+            contact_details("sure: Budi.S@Example.co.id, wa +62 812-3456-7890"),
+            (
+                Some("budi.s@example.co.id".into()),
+                Some("+6281234567890".into())
+            )
+        );
+        assert_eq!(contact_details("call me tomorrow at 10"), (None, None));
     }
 
     #[test]

@@ -1106,6 +1106,25 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
             kind: "guest",
             id: Some(&contact_id),
         };
+        // Progressive engagement, answered in the chat: once invited, an email or an
+        // international phone number in the contact's message is stored like one
+        // given through `POST /api/widget/contact`.
+        if channel == "quick_chat" && lead.engagement_invited == 1 {
+            let (email, phone) = crate::leads::intent::contact_details(&m.body);
+            if email.is_some() || phone.is_some() {
+                if let Some(l) = engage_in_tx(
+                    c,
+                    &contact_id,
+                    email.as_deref(),
+                    phone.as_deref(),
+                    now,
+                    &mut out.timeline,
+                )? {
+                    lead = l;
+                    changed = true;
+                }
+            }
+        }
         // Campaign codes count only in the contact's first message of the conversation.
         let first_inbound = {
             let n: i64 = messages::table
@@ -1398,55 +1417,68 @@ pub fn engage(
         None => None,
     };
     write_transaction(c, |c| {
-        let now = now_ms();
-        if let Some(e) = &email {
-            diesel::update(contacts::table.find(contact_id))
-                .set((contacts::email.eq(e), contacts::updated_at.eq(now)))
-                .execute(c)?;
-        }
-        if let Some(p) = &phone {
-            diesel::update(contacts::table.find(contact_id))
-                .set((contacts::phone.eq(p), contacts::updated_at.eq(now)))
-                .execute(c)?;
-        }
-        let Some(mut lead) = lead_of_contact(c, contact_id)? else {
-            return Ok((None, Vec::new()));
-        };
         let mut out = Vec::new();
-        out.push(event(
+        let lead = engage_in_tx(
             c,
-            &lead.id,
-            None,
-            "contact_details",
-            Actor {
-                kind: "guest",
-                id: Some(contact_id),
-            },
-            json!({"email": email.is_some(), "phone": phone.is_some()}),
-            now,
-        )?);
-        let cfg = config(c, &lead.team_id)?;
-        let team = lead.team_id.clone();
-        let others = same_person(
-            c,
-            &team,
             contact_id,
-            phone.as_deref(),
             email.as_deref(),
-            Some(&lead.id),
+            phone.as_deref(),
+            now_ms(),
+            &mut out,
         )?;
-        for other in others {
-            // The older lead survives: it holds the longer history.
-            if other.created_at < lead.created_at {
-                let mut keep = other;
-                merge(c, &cfg, &mut keep, lead, Actor::SYSTEM, now, &mut out)?;
-                lead = keep;
-            } else {
-                merge(c, &cfg, &mut lead, other, Actor::SYSTEM, now, &mut out)?;
-            }
-        }
-        Ok((Some(view(c, lead)?), out))
+        Ok((lead.map(|l| view(c, l)).transpose()?, out))
     })
+}
+
+/// [`engage`] inside the caller's transaction, with an E.164 `phone`; returns the
+/// contact's lead after any merge.
+fn engage_in_tx(
+    c: &mut DbConn,
+    contact_id: &str,
+    email: Option<&str>,
+    phone: Option<&str>,
+    now: i64,
+    out: &mut Vec<TimelineEntry>,
+) -> Result<Option<LeadRow>, AppError> {
+    if let Some(e) = email {
+        diesel::update(contacts::table.find(contact_id))
+            .set((contacts::email.eq(e), contacts::updated_at.eq(now)))
+            .execute(c)?;
+    }
+    if let Some(p) = phone {
+        diesel::update(contacts::table.find(contact_id))
+            .set((contacts::phone.eq(p), contacts::updated_at.eq(now)))
+            .execute(c)?;
+    }
+    let Some(mut lead) = lead_of_contact(c, contact_id)? else {
+        return Ok(None);
+    };
+    out.push(event(
+        c,
+        &lead.id,
+        None,
+        "contact_details",
+        Actor {
+            kind: "guest",
+            id: Some(contact_id),
+        },
+        json!({"email": email.is_some(), "phone": phone.is_some()}),
+        now,
+    )?);
+    let cfg = config(c, &lead.team_id)?;
+    let team = lead.team_id.clone();
+    let others = same_person(c, &team, contact_id, phone, email, Some(&lead.id))?;
+    for other in others {
+        // The older lead survives: it holds the longer history.
+        if other.created_at < lead.created_at {
+            let mut keep = other;
+            merge(c, &cfg, &mut keep, lead, Actor::SYSTEM, now, out)?;
+            lead = keep;
+        } else {
+            merge(c, &cfg, &mut lead, other, Actor::SYSTEM, now, out)?;
+        }
+    }
+    Ok(Some(lead))
 }
 
 // ------------------------------------------------------------------ timeline
