@@ -12,6 +12,7 @@ import { setupConversationView } from './conversation-view.js';
 import { toastError } from './toast.js';
 import { createRoutingApi, noteServerDate } from './routing-api.js';
 import { setupOffers } from './offers.js';
+import { setupLeadPanel } from './lead-panel.js';
 import { setupTeamPage } from './team.js';
 import { setupRoutingPanel } from './routing-panel.js';
 import { setupNotifications } from './notify.js';
@@ -81,6 +82,13 @@ async function start() {
     },
   });
   const view = setupConversationView({ store, api, socket, signal });
+  // Leads (issue 5): the lead panel follows whichever conversation the view opens.
+  const leadPanel = setupLeadPanel({ getToken: () => token, signal });
+  const openView = view.open;
+  view.open = (id) => {
+    leadPanel.show(id);
+    return openView(id);
+  };
   const list = setupConversationList({
     store,
     api,
@@ -213,6 +221,11 @@ async function start() {
       case 'offer':
       case 'offer_closed':
         offers.onFrame(f);
+        break;
+      case 'lead':
+      case 'timeline':
+      case 'task_due':
+        leadPanel.onFrame(f);
         break;
       case 'workload':
       case 'routing_alert':

@@ -24,7 +24,10 @@
   const SOURCE = cfg.source || 'widget';
   const TITLE = cfg.title || 'Chat with us';
   const WS_URL = HUB.replace(/^http/, 'ws') + '/ws/guest';
-  const STORE_KEY = `switchboard:${HUB}:${TEAM}`;
+  // Set by the hosted quick-chat page (/q/{handle}/{source}): the session is
+  // opened through that link, and kept apart from any widget session of the site.
+  const QUICK_LINK = cfg.quickLink || '';
+  const STORE_KEY = QUICK_LINK ? `switchboard:${HUB}:q:${QUICK_LINK}` : `switchboard:${HUB}:${TEAM}`;
 
   const PING_EVERY_MS = 20000;
   const MAX_MISSED_PONGS = 2;
@@ -834,6 +837,7 @@ button{cursor:pointer}
 
   function postSession(token) {
     const body = { team: TEAM, source: SOURCE, page_url: location.href, ...(st.profile || {}) };
+    if (QUICK_LINK) body.quick_link = QUICK_LINK;
     if (token) body.guest_token = token;
     return fetch(`${HUB}/api/widget/sessions`, {
       method: 'POST',
@@ -1012,6 +1016,8 @@ button{cursor:pointer}
     restoreOutbox();
     refreshConn();
     if (st.token || st.outbox.length) want();
+    // The hosted quick-chat page is the chat: open it at once.
+    if (cfg.open === '1') open();
 
     window.addEventListener('online', () => {
       attempts = 0;

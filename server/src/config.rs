@@ -156,6 +156,9 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     /// Multi-node mode: Redis carries events, presence and resyncs between nodes.
     pub cluster: ClusterConfig,
+    /// How often open tasks are checked for being overdue (`task_due` pushes).
+    /// `SWITCHBOARD_LEAD_TASK_CHECK_MS`, default 30 s.
+    pub lead_task_check: Duration,
 }
 
 impl Default for Config {
@@ -189,6 +192,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             whatsapp: WhatsAppConfig::default(),
             cluster: ClusterConfig::default(),
+            lead_task_check: Duration::from_secs(30),
         }
     }
 }
@@ -258,6 +262,10 @@ impl Config {
         }
         if let Some(v) = get("SWITCHBOARD_MAX_BODY_BYTES") {
             c.max_body_bytes = parse(&v, "SWITCHBOARD_MAX_BODY_BYTES")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_LEAD_TASK_CHECK_MS") {
+            let ms: u64 = parse(&v, "SWITCHBOARD_LEAD_TASK_CHECK_MS")?;
+            c.lead_task_check = Duration::from_millis(ms.max(10));
         }
         if let Some(v) = get("SWITCHBOARD_CONVERSATION_IDLE") {
             c.conversation_idle = seconds(&v, "SWITCHBOARD_CONVERSATION_IDLE")?;

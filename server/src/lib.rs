@@ -22,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod leads;
 pub mod model;
 pub mod outbox;
 pub mod protocol;
@@ -222,6 +223,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         outbox: state.outbox.clone(),
     };
     state.outbox.start(state.clone());
+    leads::start(&state);
 
     let limits = state.limits.clone();
     actix_rt::spawn(async move {

@@ -310,6 +310,16 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<crate::channels::StatusError>,
     },
+    /// A lead was created or changed (to the agents of its conversation;
+    /// `docs/leads.md`).
+    Lead(Box<crate::store::leads::LeadView>),
+    /// A new entry on a lead's timeline (to the agents of its conversation).
+    Timeline(Box<crate::store::leads::TimelineEntry>),
+    /// A task is overdue (to its assignee, and to the team's leads and admins).
+    TaskDue(Box<crate::store::leads::TaskRow>),
+    /// A lead asked for a human (payment intent): to the team's leads and admins.
+    /// `{lead_id, conversation_id, team_id, intent, reason, last_message}`.
+    Handover(serde_json::Value),
 }
 
 impl ServerFrame {

@@ -1389,6 +1389,11 @@ impl TestServer {
                 let path = dir.path().join("switchboard.db");
                 let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())
                     .expect("open sqlite");
+                // Wait for the server's writers (as its own connections do) instead
+                // of failing with "database is locked".
+                diesel::sql_query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut c)
+                    .expect("busy_timeout");
                 diesel::sql_query(sql).execute(&mut c).expect("sql");
             }
             Storage::Postgres(db) => {
@@ -1399,5 +1404,37 @@ impl TestServer {
         })
         .await
         .expect("sql task");
+    }
+}
+
+impl TestServer {
+    /// Waits until the conversation has a lead satisfying `pred`; returns it.
+    pub async fn lead_where(
+        &self,
+        token: &str,
+        conversation_id: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(&format!("the lead of {conversation_id}"), || async {
+            let (status, body) = self
+                .get(
+                    &format!("/api/conversations/{conversation_id}/lead"),
+                    Some(token),
+                )
+                .await;
+            (status == 200 && pred(&body)).then_some(body)
+        })
+        .await
+    }
+}
+
+impl TestServer {
+    /// PATCH JSON with an optional bearer token; returns status and JSON body.
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("PATCH")).await
     }
 }

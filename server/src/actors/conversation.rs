@@ -36,8 +36,8 @@ use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::whatsapp::NewOutbox;
 
 use super::messages::{
-    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostInbound, PostMedia, PostMessage, Posted,
-    PublishStatus, Refresh, Reload, SetTyping,
+    Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostAutoReply, PostInbound, PostMedia,
+    PostMessage, Posted, PublishStatus, Refresh, Reload, SetTyping,
 };
 
 /// How often an actor checks whether it has been idle long enough to stop.
@@ -223,6 +223,8 @@ impl ConversationActor {
                         if view.sender.kind == SenderKind::Guest {
                             act.after_inbound(appended.reopened);
                         }
+                        // Lead bookkeeping runs on its own task (docs/leads.md).
+                        crate::leads::after_message(&act.state, &view);
                     }
                     Ok(Posted {
                         message: view,
@@ -648,5 +650,46 @@ impl Handler<PublishStatus> for ConversationActor {
             error: c.error,
         };
         self.publish(&frame, None, Audience::Agents, None);
+    }
+}
+
+impl Handler<PostAutoReply> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Posted, AppError>>;
+
+    fn handle(&mut self, msg: PostAutoReply, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let prepared = (|| {
+            let body = validate_body(&msg.body)?;
+            let kind = if msg.image_url.is_some() {
+                "media"
+            } else {
+                "text"
+            };
+            let mut channel = self.whatsapp_send(kind)?;
+            if let (Some(ch), Some(url)) = (channel.as_mut(), msg.image_url) {
+                let a = crate::channels::Attachment {
+                    kind: "image".into(),
+                    caption: Some(body.clone()),
+                    url: Some(url),
+                    ..crate::channels::Attachment::default()
+                };
+                ch.attachment = Some(serde_json::to_string(&a).map_err(AppError::internal)?);
+            }
+            Ok(NewMessage {
+                conversation_id: self.id.to_string(),
+                sender_kind: SenderKind::Bot,
+                sender_id: None,
+                sender_name: Some("Switchboard".into()),
+                body,
+                client_msg_id: None,
+                provider_id: None,
+                reopen: false,
+                channel: channel.map(Box::new),
+            })
+        })();
+        match prepared {
+            Ok(new) => self.append_and_publish(new),
+            Err(e) => Box::pin(fut::ready(Err(e))),
+        }
     }
 }

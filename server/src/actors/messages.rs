@@ -211,3 +211,16 @@ pub struct Reload {
     /// Status after the change.
     pub status: ConversationStatus,
 }
+
+/// An automatic reply from the hub (campaign package, welcome, engagement
+/// invitation): stored as a `bot` message with a seq, fanned out like any message,
+/// and in WhatsApp conversations sent through the outbox — as an image with the
+/// body as caption when `image_url` is set.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Posted, AppError>")]
+pub struct PostAutoReply {
+    /// Text (the caption when an image is sent).
+    pub body: String,
+    /// Image to send with it (WhatsApp only; other channels get the text).
+    pub image_url: Option<String>,
+}

@@ -205,3 +205,127 @@ diesel::table! {
 
 diesel::joinable!(widget_settings -> teams (team_id));
 diesel::allow_tables_to_appear_in_same_query!(widget_settings, teams);
+
+diesel::table! {
+    lead_settings (team_id) {
+        team_id -> Text,
+        stages -> Text,
+        rules -> Text,
+        welcome -> Nullable<Text>,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    leads (id) {
+        id -> Text,
+        team_id -> Text,
+        contact_id -> Text,
+        source -> Text,
+        source_detail -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        stage -> Text,
+        furthest_position -> Integer,
+        priority -> Text,
+        score -> Integer,
+        campaign_code -> Nullable<Text>,
+        interested_package -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        handover_pending -> Integer,
+        handover_reason -> Nullable<Text>,
+        escalated -> Integer,
+        quick_link_id -> Nullable<Text>,
+        engagement_invited -> Integer,
+        first_response_at -> Nullable<BigInt>,
+        closed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    lead_contacts (contact_id) {
+        contact_id -> Text,
+        lead_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    lead_events (id) {
+        id -> Text,
+        lead_id -> Text,
+        conversation_id -> Nullable<Text>,
+        kind -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Text>,
+        detail -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    tasks (id) {
+        id -> Text,
+        lead_id -> Text,
+        team_id -> Text,
+        kind -> Text,
+        title -> Text,
+        assignee_id -> Nullable<Text>,
+        due_at -> BigInt,
+        status -> Text,
+        overdue_notified -> Integer,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    agent_handles (handle) {
+        handle -> Text,
+        agent_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    quick_links (id) {
+        id -> Text,
+        agent_id -> Text,
+        team_id -> Text,
+        handle -> Text,
+        source -> Text,
+        clicks -> BigInt,
+        conversations -> BigInt,
+        active -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    campaign_codes (code) {
+        code -> Text,
+        team_id -> Text,
+        package_name -> Text,
+        price -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        departure_date -> Nullable<Text>,
+        duration_days -> Nullable<Integer>,
+        quota -> Nullable<Integer>,
+        image_url -> Nullable<Text>,
+        brochure_url -> Nullable<Text>,
+        itinerary -> Nullable<Text>,
+        active -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(leads, lead_contacts);
+diesel::allow_tables_to_appear_in_same_query!(leads, contacts);
+diesel::allow_tables_to_appear_in_same_query!(leads, conversations);
+diesel::allow_tables_to_appear_in_same_query!(lead_contacts, contacts);
+diesel::allow_tables_to_appear_in_same_query!(lead_contacts, conversations);
+diesel::allow_tables_to_appear_in_same_query!(leads, agents);

@@ -8,7 +8,10 @@ mod assets;
 mod auth;
 mod conversations;
 mod health;
+mod leads;
+mod marketing;
 mod media;
+mod quick_chat;
 mod routing;
 mod webhooks;
 mod whatsapp;
@@ -57,6 +60,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .configure(auth::routes)
                 .configure(agents::routes)
                 .configure(widget::routes)
+                // Before conversations: `/conversations/handover` must not be taken
+                // for a conversation id.
+                .configure(leads::routes)
+                .configure(marketing::routes)
+                .configure(quick_chat::routes)
                 .configure(conversations::routes)
                 .configure(routing::routes)
                 .configure(whatsapp::routes)
@@ -64,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .default_service(web::to(not_found)),
         )
         .configure(webhooks::routes)
+        .configure(quick_chat::pages)
         .configure(assets::routes)
         .default_service(web::to(not_found));
 }

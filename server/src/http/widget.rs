@@ -118,6 +118,8 @@ struct SessionBody {
     source: Option<String>,
     page_url: Option<String>,
     guest_token: Option<String>,
+    /// `handle/source` of a quick-chat link (the hosted page sends it).
+    quick_link: Option<String>,
 }
 
 /// Trims an optional form field, treating blank as absent, and bounds its length.
@@ -199,9 +201,29 @@ async fn create_session(
         preferred_agent_id: None,
     };
     let team = field(body.team, "team", 48)?.unwrap_or_else(|| "default".into());
+    let quick_link = field(body.quick_link, "quick_link", 65)?;
     let view = state
         .db
         .run(move |c| {
+            // A quick-chat link decides team, source and owner (routed owner-first).
+            if let Some(link) = &quick_link {
+                let (handle, source) = link.split_once('/').ok_or_else(|| {
+                    AppError::Validation("quick_link must be handle/source".into())
+                })?;
+                let link = super::quick_chat::resolve(c, handle, source)?;
+                let view = conversations::create_with_contact(
+                    c,
+                    NewGuestConversation {
+                        team_id: link.team_id.clone(),
+                        channel: "quick_chat".into(),
+                        source: Some(link.source.clone()),
+                        preferred_agent_id: Some(link.agent_id.clone()),
+                        ..form
+                    },
+                )?;
+                super::quick_chat::count_conversation(c, &link.id)?;
+                return Ok(view);
+            }
             let team = accounts::team_by_slug(c, &team)?;
             conversations::create_with_contact(
                 c,

@@ -339,6 +339,10 @@ fn owner_for(c: &mut DbConn, f: &Facts) -> Result<Option<String>, AppError> {
     if let Some(p) = &f.preferred_agent_id {
         return Ok(Some(p.clone()));
     }
+    // A returning contact goes to its lead's owner first (docs/leads.md).
+    if let Some(owner) = crate::store::leads::owner_for_contact(c, &f.team_id, &f.contact_id)? {
+        return Ok(Some(owner));
+    }
     Ok(conversations::table
         .filter(conversations::contact_id.eq(&f.contact_id))
         .filter(conversations::id.ne(&f.id))

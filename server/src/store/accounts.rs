@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use crate::clock::now_ms;
 use crate::db::schema::{agents, settings, team_members, teams};
-use crate::db::{is_unique_violation, DbConn};
+use crate::db::{is_unique_violation, write_transaction, DbConn};
 use crate::error::AppError;
 use crate::model::{new_id, AgentView, Role, TeamView};
 
@@ -242,7 +242,9 @@ pub struct CreateAgent {
 pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, AppError> {
     let id = new_id();
     let email = form.email.trim().to_lowercase();
-    conn.transaction::<_, AppError, _>(|conn| {
+    // Reads (team check) then writes: on SQLite a deferred transaction would fail
+    // with "database is locked" if another writer committed in between.
+    write_transaction::<_, AppError, _>(conn, |conn| {
         for team_id in &form.team_ids {
             if !team_exists(conn, team_id)? {
                 return Err(AppError::Validation(format!("no team with id {team_id}")));

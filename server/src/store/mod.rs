@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod conversations;
+pub mod leads;
 pub mod messages;
 pub mod whatsapp;
 pub mod widget_settings;

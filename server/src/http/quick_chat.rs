@@ -1,0 +1,342 @@
+//! Quick-chat links (seed 003): an agent shares `/q/{handle}/{source}` (e.g.
+//! `/q/sarah/linkedin`); the hosted page runs the widget engine full-page, so a lead
+//! chats at once without signing up. The session it opens is attributed to the
+//! link's source, belongs to the link owner's team and is routed to the owner first
+//! (`preferred_agent_id`). Page views count as clicks, sessions as conversations.
+//!
+//! Also here: `POST /api/widget/contact`, where a guest leaves an email or phone
+//! (progressive engagement), which may merge its lead with the same person's lead.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{AuthAgent, Principal};
+use crate::clock::now_ms;
+use crate::db::schema::{agent_handles, quick_links};
+use crate::db::{is_unique_violation, DbConn};
+use crate::error::AppError;
+use crate::model::new_id;
+use crate::state::AppState;
+
+/// API routes (under `/api`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/quick-links", web::get().to(list))
+        .route("/quick-links", web::post().to(create))
+        .route("/quick-links/{id}", web::delete().to(deactivate))
+        .route("/widget/contact", web::post().to(contact));
+}
+
+/// Page routes (outside `/api`).
+pub fn pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/q/{handle}/{source}", web::get().to(page));
+}
+
+/// A row of `quick_links`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = quick_links)]
+pub struct QuickLinkRow {
+    /// Link id.
+    pub id: String,
+    /// Owner.
+    pub agent_id: String,
+    /// Team the conversations go to.
+    pub team_id: String,
+    /// The owner's handle.
+    pub handle: String,
+    /// Source label (`linkedin`).
+    pub source: String,
+    /// Page views.
+    pub clicks: i64,
+    /// Conversations started.
+    pub conversations: i64,
+    /// 1 while usable.
+    pub active: i32,
+    /// Epoch ms.
+    pub created_at: i64,
+}
+
+/// Handles and sources: 1-32 of `a-z 0-9 - _` (they go into URLs and the page).
+fn slug(v: &str, name: &str) -> Result<String, AppError> {
+    let v = v.trim().to_ascii_lowercase();
+    let ok = !v.is_empty()
+        && v.len() <= 32
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(v)
+    } else {
+        Err(AppError::Validation(format!(
+            "{name} must be 1-32 of a-z, 0-9, - and _"
+        )))
+    }
+}
+
+/// The active link `handle/source`.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn resolve(c: &mut DbConn, handle: &str, source: &str) -> Result<QuickLinkRow, AppError> {
+    quick_links::table
+        .filter(quick_links::handle.eq(handle))
+        .filter(quick_links::source.eq(source))
+        .filter(quick_links::active.eq(1))
+        .select(QuickLinkRow::as_select())
+        .first(c)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound("no such quick-chat link".into()))
+}
+
+/// Counts a conversation started through a link.
+///
+/// # Errors
+/// Database errors.
+pub fn count_conversation(c: &mut DbConn, id: &str) -> Result<(), AppError> {
+    diesel::update(quick_links::table.find(id))
+        .set(quick_links::conversations.eq(quick_links::conversations + 1))
+        .execute(c)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    source: String,
+    #[serde(default)]
+    handle: Option<String>,
+    #[serde(default)]
+    team_id: Option<String>,
+}
+
+/// `POST /api/quick-links {source, handle?, team_id?}`: the caller's link for a
+/// source. The first link claims the handle (default: the agent's name in slug
+/// form); a handle belongs to one agent (409 otherwise).
+async fn create(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, AppError> {
+    let b = body.into_inner();
+    let source = slug(&b.source, "source")?;
+    let wanted = match &b.handle {
+        Some(h) => Some(slug(h, "handle")?),
+        None => None,
+    };
+    let team = match b.team_id.or_else(|| agent.team_ids.first().cloned()) {
+        Some(t) if agent.can_access_team(&t) => t,
+        Some(_) => return Err(AppError::Forbidden("not your team".into())),
+        None => {
+            return Err(AppError::Validation(
+                "you are in no team; give team_id".into(),
+            ))
+        }
+    };
+    let agent_id = agent.id.clone();
+    let fallback: String = agent
+        .name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(32)
+        .collect();
+    let row = state
+        .db
+        .run(move |c| {
+            let now = now_ms();
+            let current: Option<String> = agent_handles::table
+                .filter(agent_handles::agent_id.eq(&agent_id))
+                .select(agent_handles::handle)
+                .first(c)
+                .optional()?;
+            let handle = match (current, wanted) {
+                (Some(h), Some(w)) if h != w => {
+                    return Err(AppError::Conflict(format!("your handle is already {h:?}")))
+                }
+                (Some(h), _) => h,
+                (None, w) => {
+                    let h = w.unwrap_or(fallback);
+                    let h = slug(&h, "handle")?;
+                    match c.transaction(|c| {
+                        diesel::insert_into(agent_handles::table)
+                            .values((
+                                agent_handles::handle.eq(&h),
+                                agent_handles::agent_id.eq(&agent_id),
+                                agent_handles::created_at.eq(now),
+                            ))
+                            .execute(c)
+                    }) {
+                        Ok(_) => h,
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(AppError::Conflict(format!("handle {h:?} is taken")))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
+            let row = QuickLinkRow {
+                id: new_id(),
+                agent_id,
+                team_id: team,
+                handle,
+                source,
+                clicks: 0,
+                conversations: 0,
+                active: 1,
+                created_at: now,
+            };
+            match c.transaction(|c| {
+                diesel::insert_into(quick_links::table)
+                    .values(&row)
+                    .execute(c)
+            }) {
+                Ok(_) => Ok(row),
+                Err(e) if is_unique_violation(&e) => Err(AppError::Conflict(
+                    "you already have a link for this source".into(),
+                )),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    let url = format!("/q/{}/{}", row.handle, row.source);
+    Ok(HttpResponse::Created().json(json!({"link": row, "url": url})))
+}
+
+/// `GET /api/quick-links`: the caller's links; team leads and admins see their
+/// teams' links. Each with its click and conversation counts.
+async fn list(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+) -> Result<HttpResponse, AppError> {
+    let rows: Vec<QuickLinkRow> = state
+        .db
+        .run(move |c| {
+            let mut q = quick_links::table
+                .select(QuickLinkRow::as_select())
+                .order(quick_links::created_at.asc())
+                .into_boxed();
+            if agent.role == crate::model::Role::Admin {
+            } else if agent.role.supervises() {
+                q = q.filter(quick_links::team_id.eq_any(agent.team_ids.clone()));
+            } else {
+                q = q.filter(quick_links::agent_id.eq(agent.id.clone()));
+            }
+            Ok(q.load(c)?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"quick_links": rows})))
+}
+
+async fn deactivate(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    state
+        .db
+        .run(move |c| {
+            let row: QuickLinkRow = quick_links::table
+                .find(&id)
+                .select(QuickLinkRow::as_select())
+                .first(c)
+                .optional()?
+                .ok_or_else(|| AppError::NotFound("no such link".into()))?;
+            let allowed = row.agent_id == agent.id
+                || (agent.role.supervises() && agent.can_access_team(&row.team_id));
+            if !allowed {
+                return Err(AppError::Forbidden("not your link".into()));
+            }
+            diesel::update(quick_links::table.find(&id))
+                .set(quick_links::active.eq(0))
+                .execute(c)?;
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The hosted page: the widget engine opened full-page, bound to this link.
+/// Handle and source are checked slugs, so they are safe inside the HTML attribute.
+async fn page(
+    state: web::Data<AppState>,
+    _req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (handle, source) = path.into_inner();
+    let handle = slug(&handle, "handle")
+        .map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
+    let source = slug(&source, "source")
+        .map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
+    let (h, s) = (handle.clone(), source.clone());
+    state
+        .db
+        .run(move |c| {
+            let link = resolve(c, &h, &s)?;
+            diesel::update(quick_links::table.find(&link.id))
+                .set(quick_links::clicks.eq(quick_links::clicks + 1))
+                .execute(c)?;
+            Ok(())
+        })
+        .await?;
+    let html = QUICK_CHAT_PAGE
+        .replace("{{HANDLE}}", &handle)
+        .replace("{{SOURCE}}", &source);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+        ))
+        .body(html))
+}
+
+/// The hosted page's HTML (`widget/quick-chat.html`, embedded at build time).
+const QUICK_CHAT_PAGE: &str = include_str!("../../../widget/quick-chat.html");
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ContactBody {
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+/// `POST /api/widget/contact {email?, phone?}` (guest token): the guest leaves an
+/// email or phone. Joins the lead with the same person's lead if there is one.
+async fn contact(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<ContactBody>,
+) -> Result<HttpResponse, AppError> {
+    let Principal::Guest(guest) = principal else {
+        return Err(AppError::Forbidden("guests only".into()));
+    };
+    let b = body.into_inner();
+    let email = b
+        .email
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty());
+    if let Some(e) = &email {
+        let ok = e.len() <= 254
+            && e.split_once('@')
+                .is_some_and(|(a, d)| !a.is_empty() && d.contains('.'));
+        if !ok {
+            return Err(AppError::Validation("email is not valid".into()));
+        }
+    }
+    let phone = b.phone.filter(|p| !p.trim().is_empty());
+    if email.is_none() && phone.is_none() {
+        return Err(AppError::Validation("give an email or a phone".into()));
+    }
+    let contact_id = guest.contact_id.clone();
+    let (lead, timeline) = state
+        .db
+        .run(move |c| crate::store::leads::engage(c, &contact_id, email, phone))
+        .await?;
+    if let Some(l) = &lead {
+        super::leads::announce(&state, l, &timeline).await;
+    }
+    Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}

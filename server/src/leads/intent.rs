@@ -1,0 +1,162 @@
+//! Intent detection: which of a team's intent rules a message triggers.
+//!
+//! Matching is on whole words (or whole phrases), case- and accent-insensitive:
+//! both the message and the keywords are Unicode-decomposed (NFKD), stripped of
+//! combining marks and lower-cased, then each rule's keywords become one regex with
+//! Unicode word boundaries (`\b`). So "Cara BAYAR?" matches "cara bayar", "prïce"
+//! matches "price", but "booking" does not match "book" and "priceless" does not
+//! match "price" (no substring soup).
+
+use regex::Regex;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+use super::config::IntentRule;
+
+/// Lower-cases `text` and removes accents (NFKD, combining marks dropped), and
+/// collapses runs of whitespace into one space.
+pub fn fold(text: &str) -> String {
+    let stripped: String = text
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase();
+    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A compiled rule set: one regex per rule, in rule order.
+#[derive(Debug)]
+pub struct Matcher {
+    rules: Vec<(IntentRule, Regex)>,
+}
+
+impl Matcher {
+    /// Compiles `rules`. Rules without usable keywords are skipped.
+    pub fn new(rules: &[IntentRule]) -> Self {
+        let compiled = rules
+            .iter()
+            .filter_map(|rule| {
+                let alternatives: Vec<String> = rule
+                    .keywords
+                    .iter()
+                    .map(|k| fold(k))
+                    .filter(|k| !k.is_empty())
+                    .map(|k| {
+                        // Words of a phrase may be separated by any whitespace.
+                        k.split(' ')
+                            .map(regex::escape)
+                            .collect::<Vec<_>>()
+                            .join(r"\s+")
+                    })
+                    .collect();
+                if alternatives.is_empty() {
+                    return None;
+                }
+                // `\b` only works next to word characters; a keyword that starts or
+                // ends with punctuation gets a "not a letter or digit" guard instead.
+                let pattern = format!(
+                    r"(?:^|[^\p{{L}}\p{{N}}_])(?:{})(?:$|[^\p{{L}}\p{{N}}_])",
+                    alternatives.join("|")
+                );
+                Regex::new(&pattern).ok().map(|re| (rule.clone(), re))
+            })
+            .collect();
+        Self { rules: compiled }
+    }
+
+    /// The rules `text` triggers, in rule order (each rule at most once).
+    pub fn matches(&self, text: &str) -> Vec<&IntentRule> {
+        let folded = fold(text);
+        self.rules
+            .iter()
+            .filter(|(_, re)| re.is_match(&folded))
+            .map(|(rule, _)| rule)
+            .collect()
+    }
+}
+
+/// An email address and an international phone number (`+` and country code,
+/// normalised to E.164) found in a message, for progressive engagement.
+pub fn contact_details(text: &str) -> (Option<String>, Option<String>) {
+    // Literal patterns: `Regex::new` only fails on a malformed pattern, which the
+    // unit test below would catch.
+    #[allow(clippy::expect_used)]
+    static EMAIL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("email pattern")
+    });
+    #[allow(clippy::expect_used)]
+    static PHONE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(r"\+[0-9][0-9 ().-]{6,20}[0-9]").expect("phone pattern")
+    });
+    let email = EMAIL
+        .find(text)
+        .map(|m| m.as_str().to_lowercase())
+        .filter(|e| e.len() <= 254);
+    let phone = PHONE
+        .find(text)
+        .and_then(|m| crate::channels::phone::normalise(m.as_str()))
+        .and_then(|(_, e164)| e164);
+    (email, phone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leads::config::default_rules;
+
+    fn intents(text: &str) -> Vec<String> {
+        let m = Matcher::new(&default_rules());
+        let mut v: Vec<String> = m.matches(text).iter().map(|r| r.intent.clone()).collect();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn english_and_indonesian_defaults() {
+        assert_eq!(intents("How much is the March package?"), ["pricing"]);
+        assert_eq!(intents("I want to book for 2 people"), ["booking"]);
+        assert_eq!(intents("cara bayar?"), ["payment"]);
+        assert_eq!(intents("DP berapa ya kak"), ["payment"]);
+        assert_eq!(intents("Saya mau daftar"), ["payment"]);
+        assert_eq!(intents("berapa harganya? harga paket"), ["pricing"]);
+        assert_eq!(intents("I need help please"), ["help"]);
+        assert!(intents("Assalamualaikum, selamat pagi").is_empty());
+    }
+
+    #[test]
+    fn case_and_accents_do_not_matter() {
+        assert_eq!(intents("CARA BAYAR"), ["payment"]);
+        assert_eq!(intents("What is the prícé?"), ["pricing"]);
+        assert_eq!(intents("Cara\tbayar"), ["payment"]);
+        assert_eq!(fold("Ça  VA  Été"), "ca va ete");
+    }
+
+    #[test]
+    fn whole_words_only() {
+        // "price" inside "priceless", "book" inside "facebook", "dp" inside "adp".
+        assert!(intents("a priceless view").is_empty());
+        assert!(intents("found you on facebook").is_empty());
+        assert!(intents("adp payroll").is_empty());
+        assert!(intents("helpful staff").is_empty());
+        assert_eq!(intents("price?"), ["pricing"]);
+        assert_eq!(intents("(book)"), ["booking"]);
+    }
+
+    #[test]
+    fn finds_contact_details() {
+        assert_eq!(
+            contact_details("sure: Budi.S@Example.co.id, wa +62 812-3456-7890"),
+            (
+                Some("budi.s@example.co.id".into()),
+                Some("+6281234567890".into())
+            )
+        );
+        assert_eq!(contact_details("call me tomorrow at 10"), (None, None));
+    }
+
+    #[test]
+    fn several_intents_in_rule_order() {
+        let v = intents("how much, and cara bayar?");
+        assert!(v.contains(&"pricing".to_string()) && v.contains(&"payment".to_string()));
+    }
+}

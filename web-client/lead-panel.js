@@ -1,0 +1,191 @@
+/*
+ * Lead panel (issue 5, docs/leads.md): beside the open conversation, the lead's
+ * stage (a select that moves it by hand — manual moves may go anywhere and are
+ * audited), owner, priority, campaign and handover flag, its open tasks (tick to
+ * complete) and its timeline. Updated live by `lead`, `timeline` and `task_due`
+ * frames. Every piece of user data is rendered with textContent (h() makes text
+ * nodes), never as HTML.
+ */
+import { h } from './dom.js';
+import { toastError, toast } from './toast.js';
+
+const TIMELINE_LIMIT = 60;
+
+/**
+ * @param {{getToken: () => string|null, signal: AbortSignal}} opts
+ */
+export function setupLeadPanel({ getToken, signal }) {
+  const host = document.getElementById('conversation-view');
+  const panel = h('aside', { className: 'lead-panel', attrs: { 'aria-label': 'Lead', 'data-testid': 'lead-panel' } });
+  panel.hidden = true;
+  host.append(panel);
+  signal.addEventListener('abort', () => panel.remove());
+
+  let conversationId = null;
+  let lead = null;
+  let stages = [];
+  let tasks = [];
+  let timeline = [];
+  let loadToken = 0;
+
+  async function call(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const token = getToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = new Error((data && data.message) || `Request failed (${res.status}).`);
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  const enc = encodeURIComponent;
+
+  async function show(id) {
+    conversationId = id;
+    lead = null;
+    const mine = ++loadToken;
+    panel.hidden = true;
+    try {
+      const l = await call('GET', `/api/conversations/${enc(id)}/lead`);
+      if (mine !== loadToken) return;
+      await adopt(l, mine);
+    } catch (e) {
+      if (mine !== loadToken) return;
+      if (e.status !== 404) toastError(e); // 404: no lead yet (no message from the contact)
+    }
+  }
+
+  async function adopt(l, mine = loadToken) {
+    const teamChanged = !lead || lead.team_id !== l.team_id;
+    lead = l;
+    const [pipeline, t, tl] = await Promise.all([
+      teamChanged || !stages.length ? call('GET', `/api/teams/${enc(l.team_id)}/pipeline`) : Promise.resolve(null),
+      call('GET', `/api/leads/${enc(l.id)}/tasks`),
+      call('GET', `/api/leads/${enc(l.id)}/timeline`),
+    ]);
+    if (mine !== loadToken) return;
+    if (pipeline) stages = pipeline.stages;
+    tasks = t.tasks;
+    timeline = tl.timeline;
+    render();
+  }
+
+  function fmt(ms) {
+    return new Date(ms).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  }
+
+  function describe(e) {
+    const d = e.detail || {};
+    switch (e.kind) {
+      case 'message_in':
+      case 'message_out':
+        return `${e.kind === 'message_in' ? '←' : '→'} ${d.body || ''}`;
+      case 'stage_changed':
+        return `Stage ${d.from} → ${d.to}${d.manual ? ' (by hand)' : ''}`;
+      case 'intent_detected':
+        return `Intent: ${d.intent}`;
+      case 'task_created':
+        return `Task: ${d.title}`;
+      case 'campaign_tagged':
+        return `Campaign ${d.campaign_code}`;
+      case 'handover_requested':
+        return `Handover requested (${d.intent})`;
+      default:
+        return e.kind.replace(/_/g, ' ');
+    }
+  }
+
+  function render() {
+    if (!lead) {
+      panel.hidden = true;
+      return;
+    }
+    panel.hidden = false;
+    const select = h('select', {
+      className: 'lead-stage',
+      attrs: { 'aria-label': 'Stage' },
+      onchange: () => move(select.value),
+    });
+    for (const s of stages) {
+      const opt = h('option', { value: s.key }, s.name);
+      if (s.key === lead.stage) opt.selected = true;
+      select.append(opt);
+    }
+    const facts = h('dl', { className: 'lead-facts' },
+      h('dt', {}, 'Source'), h('dd', {}, [lead.source, lead.source_detail].filter(Boolean).join(' · ')),
+      h('dt', {}, 'Owner'), h('dd', {}, lead.owner_id ? lead.owner_id.slice(0, 8) : '—'),
+      h('dt', {}, 'Priority'), h('dd', { className: `lead-priority lead-priority-${lead.priority}` }, lead.priority),
+      h('dt', {}, 'Score'), h('dd', {}, String(lead.score)),
+      lead.campaign_code ? [h('dt', {}, 'Campaign'), h('dd', {}, lead.campaign_code)] : null,
+      lead.interested_package ? [h('dt', {}, 'Package'), h('dd', {}, lead.interested_package)] : null,
+    );
+    const open = tasks.filter((t) => t.status === 'open');
+    const taskList = h('ul', { className: 'lead-tasks' },
+      open.length ? open.map((t) => {
+        const box = h('input', { type: 'checkbox', attrs: { 'aria-label': `Done: ${t.title}` }, onchange: () => complete(t) });
+        return h('li', { className: t.due_at < Date.now() ? 'overdue' : '' },
+          h('label', {}, box, ' ', t.title), h('span', { className: 'lead-due' }, fmt(t.due_at)));
+      }) : h('li', { className: 'muted' }, 'No open tasks'),
+    );
+    const items = timeline.slice(-TIMELINE_LIMIT).reverse().map((e) =>
+      h('li', { className: `tl tl-${e.kind}` }, h('time', {}, fmt(e.at_ms)), ' ', describe(e)),
+    );
+    panel.replaceChildren(
+      h('h3', {}, 'Lead'),
+      lead.handover_pending ? h('p', { className: 'lead-handover' }, 'Waiting for a human: ', lead.handover_reason || '') : null,
+      h('label', { className: 'lead-stage-label' }, 'Stage ', select),
+      facts,
+      h('h4', {}, 'Tasks'),
+      taskList,
+      h('h4', {}, 'Timeline'),
+      h('ol', { className: 'lead-timeline' }, items),
+    );
+  }
+
+  async function move(stage) {
+    try {
+      const l = await call('PATCH', `/api/leads/${enc(lead.id)}`, { stage });
+      await adopt(l);
+    } catch (e) {
+      toastError(e);
+      render();
+    }
+  }
+
+  async function complete(t) {
+    try {
+      await call('PATCH', `/api/tasks/${enc(t.id)}`, { status: 'done' });
+      await adopt(lead);
+    } catch (e) {
+      toastError(e);
+    }
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+      case 'lead':
+        if (lead && f.id === lead.id) adopt(f).catch(toastError);
+        else if (!lead && conversationId && (f.conversation_ids || []).includes(conversationId)) adopt(f).catch(toastError);
+        break;
+      case 'timeline':
+        if (lead && f.lead_id === lead.id && !timeline.some((e) => e.id === f.id)) {
+          timeline.push(f);
+          render();
+        }
+        break;
+      case 'task_due':
+        toast(`Task overdue: ${f.title}`);
+        if (lead && f.lead_id === lead.id) adopt(lead).catch(toastError);
+        break;
+      default:
+        break;
+    }
+  }
+
+  return { show, onFrame };
+}
