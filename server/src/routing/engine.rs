@@ -635,6 +635,15 @@ pub fn route(
             return Ok(Vec::new());
         }
         let mut cands = candidates(c, &team, presence)?;
+        if team.routing_mode != RoutingMode::Manual && !waiting_ids(c, &team_id, 1)?.is_empty() {
+            // Others are already waiting: this lead joins the back of the line and the
+            // line moves first, so a newcomer never takes a place freed a moment ago
+            // (before the drain that capacity triggered has run) from someone older.
+            let considered = cands.iter().map(|x| x.considered(x.skip(false))).collect();
+            let mut effects = enqueue(c, &team, &f, considered, now, "queued")?;
+            effects.extend(drain_locked(c, &mut team, presence, now)?);
+            return Ok(effects);
+        }
         match team.routing_mode {
             RoutingMode::Manual => Ok(Vec::new()),
             RoutingMode::RoundRobin => {
@@ -675,39 +684,53 @@ pub fn drain(
         if team.routing_mode == RoutingMode::Manual {
             return Ok(Vec::new());
         }
-        let waiting: Vec<String> = conversations::table
-            .filter(conversations::team_id.eq(team_id))
-            .filter(conversations::status.eq(OPEN))
-            .filter(conversations::assignee_id.is_null())
-            .filter(conversations::queued_at.is_not_null())
-            .order((conversations::queued_at.asc(), conversations::id.asc()))
-            .select(conversations::id)
-            .limit(500)
-            .load(c)?;
-        if waiting.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut cands = candidates(c, &team, presence)?;
-        let mut effects = Vec::new();
-        for id in waiting {
-            if !cands.iter().any(|x| x.skip(false).is_none()) {
-                break;
-            }
-            let f = facts(c, &id)?;
-            let mut got = assign_rotating(c, &mut team, &f, &mut cands, now, true, "queued")?;
-            let assigned = got.iter().any(|e| matches!(e, Effect::Assigned { .. }));
-            effects.append(&mut got);
-            if !assigned {
-                break;
-            }
-        }
-        if !effects.is_empty() {
-            effects.push(Effect::QueueChanged {
-                team_id: team_id.to_string(),
-            });
-        }
-        Ok(effects)
+        drain_locked(c, &mut team, presence, now)
     })
+}
+
+fn waiting_ids(c: &mut DbConn, team_id: &str, limit: i64) -> Result<Vec<String>, AppError> {
+    Ok(conversations::table
+        .filter(conversations::team_id.eq(team_id))
+        .filter(conversations::status.eq(OPEN))
+        .filter(conversations::assignee_id.is_null())
+        .filter(conversations::queued_at.is_not_null())
+        .order((conversations::queued_at.asc(), conversations::id.asc()))
+        .select(conversations::id)
+        .limit(limit)
+        .load(c)?)
+}
+
+/// [`drain`]'s work, inside a transaction that already holds the team's lock.
+fn drain_locked(
+    c: &mut DbConn,
+    team: &mut TeamRouting,
+    presence: &PresenceMap,
+    now: i64,
+) -> Result<Vec<Effect>, AppError> {
+    let waiting = waiting_ids(c, &team.team_id, 500)?;
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cands = candidates(c, team, presence)?;
+    let mut effects = Vec::new();
+    for id in waiting {
+        if !cands.iter().any(|x| x.skip(false).is_none()) {
+            break;
+        }
+        let f = facts(c, &id)?;
+        let mut got = assign_rotating(c, team, &f, &mut cands, now, true, "queued")?;
+        let assigned = got.iter().any(|e| matches!(e, Effect::Assigned { .. }));
+        effects.append(&mut got);
+        if !assigned {
+            break;
+        }
+    }
+    if !effects.is_empty() {
+        effects.push(Effect::QueueChanged {
+            team_id: team.team_id.clone(),
+        });
+    }
+    Ok(effects)
 }
 
 /// How a claim ended.

@@ -248,3 +248,55 @@ proptest! {
         }
     }
 }
+
+/// A place freed before the drain it triggers has run goes to the oldest waiting
+/// lead, not to a lead that arrives in between.
+#[test]
+fn a_new_lead_never_jumps_the_queue() {
+    let mut w = world(&[1]);
+    let team = w.team.clone();
+    let agent = w.agents[0].0.clone();
+    let lead = |w: &mut World| {
+        w.apply(&Event::Lead);
+        conversations::table
+            .order(conversations::created_at.desc())
+            .select(conversations::id)
+            .first::<String>(w.c())
+            .unwrap()
+    };
+    // Nobody online: the first lead waits.
+    let first = lead(&mut w);
+    // The agent comes online, but before its drain runs a second lead arrives.
+    w.presence.insert(agent.clone(), PresenceStatus::Online);
+    w.now += 1000;
+    let second = {
+        let view = convs::create_with_contact(
+            w.c(),
+            convs::NewGuestConversation {
+                team_id: team.clone(),
+                channel: "widget".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        view.id
+    };
+    let (p, now) = (w.presence.clone(), w.now);
+    engine::route(w.c(), &second, &p, now).unwrap();
+    let assignee = |w: &mut World, id: &str| -> Option<String> {
+        conversations::table
+            .find(id)
+            .select(conversations::assignee_id)
+            .first(w.c())
+            .unwrap()
+    };
+    assert_eq!(
+        assignee(&mut w, &first),
+        Some(agent),
+        "the oldest lead gets the place"
+    );
+    assert_eq!(assignee(&mut w, &second), None, "the newcomer waits");
+    let wl = engine::workload(w.c(), &team, &p, now).unwrap();
+    assert_eq!(wl.queue.len(), 1);
+    assert_eq!(wl.queue[0].conversation_id, second);
+}
