@@ -12,9 +12,9 @@ import { toastError, toast } from './toast.js';
 const TIMELINE_LIMIT = 60;
 
 /**
- * @param {{getToken: () => string|null, signal: AbortSignal}} opts
+ * @param {{request: Function, signal: AbortSignal}} opts  request: api.js's wrapper
  */
-export function setupLeadPanel({ getToken, signal }) {
+export function setupLeadPanel({ request, signal }) {
   const host = document.getElementById('conversation-view');
   const panel = h('aside', { className: 'lead-panel', attrs: { 'aria-label': 'Lead', 'data-testid': 'lead-panel' } });
   panel.hidden = true;
@@ -28,20 +28,8 @@ export function setupLeadPanel({ getToken, signal }) {
   let timeline = [];
   let loadToken = 0;
 
-  async function call(method, path, body) {
-    const headers = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = await res.json().catch(() => null);
-    if (!res.ok) {
-      const err = new Error((data && data.message) || `Request failed (${res.status}).`);
-      err.status = res.status;
-      throw err;
-    }
-    return data;
-  }
+  // api.js's wrapper: the same token, ApiError (with .status) and 401 handling.
+  const call = (method, path, body) => request(method, path, { body });
 
   const enc = encodeURIComponent;
 
@@ -108,7 +96,7 @@ export function setupLeadPanel({ getToken, signal }) {
     panel.hidden = false;
     const select = h('select', {
       className: 'lead-stage',
-      attrs: { 'aria-label': 'Stage' },
+      attrs: { 'aria-label': 'Stage', 'data-testid': 'lead-stage' },
       onchange: () => move(select.value),
     });
     for (const s of stages) {
@@ -125,7 +113,7 @@ export function setupLeadPanel({ getToken, signal }) {
       lead.interested_package ? [h('dt', {}, 'Package'), h('dd', {}, lead.interested_package)] : null,
     );
     const open = tasks.filter((t) => t.status === 'open');
-    const taskList = h('ul', { className: 'lead-tasks' },
+    const taskList = h('ul', { className: 'lead-tasks', attrs: { 'data-testid': 'lead-tasks' } },
       open.length ? open.map((t) => {
         const box = h('input', { type: 'checkbox', attrs: { 'aria-label': `Done: ${t.title}` }, onchange: () => complete(t) });
         return h('li', { className: t.due_at < Date.now() ? 'overdue' : '' },
@@ -135,7 +123,8 @@ export function setupLeadPanel({ getToken, signal }) {
     const items = timeline.slice(-TIMELINE_LIMIT).reverse().map((e) =>
       h('li', { className: `tl tl-${e.kind}` }, h('time', {}, fmt(e.at_ms)), ' ', describe(e)),
     );
-    panel.replaceChildren(
+    // replaceChildren would turn a null into the text "null": drop absent parts.
+    const parts = [
       h('h3', {}, 'Lead'),
       lead.handover_pending ? h('p', { className: 'lead-handover' }, 'Waiting for a human: ', lead.handover_reason || '') : null,
       h('label', { className: 'lead-stage-label' }, 'Stage ', select),
@@ -144,7 +133,8 @@ export function setupLeadPanel({ getToken, signal }) {
       taskList,
       h('h4', {}, 'Timeline'),
       h('ol', { className: 'lead-timeline' }, items),
-    );
+    ];
+    panel.replaceChildren(...parts.filter(Boolean));
   }
 
   async function move(stage) {

@@ -83,7 +83,7 @@ async function start() {
   });
   const view = setupConversationView({ store, api, socket, signal });
   // Leads (issue 5): the lead panel follows whichever conversation the view opens.
-  const leadPanel = setupLeadPanel({ getToken: () => token, signal });
+  const leadPanel = setupLeadPanel({ request: api.request, signal });
   const openView = view.open;
   view.open = (id) => {
     leadPanel.show(id);

@@ -223,6 +223,23 @@ async fn browser_visitor_poll_claim_reply() {
         "document.querySelector('#message-list [data-status=read]')",
     )
     .await;
+    // The lead panel beside the conversation: the first reply moved the lead from
+    // "new" to "contacted", live.
+    a.wait_for(
+        "lead panel at stage contacted",
+        "document.querySelector('[data-testid=lead-stage]')?.value === 'contacted'",
+    )
+    .await;
+    let panel_text = a
+        .execute(
+            "return document.querySelector('[data-testid=lead-panel]').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        !panel_text.as_str().unwrap_or("").contains("null"),
+        "the lead panel shows a literal null: {panel_text}"
+    );
 
     // HTML is text on both sides, and nothing ran.
     widget_send(&v, XSS).await;
