@@ -77,6 +77,7 @@ export function createApi({ getToken, onUnauthorized, onResponse = () => {} }) {
     login: (email, password) => request('POST', '/api/auth/login', { body: { email, password }, auth: false }),
     me: () => request('GET', '/api/auth/me'),
     agents: () => request('GET', '/api/agents'),
+    teams: () => request('GET', '/api/teams'),
     conversations: (query) => request('GET', '/api/conversations', { query }),
     conversation: (id) => request('GET', `/api/conversations/${enc(id)}`),
     messages: (id, query) => request('GET', `/api/conversations/${enc(id)}/messages`, { query }),

@@ -1,7 +1,9 @@
 /*
- * Conversation list (left column): filters (All / Mine / Unassigned), the
- * search box, and one row per conversation with contact, preview, waiting
- * time, unread count, status and assignee. Rows are keyed by id and reused so
+ * Conversation list (left column): filters (All / Mine / Unassigned, and
+ * channel / status / team selects), the search box, and one row per
+ * conversation with contact, preview, waiting time, unread count, status,
+ * channel, the lead's stage and priority (when the list payload has them) and
+ * assignee. Rows are keyed by id and reused so
  * keyboard focus survives live reordering.
  */
 import { h } from './dom.js';
@@ -12,6 +14,7 @@ const SEARCH_DEBOUNCE_MS = 300;
 const CLOCK_TICK_MS = 30000;
 // The summary says which side spoke last, not who: replies are labelled by kind.
 const PREVIEW_PREFIX = { agent: 'Agent: ', bot: 'Bot: ' };
+const CHANNEL_TEXT = { widget: 'Web', whatsapp: 'WhatsApp', waha: 'WAHA', quick_chat: 'Quick chat' };
 
 /**
  * @param {{store: import('./store.js').Store, api: object, onSelect: (id: string) => void, signal: AbortSignal}} opts
@@ -21,6 +24,8 @@ export function setupConversationList({ store, api, onSelect, signal }) {
   const empty = document.getElementById('conversation-empty');
   const search = document.getElementById('conversation-search');
   const filterButtons = [...document.querySelectorAll('[data-filter]')];
+  const narrowSelects = [...document.querySelectorAll('[data-narrow]')];
+  const teamSelect = document.getElementById('conversation-team');
   const rows = new Map(); // id -> {li, button, parts}
   let searchTimer = 0;
   let loadSeq = 0;
@@ -32,6 +37,9 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     if (store.filter === 'mine') query.assignee = 'me';
     if (store.filter === 'unassigned') query.assignee = 'none';
     if (store.query) query.q = store.query;
+    if (store.narrow.channel) query.channel = store.narrow.channel;
+    if (store.narrow.status) query.status = store.narrow.status;
+    if (store.narrow.team) query.team = store.narrow.team;
     list.setAttribute('aria-busy', 'true');
     try {
       const { conversations } = await api.conversations(query);
@@ -52,6 +60,9 @@ export function setupConversationList({ store, api, onSelect, signal }) {
       preview: h('span', { className: 'conv-preview' }),
       unread: h('span', { className: 'conv-unread' }),
       status: h('span', { className: 'chip' }),
+      channel: h('span', { className: 'chip chip-channel', dataset: { testid: 'conv-channel' } }),
+      stage: h('span', { className: 'chip chip-stage', dataset: { testid: 'conv-stage' } }),
+      priority: h('span', { className: 'chip chip-priority', dataset: { testid: 'conv-priority' } }),
       assignee: h('span', { className: 'conv-assignee' }),
     };
     const button = h(
@@ -59,7 +70,7 @@ export function setupConversationList({ store, api, onSelect, signal }) {
       { type: 'button', className: 'conv', dataset: { testid: 'conversation-item', id }, onclick: () => onSelect(id) },
       h('span', { className: 'conv-line' }, parts.name, parts.time),
       h('span', { className: 'conv-line' }, parts.preview, parts.unread),
-      h('span', { className: 'conv-line conv-tags' }, parts.status, parts.assignee),
+      h('span', { className: 'conv-line conv-tags' }, parts.channel, parts.status, parts.stage, parts.priority, parts.assignee),
     );
     const row = { li: h('li', {}, button), button, parts };
     rows.set(id, row);
@@ -83,13 +94,32 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     p.status.textContent = conv.status;
     p.status.className = `chip chip-${conv.status}`;
     p.assignee.textContent = store.agentName(conv.assignee_id);
+    // The coloured dot before the label (style.css) is the channel's icon.
+    p.channel.textContent = CHANNEL_TEXT[conv.channel] || conv.channel || '';
+    p.channel.dataset.channel = conv.channel || '';
+    p.channel.title = conv.channel || '';
+    p.stage.textContent = conv.lead_stage ? conv.lead_stage.replace(/_/g, ' ') : '';
+    p.stage.hidden = !conv.lead_stage;
+    p.priority.textContent = conv.lead_priority || '';
+    p.priority.className = `chip chip-priority chip-priority-${conv.lead_priority || 'none'}`;
+    // "normal" is the default: only the exceptions earn a chip.
+    p.priority.hidden = !conv.lead_priority || conv.lead_priority === 'normal';
 
     row.button.classList.toggle('is-unread', conv.unread > 0);
     row.button.classList.toggle('is-resolved', conv.status === 'resolved');
     if (conv.id === store.activeId) row.button.setAttribute('aria-current', 'true');
     else row.button.removeAttribute('aria-current');
     // One sentence for screen readers instead of the visual fragments.
-    const spoken = [name, p.time.textContent, p.preview.textContent, conv.status, p.assignee.textContent];
+    const spoken = [
+      name,
+      p.time.textContent,
+      p.preview.textContent,
+      CHANNEL_TEXT[conv.channel] || conv.channel,
+      conv.status,
+      conv.lead_stage && `stage ${p.stage.textContent}`,
+      !p.priority.hidden && `${conv.lead_priority} priority`,
+      p.assignee.textContent,
+    ];
     if (conv.unread) spoken.push(`${conv.unread} unread`);
     row.button.setAttribute('aria-label', spoken.filter(Boolean).join(', '));
   }
@@ -126,6 +156,36 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     );
   }
 
+  for (const select of narrowSelects) {
+    select.addEventListener(
+      'change',
+      () => {
+        store.setNarrow({ [select.dataset.narrow]: select.value });
+        load();
+      },
+      { signal },
+    );
+  }
+
+  /** Fills the team select with the caller's teams; hidden with fewer than two. */
+  async function loadTeams() {
+    if (!teamSelect || !api.teams) return;
+    try {
+      const { teams } = await api.teams();
+      const me = store.me || {};
+      const mineOnly = me.role !== 'admin';
+      const choices = (teams || []).filter((t) => !mineOnly || (me.team_ids || []).includes(t.id));
+      teamSelect.replaceChildren(
+        h('option', { value: '' }, 'All teams'),
+        ...choices.map((t) => h('option', { value: t.id }, t.name)),
+      );
+      teamSelect.closest('label').hidden = choices.length < 2;
+    } catch (err) {
+      if (err.status !== 401) toastError(err);
+    }
+  }
+  loadTeams();
+
   search.addEventListener(
     'input',
     () => {
@@ -148,6 +208,10 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     rows.clear();
     search.value = '';
     filterButtons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.filter === 'all')));
+    narrowSelects.forEach((sel) => {
+      sel.value = '';
+    });
+    store.narrow = { channel: '', status: '', team: '' };
     document.title = 'Switchboard';
   });
 

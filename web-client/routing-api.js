@@ -1,6 +1,6 @@
 /*
  * HTTP calls of the routing API (offers, team workload, routing settings,
- * hand-back and the routing audit), with the same conventions as api.js:
+ * hand-back, transfer to another team and the routing audit), with the same conventions as api.js:
  * Bearer token, JSON error bodies turned into ApiError, 401 reported.
  * It also keeps a rough estimate of the server clock (from the Date header)
  * so countdowns to server timestamps stay right on a badly set client clock.
@@ -38,7 +38,13 @@ export function createRoutingApi({ request }) {
     teamRouting: (teamId) => request('GET', `/api/teams/${enc(teamId)}/routing`),
     updateTeamRouting: (teamId, body) => request('PUT', `/api/teams/${enc(teamId)}/routing`, { body }),
     setCapacity: (agentId, capacity) => request('PUT', `/api/agents/${enc(agentId)}/capacity`, { body: { capacity } }),
+    teams: () => request('GET', '/api/teams'),
+    transfer: (conversationId, teamId, agentId) =>
+      request('POST', `/api/conversations/${enc(conversationId)}/transfer`, {
+        body: agentId ? { team_id: teamId, agent_id: agentId } : { team_id: teamId },
+      }),
     requeue: (conversationId) => request('POST', `/api/conversations/${enc(conversationId)}/requeue`),
+    analytics: (teamId, since) => request('GET', '/api/marketing/analytics', { query: { team: teamId, since } }),
     audit: (conversationId) => request('GET', `/api/conversations/${enc(conversationId)}/routing`),
   };
 }

@@ -2,12 +2,14 @@
  * "Routing" affordance of the conversation view (issue 4): a button in the
  * view header that unfolds the routing history of the open conversation (who
  * was considered, who was skipped and why, GET /api/conversations/{id}/routing)
- * and lets the assignee, a lead or an admin hand it back to the queue.
+ * and lets the assignee, a lead or an admin hand it back to the queue, and a
+ * lead or an admin transfer it to another team (POST .../transfer; the target
+ * team routes it). Resolve/reopen stays in conversation-view.js.
  * It only adds elements next to the ones conversation-view.js owns and follows
  * the open conversation through the store (store.activeId).
  */
 import { h } from './dom.js';
-import { toastError } from './toast.js';
+import { toast, toastError } from './toast.js';
 
 const KIND_TEXT = {
   assigned: 'Assigned',
@@ -45,10 +47,19 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
   const list = h('ol', { className: 'routing-events', dataset: { testid: 'routing-events' } });
   const status = h('p', { className: 'routing-status', attrs: { role: 'status' } });
   const requeueBtn = h('button', { type: 'button', className: 'btn', dataset: { testid: 'routing-requeue' } }, 'Return to queue');
+  const transferSelect = h('select', { dataset: { testid: 'transfer-team' }, attrs: { 'aria-label': 'Transfer to team' } });
+  const transferBtn = h('button', { type: 'button', className: 'btn', dataset: { testid: 'transfer-submit' } }, 'Transfer');
+  const transferForm = h(
+    'div',
+    { className: 'routing-transfer', hidden: true },
+    h('label', {}, h('span', {}, 'Transfer to '), transferSelect),
+    transferBtn,
+  );
   const panel = h(
     'section',
     { id: 'routing-panel', className: 'routing-panel', dataset: { testid: 'routing-panel' }, attrs: { 'aria-label': 'Routing history' }, hidden: true },
     h('div', { className: 'routing-panel-head' }, h('h3', {}, 'Routing'), requeueBtn),
+    transferForm,
     status,
     list,
   );
@@ -67,6 +78,7 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
 
   let shownFor = null; // conversation id the panel shows
   let loadSeq = 0;
+  let teams = null; // [{id, name}] once loaded (leads and admins)
 
   function agentName(id) {
     return id ? store.agentName(id) : '';
@@ -128,11 +140,35 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
     requeueBtn.hidden = !allowed;
   }
 
+  /** The transfer choices: every other team (leads and admins only). */
+  async function paintTransfer() {
+    const conv = store.activeId && store.conversations.get(store.activeId);
+    const me = store.me;
+    const allowed = Boolean(conv && me && (me.role === 'lead' || me.role === 'admin'));
+    if (!allowed) {
+      transferForm.hidden = true;
+      return;
+    }
+    if (!teams) {
+      try {
+        teams = (await routingApi.teams()).teams || [];
+      } catch (err) {
+        if (err.status !== 401) toastError(err);
+        return;
+      }
+    }
+    const current = store.activeId && store.conversations.get(store.activeId);
+    const others = teams.filter((t) => current && t.id !== current.team_id);
+    transferSelect.replaceChildren(...others.map((t) => h('option', { value: t.id }, t.name)));
+    transferForm.hidden = others.length === 0;
+  }
+
   function setOpen(open) {
     panel.hidden = !open;
     toggle.setAttribute('aria-expanded', String(open));
     if (open) {
       paintRequeue();
+      paintTransfer();
       refresh();
     }
   }
@@ -152,6 +188,30 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
         if (err.status !== 401) toastError(err);
       } finally {
         requeueBtn.disabled = false;
+      }
+    },
+    { signal },
+  );
+
+  transferBtn.addEventListener(
+    'click',
+    async () => {
+      const id = store.activeId;
+      const teamId = transferSelect.value;
+      if (!id || !teamId) return;
+      transferBtn.disabled = true;
+      try {
+        const conv = await routingApi.transfer(id, teamId);
+        if (conv && conv.id) store.upsert(conv);
+        const name = (teams || []).find((t) => t.id === teamId);
+        toast(`Transferred to ${name ? name.name : 'the team'}.`, 'info');
+        paintRequeue();
+        paintTransfer();
+        refresh();
+      } catch (err) {
+        if (err.status !== 401) toastError(err);
+      } finally {
+        transferBtn.disabled = false;
       }
     },
     { signal },

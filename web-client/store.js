@@ -17,6 +17,7 @@ export class Store extends EventTarget {
     this.presence = new Map(); // agent id -> online|away|offline (leads and admins)
     this.conversations = new Map(); // id -> Conversation + {unread, seenSeq}
     this.filter = 'all'; // all | mine | unassigned
+    this.narrow = { channel: '', status: '', team: '' }; // '' = any
     this.query = '';
     this.searchHits = null; // Set of ids the server matched for `query`
     this.activeId = null;
@@ -164,6 +165,12 @@ export class Store extends EventTarget {
     this.emit('list');
   }
 
+  /** Narrows the list by channel, status and/or team ('' = any). */
+  setNarrow(narrow) {
+    this.narrow = { ...this.narrow, ...narrow };
+    this.emit('list');
+  }
+
   setQuery(query, hits) {
     this.query = query;
     this.searchHits = query ? new Set(hits) : null;
@@ -173,6 +180,10 @@ export class Store extends EventTarget {
   matches(conv) {
     if (this.filter === 'mine' && conv.assignee_id !== (this.me && this.me.id)) return false;
     if (this.filter === 'unassigned' && conv.assignee_id) return false;
+    const { channel, status, team } = this.narrow;
+    if (channel && conv.channel !== channel) return false;
+    if (status && conv.status !== status) return false;
+    if (team && conv.team_id !== team) return false;
     if (this.query) {
       if (this.searchHits && this.searchHits.has(conv.id)) return true;
       // Live arrivals after the search ran: match what we can see locally.

@@ -6,13 +6,18 @@
  * get the team's routing settings form. `routing_alert` frames show as a toast
  * and in a banner on this page. A waiting conversation can be handed to an agent
  * from its queue row (POST /api/conversations/{id}/assign; the server refuses an
- * agent at capacity with a 409 whose message is shown).
+ * agent at capacity with a 409 whose message is shown). Two inline SVG charts
+ * (charts.js) per team: open conversations per agent (live, from the workload)
+ * and today's average first response per agent (GET /api/marketing/analytics
+ * with since = local midnight, reloaded every minute while the page shows).
  */
 import { h } from './dom.js';
 import { toast, toastError } from './toast.js';
 import { serverNow } from './routing-api.js';
+import { drawBars } from './charts.js';
 
 const TICK_MS = 1000;
+const ANALYTICS_MS = 60000;
 const MAX_ALERTS = 5;
 const MODE_TEXT = { round_robin: 'Round robin', poll: 'Poll', manual: 'Manual' };
 const PRESENCE_TEXT = { online: 'Online', away: 'Away', offline: 'Offline' };
@@ -45,6 +50,7 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
   const sections = new Map(); // team id -> section parts
   let visible = false;
   let clock = 0;
+  let analyticsClock = 0;
   let loadSeq = 0;
 
   // ------------------------------------------------------------------ load
@@ -60,6 +66,26 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     } catch (err) {
       if (mine === loadSeq && err.status !== 401) toastError(err);
     }
+    loadAnalytics();
+  }
+
+  /** Today's first response per agent, for every team shown. */
+  async function loadAnalytics() {
+    const midnight = new Date();
+    midnight.setHours(0, 0, 0, 0);
+    await Promise.all(
+      [...store.workloads.keys()].map(async (teamId) => {
+        try {
+          const a = await routingApi.analytics(teamId, midnight.getTime());
+          const p = sections.get(teamId);
+          if (!p || signal.aborted) return;
+          p.analytics = a;
+          drawFirstResponse(p, teamId);
+        } catch (err) {
+          if (err.status !== 401 && err.status !== 403) toastError(err);
+        }
+      }),
+    );
   }
 
   // -------------------------------------------------------------- sections
@@ -77,6 +103,9 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
       caption: h('caption', { className: 'sr-only' }),
       queue: h('ol', { className: 'team-queue', dataset: { testid: 'team-queue' } }),
       queueEmpty: h('p', { className: 'team-muted' }, 'Nobody is waiting.'),
+      chartOpen: h('div', { className: 'chart', dataset: { testid: 'chart-open' } }),
+      chartFirst: h('div', { className: 'chart', dataset: { testid: 'chart-first-response' } }),
+      analytics: null, // last GET /api/marketing/analytics answer (today)
       rows: new Map(), // agent id -> {tr, parts}
       queueRows: new Map(), // conversation id -> {li, parts}
       settings: null,
@@ -119,6 +148,12 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
           ),
         ),
         h('div', { className: 'team-queue-box' }, h('h3', {}, 'Queue'), p.queue, p.queueEmpty),
+      ),
+      h(
+        'div',
+        { className: 'team-charts' },
+        h('figure', {}, h('figcaption', {}, 'Open conversations per agent'), p.chartOpen),
+        h('figure', {}, h('figcaption', {}, 'First response today (average)'), p.chartFirst),
       ),
     );
     if (isAdmin) {
@@ -284,8 +319,32 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
       if (p.queue.children[i] !== row.li) p.queue.insertBefore(row.li, p.queue.children[i] || null);
     });
     p.queueEmpty.hidden = queue.length > 0;
+    drawBars(p.chartOpen, {
+      title: `Open conversations per agent, ${w.team_name || 'team'}`,
+      rows: agents.map((a) => ({ key: a.agent_id, label: a.name || 'Agent', value: Number(a.open) || 0, text: String(Number(a.open) || 0) })),
+      empty: 'No agents in this team.',
+    });
+    drawFirstResponse(p, teamId);
     tickTeam(p, w);
     placeSection(p);
+  }
+
+  /** One bar per agent of the team (plus lead owners outside it): today's mean. */
+  function drawFirstResponse(p, teamId) {
+    const w = store.workloads.get(teamId);
+    const perf = new Map(((p.analytics && p.analytics.agent_performance) || []).map((x) => [x.agent_id, x]));
+    const agents = [...((w && w.agents) || [])].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const rows = agents.map((a) => ({ id: a.agent_id, name: a.name }));
+    for (const [id, x] of perf) if (!rows.some((r) => r.id === id)) rows.push({ id, name: x.name });
+    drawBars(p.chartFirst, {
+      title: `Average first response today per agent, ${(w && w.team_name) || 'team'}`,
+      rows: rows.map((r) => {
+        const ms = perf.get(r.id) && perf.get(r.id).avg_first_response_ms;
+        const has = typeof ms === 'number';
+        return { key: r.id, label: r.name || 'Agent', value: has ? ms : null, text: has ? duration(ms) : '—' };
+      }),
+      empty: 'No agents in this team.',
+    });
   }
 
   // Teams in name order.
@@ -479,6 +538,8 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     load();
     clearInterval(clock);
     clock = setInterval(tick, TICK_MS);
+    clearInterval(analyticsClock);
+    analyticsClock = setInterval(loadAnalytics, ANALYTICS_MS);
     const heading = document.getElementById('team-title');
     if (heading) heading.focus({ preventScroll: true });
   }
@@ -490,6 +551,8 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     layout.hidden = false;
     clearInterval(clock);
     clock = 0;
+    clearInterval(analyticsClock);
+    analyticsClock = 0;
   }
 
   store.on('workload', (teamId) => visible && renderTeam(teamId), signal);

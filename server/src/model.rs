@@ -306,6 +306,13 @@ pub struct ConversationView {
     /// opened): the inbox shows "a template is needed". Absent for other channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_required: Option<bool>,
+    /// The contact's lead's stage key; only in `GET /api/conversations` lists (absent
+    /// elsewhere and when the contact has no lead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_stage: Option<String>,
+    /// The contact's lead's priority (`low`|`normal`|`high`); like `lead_stage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_priority: Option<String>,
 }
 
 /// Formats an optional epoch-ms time as RFC 3339 (see [`rfc3339`]).

@@ -517,3 +517,205 @@ async fn browser_away_message_and_dashboard() {
     v.close().await;
     d.close().await;
 }
+
+/// JS: chooses `value` in the `<select>` with `data-testid` = `testid`, as a user would.
+async fn choose(s: &Session, testid: &str, value: &str) {
+    s.execute(
+        "const el = document.querySelector(`[data-testid=\"${arguments[0]}\"]`); \
+         el.value = arguments[1]; el.dispatchEvent(new Event('change', {bubbles: true}));",
+        json!([testid, value]),
+    )
+    .await;
+}
+
+/// JS expression: the ids of the listed conversations, comma-joined in list order,
+/// equals `ids` (the list shows exactly those).
+fn list_is(ids: &[&str]) -> String {
+    format!(
+        "[...document.querySelectorAll('[data-testid=conversation-item]')].map(b => b.dataset.id).sort().join(',') === {:?}",
+        {
+            let mut v: Vec<&str> = ids.to_vec();
+            v.sort_unstable();
+            v.join(",")
+        }
+    )
+}
+
+/// The inbox list narrows by channel and status (and shows channel and lead stage
+/// per row); a lead transfers a conversation to another team from the routing
+/// panel; the team page draws one SVG bar per agent for open conversations and for
+/// today's first response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_filters_transfer_and_charts() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let server = TestServer::start(Backend::Sqlite).await;
+    server.manual_routing().await;
+    let team = server.default_team_id().await;
+    let sales = server.create_team("Sales", "sales").await;
+    let admin_token = server.admin_token().await;
+    let owner = server.agent("agent").await;
+
+    // Three conversations: a quick-chat one, a widget one, a resolved widget one.
+    let (status, link) = server
+        .post(
+            "/api/quick-links",
+            Some(&owner.token),
+            &json!({"source": "LinkedIn", "handle": "filters"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+    let quick = server
+        .guest_with(json!({"quick_link": "filters/linkedin"}))
+        .await;
+    let web = server.guest().await;
+    let done = server.guest().await;
+    for (g, text) in [
+        (&quick, "Quick question about prices"),
+        (&web, "Hello from the website"),
+        (&done, "Thanks, all sorted"),
+    ] {
+        let (status, body) = server
+            .post_message(&g.token, &g.conversation_id, "m1", text)
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // The owner answers the quick chat: today's first response for the chart.
+    let (status, body) = server
+        .post_message(&owner.token, &quick.conversation_id, "r1", "Happy to help!")
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .post(
+            &format!("/api/conversations/{}/status", done.conversation_id),
+            Some(&admin_token),
+            &json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, listed) = server
+        .get("/api/conversations?channel=quick_chat", Some(&admin_token))
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["conversations"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+
+    let admin = TestAgent {
+        id: String::new(),
+        email: switchboard_e2e::ADMIN_EMAIL.into(),
+        password: switchboard_e2e::ADMIN_PASSWORD.into(),
+        token: admin_token.clone(),
+        name: "Admin".into(),
+    };
+    let driver = Driver::start().await;
+    let d = driver.session_sized(1280, 900).await;
+    inbox_login(&d, &server.base, &admin).await;
+    let all = [
+        quick.conversation_id.as_str(),
+        web.conversation_id.as_str(),
+        done.conversation_id.as_str(),
+    ];
+    d.wait_for("all three conversations", &list_is(&all)).await;
+    // Per row: the channel label and the lead's stage (from the list payload).
+    d.wait_for(
+        "channel and stage chips",
+        &format!(
+            "(() => {{ const b = document.querySelector('[data-testid=conversation-item][data-id=\"{}\"]'); \
+             return b && b.querySelector('[data-testid=conv-channel]').textContent.includes('Quick chat') \
+             && !b.querySelector('[data-testid=conv-stage]').hidden; }})()",
+            quick.conversation_id
+        ),
+    )
+    .await;
+
+    choose(&d, "filter-channel", "quick_chat").await;
+    d.wait_for("only the quick chat", &list_is(&[&quick.conversation_id]))
+        .await;
+    choose(&d, "filter-channel", "widget").await;
+    d.wait_for(
+        "only the widget chats",
+        &list_is(&[&web.conversation_id, &done.conversation_id]),
+    )
+    .await;
+    choose(&d, "filter-status", "resolved").await;
+    d.wait_for(
+        "the resolved widget chat",
+        &list_is(&[&done.conversation_id]),
+    )
+    .await;
+    d.screenshot("inbox-filters").await;
+    choose(&d, "filter-status", "").await;
+    choose(&d, "filter-channel", "").await;
+    d.wait_for("all three again", &list_is(&all)).await;
+
+    // Transfer the open widget chat to Sales from the routing panel.
+    d.click(
+        "the widget conversation",
+        &format!(
+            "document.querySelector('[data-testid=conversation-item][data-id=\"{}\"]')",
+            web.conversation_id
+        ),
+    )
+    .await;
+    d.click("routing toggle", &inbox("routing-toggle")).await;
+    d.wait_for(
+        "Sales among the transfer targets",
+        &format!("document.querySelector('[data-testid=transfer-team] option[value=\"{sales}\"]')"),
+    )
+    .await;
+    choose(&d, "transfer-team", &sales).await;
+    d.click("transfer", &inbox("transfer-submit")).await;
+    d.wait_for(
+        "the transfer in the routing history",
+        "document.querySelector('[data-testid=routing-events] [data-kind=transferred]')",
+    )
+    .await;
+    let (status, view) = server
+        .get(
+            &format!("/api/conversations/{}", web.conversation_id),
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["team_id"], json!(sales), "{view}");
+
+    // The team page: one bar per agent in both charts, the owner's with a value.
+    let (_, workload) = server
+        .get(
+            &format!("/api/team/workload?team_id={team}"),
+            Some(&admin_token),
+        )
+        .await;
+    let agents = workload["teams"][0]["agents"].as_array().unwrap().len();
+    assert!(agents >= 2, "{workload}");
+    d.click("team link", &inbox("nav-team")).await;
+    let section = format!("document.querySelector('[data-testid=team][data-team-id=\"{team}\"]')");
+    d.wait_for(
+        "one open-conversations bar per agent",
+        &format!(
+            "{section} && {section}.querySelectorAll('[data-testid=chart-open] svg [data-testid=chart-bar]').length === {agents}"
+        ),
+    )
+    .await;
+    d.wait_for(
+        "the owner's first response bar",
+        &format!(
+            "{section} && {section}.querySelectorAll('[data-testid=chart-first-response] svg [data-testid=chart-bar]').length === {agents} \
+             && {section}.querySelector('[data-testid=chart-first-response] [data-key=\"{}\"] rect:not(.is-empty)')",
+            owner.id
+        ),
+    )
+    .await;
+    d.execute(
+        "document.querySelector(`[data-testid=team][data-team-id=\"${arguments[0]}\"]`).scrollIntoView()",
+        json!([team]),
+    )
+    .await;
+    d.screenshot("dashboard-charts").await;
+    d.close().await;
+}

@@ -45,6 +45,7 @@ struct ListQuery {
     status: Option<String>,
     assignee: Option<String>,
     team: Option<String>,
+    channel: Option<String>,
     q: Option<String>,
     limit: Option<i64>,
 }
@@ -73,6 +74,7 @@ async fn list(
     let filter = ListFilter {
         visible_teams: (agent.role != Role::Admin).then(|| agent.team_ids.clone()),
         team_id: query.team,
+        channel: query.channel.filter(|c| !c.is_empty() && c != "all"),
         status,
         assignee,
         q: query.q.map(|q| q.chars().take(100).collect()),

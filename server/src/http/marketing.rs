@@ -194,13 +194,30 @@ async fn dashboard(
     Ok(HttpResponse::Ok().json(v))
 }
 
+#[derive(Deserialize)]
+struct AnalyticsQuery {
+    team: Option<String>,
+    /// Epoch ms: only leads created at or after it.
+    since: Option<i64>,
+}
+
 async fn analytics(
     state: web::Data<AppState>,
     AuthAgent(agent): AuthAgent,
-    q: web::Query<TeamQuery>,
+    q: web::Query<AnalyticsQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let team = team_for(&state, &agent, q.into_inner().team).await?;
-    let v = state.db.run(move |c| store::analytics(c, &team)).await?;
+    let q = q.into_inner();
+    if q.since.is_some_and(|s| s < 0) {
+        return Err(AppError::Validation(
+            "since must be epoch milliseconds".into(),
+        ));
+    }
+    let team = team_for(&state, &agent, q.team).await?;
+    let since = q.since;
+    let v = state
+        .db
+        .run(move |c| store::analytics(c, &team, since))
+        .await?;
     Ok(HttpResponse::Ok().json(v))
 }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::channels::SERVICE_WINDOW_MS;
 use crate::clock::{now_ms, rfc3339};
-use crate::db::schema::{contacts, conversations, messages};
+use crate::db::schema::{contacts, conversations, lead_contacts, leads, messages};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::model::{
@@ -163,6 +163,8 @@ impl ConversationRow {
                 self.last_inbound_at
                     .is_none_or(|t| now_ms() >= t + SERVICE_WINDOW_MS)
             }),
+            lead_stage: None,
+            lead_priority: None,
         })
     }
 }
@@ -300,6 +302,8 @@ pub struct ListFilter {
     pub visible_teams: Option<Vec<String>>,
     /// Restrict to one team.
     pub team_id: Option<String>,
+    /// Restrict to one channel (`widget`, `whatsapp`, `waha`, `quick_chat`).
+    pub channel: Option<String>,
     /// Restrict to one status.
     pub status: Option<ConversationStatus>,
     /// Restrict by assignee.
@@ -326,6 +330,9 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter) -> Result<Vec<ConversationVi
     }
     if let Some(team) = &filter.team_id {
         q = q.filter(conversations::team_id.eq(team.clone()));
+    }
+    if let Some(channel) = &filter.channel {
+        q = q.filter(conversations::channel.eq(channel.clone()));
     }
     if let Some(status) = filter.status {
         q = q.filter(conversations::status.eq(status.as_str()));
@@ -356,9 +363,27 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter) -> Result<Vec<ConversationVi
                 .or(in_messages),
         );
     }
-    q.load::<(ConversationRow, ContactRow)>(conn)?
+    let rows = q.load::<(ConversationRow, ContactRow)>(conn)?;
+    // The leads of these contacts, in one query: the list shows stage and priority.
+    let contact_ids: Vec<String> = rows.iter().map(|(_, contact)| contact.id.clone()).collect();
+    let lead_of: std::collections::HashMap<String, (String, String)> = lead_contacts::table
+        .inner_join(leads::table.on(leads::id.eq(lead_contacts::lead_id)))
+        .filter(lead_contacts::contact_id.eq_any(contact_ids))
+        .select((lead_contacts::contact_id, leads::stage, leads::priority))
+        .load::<(String, String, String)>(conn)?
         .into_iter()
-        .map(|(c, contact)| c.view(contact))
+        .map(|(contact, stage, priority)| (contact, (stage, priority)))
+        .collect();
+    rows.into_iter()
+        .map(|(c, contact)| {
+            let lead = lead_of.get(&contact.id).cloned();
+            let mut view = c.view(contact)?;
+            if let Some((stage, priority)) = lead {
+                view.lead_stage = Some(stage);
+                view.lead_priority = Some(priority);
+            }
+            Ok(view)
+        })
         .collect()
 }
 

@@ -1797,14 +1797,16 @@ fn mean(v: &[i64]) -> Option<i64> {
     (!v.is_empty()).then(|| v.iter().sum::<i64>() / v.len() as i64)
 }
 
-/// `GET /api/marketing/analytics`: see `docs/leads.md` for every definition.
+/// `GET /api/marketing/analytics`: see `docs/leads.md` for every definition. With
+/// `since` (epoch ms) only leads created at or after it count (e.g. "today").
 ///
 /// # Errors
 /// Database errors.
-pub fn analytics(c: &mut DbConn, team_id: &str) -> Result<Value, AppError> {
+pub fn analytics(c: &mut DbConn, team_id: &str, since: Option<i64>) -> Result<Value, AppError> {
     let cfg = config(c, team_id)?;
     let rows: Vec<LeadRow> = leads::table
         .filter(leads::team_id.eq(team_id))
+        .filter(leads::created_at.ge(since.unwrap_or(i64::MIN)))
         .select(LeadRow::as_select())
         .load(c)?;
     let total = rows.len() as i64;
