@@ -9,6 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::require_supervisor_of as supervisor;
 use crate::actors::messages::ChangeAssignee;
 use crate::auth::{AuthAgent, Principal};
 use crate::clock::now_ms;
@@ -54,14 +55,6 @@ async fn visible_lead(
     Ok(lead)
 }
 
-fn supervisor(agent: &AgentInfo, team_id: &str) -> Result<(), AppError> {
-    if agent.role.supervises() && agent.can_access_team(team_id) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("team leads and admins only".into()))
-    }
-}
-
 /// Publishes a lead change to the agents of its newest conversation.
 pub(crate) async fn announce(
     state: &AppState,
@@ -88,6 +81,19 @@ pub(crate) async fn announce(
     }
 }
 
+/// The teams a list may show: the one asked for (if the caller may see it), else
+/// the caller's teams (`None`: every team, for admins).
+///
+/// # Errors
+/// [`AppError::Forbidden`] for a team the caller is not in.
+fn team_scope(agent: &AgentInfo, team: Option<String>) -> Result<Option<Vec<String>>, AppError> {
+    match team {
+        Some(t) if agent.can_access_team(&t) => Ok(Some(vec![t])),
+        Some(_) => Err(AppError::Forbidden("not your team".into())),
+        None => Ok((agent.role != Role::Admin).then(|| agent.team_ids.clone())),
+    }
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     team: Option<String>,
@@ -103,11 +109,7 @@ async fn list(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let q = q.into_inner();
-    let teams = match q.team {
-        Some(t) if agent.can_access_team(&t) => Some(vec![t]),
-        Some(_) => return Err(AppError::Forbidden("not your team".into())),
-        None => (agent.role != Role::Admin).then(|| agent.team_ids.clone()),
-    };
+    let teams = team_scope(&agent, q.team)?;
     let filter = LeadFilter {
         teams,
         stage: q.stage,
@@ -343,11 +345,7 @@ async fn list_tasks(
     q: web::Query<TaskQuery>,
 ) -> Result<HttpResponse, AppError> {
     let q = q.into_inner();
-    let teams = match q.team {
-        Some(t) if agent.can_access_team(&t) => Some(vec![t]),
-        Some(_) => return Err(AppError::Forbidden("not your team".into())),
-        None => (agent.role != Role::Admin).then(|| agent.team_ids.clone()),
-    };
+    let teams = team_scope(&agent, q.team)?;
     let assignee = q
         .assignee
         .map(|a| if a == "me" { agent.id.clone() } else { a });
