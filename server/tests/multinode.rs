@@ -108,10 +108,15 @@ impl PrivateRedis {
     }
 
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
+    }
+}
+
+/// SIGKILL (`Child::kill` on Unix) and reap: no graceful shutdown, no cleanup.
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
@@ -133,11 +138,8 @@ struct Node {
 
 impl Node {
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGKILL on Unix: no graceful shutdown, no cleanup in Redis.
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        // No graceful shutdown: the node's presence entry stays in Redis until its TTL.
+        kill_child(&mut self.child);
     }
 }
 

@@ -1,104 +1,36 @@
-//! Database outage (PostgreSQL): the hub's connections to the database are cut by a
-//! TCP proxy in the test (the shared server is never stopped). While it is down a
-//! webhook gets 503 so the provider retries, and a widget send gets an `error` the
+//! Database outage (PostgreSQL): the hub's connections to the database are cut by
+//! the harness's cuttable TCP proxy (the shared server is never stopped). While it
+//! is down a webhook gets 503 so the provider retries, and a widget send gets an `error` the
 //! client retries with the same `client_msg_id`; the node itself keeps answering.
 //! After recovery each retried message exists exactly once.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard::config::{DatabaseTarget, Secret};
+use switchboard_e2e::browser::NetProxy;
 use switchboard_e2e::{
     eventually, meta_text_webhook, postgres_available, whatsapp_config, Backend, FakeProvider,
     TestServer,
 };
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-
-/// A TCP forwarder that can be cut (every connection dropped, new ones refused)
-/// and restored.
-struct Proxy {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let cut = Arc::new(AtomicBool::new(false));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (c, l) = (cut.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if c.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                l.lock().unwrap().push(link);
-            }
-        });
-        Self {
-            addr,
-            cut,
-            links,
-            accept,
-        }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_loses_and_duplicates_nothing() {
     if !postgres_available() {
         return;
     }
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let proxy = NetProxy::start("http://127.0.0.1:5432").await;
     let fake = FakeProvider::start().await;
-    let proxy_addr = proxy.addr;
+    let proxy_addr = proxy.base.trim_start_matches("http://").to_string();
     let srv = TestServer::start_with(Backend::Postgres, |cfg| {
         whatsapp_config(cfg, &fake.base);
         cfg.db_timeout = Duration::from_secs(1);
         let DatabaseTarget::Postgres { url } = &cfg.database else {
             panic!("a PostgreSQL test server");
         };
-        let routed = url
-            .expose()
-            .replace("127.0.0.1:5432", &proxy_addr.to_string());
+        let routed = url.expose().replace("127.0.0.1:5432", &proxy_addr);
         assert_ne!(
             &routed,
             url.expose(),

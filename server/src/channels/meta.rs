@@ -334,13 +334,7 @@ pub fn read_response(status: u16, body: &Value) -> Result<Option<String>, SendEr
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../tests/fixtures/whatsapp/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
+    use crate::channels::test_fixture as fixture;
 
     fn one_message(name: &str) -> InboundMessage {
         match parse_webhook(&fixture(name)).unwrap().remove(0) {

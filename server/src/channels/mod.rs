@@ -372,3 +372,15 @@ pub enum SendError {
     /// Will never succeed as is; the message is marked failed with this reason.
     Permanent(StatusError),
 }
+
+/// A fixture of `tests/fixtures/whatsapp/` (copied from the providers' docs) as JSON,
+/// for the parsers' unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_fixture(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../tests/fixtures/whatsapp/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use crate::actors::messages::PostAutoReply;
 use crate::bus::{Audience, BusEvent};
 use crate::clock::now_ms;
-use crate::model::MessageView;
+use crate::model::{MessageView, SenderKind};
 use crate::protocol::ServerFrame;
 use crate::state::AppState;
 use crate::store::leads::{self as store, Committed, LeadView, Outcome, TimelineEntry};
@@ -37,6 +37,11 @@ static BOOKKEEPING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(BOOKKE
 
 /// Runs the lead bookkeeping for a committed message on its own task.
 pub fn after_message(state: &AppState, message: &MessageView) {
+    // Only the contact's and agents' messages feed a lead; the hub's own automatic
+    // replies (bot, system) would cost a task and a query for nothing.
+    if !matches!(message.sender.kind, SenderKind::Guest | SenderKind::Agent) {
+        return;
+    }
     let state = state.clone();
     let m = Committed {
         conversation_id: message.conversation_id.clone(),

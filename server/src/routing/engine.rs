@@ -621,7 +621,14 @@ pub fn route(
     presence: &PresenceMap,
     now: i64,
 ) -> Result<Vec<Effect>, AppError> {
-    let team_id = facts(c, conversation_id)?.team_id;
+    let seen = facts(c, conversation_id)?;
+    // A contact writing in a conversation that is already taken care of (assigned,
+    // waiting, closed) triggers this on every message: answer that from a plain read
+    // and leave the team's write lock to decisions that need it.
+    if seen.status != OPEN || seen.assignee_id.is_some() || seen.queued_at.is_some() {
+        return Ok(Vec::new());
+    }
+    let team_id = seen.team_id;
     write_transaction(c, |c| {
         let mut team = lock_team(c, &team_id)?;
         // Read again under the lock: another node may have routed it meanwhile.

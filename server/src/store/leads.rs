@@ -1052,6 +1052,13 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
     if m.sender_kind != "guest" && m.sender_kind != "agent" {
         return Ok(out);
     }
+    // Cheap read first: after the first reply, an agent's message changes nothing,
+    // so it must not pay for the team's rules (a read, a parse, regex compilation).
+    if m.sender_kind == "agent"
+        && lead_of_contact(c, &contact_id)?.is_some_and(|l| l.first_response_at.is_some())
+    {
+        return Ok(out);
+    }
     let cfg = config(c, &team_id)?;
     let matcher = Matcher::new(&cfg.rules);
     let matched: Vec<_> = matcher.matches(&m.body).into_iter().cloned().collect();
@@ -1079,10 +1086,6 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         conversation_id: Some(m.conversation_id.clone()),
     };
     if m.sender_kind == "agent" {
-        // Cheap read first: most agent messages change nothing.
-        if lead_of_contact(c, &contact_id)?.is_some_and(|l| l.first_response_at.is_some()) {
-            return Ok(out);
-        }
         for attempt in 0..2 {
             let mut fresh = Outcome {
                 team_id: out.team_id.clone(),
