@@ -156,6 +156,8 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     /// Multi-node mode: Redis carries events, presence and resyncs between nodes.
     pub cluster: ClusterConfig,
+    /// The OpenAI-compatible model endpoint behind AI replies and embeddings.
+    pub ai: AiConfig,
     /// How often open tasks are checked for being overdue (`task_due` pushes).
     /// `SWITCHBOARD_LEAD_TASK_CHECK_MS`, default 30 s.
     pub lead_task_check: Duration,
@@ -192,6 +194,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             whatsapp: WhatsAppConfig::default(),
             cluster: ClusterConfig::default(),
+            ai: AiConfig::default(),
             lead_task_check: Duration::from_secs(30),
         }
     }
@@ -293,6 +296,7 @@ impl Config {
         }
         c.whatsapp = WhatsAppConfig::from_lookup(&get)?;
         c.cluster = ClusterConfig::from_lookup(&get)?;
+        c.ai = AiConfig::from_lookup(&get)?;
         c.validate()?;
         Ok(c)
     }
@@ -330,6 +334,76 @@ impl Config {
         self.whatsapp.validate()?;
         self.cluster.validate()?;
         Ok(())
+    }
+}
+
+/// The OpenAI-compatible endpoint used for AI replies, summaries, reply suggestions
+/// and knowledge embeddings (`docs/bot.md`, "Pointing it at a model"). With neither
+/// `OPENAI_BASE_URL` nor `OPENAI_API_KEY` set the bot runs on rules and retrieval only.
+#[derive(Clone, Debug)]
+pub struct AiConfig {
+    /// Base URL of the API, up to and including `/v1` (`OPENAI_BASE_URL`, e.g.
+    /// `http://127.0.0.1:11434/v1` for a local server; default, when only the key is
+    /// set, `https://api.openai.com/v1`).
+    pub base_url: Option<String>,
+    /// Bearer key (`OPENAI_API_KEY`); optional for local servers that ignore it.
+    pub api_key: Option<Secret>,
+    /// Chat model (`OPENAI_MODEL`, default `gpt-4o-mini`).
+    pub model: String,
+    /// Embedding model (`OPENAI_EMBEDDING_MODEL`, default `text-embedding-3-small`);
+    /// `none` turns embeddings off (lexical retrieval only).
+    pub embedding_model: Option<String>,
+    /// Longest wait for one model answer before the customer gets the fallback and a
+    /// human (`SWITCHBOARD_AI_BUDGET_MS`, default 8000).
+    pub budget: Duration,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+            embedding_model: Some("text-embedding-3-small".into()),
+            budget: Duration::from_secs(8),
+        }
+    }
+}
+
+impl AiConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
+        let mut a = Self::default();
+        a.base_url = get("OPENAI_BASE_URL").map(|v| v.trim().trim_end_matches('/').to_string());
+        a.api_key = get("OPENAI_API_KEY").map(Secret::new);
+        if let Some(v) = get("OPENAI_MODEL") {
+            a.model = v.trim().to_string();
+        }
+        if let Some(v) = get("OPENAI_EMBEDDING_MODEL") {
+            let v = v.trim();
+            a.embedding_model = (!v.eq_ignore_ascii_case("none")).then(|| v.to_string());
+        }
+        if let Some(v) = get("SWITCHBOARD_AI_BUDGET_MS") {
+            let ms: u64 = parse(&v, "SWITCHBOARD_AI_BUDGET_MS")?;
+            a.budget = Duration::from_millis(ms.max(1));
+        }
+        if let Some(u) = &a.base_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(AppError::Validation(
+                    "OPENAI_BASE_URL must start with http:// or https://".into(),
+                ));
+            }
+        }
+        Ok(a)
+    }
+
+    /// Whether a model endpoint is configured (a base URL or a key is set).
+    pub fn enabled(&self) -> bool {
+        self.base_url.is_some() || self.api_key.is_some()
+    }
+
+    /// The base URL to call: the configured one, else OpenAI's.
+    pub fn endpoint(&self) -> &str {
+        self.base_url.as_deref().unwrap_or("https://api.openai.com/v1")
     }
 }
 

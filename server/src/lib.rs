@@ -13,6 +13,7 @@
 pub mod actors;
 pub mod auth;
 pub mod bootstrap;
+pub mod bot;
 pub mod bus;
 pub mod channels;
 pub mod clock;
@@ -182,6 +183,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         writer: writer.clone(),
         hub: hub.clone(),
         outbox: outbox::Outbox::new(&config.whatsapp)?,
+        bot: Arc::new(bot::Bot::new(&config, db.clone())),
     };
 
     // The router lives on the starting arbiter; the hub hands it triggers.

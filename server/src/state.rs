@@ -26,4 +26,6 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The WhatsApp outbox (worker handle and provider HTTP client).
     pub outbox: Arc<crate::outbox::Outbox>,
+    /// The bot: model endpoint and knowledge retrieval.
+    pub bot: Arc<crate::bot::Bot>,
 }

@@ -17,6 +17,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod fake_openai;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -329,3 +329,107 @@ diesel::allow_tables_to_appear_in_same_query!(leads, conversations);
 diesel::allow_tables_to_appear_in_same_query!(lead_contacts, contacts);
 diesel::allow_tables_to_appear_in_same_query!(lead_contacts, conversations);
 diesel::allow_tables_to_appear_in_same_query!(leads, agents);
+
+diesel::table! {
+    bot_settings (team_id) {
+        team_id -> Text,
+        settings -> Text,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    bot_rules (id) {
+        id -> Text,
+        team_id -> Text,
+        name -> Text,
+        priority -> Integer,
+        match_kind -> Text,
+        pattern -> Text,
+        action -> Text,
+        reply -> Nullable<Text>,
+        disabled_channels -> Text,
+        enabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    prompts (id) {
+        id -> Text,
+        team_id -> Text,
+        prompt_type -> Text,
+        revision -> Integer,
+        version -> Text,
+        content -> Text,
+        updated_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    knowledge_docs (id) {
+        id -> Text,
+        team_id -> Text,
+        kind -> Text,
+        ref_code -> Text,
+        title -> Text,
+        body -> Text,
+        fields -> Nullable<Text>,
+        revision -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    knowledge_chunks (id) {
+        id -> Text,
+        doc_id -> Text,
+        team_id -> Text,
+        ordinal -> Integer,
+        text -> Text,
+        embedding -> Nullable<Binary>,
+        embedding_model -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    bot_conversations (conversation_id) {
+        conversation_id -> Text,
+        status -> Text,
+        not_understood -> Integer,
+        handled_seq -> BigInt,
+        reason -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    bot_replies (id) {
+        id -> Text,
+        conversation_id -> Text,
+        team_id -> Text,
+        message_id -> Nullable<Text>,
+        trigger_seq -> BigInt,
+        source -> Text,
+        rule_id -> Nullable<Text>,
+        prompt_version -> Nullable<Text>,
+        model -> Nullable<Text>,
+        sources -> Text,
+        confidence -> Nullable<Double>,
+        escalated -> Bool,
+        reason -> Nullable<Text>,
+        latency_ms -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(knowledge_chunks -> knowledge_docs (doc_id));
+diesel::allow_tables_to_appear_in_same_query!(knowledge_chunks, knowledge_docs);
+diesel::allow_tables_to_appear_in_same_query!(bot_conversations, conversations);

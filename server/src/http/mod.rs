@@ -6,8 +6,10 @@
 mod agents;
 mod assets;
 mod auth;
+mod bot;
 mod conversations;
 mod health;
+mod knowledge;
 mod leads;
 mod marketing;
 mod media;
@@ -69,6 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .configure(routing::routes)
                 .configure(whatsapp::routes)
                 .configure(media::routes)
+                .configure(bot::routes)
+                .configure(knowledge::routes)
                 .default_service(web::to(not_found)),
         )
         .configure(webhooks::routes)

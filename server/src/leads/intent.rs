@@ -24,6 +24,33 @@ pub fn fold(text: &str) -> String {
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// One regex that finds any of `keywords` in a [`fold`]ed text, on whole words or
+/// phrases (see the module docs); `None` when no keyword is usable.
+pub fn keyword_regex<S: AsRef<str>>(keywords: &[S]) -> Option<Regex> {
+    let alternatives: Vec<String> = keywords
+        .iter()
+        .map(|k| fold(k.as_ref()))
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            // Words of a phrase may be separated by any whitespace.
+            k.split(' ')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(r"\s+")
+        })
+        .collect();
+    if alternatives.is_empty() {
+        return None;
+    }
+    // `\b` only works next to word characters; a keyword that starts or ends with
+    // punctuation gets a "not a letter or digit" guard instead.
+    let pattern = format!(
+        r"(?:^|[^\p{{L}}\p{{N}}_])(?:{})(?:$|[^\p{{L}}\p{{N}}_])",
+        alternatives.join("|")
+    );
+    Regex::new(&pattern).ok()
+}
+
 /// A compiled rule set: one regex per rule, in rule order.
 #[derive(Debug)]
 pub struct Matcher {
@@ -35,31 +62,7 @@ impl Matcher {
     pub fn new(rules: &[IntentRule]) -> Self {
         let compiled = rules
             .iter()
-            .filter_map(|rule| {
-                let alternatives: Vec<String> = rule
-                    .keywords
-                    .iter()
-                    .map(|k| fold(k))
-                    .filter(|k| !k.is_empty())
-                    .map(|k| {
-                        // Words of a phrase may be separated by any whitespace.
-                        k.split(' ')
-                            .map(regex::escape)
-                            .collect::<Vec<_>>()
-                            .join(r"\s+")
-                    })
-                    .collect();
-                if alternatives.is_empty() {
-                    return None;
-                }
-                // `\b` only works next to word characters; a keyword that starts or
-                // ends with punctuation gets a "not a letter or digit" guard instead.
-                let pattern = format!(
-                    r"(?:^|[^\p{{L}}\p{{N}}_])(?:{})(?:$|[^\p{{L}}\p{{N}}_])",
-                    alternatives.join("|")
-                );
-                Regex::new(&pattern).ok().map(|re| (rule.clone(), re))
-            })
+            .filter_map(|rule| keyword_regex(&rule.keywords).map(|re| (rule.clone(), re)))
             .collect();
         Self { rules: compiled }
     }
