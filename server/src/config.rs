@@ -372,9 +372,11 @@ impl Default for AiConfig {
 
 impl AiConfig {
     fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
-        let mut a = Self::default();
-        a.base_url = get("OPENAI_BASE_URL").map(|v| v.trim().trim_end_matches('/').to_string());
-        a.api_key = get("OPENAI_API_KEY").map(Secret::new);
+        let mut a = Self {
+            base_url: get("OPENAI_BASE_URL").map(|v| v.trim().trim_end_matches('/').to_string()),
+            api_key: get("OPENAI_API_KEY").map(Secret::new),
+            ..Self::default()
+        };
         if let Some(v) = get("OPENAI_MODEL") {
             a.model = v.trim().to_string();
         }
@@ -403,7 +405,9 @@ impl AiConfig {
 
     /// The base URL to call: the configured one, else OpenAI's.
     pub fn endpoint(&self) -> &str {
-        self.base_url.as_deref().unwrap_or("https://api.openai.com/v1")
+        self.base_url
+            .as_deref()
+            .unwrap_or("https://api.openai.com/v1")
     }
 }
 

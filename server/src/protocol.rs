@@ -320,6 +320,9 @@ pub enum ServerFrame {
     /// A lead asked for a human (payment intent): to the team's leads and admins.
     /// `{lead_id, conversation_id, team_id, intent, reason, last_message}`.
     Handover(serde_json::Value),
+    /// The bot's state of a conversation changed (paused, resumed, handed over): to
+    /// the conversation's agents. `{conversation_id, status, reason, summary}`.
+    Bot(serde_json::Value),
 }
 
 impl ServerFrame {

@@ -34,6 +34,8 @@ struct State {
     /// Replies to use, in order, before the responder.
     queued: Vec<FakeReply>,
     embeddings_fail: bool,
+    /// Chat requests received, answered or not (held ones included).
+    arrived: usize,
 }
 
 /// The fake server.
@@ -105,6 +107,7 @@ impl FakeOpenAi {
             responder: Arc::new(move |_| default.clone()),
             queued: Vec::new(),
             embeddings_fail: false,
+            arrived: 0,
         }));
         let (gate, gate_rx) = watch::channel(true);
         let shared = state.clone();
@@ -151,6 +154,7 @@ impl FakeOpenAi {
                             if !path.ends_with("/chat/completions") {
                                 return HttpResponse::NotFound().finish();
                             }
+                            st.lock().unwrap().arrived += 1;
                             // Wait while the test holds the gate closed.
                             let _ = gate_rx.wait_for(|open| *open).await;
                             let reply = {
@@ -222,6 +226,20 @@ impl FakeOpenAi {
     /// Every chat request body so far, oldest first (held ones once answered).
     pub fn chats(&self) -> Vec<Value> {
         self.state.lock().unwrap().chats.clone()
+    }
+
+    /// Chat requests received so far, including ones waiting at a closed gate.
+    pub fn arrived(&self) -> usize {
+        self.state.lock().unwrap().arrived
+    }
+
+    /// Waits (up to the harness's patience) until `n` chat requests have arrived.
+    pub async fn wait_arrived(&self, n: usize) {
+        crate::eventually(
+            &format!("{n} chat requests arriving at the fake model"),
+            || async { (self.arrived() >= n).then_some(()) },
+        )
+        .await
     }
 
     /// Every embedding request body so far.

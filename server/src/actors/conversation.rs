@@ -445,10 +445,16 @@ impl ConversationActor {
     /// routing. The router ignores conversations already queued or on offer.
     fn after_inbound(&self, reopened: bool) {
         if reopened || self.meta.assignee_id.is_none() {
-            self.state.hub.route(RouteConversation {
-                conversation_id: self.id.to_string(),
-                reopened,
-            });
+            // The team's bot may answer first and route only when it hands over.
+            crate::bot::worker::gate_routing(
+                &self.state,
+                &self.meta.team_id,
+                &self.meta.channel,
+                RouteConversation {
+                    conversation_id: self.id.to_string(),
+                    reopened,
+                },
+            );
         }
     }
 
@@ -658,6 +664,11 @@ impl Handler<PostAutoReply> for ConversationActor {
 
     fn handle(&mut self, msg: PostAutoReply, _: &mut Self::Context) -> Self::Result {
         self.touch();
+        if msg.bot_guard && self.meta.assignee_id.is_some() {
+            return Box::pin(fut::ready(Err(AppError::Conflict(
+                "an agent has this conversation; the bot stands back".into(),
+            ))));
+        }
         let prepared = (|| {
             let body = validate_body(&msg.body)?;
             let kind = if msg.image_url.is_some() {

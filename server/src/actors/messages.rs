@@ -223,4 +223,7 @@ pub struct PostAutoReply {
     pub body: String,
     /// Image to send with it (WhatsApp only; other channels get the text).
     pub image_url: Option<String>,
+    /// The bot's reply: refused (409) when a human has the conversation by the time
+    /// it would be appended, so the bot never talks over an agent.
+    pub bot_guard: bool,
 }

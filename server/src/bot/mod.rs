@@ -3,9 +3,19 @@
 //!
 //! - [`llm`]: the model endpoint (chat completions, embeddings) with a time budget.
 //! - [`knowledge`]: documents, chunks, BM25 + embedding retrieval.
+//! - [`settings`], [`rules`], [`prompt`]: what admins configure per team.
+//! - [`engine`]: the decision for one customer turn.
+//! - [`worker`]: the bot on live conversations (bursts, posting, handover).
+//! - [`status`]: the bot's state per conversation and its audit trail.
 
+pub mod engine;
 pub mod knowledge;
 pub mod llm;
+pub mod prompt;
+pub mod rules;
+pub mod settings;
+pub mod status;
+pub mod worker;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -17,6 +27,10 @@ pub struct Bot {
     pub llm: Option<llm::Llm>,
     /// Retrieval over the teams' knowledge documents.
     pub knowledge: knowledge::KnowledgeBase,
+    /// Teams' bot settings, cached briefly.
+    pub settings: settings::SettingsCache,
+    /// Live conversations' pending bot jobs on this node.
+    pub jobs: worker::Jobs,
 }
 
 impl Bot {
@@ -26,6 +40,8 @@ impl Bot {
         Self {
             knowledge: knowledge::KnowledgeBase::new(db, llm.clone()),
             llm,
+            settings: settings::SettingsCache::default(),
+            jobs: worker::Jobs::default(),
         }
     }
 }

@@ -22,7 +22,8 @@ use crate::model::new_id;
 pub const PROMPT_TYPES: [&str; 4] = ["base", "company", "rules", "escalation"];
 
 /// The base prompt used until a team stores its own.
-pub const DEFAULT_BASE: &str = "You are the customer assistant of this business, answering customers on chat. \
+pub const DEFAULT_BASE: &str =
+    "You are the customer assistant of this business, answering customers on chat. \
 Be brief, warm and accurate, and answer in the customer's language. Only state facts found in the \
 knowledge below or in the conversation; never invent prices, dates or policies.";
 
@@ -111,14 +112,26 @@ impl PromptSet {
 /// [`AppError::Validation`] for an unknown part, an empty or oversize text, or a
 /// version label used before; [`AppError::Conflict`] when two writers race for the
 /// same revision (retry); database errors.
-pub fn put(conn: &mut DbConn, team_id: &str, f: &PromptForm, by: &str) -> Result<PromptRow, AppError> {
+pub fn put(
+    conn: &mut DbConn,
+    team_id: &str,
+    f: &PromptForm,
+    by: &str,
+) -> Result<PromptRow, AppError> {
     if !PROMPT_TYPES.contains(&f.prompt_type.as_str()) {
-        return Err(AppError::Validation("prompt_type is base, company, rules or escalation".into()));
+        return Err(AppError::Validation(
+            "prompt_type is base, company, rules or escalation".into(),
+        ));
     }
     if f.content.trim().is_empty() || f.content.len() > 20_000 {
-        return Err(AppError::Validation("content must be 1 to 20000 bytes".into()));
+        return Err(AppError::Validation(
+            "content must be 1 to 20000 bytes".into(),
+        ));
     }
-    if f.version.as_deref().is_some_and(|v| v.trim().is_empty() || v.len() > 40) {
+    if f.version
+        .as_deref()
+        .is_some_and(|v| v.trim().is_empty() || v.len() > 40)
+    {
         return Err(AppError::Validation("version must be 1 to 40 bytes".into()));
     }
     write_transaction(conn, |c| {
@@ -128,7 +141,11 @@ pub fn put(conn: &mut DbConn, team_id: &str, f: &PromptForm, by: &str) -> Result
             .select(diesel::dsl::max(prompts::revision))
             .first(c)?;
         let revision = last.unwrap_or(0) + 1;
-        let version = f.version.clone().map(|v| v.trim().to_string()).unwrap_or_else(|| revision.to_string());
+        let version = f
+            .version
+            .clone()
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| revision.to_string());
         let taken: i64 = prompts::table
             .filter(prompts::team_id.eq(team_id))
             .filter(prompts::prompt_type.eq(&f.prompt_type))
@@ -154,7 +171,10 @@ pub fn put(conn: &mut DbConn, team_id: &str, f: &PromptForm, by: &str) -> Result
                 prompts::created_at.eq(now_ms()),
             ))
             .execute(c)?;
-        Ok(prompts::table.find(&id).select(PromptRow::as_select()).first(c)?)
+        Ok(prompts::table
+            .find(&id)
+            .select(PromptRow::as_select())
+            .first(c)?)
     })
 }
 
@@ -231,14 +251,22 @@ pub fn system_prompt(set: &PromptSet, situation: &Situation<'_>, knowledge: &[Hi
         s.push_str(&format!(" Lead stage: {st}."));
     }
     if !situation.stages.is_empty() {
-        s.push_str(&format!(" Stages in order: {}.", situation.stages.join(", ")));
+        s.push_str(&format!(
+            " Stages in order: {}.",
+            situation.stages.join(", ")
+        ));
     }
     s.push_str("\n\n## Knowledge\n");
     if knowledge.is_empty() {
         s.push_str("(nothing in the knowledge base matches this question)");
     }
     for hit in knowledge {
-        s.push_str(&format!("[{}] {}\n{}\n\n", hit.label, hit.title, hit.text.trim()));
+        s.push_str(&format!(
+            "[{}] {}\n{}\n\n",
+            hit.label,
+            hit.title,
+            hit.text.trim()
+        ));
     }
     s.push_str("\n## Answer format\n");
     s.push_str(ANSWER_FORMAT);
@@ -255,7 +283,11 @@ pub fn messages(system: String, history: &[(bool, String)]) -> Vec<ChatMessage> 
     });
     for (from_customer, text) in history {
         out.push(ChatMessage {
-            role: if *from_customer { Role::User } else { Role::Assistant },
+            role: if *from_customer {
+                Role::User
+            } else {
+                Role::Assistant
+            },
             content: text.clone(),
         });
     }
@@ -278,13 +310,27 @@ mod tests {
             updated_by: "a".into(),
             created_at: 0,
         };
-        let empty = PromptSet { parts: PROMPT_TYPES.iter().map(|t| (*t, None)).collect() };
+        let empty = PromptSet {
+            parts: PROMPT_TYPES.iter().map(|t| (*t, None)).collect(),
+        };
         assert_eq!(empty.version(), "default");
         let set = PromptSet {
-            parts: vec![("base", Some(row("base", "2.0"))), ("company", Some(row("company", "1"))), ("rules", None), ("escalation", None)],
+            parts: vec![
+                ("base", Some(row("base", "2.0"))),
+                ("company", Some(row("company", "1"))),
+                ("rules", None),
+                ("escalation", None),
+            ],
         };
         assert_eq!(set.version(), "base@2.0+company@1");
-        let sys = system_prompt(&set, &Situation { channel: "widget", ..Default::default() }, &[]);
+        let sys = system_prompt(
+            &set,
+            &Situation {
+                channel: "widget",
+                ..Default::default()
+            },
+            &[],
+        );
         assert!(sys.starts_with("base text"));
         assert!(sys.contains("## Company\ncompany text"));
         assert!(!sys.contains("Conversation rules"));

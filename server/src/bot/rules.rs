@@ -208,7 +208,11 @@ fn compile(kind: &str, pattern: &str) -> Option<(bool, Regex)> {
 pub fn list(conn: &mut DbConn, team_id: &str) -> Result<Vec<RuleRow>, AppError> {
     Ok(bot_rules::table
         .filter(bot_rules::team_id.eq(team_id))
-        .order((bot_rules::priority.desc(), bot_rules::created_at.asc(), bot_rules::id.asc()))
+        .order((
+            bot_rules::priority.desc(),
+            bot_rules::created_at.asc(),
+            bot_rules::id.asc(),
+        ))
         .select(RuleRow::as_select())
         .load(conn)?)
 }
@@ -296,7 +300,12 @@ pub fn find_match<'a>(rules: &'a [RuleRow], channel: &str, text: &str) -> Option
     let folded = fold(text);
     rules
         .iter()
-        .filter(|r| r.enabled && !split_channels(&r.disabled_channels).iter().any(|c| c == channel))
+        .filter(|r| {
+            r.enabled
+                && !split_channels(&r.disabled_channels)
+                    .iter()
+                    .any(|c| c == channel)
+        })
         .find(|r| match compile(&r.match_kind, &r.pattern) {
             Some((true, re)) => re.is_match(&folded),
             Some((false, re)) => re.is_match(text),
@@ -373,11 +382,26 @@ mod tests {
             row("price", 5, "keyword", "price\nharga", ""),
             row("order", 1, "regex", r"order\s*#?\d{4,}", ""),
         ];
-        assert_eq!(find_match(&rules, "widget", "I want a REFUND on the price").map(|r| r.id.as_str()), Some("refund"));
-        assert_eq!(find_match(&rules, "whatsapp", "I want a refund on the price").map(|r| r.id.as_str()), Some("price"));
-        assert_eq!(find_match(&rules, "widget", "Berapa hárga?").map(|r| r.id.as_str()), Some("price"));
-        assert_eq!(find_match(&rules, "widget", "priceless").map(|r| r.id.as_str()), None);
-        assert_eq!(find_match(&rules, "widget", "where is Order #12345").map(|r| r.id.as_str()), Some("order"));
+        assert_eq!(
+            find_match(&rules, "widget", "I want a REFUND on the price").map(|r| r.id.as_str()),
+            Some("refund")
+        );
+        assert_eq!(
+            find_match(&rules, "whatsapp", "I want a refund on the price").map(|r| r.id.as_str()),
+            Some("price")
+        );
+        assert_eq!(
+            find_match(&rules, "widget", "Berapa hárga?").map(|r| r.id.as_str()),
+            Some("price")
+        );
+        assert_eq!(
+            find_match(&rules, "widget", "priceless").map(|r| r.id.as_str()),
+            None
+        );
+        assert_eq!(
+            find_match(&rules, "widget", "where is Order #12345").map(|r| r.id.as_str()),
+            Some("order")
+        );
     }
 
     #[test]
@@ -387,8 +411,14 @@ mod tests {
             ("package_name", None),
             ("team_name", Some("Umroh Co".to_string())),
         ];
-        assert_eq!(render("Hi {first_name|there}, welcome to {team_name}!", &vars), "Hi Siti, welcome to Umroh Co!");
-        assert_eq!(render("About {package_name|our packages}: {unknown}", &vars), "About our packages: {unknown}");
+        assert_eq!(
+            render("Hi {first_name|there}, welcome to {team_name}!", &vars),
+            "Hi Siti, welcome to Umroh Co!"
+        );
+        assert_eq!(
+            render("About {package_name|our packages}: {unknown}", &vars),
+            "About our packages: {unknown}"
+        );
         assert_eq!(render("Hi {package_name}, ok", &vars), "Hi, ok");
     }
 

@@ -157,7 +157,9 @@ impl BotSettings {
             ("not_understood_message", &self.not_understood_message),
         ] {
             if text.trim().is_empty() || text.len() > 4000 {
-                return Err(AppError::Validation(format!("{name} must be 1 to 4000 bytes")));
+                return Err(AppError::Validation(format!(
+                    "{name} must be 1 to 4000 bytes"
+                )));
             }
         }
         Ok(())
@@ -170,7 +172,9 @@ impl BotSettings {
 
     /// Whether the team is open at `now_ms`.
     pub fn is_open(&self, now_ms: i64) -> bool {
-        self.business_hours.as_ref().is_none_or(|h| h.is_open(now_ms))
+        self.business_hours
+            .as_ref()
+            .is_none_or(|h| h.is_open(now_ms))
     }
 }
 
@@ -278,8 +282,8 @@ mod tests {
 
     #[test]
     fn partial_json_fills_defaults_and_unknown_fields_are_refused() {
-        let s: BotSettings = serde_json::from_str(r#"{"enabled": true, "channels": ["widget"]}"#)
-            .expect("parses");
+        let s: BotSettings =
+            serde_json::from_str(r#"{"enabled": true, "channels": ["widget"]}"#).expect("parses");
         assert!(s.answers_on("widget"));
         assert!(!s.answers_on("whatsapp"));
         assert_eq!(s.max_not_understood, 2);

@@ -13,7 +13,6 @@ use crate::db::write_transaction;
 use crate::error::AppError;
 use crate::model::new_id;
 use crate::state::AppState;
-use crate::store::accounts::AgentInfo;
 use crate::store::leads::{self as store, Actor, LeadOrigin};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -41,30 +40,6 @@ struct LeadBody {
     owner_id: Option<String>,
     priority: Option<String>,
     ai_confidence: Option<f64>,
-}
-
-async fn team_for(
-    state: &AppState,
-    agent: &AgentInfo,
-    team: Option<String>,
-) -> Result<String, AppError> {
-    let team = match team {
-        Some(t) => t,
-        None => match agent.team_ids.first() {
-            Some(t) => t.clone(),
-            None => {
-                state
-                    .db
-                    .run(|c| crate::store::accounts::team_by_slug(c, "default"))
-                    .await?
-                    .id
-            }
-        },
-    };
-    if !agent.can_access_team(&team) {
-        return Err(AppError::Forbidden("not your team".into()));
-    }
-    Ok(team)
 }
 
 /// Creates a lead from outside (an AI agent, a form, an import): a contact with the
@@ -99,7 +74,7 @@ async fn create_lead(
             ));
         }
     }
-    let team = team_for(&state, &agent, b.team_id.clone()).await?;
+    let team = super::team_for(&state, &agent, b.team_id.clone()).await?;
     let by = agent.id.clone();
     let (view, created, timeline) = state
         .db
@@ -189,7 +164,7 @@ async fn dashboard(
     AuthAgent(agent): AuthAgent,
     q: web::Query<TeamQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let team = team_for(&state, &agent, q.into_inner().team).await?;
+    let team = super::team_for(&state, &agent, q.into_inner().team).await?;
     let v = state.db.run(move |c| store::dashboard(c, &team)).await?;
     Ok(HttpResponse::Ok().json(v))
 }
@@ -212,7 +187,7 @@ async fn analytics(
             "since must be epoch milliseconds".into(),
         ));
     }
-    let team = team_for(&state, &agent, q.team).await?;
+    let team = super::team_for(&state, &agent, q.team).await?;
     let since = q.since;
     let v = state
         .db

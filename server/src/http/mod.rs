@@ -159,3 +159,33 @@ pub(crate) fn require_supervisor_of(
         ))
     }
 }
+
+/// The team a request is about: the one named, else the caller's first team, else
+/// the default team.
+///
+/// # Errors
+/// [`AppError::Forbidden`] when the caller is not in that team (admins are in all);
+/// database errors.
+pub(crate) async fn team_for(
+    state: &AppState,
+    agent: &crate::store::accounts::AgentInfo,
+    team: Option<String>,
+) -> Result<String, AppError> {
+    let team = match team {
+        Some(t) => t,
+        None => match agent.team_ids.first() {
+            Some(t) => t.clone(),
+            None => {
+                state
+                    .db
+                    .run(|c| crate::store::accounts::team_by_slug(c, "default"))
+                    .await?
+                    .id
+            }
+        },
+    };
+    if !agent.can_access_team(&team) {
+        return Err(AppError::Forbidden("not your team".into()));
+    }
+    Ok(team)
+}

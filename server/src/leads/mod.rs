@@ -50,6 +50,8 @@ pub fn after_message(state: &AppState, message: &MessageView) {
         body: message.body.clone(),
         seq: message.seq,
     };
+    let from_customer = message.sender.kind == SenderKind::Guest;
+    let seq = message.seq;
     actix_rt::spawn(async move {
         let conversation_id = m.conversation_id.clone();
         // The semaphore is never closed, so acquiring only fails if it were; then
@@ -58,9 +60,30 @@ pub fn after_message(state: &AppState, message: &MessageView) {
         let done = state.db.run(move |c| store::process_message(c, &m)).await;
         drop(permit);
         match done {
-            Ok(out) => publish_outcome(&state, &conversation_id, out).await,
+            Ok(out) => {
+                let team_id = out.team_id.clone();
+                // The package reply (if any) is posted first, so the bot sees the
+                // turn answered and does not answer it twice.
+                publish_outcome(&state, &conversation_id, out).await;
+                if from_customer {
+                    crate::bot::worker::on_customer_message(
+                        &state,
+                        &conversation_id,
+                        &team_id,
+                        seq,
+                    );
+                }
+            }
             Err(e) => {
                 tracing::warn!(conversation = %conversation_id, error = %e, "lead bookkeeping failed");
+                if from_customer {
+                    // Neither bookkeeping nor the bot can run: make sure humans get
+                    // the conversation rather than nobody.
+                    state.hub.route(crate::routing::actor::RouteConversation {
+                        conversation_id: conversation_id.clone(),
+                        reopened: false,
+                    });
+                }
             }
         }
     });
@@ -80,7 +103,11 @@ async fn publish_outcome(state: &AppState, conversation_id: &str, out: Outcome) 
         publish_handover(state, &out.team_id, h.clone());
     }
     if let Some((body, image_url)) = out.reply {
-        let msg = PostAutoReply { body, image_url };
+        let msg = PostAutoReply {
+            body,
+            image_url,
+            bot_guard: false,
+        };
         match state.hub.ask(state, conversation_id, msg).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) | Err(e) => {
