@@ -149,8 +149,13 @@ both_backends! {
         srv.manual_routing().await;
         let team = enable_bot(&srv, json!({"temperature": 0.2, "max_tokens": 300})).await;
         let (dp, _visa) = add_travel_faqs(&srv, &team).await;
-        fake.respond(responder(bot_answer(
-            &format!("The DP is Rp 5.000.000 per person [{dp}]."), 0.92, &[&dp])));
+        let answer = json!({"reply": format!("The DP is Rp 5.000.000 per person [{dp}]."),
+            "confidence": 0.92, "sources": [dp], "handover": false, "phase": "interested"}).to_string();
+        let greeting = bot_answer("Waalaikumsalam! How can I help?", 0.95, &[]);
+        fake.respond(move |req: &Value| {
+            let asks_dp = dialogue(req).last().is_some_and(|(_, t)| t.contains("DP"));
+            FakeReply::Content(if asks_dp { answer.clone() } else { greeting.clone() })
+        });
         let lead = srv.agent("lead").await;
         for (part, content, version) in [
             ("base", "You are the assistant of Umroh Barokah.", Some("2.0")),
@@ -204,6 +209,9 @@ both_backends! {
             .find(|e| e["kind"] == "bot_reply" && e["detail"]["source"] == "ai").cloned()
             .unwrap_or_else(|| panic!("no bot_reply on the timeline: {timeline}"));
         assert_eq!(entry["detail"]["prompt_version"], "base@2.0+company@1");
+        // The stage the model named is applied, forward only, by the bot.
+        let moved = srv.lead_where(&lead.token, &conv, |l| l["stage"] == "interested").await;
+        assert_eq!(moved["stage"], "interested");
         fake.stop().await;
     }
 }

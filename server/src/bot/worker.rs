@@ -425,6 +425,7 @@ async fn record(
         "handover": d.handover,
     });
     let c2 = conv.to_string();
+    let (team, phase) = (loaded.input.team_id.clone(), d.new_phase.clone());
     let done = state
         .db
         .run(move |c| {
@@ -432,26 +433,31 @@ async fn record(
             if let Some(again) = understood {
                 status::not_understood(c, &c2, !again)?;
             }
-            match lead_id {
-                Some(l) => Ok(Some(leads_store::event(
-                    c,
-                    &l,
-                    Some(&c2),
-                    "bot_reply",
-                    Actor {
-                        kind: "bot",
-                        id: None,
-                    },
-                    detail,
-                    now_ms(),
-                )?)),
-                None => Ok(None),
+            let Some(l) = lead_id else { return Ok(None) };
+            let bot = Actor { kind: "bot", id: None };
+            let mut entries = vec![leads_store::event(c, &l, Some(&c2), "bot_reply", bot, detail, now_ms())?];
+            // The stage the model says the conversation reached: forward only, like
+            // the intent rules' automatic moves.
+            let mut view = None;
+            if let Some(to) = phase {
+                let cfg = leads_store::config(c, &team)?;
+                view = crate::db::write_transaction(c, |c| {
+                    let mut lead = leads_store::row(c, &l)?;
+                    let now = now_ms();
+                    if leads_store::move_stage(c, &cfg, &mut lead, &to, bot, false, Some(&c2), now, &mut entries)? {
+                        lead.updated_at = now;
+                        leads_store::save(c, &lead)?;
+                        return Ok::<_, AppError>(Some(leads_store::view(c, lead)?));
+                    }
+                    Ok(None)
+                })?;
             }
+            Ok(Some((view, entries)))
         })
         .await;
     match done {
-        Ok(Some(entry)) => {
-            crate::leads::publish_changes(state, conv, &loaded.input.team_id, None, None, &[entry])
+        Ok(Some((view, entries))) => {
+            crate::leads::publish_changes(state, conv, &loaded.input.team_id, None, view.as_ref(), &entries);
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(conversation = %conv, error = %e, "bot decision not recorded"),
