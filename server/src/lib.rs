@@ -186,6 +186,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         bot: Arc::new(bot::Bot::new(&config, db.clone())),
     };
 
+    // Every team's bot settings before the first message, so routing a message
+    // never waits on them.
+    state.bot.settings.prime(&state.db).await?;
+
     // The router lives on the starting arbiter; the hub hands it triggers.
     hub.set_router(routing::actor::Router::new(state.clone()).start());
     // After the router: presence learnt from peers is routed at once.

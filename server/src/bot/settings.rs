@@ -231,19 +231,46 @@ pub fn save(
     Ok(())
 }
 
-/// How long a node trusts its cached copy of a team's settings. A change made on
-/// this node is seen at once (the cache entry is dropped); one made on another node
-/// within this long.
+/// How long a node uses its cached copy of a team's settings before reading them
+/// again. A change made on this node is seen at once (the entry is replaced); one
+/// made on another node within about this long.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// Per-node cache of team settings.
+/// Per-node cache of team settings. Primed with every team at start, so the hot
+/// path (is the bot answering this team's conversation?) never waits for the
+/// database; stale entries are refreshed in the background.
 #[derive(Debug, Default)]
 pub struct SettingsCache {
     entries: Mutex<HashMap<String, (Instant, Arc<BotSettings>)>>,
 }
 
 impl SettingsCache {
-    /// The team's settings, from the cache when fresh.
+    /// Loads every team's settings (teams without a row: the defaults, bot off).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prime(&self, db: &Db) -> Result<(), AppError> {
+        let rows = db
+            .run(|c| {
+                let teams: Vec<String> = crate::db::schema::teams::table
+                    .select(crate::db::schema::teams::id)
+                    .load(c)?;
+                teams
+                    .into_iter()
+                    .map(|t| load(c, &t).map(|s| (t, s)))
+                    .collect::<Result<Vec<_>, AppError>>()
+            })
+            .await?;
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        for (team, s) in rows {
+            entries.insert(team, (now, Arc::new(s)));
+        }
+        Ok(())
+    }
+
+    /// The team's settings, read again when the cached copy is older than
+    /// [`CACHE_TTL`].
     ///
     /// # Errors
     /// Database errors when the cache has to be refilled.
@@ -255,24 +282,25 @@ impl SettingsCache {
         }
         let team = team_id.to_string();
         let fresh = Arc::new(db.run(move |c| load(c, &team)).await?);
-        self.entries
-            .lock()
-            .insert(team_id.to_string(), (Instant::now(), fresh.clone()));
+        self.put(team_id, fresh.clone());
         Ok(fresh)
     }
 
-    /// The cached settings, if any and fresh, without touching the database.
-    pub fn peek(&self, team_id: &str) -> Option<Arc<BotSettings>> {
+    /// The cached settings without touching the database — possibly stale, by up to
+    /// [`CACHE_TTL`] plus one refresh — and whether they are due for a refresh.
+    /// `None` for a team this node has not seen yet.
+    pub fn peek(&self, team_id: &str) -> Option<(Arc<BotSettings>, bool)> {
         self.entries
             .lock()
             .get(team_id)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
-            .map(|(_, s)| s.clone())
+            .map(|(at, s)| (s.clone(), at.elapsed() >= CACHE_TTL))
     }
 
-    /// Forgets a team's entry (after a change on this node).
-    pub fn invalidate(&self, team_id: &str) {
-        self.entries.lock().remove(team_id);
+    /// Replaces a team's entry (after a change on this node, or a refresh).
+    pub fn put(&self, team_id: &str, settings: Arc<BotSettings>) {
+        self.entries
+            .lock()
+            .insert(team_id.to_string(), (Instant::now(), settings));
     }
 }
 

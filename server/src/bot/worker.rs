@@ -87,8 +87,23 @@ impl Jobs {
 /// conversation nobody has (or that it reopened): routes it now unless the team's
 /// bot answers first and still owns the conversation.
 pub fn gate_routing(state: &AppState, team_id: &str, channel: &str, msg: RouteConversation) {
-    if let Some(s) = state.bot.settings.peek(team_id) {
-        if !s.answers_on(channel) || s.handoff == Handoff::Parallel {
+    let owned_by_bot = |s: &BotSettings| s.answers_on(channel) && s.handoff == Handoff::BotFirst;
+    match state.bot.settings.peek(team_id) {
+        Some((s, stale)) => {
+            if stale {
+                refresh(state, team_id);
+            }
+            if !owned_by_bot(&s) {
+                // The common case, a team without a bot: routed in order, at once.
+                state.hub.route(msg);
+                return;
+            }
+        }
+        None => {
+            // A team this node has not seen since it started (created since, on
+            // any node): it cannot have had a bot for long, so route as without
+            // one, and learn its settings for the next message.
+            refresh(state, team_id);
             state.hub.route(msg);
             return;
         }
@@ -113,10 +128,26 @@ pub fn gate_routing(state: &AppState, team_id: &str, channel: &str, msg: RouteCo
     });
 }
 
+/// Re-reads a team's settings in the background.
+fn refresh(state: &AppState, team_id: &str) {
+    let state = state.clone();
+    let team = team_id.to_string();
+    actix_rt::spawn(async move {
+        if let Err(e) = state.bot.settings.get(&state.db, &team).await {
+            tracing::debug!(team = %team, error = %e, "bot settings refresh failed");
+        }
+    });
+}
+
 /// Called after a customer's message is committed and its lead bookkeeping done.
 pub fn on_customer_message(state: &AppState, conversation_id: &str, team_id: &str, seq: i64) {
-    if state.bot.settings.peek(team_id).is_some_and(|s| !s.enabled) {
-        return;
+    if let Some((s, stale)) = state.bot.settings.peek(team_id) {
+        if stale {
+            refresh(state, team_id);
+        }
+        if !s.enabled {
+            return;
+        }
     }
     if !state.bot.jobs.offer(conversation_id, seq) {
         return;
@@ -434,8 +465,19 @@ async fn record(
                 status::not_understood(c, &c2, !again)?;
             }
             let Some(l) = lead_id else { return Ok(None) };
-            let bot = Actor { kind: "bot", id: None };
-            let mut entries = vec![leads_store::event(c, &l, Some(&c2), "bot_reply", bot, detail, now_ms())?];
+            let bot = Actor {
+                kind: "bot",
+                id: None,
+            };
+            let mut entries = vec![leads_store::event(
+                c,
+                &l,
+                Some(&c2),
+                "bot_reply",
+                bot,
+                detail,
+                now_ms(),
+            )?];
             // The stage the model says the conversation reached: forward only, like
             // the intent rules' automatic moves.
             let mut view = None;
@@ -444,7 +486,17 @@ async fn record(
                 view = crate::db::write_transaction(c, |c| {
                     let mut lead = leads_store::row(c, &l)?;
                     let now = now_ms();
-                    if leads_store::move_stage(c, &cfg, &mut lead, &to, bot, false, Some(&c2), now, &mut entries)? {
+                    if leads_store::move_stage(
+                        c,
+                        &cfg,
+                        &mut lead,
+                        &to,
+                        bot,
+                        false,
+                        Some(&c2),
+                        now,
+                        &mut entries,
+                    )? {
                         lead.updated_at = now;
                         leads_store::save(c, &lead)?;
                         return Ok::<_, AppError>(Some(leads_store::view(c, lead)?));
@@ -457,7 +509,14 @@ async fn record(
         .await;
     match done {
         Ok(Some((view, entries))) => {
-            crate::leads::publish_changes(state, conv, &loaded.input.team_id, None, view.as_ref(), &entries);
+            crate::leads::publish_changes(
+                state,
+                conv,
+                &loaded.input.team_id,
+                None,
+                view.as_ref(),
+                &entries,
+            );
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(conversation = %conv, error = %e, "bot decision not recorded"),

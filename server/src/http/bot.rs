@@ -88,7 +88,10 @@ async fn put_settings(
             })
         })
         .await?;
-    state.bot.settings.invalidate(&team);
+    state
+        .bot
+        .settings
+        .put(&team, std::sync::Arc::new(saved.clone()));
     Ok(HttpResponse::Ok().json(with_model(&state, &saved)))
 }
 
