@@ -235,7 +235,11 @@ fn markdown_chunks(title: &str, body: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (path, paras) in sections(body) {
         let mut prefix = vec![title.trim().to_string()];
-        prefix.extend(path.iter().cloned());
+        // An imported document's `# Title` usually repeats the document's title.
+        let repeats_title = path
+            .first()
+            .is_some_and(|h| h.eq_ignore_ascii_case(title.trim()));
+        prefix.extend(path.iter().skip(usize::from(repeats_title)).cloned());
         prefix.retain(|p| !p.is_empty());
         let prefix = prefix.join(" > ");
         let mut current = String::new();
@@ -378,6 +382,8 @@ mod tests {
             assert!(chunk.chars().count() <= CHUNK_CHARS + 20, "{}", chunk.len());
         }
         assert_eq!(chunks("text", "t", "Only title", "", None), vec!["Only title"]);
+        let md = "# Policy\n\n## Refunds\nFull refund.";
+        assert_eq!(chunks("markdown", "p", "Policy", md, None), vec!["Policy > Refunds\nFull refund."]);
     }
 
     #[test]
