@@ -403,7 +403,9 @@ impl AiConfig {
 
     /// The base URL to call: the configured one, else OpenAI's.
     pub fn endpoint(&self) -> &str {
-        self.base_url.as_deref().unwrap_or("https://api.openai.com/v1")
+        self.base_url
+            .as_deref()
+            .unwrap_or("https://api.openai.com/v1")
     }
 }
 

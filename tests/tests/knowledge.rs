@@ -18,10 +18,7 @@ use switchboard_e2e::{assert_error_body, both_backends, eventually, Backend, Tes
 const QUALITY_BAR: usize = 18;
 
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/fixtures/knowledge/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/fixtures/knowledge/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
@@ -85,7 +82,11 @@ fn labels(result: &Value) -> Vec<String> {
 
 /// Loads `travel.json` through the API.
 async fn load_travel_kb(srv: &TestServer, token: &str, team: &str) {
-    for mut doc in fixture("travel.json")["documents"].as_array().unwrap().clone() {
+    for mut doc in fixture("travel.json")["documents"]
+        .as_array()
+        .unwrap()
+        .clone()
+    {
         doc["team_id"] = json!(team);
         create(srv, token, doc).await;
     }

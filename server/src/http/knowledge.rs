@@ -175,10 +175,7 @@ async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let current = visible_doc(&state, &agent, path.into_inner()).await?;
     require_supervisor_of(&agent, &current.team_id)?;
-    state
-        .db
-        .run(move |c| store::delete(c, &current.id))
-        .await?;
+    state.db.run(move |c| store::delete(c, &current.id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -288,7 +285,9 @@ async fn search(
         return Err(AppError::Validation("q must not be empty".into()));
     }
     if query.chars().count() > 2000 {
-        return Err(AppError::Validation("q must be at most 2000 characters".into()));
+        return Err(AppError::Validation(
+            "q must be at most 2000 characters".into(),
+        ));
     }
     let k = q.k.unwrap_or(5).clamp(1, MAX_K);
     let result = state

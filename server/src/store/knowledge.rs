@@ -81,7 +81,9 @@ pub struct ChunkRow {
 impl DocRow {
     /// The parsed `fields` (`None` when absent or, defensively, unparsable).
     pub fn fields_json(&self) -> Option<Value> {
-        self.fields.as_deref().and_then(|f| serde_json::from_str(f).ok())
+        self.fields
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
     }
 
     /// How answers cite it: `FAQ #12`, `Package #UMR_MAR_2025_HEMAT`, `Doc #refund-policy`.
@@ -239,7 +241,8 @@ fn validate_ref(code: &str) -> Result<String, AppError> {
     let c = code.trim();
     let ok = !c.is_empty()
         && c.chars().count() <= MAX_REF_CHARS
-        && c.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
     if ok {
         Ok(c.to_string())
     } else {
@@ -266,9 +269,7 @@ fn validate_fields(kind: &str, fields: Option<Value>) -> Result<Option<String>, 
             Ok(Some(text))
         }
         Some(Value::Object(map)) if map.is_empty() => Ok(None),
-        Some(Value::Object(_)) => Err(AppError::Validation(
-            "only packages have fields".into(),
-        )),
+        Some(Value::Object(_)) => Err(AppError::Validation("only packages have fields".into())),
         Some(_) => Err(AppError::Validation("fields must be a JSON object".into())),
     }
 }
@@ -280,7 +281,11 @@ fn next_faq_number(c: &mut DbConn, team_id: &str) -> Result<String, AppError> {
         .filter(knowledge_docs::kind.eq("faq"))
         .select(knowledge_docs::ref_code)
         .load(c)?;
-    let top = codes.iter().filter_map(|r| r.parse::<u64>().ok()).max().unwrap_or(0);
+    let top = codes
+        .iter()
+        .filter_map(|r| r.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
     Ok((top + 1).to_string())
 }
 
@@ -312,19 +317,25 @@ fn rechunk(c: &mut DbConn, doc: &DocRow) -> Result<(), AppError> {
     diesel::delete(knowledge_chunks::table.filter(knowledge_chunks::doc_id.eq(&doc.id)))
         .execute(c)?;
     let fields = doc.fields_json();
-    let rows: Vec<ChunkRow> = chunk::chunks(&doc.kind, &doc.ref_code, &doc.title, &doc.body, fields.as_ref())
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| ChunkRow {
-            id: new_id(),
-            doc_id: doc.id.clone(),
-            team_id: doc.team_id.clone(),
-            ordinal: i32::try_from(i).unwrap_or(i32::MAX),
-            text,
-            embedding: None,
-            embedding_model: None,
-        })
-        .collect();
+    let rows: Vec<ChunkRow> = chunk::chunks(
+        &doc.kind,
+        &doc.ref_code,
+        &doc.title,
+        &doc.body,
+        fields.as_ref(),
+    )
+    .into_iter()
+    .enumerate()
+    .map(|(i, text)| ChunkRow {
+        id: new_id(),
+        doc_id: doc.id.clone(),
+        team_id: doc.team_id.clone(),
+        ordinal: i32::try_from(i).unwrap_or(i32::MAX),
+        text,
+        embedding: None,
+        embedding_model: None,
+    })
+    .collect();
     // One statement per row: diesel's MultiBackend has no batch insert.
     for row in rows {
         diesel::insert_into(knowledge_chunks::table)
@@ -357,7 +368,9 @@ pub fn create(c: &mut DbConn, team_id: &str, new: NewDoc, by: &str) -> Result<Do
         .kind
         .as_deref()
         .map(str::trim)
-        .ok_or_else(|| AppError::Validation("kind is required: faq, package, text or markdown".into()))?
+        .ok_or_else(|| {
+            AppError::Validation("kind is required: faq, package, text or markdown".into())
+        })?
         .to_string();
     validate_kind(&kind)?;
     let title = validate_title(new.title.as_deref().unwrap_or_default())?;
@@ -520,7 +533,11 @@ pub fn view(c: &mut DbConn, row: DocRow) -> Result<DocView, AppError> {
 ///
 /// # Errors
 /// [`AppError::Validation`] for an unknown kind; database errors.
-pub fn list(c: &mut DbConn, team_id: &str, kind: Option<&str>) -> Result<Vec<DocSummary>, AppError> {
+pub fn list(
+    c: &mut DbConn,
+    team_id: &str,
+    kind: Option<&str>,
+) -> Result<Vec<DocSummary>, AppError> {
     let mut q = knowledge_docs::table
         .filter(knowledge_docs::team_id.eq(team_id))
         .select(DocRow::as_select())
@@ -532,11 +549,16 @@ pub fn list(c: &mut DbConn, team_id: &str, kind: Option<&str>) -> Result<Vec<Doc
     let mut rows: Vec<DocRow> = q.load(c)?;
     // FAQ numbers sort numerically, the rest by code.
     rows.sort_by(|a, b| {
-        (a.kind.as_str(), a.ref_code.parse::<u64>().ok(), a.ref_code.as_str()).cmp(&(
-            b.kind.as_str(),
-            b.ref_code.parse::<u64>().ok(),
-            b.ref_code.as_str(),
-        ))
+        (
+            a.kind.as_str(),
+            a.ref_code.parse::<u64>().ok(),
+            a.ref_code.as_str(),
+        )
+            .cmp(&(
+                b.kind.as_str(),
+                b.ref_code.parse::<u64>().ok(),
+                b.ref_code.as_str(),
+            ))
     });
     Ok(rows
         .into_iter()
@@ -562,7 +584,11 @@ pub fn list(c: &mut DbConn, team_id: &str, kind: Option<&str>) -> Result<Vec<Doc
 ///
 /// # Errors
 /// Database errors.
-pub fn fingerprint(c: &mut DbConn, team_id: &str, model: Option<&str>) -> Result<[i64; 4], AppError> {
+pub fn fingerprint(
+    c: &mut DbConn,
+    team_id: &str,
+    model: Option<&str>,
+) -> Result<[i64; 4], AppError> {
     let (n, newest, revisions): (i64, Option<i64>, Option<i64>) = knowledge_docs::table
         .filter(knowledge_docs::team_id.eq(team_id))
         .select((
@@ -636,7 +662,11 @@ pub fn unembedded(
 ///
 /// # Errors
 /// Database errors.
-pub fn set_embeddings(c: &mut DbConn, model: &str, vectors: &[(String, Vec<u8>)]) -> Result<(), AppError> {
+pub fn set_embeddings(
+    c: &mut DbConn,
+    model: &str,
+    vectors: &[(String, Vec<u8>)],
+) -> Result<(), AppError> {
     c.transaction::<_, AppError, _>(|c| {
         for (id, bytes) in vectors {
             diesel::update(knowledge_chunks::table.find(id))

@@ -44,7 +44,13 @@ const FIELD_ORDER: &[&str] = &[
 /// - `text`, `markdown`: the body split on Markdown headings, then paragraphs, into
 ///   chunks of about [`CHUNK_CHARS`], each prefixed with its heading path
 ///   (`Title > Section > Subsection`).
-pub fn chunks(kind: &str, ref_code: &str, title: &str, body: &str, fields: Option<&Value>) -> Vec<String> {
+pub fn chunks(
+    kind: &str,
+    ref_code: &str,
+    title: &str,
+    body: &str,
+    fields: Option<&Value>,
+) -> Vec<String> {
     match kind {
         "faq" => vec![format!("Q: {}\nA: {}", title.trim(), body.trim())],
         "package" => vec![package_text(ref_code, title, body, fields)],
@@ -69,7 +75,13 @@ pub fn package_text(ref_code: &str, title: &str, body: &str, fields: Option<&Val
 /// A package's summary for a retrieval-only answer: name, the headline fields
 /// (price, departure, duration) and the first paragraph of its description.
 pub fn package_summary(title: &str, body: &str, fields: Option<&Value>) -> String {
-    let headline = ["price", "departure", "departure_date", "duration", "duration_days"];
+    let headline = [
+        "price",
+        "departure",
+        "departure_date",
+        "duration",
+        "duration_days",
+    ];
     let mut out = title.trim().to_string();
     if let Some(Value::Object(map)) = fields {
         for key in headline {
@@ -102,7 +114,10 @@ fn field_lines(fields: Option<&Value>) -> Vec<String> {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort_by_key(|k| {
         (
-            FIELD_ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX),
+            FIELD_ORDER
+                .iter()
+                .position(|o| o == k)
+                .unwrap_or(usize::MAX),
             k.to_string(),
         )
     });
@@ -350,14 +365,23 @@ mod tests {
         );
         let fields = json!({"price": 25_000_000, "currency": "Rp", "departure_date": "2025-03-15",
                             "inclusions": ["visa", "hotel"], "image_url": "https://x/y.jpg"});
-        let c = chunks("package", "UMR_MAR_2025_HEMAT", "Umroh Maret Hemat", "Nine days.", Some(&fields));
+        let c = chunks(
+            "package",
+            "UMR_MAR_2025_HEMAT",
+            "Umroh Maret Hemat",
+            "Nine days.",
+            Some(&fields),
+        );
         assert_eq!(c.len(), 1);
         assert_eq!(
             c[0],
             "Umroh Maret Hemat (UMR_MAR_2025_HEMAT)\nPrice: Rp 25000000\nDeparture date: 2025-03-15\nInclusions: visa, hotel\nNine days."
         );
         let summary = package_summary("Umroh Maret Hemat", "Nine days.\n\nMore.", Some(&fields));
-        assert_eq!(summary, "Umroh Maret Hemat\nPrice: Rp 25000000\nDeparture date: 2025-03-15\nNine days.");
+        assert_eq!(
+            summary,
+            "Umroh Maret Hemat\nPrice: Rp 25000000\nDeparture date: 2025-03-15\nNine days."
+        );
     }
 
     #[test]
@@ -381,21 +405,33 @@ mod tests {
             assert!(chunk.starts_with("T > Long\n"));
             assert!(chunk.chars().count() <= CHUNK_CHARS + 20, "{}", chunk.len());
         }
-        assert_eq!(chunks("text", "t", "Only title", "", None), vec!["Only title"]);
+        assert_eq!(
+            chunks("text", "t", "Only title", "", None),
+            vec!["Only title"]
+        );
         let md = "# Policy\n\n## Refunds\nFull refund.";
-        assert_eq!(chunks("markdown", "p", "Policy", md, None), vec!["Policy > Refunds\nFull refund."]);
+        assert_eq!(
+            chunks("markdown", "p", "Policy", md, None),
+            vec!["Policy > Refunds\nFull refund."]
+        );
     }
 
     #[test]
     fn slugs_and_faq_markdown() {
-        assert_eq!(slug("Kebijakan Refund & Pembatalan — 2025!"), "kebijakan-refund-pembatalan-2025");
+        assert_eq!(
+            slug("Kebijakan Refund & Pembatalan — 2025!"),
+            "kebijakan-refund-pembatalan-2025"
+        );
         assert_eq!(slug("Ümrah Café"), "umrah-cafe");
         assert_eq!(slug("!!!"), "doc");
         let md = "# FAQ\n\n## Payment\n\n### How much is the DP?\nRp 5.000.000.\n\n### Can I pay by card?\nYes.\n";
         assert_eq!(
             faq_pairs(md),
             vec![
-                ("How much is the DP?".to_string(), "Rp 5.000.000.".to_string()),
+                (
+                    "How much is the DP?".to_string(),
+                    "Rp 5.000.000.".to_string()
+                ),
                 ("Can I pay by card?".to_string(), "Yes.".to_string())
             ]
         );

@@ -41,6 +41,7 @@ const WRITER_BUDGET: usize = 15_000_000;
 /// Words that carry no topic, English and Indonesian (the hub's customers write
 /// both), compared after lower-casing and accent folding, before stemming. They are
 /// neither indexed nor counted as the query's content terms.
+#[rustfmt::skip]
 const STOPWORDS: &[&str] = &[
     // English
     "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are",
@@ -73,7 +74,9 @@ pub fn analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .filter(StopWordFilter::remove(STOPWORDS.iter().map(|s| (*s).to_string())))
+        .filter(StopWordFilter::remove(
+            STOPWORDS.iter().map(|s| (*s).to_string()),
+        ))
         .filter(Stemmer::new(Language::English))
         .build()
 }
@@ -308,7 +311,10 @@ impl TeamIndex {
         if query_terms.is_empty() {
             return 0.0;
         }
-        let matched = query_terms.iter().filter(|t| chunk.terms.contains(*t)).count();
+        let matched = query_terms
+            .iter()
+            .filter(|t| chunk.terms.contains(*t))
+            .count();
         (matched as f32 / (query_terms.len() as f32 + COVERAGE_PRIOR)).clamp(0.0, 1.0)
     }
 }
@@ -349,7 +355,10 @@ mod tests {
     fn analyzer_folds_stems_and_drops_stopwords() {
         let mut a = analyzer();
         assert_eq!(
-            terms(&mut a, "What are the Cancellations? Café REFUNDS, berapa harga"),
+            terms(
+                &mut a,
+                "What are the Cancellations? Café REFUNDS, berapa harga"
+            ),
             ["cancel", "cafe", "refund", "harga"]
         );
     }
@@ -357,14 +366,44 @@ mod tests {
     #[test]
     fn bm25_ranks_and_coverage_separates_on_and_off_topic() {
         let docs = vec![
-            doc("d1", "faq", "1", "Can I cancel my booking?", "Cancellations get a refund minus the advance."),
-            doc("d2", "faq", "2", "Which documents do I need?", "A passport valid for six months."),
-            doc("d3", "faq", "3", "What is the weather like?", "Warm and humid in August."),
+            doc(
+                "d1",
+                "faq",
+                "1",
+                "Can I cancel my booking?",
+                "Cancellations get a refund minus the advance.",
+            ),
+            doc(
+                "d2",
+                "faq",
+                "2",
+                "Which documents do I need?",
+                "A passport valid for six months.",
+            ),
+            doc(
+                "d3",
+                "faq",
+                "3",
+                "What is the weather like?",
+                "Warm and humid in August.",
+            ),
         ];
         let chunks = vec![
-            chunk("c1", "d1", "Q: Can I cancel my booking?\nA: Cancellations get a refund minus the advance."),
-            chunk("c2", "d2", "Q: Which documents do I need?\nA: A passport valid for six months."),
-            chunk("c3", "d3", "Q: What is the weather like?\nA: Warm and humid in August."),
+            chunk(
+                "c1",
+                "d1",
+                "Q: Can I cancel my booking?\nA: Cancellations get a refund minus the advance.",
+            ),
+            chunk(
+                "c2",
+                "d2",
+                "Q: Which documents do I need?\nA: A passport valid for six months.",
+            ),
+            chunk(
+                "c3",
+                "d3",
+                "Q: What is the weather like?\nA: Warm and humid in August.",
+            ),
         ];
         let idx = TeamIndex::build([0; 4], docs, chunks, None).unwrap();
         let q = idx.query_terms("how do I get my money refunded if I cancel?");
@@ -375,6 +414,9 @@ mod tests {
         let top = idx.lexical(&off, 5).unwrap();
         assert_eq!(top[0].0, 2);
         assert!(idx.coverage(&off, 2) < 0.5, "{}", idx.coverage(&off, 2));
-        assert!(idx.lexical(&idx.query_terms("the of and"), 5).unwrap().is_empty());
+        assert!(idx
+            .lexical(&idx.query_terms("the of and"), 5)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -237,7 +237,12 @@ impl KnowledgeBase {
         .await
         .map_err(|e| AppError::internal(format!("knowledge index task failed: {e}")))??;
         let idx = Arc::new(idx);
-        tracing::debug!(team = team_id, docs = idx.docs.len(), chunks = idx.chunks.len(), "knowledge index built");
+        tracing::debug!(
+            team = team_id,
+            docs = idx.docs.len(),
+            chunks = idx.chunks.len(),
+            "knowledge index built"
+        );
         self.cache.lock().insert(team_id.to_string(), idx.clone());
         Ok(idx)
     }
