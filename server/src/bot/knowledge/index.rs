@@ -49,7 +49,7 @@ const STOPWORDS: &[&str] = &[
     "did", "do", "does", "doing", "during", "each", "else", "etc", "ever", "few", "for",
     "from", "get", "got", "had", "has", "have", "having", "he", "hello", "her", "here",
     "hers", "hi", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just",
-    "know", "let", "ll", "m", "me", "might", "more", "most", "much", "must", "my", "need",
+    "know", "let", "ll", "m", "many", "me", "might", "more", "most", "much", "must", "my", "need",
     "of", "ok", "okay", "on", "one", "or", "other", "our", "ours", "out", "please", "re",
     "s", "same", "shall", "she", "should", "so", "some", "such", "t", "tell", "than",
     "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they",

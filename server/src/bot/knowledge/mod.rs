@@ -22,7 +22,7 @@ use crate::error::AppError;
 use crate::store::knowledge as store;
 
 use self::index::TeamIndex;
-use super::llm::{cosine, pack, Llm};
+use super::llm::{cosine, pack, Llm, LlmError};
 
 /// Chunks taken from each side (BM25, embeddings) before fusing.
 const CANDIDATES: usize = 20;
@@ -36,6 +36,9 @@ const RRF_K: f32 = 60.0;
 /// because the endpoint failed at write time): bounds the request so the query
 /// still fits the time budget.
 const FILL_PER_QUERY: usize = 32;
+
+/// Longest text embedded, characters (see [`embedding_input`]).
+const EMBED_CHARS: usize = 6000;
 
 /// Most chunks embedded in one request at write time.
 const EMBED_BATCH: i64 = 64;
@@ -267,10 +270,28 @@ impl KnowledgeBase {
             .map(|(i, _)| i)
             .take(FILL_PER_QUERY)
             .collect();
-        let mut texts = vec![query.to_string()];
-        texts.extend(missing.iter().map(|&i| idx.chunks[i].text.clone()));
+        let mut texts = vec![embedding_input(query)];
+        texts.extend(
+            missing
+                .iter()
+                .map(|&i| embedding_input(&idx.chunks[i].text)),
+        );
         let mut vectors = match llm.embed(&texts).await {
             Ok(v) => v.into_iter(),
+            // The endpoint answered with an error (not a timeout) while chunks rode
+            // along: one of them may be what it rejects, so ask for the query alone
+            // rather than losing the vector side for every search of the team.
+            Err(LlmError::Endpoint(_) | LlmError::Empty) if !missing.is_empty() => {
+                match llm.embed(&texts[..1]).await {
+                    Ok(v) => {
+                        return (v.into_iter().next(), HashMap::new());
+                    }
+                    Err(e) => {
+                        tracing::warn!(team = team_id, error = %e, code = e.code(), "query embedding failed; lexical retrieval only");
+                        return (None, HashMap::new());
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(team = team_id, error = %e, code = e.code(), "query embedding failed; lexical retrieval only");
                 return (None, HashMap::new());
@@ -303,49 +324,62 @@ impl KnowledgeBase {
         let (Some(llm), Some(model)) = (&self.llm, self.embedding_model()) else {
             return 0;
         };
-        let (team, doc, m) = (team_id.to_string(), doc_id.to_string(), model.to_string());
-        let pending = match self
-            .db
-            .run(move |c| store::unembedded(c, &team, Some(&doc), &m, EMBED_BATCH))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(doc = doc_id, error = %e, "cannot read chunks to embed");
-                return 0;
-            }
-        };
-        if pending.is_empty() {
-            return 0;
-        }
-        let texts: Vec<String> = pending.iter().map(|(_, t)| t.clone()).collect();
-        match llm.embed(&texts).await {
-            Ok(vectors) => {
-                let rows: Vec<(String, Vec<u8>)> = pending
-                    .into_iter()
-                    .zip(vectors)
-                    .map(|((id, _), v)| (id, pack(&v)))
-                    .collect();
-                let n = rows.len();
-                let model = model.to_string();
-                match self
-                    .db
-                    .run(move |c| store::set_embeddings(c, &model, &rows))
-                    .await
-                {
-                    Ok(()) => n,
-                    Err(e) => {
-                        tracing::warn!(doc = doc_id, error = %e, "storing embeddings failed");
-                        0
-                    }
+        let mut done = 0;
+        // Batches until every chunk is embedded; a large Markdown document has
+        // more chunks than one request should carry. Stops at the first failure.
+        loop {
+            let (team, doc, m) = (team_id.to_string(), doc_id.to_string(), model.to_string());
+            let pending = match self
+                .db
+                .run(move |c| store::unembedded(c, &team, Some(&doc), &m, EMBED_BATCH))
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(doc = doc_id, error = %e, "cannot read chunks to embed");
+                    return done;
                 }
+            };
+            if pending.is_empty() {
+                return done;
             }
-            Err(e) => {
-                tracing::warn!(doc = doc_id, error = %e, code = e.code(), "embedding failed; the document is searchable lexically and is embedded later");
-                0
+            let texts: Vec<String> = pending.iter().map(|(_, t)| embedding_input(t)).collect();
+            let vectors = match llm.embed(&texts).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(doc = doc_id, error = %e, code = e.code(), "embedding failed; the document is searchable lexically and is embedded later");
+                    return done;
+                }
+            };
+            let rows: Vec<(String, Vec<u8>)> = pending
+                .into_iter()
+                .zip(vectors)
+                .map(|((id, _), v)| (id, pack(&v)))
+                .collect();
+            let n = rows.len();
+            let model = model.to_string();
+            if let Err(e) = self
+                .db
+                .run(move |c| store::set_embeddings(c, &model, &rows))
+                .await
+            {
+                tracing::warn!(doc = doc_id, error = %e, "storing embeddings failed");
+                return done;
+            }
+            done += n;
+            if n < usize::try_from(EMBED_BATCH).unwrap_or(usize::MAX) {
+                return done;
             }
         }
     }
+}
+
+/// The text sent to the embedding endpoint for a chunk or query: at most
+/// [`EMBED_CHARS`] characters, so that a single long FAQ answer or package (one
+/// chunk each) stays within embedding models' input limits (8k tokens for
+/// OpenAI's).
+fn embedding_input(text: &str) -> String {
+    text.chars().take(EMBED_CHARS).collect()
 }
 
 /// Orders documents by reciprocal rank fusion of the two chunk rankings (each
@@ -391,7 +425,11 @@ fn hit(idx: &TeamIndex, ord: usize, coverage: f32, similarity: Option<f32>) -> H
     let answer = match doc.kind.as_str() {
         "faq" => doc.body.clone(),
         "package" => chunk::package_summary(&doc.title, &doc.body, doc.fields.as_ref()),
-        _ => chunk.text.clone(),
+        // The heading path helps retrieval and the model, not a customer.
+        _ => match chunk.text.split_once('\n') {
+            Some((_, rest)) if !rest.trim().is_empty() => rest.trim().to_string(),
+            _ => chunk.text.clone(),
+        },
     };
     Hit {
         doc_id: doc.id.clone(),
