@@ -4,7 +4,8 @@
 //! retrieval quality bar on a small travel knowledge base (20 written questions,
 //! the right document in the top 3 for at least 18 — lexical only, and hybrid with
 //! embeddings from a fake OpenAI-compatible endpoint), the meaning of confidence,
-//! and an embedding endpoint that is down when a document is written.
+//! an embedding endpoint that is down when a document is written, and a change
+//! written to the database by another node seen by the next search.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -351,5 +352,33 @@ both_backends! {
         assert_eq!(found["hits"][0]["label"], "FAQ #1", "{found}");
         assert!(found["hits"][0]["similarity"].as_f64().unwrap() > 0.0, "{found}");
         fake.stop().await;
+    }
+}
+
+both_backends! {
+    async fn a_change_written_elsewhere_is_seen_by_the_next_search(backend) {
+        // Another node changes a document: this node learns it only from the
+        // database (the fingerprint), as nothing is pushed between nodes.
+        let srv = TestServer::start(backend).await;
+        let admin = srv.admin_token().await;
+        let team = srv.default_team_id().await;
+        let doc = create(&srv, &admin, json!({"team_id": team, "kind": "faq",
+            "title": "Do you have a lounge at the airport?",
+            "body": "Yes, a prayer lounge at Soekarno-Hatta terminal 3."})).await;
+        let found = search(&srv, &admin, &team, "airport lounge").await;
+        assert_eq!(found["hits"][0]["label"], "FAQ #1", "{found}");
+
+        let id = doc["id"].as_str().unwrap();
+        srv.execute_sql(&format!(
+            "UPDATE knowledge_chunks SET text = 'Q: Is there a shuttle bus?\nA: A shuttle bus meets every group at the hotel.' WHERE doc_id = '{id}'"
+        )).await;
+        srv.execute_sql(&format!(
+            "UPDATE knowledge_docs SET title = 'Is there a shuttle bus?', body = 'A shuttle bus meets every group at the hotel.', revision = revision + 1, updated_at = updated_at + 1 WHERE id = '{id}'"
+        )).await;
+        let found = search(&srv, &admin, &team, "shuttle to the hotel").await;
+        assert_eq!(found["hits"][0]["label"], "FAQ #1", "{found}");
+        assert_eq!(found["hits"][0]["answer"], "A shuttle bus meets every group at the hotel.");
+        let old = search(&srv, &admin, &team, "airport lounge").await;
+        assert_eq!(old["hits"], json!([]), "{old}");
     }
 }
