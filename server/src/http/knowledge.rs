@@ -1,9 +1,299 @@
 //! Knowledge base API (`docs/api.md`, "Knowledge"): document CRUD, Markdown import
-//! and a retrieval preview, for admins and team leads.
-//!
-//! STUB: routes land with the knowledge work (issue 6).
+//! and a retrieval preview. Team members read and search; the team's leads and
+//! admins write. Every write re-chunks in the store's transaction, then embeds the
+//! new chunks (when an embedding endpoint is configured) before answering.
 
-use actix_web::web;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::require_supervisor_of;
+use crate::auth::AuthAgent;
+use crate::bot::knowledge::chunk;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::accounts::{self, AgentInfo};
+use crate::store::knowledge::{self as store, DocUpdate, NewDoc, MAX_BODY_BYTES};
+
+/// Request bodies may be larger here than elsewhere in the API: a document may
+/// hold [`MAX_BODY_BYTES`] of text, JSON-escaped. Oversized documents within this
+/// limit get the store's clear validation message rather than a bare 413.
+const JSON_LIMIT: usize = 4 * MAX_BODY_BYTES;
+
+/// Most hits a search returns.
+const MAX_K: usize = 20;
 
 /// Installs the knowledge routes under `/api`.
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/knowledge")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(JSON_LIMIT)
+                    .error_handler(|err, _| AppError::from(err).into()),
+            )
+            .route("", web::get().to(list))
+            .route("", web::post().to(create))
+            // Before `/{id}`, which would take these words for ids.
+            .route("/search", web::get().to(search))
+            .route("/import", web::post().to(import))
+            .route("/{id}", web::get().to(get))
+            .route("/{id}", web::put().to(update))
+            .route("/{id}", web::delete().to(delete)),
+    );
+}
+
+/// The team a request is about: the one named (if the caller may see it), else
+/// the caller's only team.
+///
+/// # Errors
+/// [`AppError::Forbidden`] for a team the caller is not in; [`AppError::NotFound`]
+/// for an unknown team (admins); [`AppError::Validation`] when the caller is in
+/// several teams (or none) and named none.
+async fn resolve_team(
+    state: &AppState,
+    agent: &AgentInfo,
+    team: Option<String>,
+) -> Result<String, AppError> {
+    let team = match team.filter(|t| !t.trim().is_empty()) {
+        Some(t) if agent.can_access_team(&t) => t,
+        Some(_) => return Err(AppError::Forbidden("not your team".into())),
+        None => match agent.team_ids.as_slice() {
+            [only] => only.clone(),
+            _ => {
+                return Err(AppError::Validation(
+                    "team_id is required (you are in several teams or none)".into(),
+                ))
+            }
+        },
+    };
+    let t = team.clone();
+    if !state.db.run(move |c| accounts::team_exists(c, &t)).await? {
+        return Err(AppError::NotFound("no such team".into()));
+    }
+    Ok(team)
+}
+
+/// Loads a document the caller may see.
+async fn visible_doc(
+    state: &AppState,
+    agent: &AgentInfo,
+    id: String,
+) -> Result<store::DocRow, AppError> {
+    let doc = state.db.run(move |c| store::get(c, &id)).await?;
+    if !agent.can_access_team(&doc.team_id) {
+        return Err(AppError::Forbidden("not your team's knowledge".into()));
+    }
+    Ok(doc)
+}
+
+/// The stored document as the API shows it.
+async fn view(state: &AppState, row: store::DocRow) -> Result<store::DocView, AppError> {
+    state.db.run(move |c| store::view(c, row)).await
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    team_id: Option<String>,
+    kind: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner();
+    let team = resolve_team(&state, &agent, q.team_id).await?;
+    let kind = q.kind.filter(|k| !k.is_empty());
+    let docs = state
+        .db
+        .run(move |c| store::list(c, &team, kind.as_deref()))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"documents": docs})))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    team_id: Option<String>,
+    #[serde(flatten)]
+    doc: NewDoc,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, AppError> {
+    let CreateBody { team_id, doc } = body.into_inner();
+    let team = resolve_team(&state, &agent, team_id).await?;
+    require_supervisor_of(&agent, &team)?;
+    let by = agent.id.clone();
+    let t = team.clone();
+    let row = state
+        .db
+        .run(move |c| store::create(c, &t, doc, &by))
+        .await?;
+    state.bot.knowledge.embed_document(&team, &row.id).await;
+    Ok(HttpResponse::Created().json(json!({"document": view(&state, row).await?})))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let row = visible_doc(&state, &agent, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({"document": view(&state, row).await?})))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<DocUpdate>,
+) -> Result<HttpResponse, AppError> {
+    let current = visible_doc(&state, &agent, path.into_inner()).await?;
+    require_supervisor_of(&agent, &current.team_id)?;
+    let (id, by, upd) = (current.id.clone(), agent.id.clone(), body.into_inner());
+    let row = state
+        .db
+        .run(move |c| store::update(c, &id, upd, &by))
+        .await?;
+    state
+        .bot
+        .knowledge
+        .embed_document(&row.team_id, &row.id)
+        .await;
+    Ok(HttpResponse::Ok().json(json!({"document": view(&state, row).await?})))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let current = visible_doc(&state, &agent, path.into_inner()).await?;
+    require_supervisor_of(&agent, &current.team_id)?;
+    state.db.run(move |c| store::delete(c, &current.id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct ImportBody {
+    team_id: Option<String>,
+    title: Option<String>,
+    markdown: Option<String>,
+    /// Split FAQ-style Markdown into FAQ entries instead of one document.
+    #[serde(default)]
+    as_faq: bool,
+}
+
+async fn import(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    body: web::Json<ImportBody>,
+) -> Result<HttpResponse, AppError> {
+    let b = body.into_inner();
+    let team = resolve_team(&state, &agent, b.team_id).await?;
+    require_supervisor_of(&agent, &team)?;
+    let markdown = b.markdown.unwrap_or_default();
+    if markdown.trim().is_empty() {
+        return Err(AppError::Validation("markdown must not be empty".into()));
+    }
+    if markdown.len() > MAX_BODY_BYTES {
+        return Err(AppError::Validation(format!(
+            "markdown must be at most {} KB",
+            MAX_BODY_BYTES / 1024
+        )));
+    }
+    let docs: Vec<NewDoc> = if b.as_faq {
+        let pairs = chunk::faq_pairs(&markdown);
+        if pairs.is_empty() {
+            return Err(AppError::Validation(
+                "no FAQ entries found: write each question as a `##` heading with its answer below"
+                    .into(),
+            ));
+        }
+        pairs
+            .into_iter()
+            .map(|(q, a)| NewDoc {
+                kind: Some("faq".into()),
+                title: Some(q),
+                body: a,
+                ..NewDoc::default()
+            })
+            .collect()
+    } else {
+        let title = b
+            .title
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| chunk::first_h1(&markdown))
+            .unwrap_or_else(|| "Imported document".into());
+        vec![NewDoc {
+            kind: Some("markdown".into()),
+            title: Some(title),
+            body: markdown,
+            ..NewDoc::default()
+        }]
+    };
+    let by = agent.id.clone();
+    let t = team.clone();
+    // All entries or none: one failing entry (a too-long question) fails the import.
+    let rows = state
+        .db
+        .run(move |c| {
+            let mut rows = Vec::with_capacity(docs.len());
+            for d in docs {
+                match store::create(c, &t, d, &by) {
+                    Ok(r) => rows.push(r),
+                    Err(e) => {
+                        for r in &rows {
+                            let _ = store::delete(c, &r.id);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(rows)
+        })
+        .await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        state.bot.knowledge.embed_document(&team, &row.id).await;
+        views.push(view(&state, row).await?);
+    }
+    Ok(HttpResponse::Created().json(json!({"documents": views})))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    team_id: Option<String>,
+    q: Option<String>,
+    k: Option<usize>,
+}
+
+async fn search(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, AppError> {
+    let q = q.into_inner();
+    let team = resolve_team(&state, &agent, q.team_id).await?;
+    let query = q.q.unwrap_or_default();
+    if query.trim().is_empty() {
+        return Err(AppError::Validation("q must not be empty".into()));
+    }
+    if query.chars().count() > 2000 {
+        return Err(AppError::Validation(
+            "q must be at most 2000 characters".into(),
+        ));
+    }
+    let k = q.k.unwrap_or(5).clamp(1, MAX_K);
+    let result = state
+        .bot
+        .knowledge
+        .search_detailed(&team, &query, k)
+        .await?;
+    Ok(HttpResponse::Ok().json(result))
+}

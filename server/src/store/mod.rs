@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod conversations;
+pub mod knowledge;
 pub mod leads;
 pub mod messages;
 pub mod whatsapp;
