@@ -575,6 +575,8 @@ mod tests {
             answer: "a".into(),
             fields: None,
             confidence: conf,
+            coverage: conf,
+            similarity: None,
         }
     }
 
