@@ -130,20 +130,18 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
       }
       if (!teamId || !list.some((t) => t.id === teamId)) teamId = list[0].id;
       teamSelect.value = teamId;
-      renderTeam(teamId, mine);
+      renderTeam(teamId);
     } catch (err) {
       if (err.status !== 401) toastError(err);
     }
   }
 
-  function renderTeam(id, mine) {
-    const settings = makeSettings(id);
-    const rules = makeRules(id);
-    const prompts = makePrompts(id);
-    const knowledge = makeKnowledge(id);
-    body.replaceChildren(settings.root, rules.root, prompts.root, knowledge.root);
-    Promise.all([settings.load(), rules.load(), prompts.load(), knowledge.load()]).catch(() => {});
-    return mine;
+  // Fresh cards per team: nothing typed for one team can be saved to another.
+  function renderTeam(id) {
+    const parts = [makeSettings(id), makeRules(id), makePrompts(id), makeKnowledge(id)];
+    body.replaceChildren(...parts.map((p) => p.root));
+    // Each part reports its own errors.
+    for (const p of parts) p.load();
   }
 
   function card(testid, title, ...children) {

@@ -787,7 +787,7 @@ async fn browser_bot_pause_suggest_and_settings() {
         "bot label and provenance",
         "(() => { const m = document.querySelector('#message-list [data-testid=message][data-kind=bot]'); \
          const p = m && m.querySelector('[data-testid=bot-provenance]'); \
-         return Boolean(m.querySelector('[data-testid=bot-label]') && p && p.textContent.includes('AI') \
+         return Boolean(p && m.querySelector('[data-testid=bot-label]') && p.textContent.includes('AI') \
          && p.textContent.includes('confidence 87%')); })()",
     )
     .await;
