@@ -177,7 +177,7 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
     const close = h('input', { type: 'time', name: 'close' });
     const days = DAYS.map((d, i) => h('input', { type: 'checkbox', name: 'days', value: String(i + 1), attrs: { 'aria-label': d } }));
     const afterHours = h('input', { type: 'checkbox', name: 'answer_after_hours' });
-    const messages = new Map(MESSAGES.map(([name]) => [name, h('textarea', { name, rows: 2, maxLength: 4000 })]));
+    const messages = new Map(MESSAGES.map(([name]) => [name, h('textarea', { name, rows: 3, maxLength: 4000 })]));
     const keywords = h('textarea', { name: 'human_keywords', rows: 2 });
     const error = h('p', { className: 'form-error', attrs: { role: 'alert' }, hidden: true });
     const saved = h('span', { className: 'team-saved', attrs: { role: 'status' } });
@@ -240,7 +240,8 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
       model.textContent = s.model_configured
         ? `Model: ${s.model || 'configured'}`
         : 'No model configured on this hub: the bot answers from rules and the knowledge base only.';
-      for (const [name, input] of numbers) input.value = s[name] ?? '';
+      // Thresholds are f32 on the hub and arrive as 0.30000001192092896.
+      for (const [name, input] of numbers) input.value = typeof s[name] === 'number' ? String(Number(s[name].toPrecision(6))) : '';
       const bh = s.business_hours;
       hoursOn.checked = Boolean(bh);
       offset.value = bh ? bh.utc_offset_minutes : String(-new Date().getTimezoneOffset());

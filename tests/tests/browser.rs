@@ -10,10 +10,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use serde_json::{json, Value};
+use switchboard::config::Secret;
 use switchboard_e2e::browser::{
     browser_available, inbox, serial, widget, Driver, NetProxy, Session, WIDGET_ROOT,
 };
-use switchboard::config::Secret;
 use switchboard_e2e::fake_openai::{bot_answer, FakeOpenAi, FakeReply};
 use switchboard_e2e::{Backend, TestAgent, TestServer};
 
@@ -778,7 +778,9 @@ async fn browser_bot_pause_suggest_and_settings() {
     // The agent opens it: the answer with its label and provenance, the bot active.
     a.click(
         "the visitor's conversation",
-        &format!("document.querySelector('[data-testid=conversation-item][data-id=\"{conversation}\"]')"),
+        &format!(
+            "document.querySelector('[data-testid=conversation-item][data-id=\"{conversation}\"]')"
+        ),
     )
     .await;
     a.wait_for("the bot's answer in the inbox", &inbox_has(answer))
@@ -851,8 +853,11 @@ async fn browser_bot_pause_suggest_and_settings() {
     )
     .await;
     let sent = format!("{draft} It is Rp 30.000.000.");
-    v.wait_for("the edited draft in the widget", &widget_texts_include(&sent))
-        .await;
+    v.wait_for(
+        "the edited draft in the widget",
+        &widget_texts_include(&sent),
+    )
+    .await;
     let stored = stored_bodies(&server, &agent.token, &conversation).await;
     assert_eq!(stored.last(), Some(&sent), "{stored:?}");
     v.close().await;
@@ -913,6 +918,11 @@ async fn browser_bot_pause_suggest_and_settings() {
     assert_eq!(rule["pattern"], "open, opening hours", "{rule}");
     assert_eq!(rule["action"], "reply", "{rule}");
     assert_eq!(rule["enabled"], true, "{rule}");
+    d.execute(
+        "document.getElementById('bot-page').scrollTop = 0",
+        json!([]),
+    )
+    .await;
     d.screenshot("bot-settings").await;
     d.close().await;
     fake.stop().await;
