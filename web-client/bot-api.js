@@ -29,6 +29,7 @@ export function createBotApi({ request }) {
       }),
 
     knowledge: (teamId, kind) => request('GET', '/api/knowledge', { query: { team_id: teamId, kind } }),
+    doc: (docId) => request('GET', `/api/knowledge/${enc(docId)}`),
     createDoc: (body) => request('POST', '/api/knowledge', { body }),
     updateDoc: (docId, body) => request('PUT', `/api/knowledge/${enc(docId)}`, { body }),
     deleteDoc: (docId) => request('DELETE', `/api/knowledge/${enc(docId)}`),

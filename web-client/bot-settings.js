@@ -633,7 +633,7 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
               h('span', { className: 'bot-cite' }, `[${docLabel(d)}]`),
               h('strong', {}, d.title || ''),
               h('span', { className: 'bot-spacer' }),
-              h('button', { type: 'button', className: 'btn btn-small', onclick: () => openForm(d) }, 'Edit'),
+              h('button', { type: 'button', className: 'btn btn-small', onclick: () => edit(d) }, 'Edit'),
               deleteButton('bot-doc-delete', async (btn) => {
                 btn.disabled = true;
                 try {
@@ -646,16 +646,27 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
                 }
               }),
             ),
-            h('div', { className: 'bot-history-text' }, d.body || ''),
+            // The list carries a preview; the whole body is fetched for editing.
+            h('div', { className: 'bot-history-text' }, d.preview ?? d.body ?? ''),
           ),
         ),
       );
+    }
+
+    async function edit(summary) {
+      try {
+        const r = await botApi.doc(summary.id);
+        openForm(r.document || r);
+      } catch (err) {
+        reportError(err);
+      }
     }
 
     function openForm(d) {
       editing = d ? d.id : null;
       legend.textContent = d ? `Edit ${docLabel(d)}` : 'New document';
       kind.value = d ? d.kind : kindFilter.value || 'faq';
+      kind.disabled = Boolean(d); // a document keeps its kind
       title.value = d ? d.title || '' : '';
       text.value = d ? d.body || '' : '';
       ref.value = d && d.ref_code != null ? String(d.ref_code) : '';
@@ -685,7 +696,8 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       error.hidden = true;
-      const body = { team_id: id, kind: kind.value, title: title.value.trim(), body: text.value };
+      // An update names only what may change; emptied fields are cleared with {}.
+      const body = editing ? { title: title.value.trim(), body: text.value, fields: {} } : { team_id: id, kind: kind.value, title: title.value.trim(), body: text.value };
       if (ref.value.trim()) body.ref_code = ref.value.trim();
       if (fields.value.trim()) {
         try {
@@ -715,8 +727,11 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
       if (!q) return;
       askBtn.disabled = true;
       try {
-        const found = listOf(await botApi.searchKnowledge(id, q), 'hits', 'results');
+        const result = await botApi.searchKnowledge(id, q);
+        const found = listOf(result, 'hits', 'results');
+        const mode = { hybrid: 'Keywords and meaning (hybrid)', lexical: 'Keywords only (no embeddings)' }[result && result.mode];
         hits.replaceChildren(
+          ...(mode ? [h('li', { className: 'team-muted' }, `Search: ${mode}`)] : []),
           ...(found.length
             ? found.map((x) =>
                 h(
