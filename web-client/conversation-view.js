@@ -176,7 +176,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     return { guest: 'Visitor', bot: 'Bot', system: 'System' }[sender.kind] || 'Agent';
   }
 
-  function buildMessage({ sender, body: text, createdAt, seq, clientMsgId, status, attachment, wa, error }) {
+  function buildMessage({ id, sender, body: text, createdAt, seq, clientMsgId, status, attachment, wa, error }) {
     const kind = (sender && sender.kind) || 'agent';
     const side = kind === 'guest' ? 'left' : kind === 'system' ? 'center' : 'right';
     const name = senderLabel(sender);
@@ -185,6 +185,8 @@ export function setupConversationView({ store, api, socket, signal }) {
       dataset: { testid: 'message', kind },
     });
     if (seq != null) li.dataset.seq = String(seq);
+    // bot-panel.js matches bot messages to the bot's decisions by message id.
+    if (id) li.dataset.messageId = id;
     if (clientMsgId) li.dataset.clientMsgId = clientMsgId;
     if (status) li.dataset.status = status;
     if (wa) li.dataset.wa = '1';
@@ -200,7 +202,14 @@ export function setupConversationView({ store, api, socket, signal }) {
       h(
         'div',
         { className: 'msg-body' },
-        h('div', { className: 'msg-meta' }, h('span', { className: 'msg-name' }, name), ' · ', time),
+        h(
+          'div',
+          { className: 'msg-meta' },
+          h('span', { className: 'msg-name' }, name),
+          kind === 'bot' ? h('span', { className: 'msg-tag', dataset: { testid: 'bot-label' } }, 'Bot') : null,
+          ' · ',
+          time,
+        ),
         bubble,
         side === 'right' ? h('div', { className: 'msg-status' }) : null,
       ),
@@ -334,6 +343,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (ownId) store.settle(ownId);
 
     const li = buildMessage({
+      id: m.id,
       sender: m.sender,
       body: m.body,
       createdAt: m.created_at,
@@ -407,6 +417,7 @@ export function setupConversationView({ store, api, socket, signal }) {
         if (c.bySeq.has(seq)) continue;
         const kind = m.sender && m.sender.kind;
         const li = buildMessage({
+          id: m.id,
           sender: m.sender,
           body: m.body,
           createdAt: m.created_at,
@@ -636,6 +647,17 @@ export function setupConversationView({ store, api, socket, signal }) {
     close,
     flushOutbox,
     markRead,
+    /**
+     * Puts `text` in the composer for the agent to edit and send (bot-panel.js's
+     * suggestions). No typing frame: the agent has not typed anything yet.
+     */
+    setDraft(text) {
+      if (!cur) return;
+      input.value = text;
+      autoGrow();
+      input.focus({ preventScroll: true });
+      input.setSelectionRange(text.length, text.length);
+    },
     /** Resume cursor of the open conversation, or null while nothing is loaded. */
     cursor: () => (cur && !cur.loading ? { id: cur.id, seq: cur.highest } : null),
     onFrame(frame) {

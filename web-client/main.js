@@ -16,6 +16,9 @@ import { setupLeadPanel } from './lead-panel.js';
 import { setupTeamPage } from './team.js';
 import { setupRoutingPanel } from './routing-panel.js';
 import { setupNotifications } from './notify.js';
+import { createBotApi } from './bot-api.js';
+import { setupBotPanel } from './bot-panel.js';
+import { setupBotSettings } from './bot-settings.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -35,6 +38,7 @@ const api = createApi({
 });
 
 const routingApi = createRoutingApi(api);
+const botApi = createBotApi(api);
 
 const login = setupLogin({
   api,
@@ -51,6 +55,8 @@ const presenceSelect = document.getElementById('presence-select');
 const connectionEl = document.getElementById('connection-status');
 const navTeam = document.getElementById('nav-team');
 const teamBack = document.getElementById('team-back');
+const navBot = document.getElementById('nav-bot');
+const botBack = document.getElementById('bot-back');
 
 document.getElementById('logout').addEventListener('click', () => logout());
 
@@ -84,9 +90,12 @@ async function start() {
   const view = setupConversationView({ store, api, socket, signal });
   // Leads (issue 5): the lead panel follows whichever conversation the view opens.
   const leadPanel = setupLeadPanel({ request: api.request, signal });
+  // The bot (issue 6): its strip follows the open conversation too.
+  const botPanel = setupBotPanel({ botApi, view, signal });
   const openView = view.open;
   view.open = (id) => {
     leadPanel.show(id);
+    botPanel.show(id);
     return openView(id);
   };
   const list = setupConversationList({
@@ -103,6 +112,7 @@ async function start() {
   // Routing (issue 4): poll offers for everyone, the team page for leads and admins.
   const supervises = me.role === 'lead' || me.role === 'admin';
   const team = supervises ? setupTeamPage({ store, routingApi, assign: api.assign, signal }) : null;
+  const botPage = supervises ? setupBotSettings({ botApi, teams: api.teams, me, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -115,7 +125,7 @@ async function start() {
         .then((conv) => store.upsert(conv))
         .catch(() => {});
       const hash = `#/c/${encodeURIComponent(id)}`;
-      if (team && team.isVisible()) {
+      if ((team && team.isVisible()) || (botPage && botPage.isVisible())) {
         location.hash = hash; // the hashchange shows the inbox and opens it
         return;
       }
@@ -137,18 +147,33 @@ async function start() {
     },
   });
   navTeam.hidden = !supervises;
+  navBot.hidden = !supervises;
   function showRoute(e) {
+    // "← Inbox" returns to the conversation that was open, if any.
+    const from = e && e.oldURL ? new URL(e.oldURL).hash : '';
+    const back = from && from !== '#/team' && from !== '#/bot' ? from : null;
     const onTeam = Boolean(team) && location.hash === '#/team';
+    const onBot = Boolean(botPage) && location.hash === '#/bot';
+    // Hide first: each page's hide() shows the inbox layout again.
+    if (team && !onTeam) team.hide();
+    if (botPage && !onBot) botPage.hide();
+    for (const [nav, on] of [
+      [navTeam, onTeam],
+      [navBot, onBot],
+    ]) {
+      if (on) nav.setAttribute('aria-current', 'page');
+      else nav.removeAttribute('aria-current');
+    }
     if (onTeam) {
-      // "← Inbox" returns to the conversation that was open, if any.
-      const from = e && e.oldURL ? new URL(e.oldURL).hash : '';
-      teamBack.href = from && from !== '#/team' ? from : '#/';
+      if (back || !e) teamBack.href = back || '#/';
       team.show();
-      navTeam.setAttribute('aria-current', 'page');
       return;
     }
-    if (team) team.hide();
-    navTeam.removeAttribute('aria-current');
+    if (onBot) {
+      if (back || !e) botBack.href = back || '#/';
+      botPage.show();
+      return;
+    }
     const match = /^#\/c\/(.+)$/.exec(location.hash);
     if (e && match) view.open(decodeURIComponent(match[1]));
   }
@@ -198,6 +223,7 @@ async function start() {
       case 'message':
         if (!store.applyMessage(f)) fetchUnknown(f.conversation_id);
         view.onFrame(f);
+        botPanel.onFrame(f);
         break;
       case 'read':
         store.applyRead(f);
@@ -226,6 +252,10 @@ async function start() {
       case 'timeline':
       case 'task_due':
         leadPanel.onFrame(f);
+        if (f.type === 'timeline') botPanel.onFrame(f);
+        break;
+      case 'bot':
+        botPanel.onFrame(f);
         break;
       case 'workload':
       case 'routing_alert':
@@ -263,7 +293,9 @@ function logout(notice) {
   }
   appEl.hidden = true;
   navTeam.hidden = true;
+  navBot.hidden = true;
   teamBack.href = '#/';
+  botBack.href = '#/';
   meName.textContent = '';
   connectionEl.textContent = '';
   history.replaceState(null, '', location.pathname);

@@ -148,6 +148,7 @@ button{cursor:pointer}
 .msg.system{justify-content:center;color:var(--sb-muted);font-size:12px;text-align:center}
 .avatar{flex:none;width:28px;height:28px;border-radius:50%;background:#c7d2fe;color:#312e81;font-size:11px;font-weight:700;display:grid;place-items:center}
 .bot .avatar{background:#d1fae5;color:#065f46}
+.tag{margin-left:4px;padding:0 5px;border-radius:8px;background:#d1fae5;color:#065f46;font-size:10px;font-weight:700}
 .wrap{max-width:78%;min-width:0}
 .meta{font-size:11px;color:var(--sb-muted);margin:0 4px 2px}
 .own .meta,.own .state{text-align:right}
@@ -505,7 +506,16 @@ button{cursor:pointer}
       const who = document.createElement('span');
       who.textContent = name;
       rec.timeEl = document.createElement('time');
-      meta.append(who, ' · ', rec.timeEl);
+      meta.append(who);
+      if (kind === 'bot') {
+        // Visitors should know when an automated assistant is answering.
+        const tag = document.createElement('span');
+        tag.className = 'tag';
+        tag.dataset.testid = 'bot-label';
+        tag.textContent = 'Bot';
+        meta.append(tag);
+      }
+      meta.append(' · ', rec.timeEl);
       const bubble = document.createElement('div');
       bubble.className = 'bubble';
       appendLinkified(bubble, String(body));

@@ -10,9 +10,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use serde_json::{json, Value};
+use switchboard::config::Secret;
 use switchboard_e2e::browser::{
     browser_available, inbox, serial, widget, Driver, NetProxy, Session, WIDGET_ROOT,
 };
+use switchboard_e2e::fake_openai::{bot_answer, FakeOpenAi, FakeReply};
 use switchboard_e2e::{Backend, TestAgent, TestServer};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
@@ -718,4 +720,215 @@ async fn browser_filters_transfer_and_charts() {
     .await;
     d.screenshot("dashboard-charts").await;
     d.close().await;
+}
+
+/// The bot in the inbox and on the bot page: a visitor's question gets the bot's
+/// answer (labelled as the bot in the widget, with its source and confidence in the
+/// inbox); the agent pauses the bot (badge and API agree), asks for a suggestion
+/// (the draft waits in the composer, nothing is sent), edits and sends it (the
+/// visitor gets it); an admin creates a rule on the #/bot page (the API has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_bot_pause_suggest_and_settings() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let answer = "We are open Monday to Friday, 9:00 to 17:00.";
+    let draft = "The March package still has seats. Shall I reserve one for you?";
+    let fake = FakeOpenAi::start(FakeReply::Content(bot_answer(answer, 0.87, &[]))).await;
+    let model = fake.base.clone();
+    let server = TestServer::start_with(Backend::Sqlite, move |cfg| {
+        cfg.ai.base_url = Some(model.clone());
+        cfg.ai.api_key = Some(Secret::new("k"));
+    })
+    .await;
+    server.manual_routing().await;
+    let team = server.default_team_id().await;
+    let admin_token = server.admin_token().await;
+    let (status, body) = server
+        .put(
+            &format!("/api/teams/{team}/bot"),
+            Some(&admin_token),
+            &json!({"enabled": true, "burst_window_ms": 0}),
+        )
+        .await;
+    assert_eq!(status, 200, "bot settings: {body}");
+    let agent = server.agent("agent").await;
+
+    let driver = Driver::start().await;
+    let a = driver.session_sized(1280, 900).await;
+    inbox_login(&a, &server.base, &agent).await;
+
+    // The visitor asks; the bot answers, labelled as the bot.
+    let v = driver.session().await;
+    v.goto(&server.url("/demo")).await;
+    v.click("launcher", &widget("launcher")).await;
+    widget_send(&v, "When are you open?").await;
+    v.wait_for(
+        "the bot's answer in the widget, labelled",
+        &format!(
+            "[...{WIDGET_ROOT}.querySelectorAll('[data-testid=message].bot')].some(m => \
+             m.querySelector('.bubble').textContent === {} && m.querySelector('[data-testid=bot-label]'))",
+            json!(answer)
+        ),
+    )
+    .await;
+    let conversation = widget_conversation(&v).await;
+
+    // The agent opens it: the answer with its label and provenance, the bot active.
+    a.click(
+        "the visitor's conversation",
+        &format!(
+            "document.querySelector('[data-testid=conversation-item][data-id=\"{conversation}\"]')"
+        ),
+    )
+    .await;
+    a.wait_for("the bot's answer in the inbox", &inbox_has(answer))
+        .await;
+    a.wait_for(
+        "bot label and provenance",
+        "(() => { const m = document.querySelector('#message-list [data-testid=message][data-kind=bot]'); \
+         const p = m && m.querySelector('[data-testid=bot-provenance]'); \
+         return Boolean(p && m.querySelector('[data-testid=bot-label]') && p.textContent.includes('AI') \
+         && p.textContent.includes('confidence 87%')); })()",
+    )
+    .await;
+    a.wait_for(
+        "bot active",
+        &format!("{}.dataset.status === 'active'", inbox("bot-status")),
+    )
+    .await;
+
+    // Pause.
+    a.wait_for(
+        "the pause button",
+        &format!("{}.textContent === 'Pause bot'", inbox("bot-toggle")),
+    )
+    .await;
+    a.click("pause bot", &inbox("bot-toggle")).await;
+    a.wait_for(
+        "paused badge",
+        &format!(
+            "{0}.dataset.status === 'paused' && {0}.textContent === 'Paused' && {1}.textContent === 'Resume bot'",
+            inbox("bot-status"),
+            inbox("bot-toggle")
+        ),
+    )
+    .await;
+    let (status, state) = server
+        .get(
+            &format!("/api/conversations/{conversation}/bot"),
+            Some(&agent.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["status"], "paused", "{state}");
+
+    // A suggestion: in the composer, with its confidence, and not sent.
+    let before = server.history(&agent.token, &conversation).await.len();
+    fake.respond(move |_| FakeReply::Content(bot_answer(draft, 0.74, &[])));
+    a.click("suggest reply", &inbox("bot-suggest")).await;
+    a.wait_for(
+        "the draft in the composer",
+        &format!(
+            "{}.value === {} && {}.textContent.includes('confidence 74%')",
+            inbox("composer-input"),
+            json!(draft),
+            inbox("bot-suggestion")
+        ),
+    )
+    .await;
+    a.screenshot("bot-inbox").await;
+    assert_eq!(
+        server.history(&agent.token, &conversation).await.len(),
+        before,
+        "a suggestion is never sent by itself"
+    );
+
+    // The agent edits and sends it; the visitor gets the edited text.
+    a.type_into(
+        "agent composer",
+        &inbox("composer-input"),
+        " It is Rp 30.000.000.\u{E007}",
+    )
+    .await;
+    let sent = format!("{draft} It is Rp 30.000.000.");
+    v.wait_for(
+        "the edited draft in the widget",
+        &widget_texts_include(&sent),
+    )
+    .await;
+    let stored = stored_bodies(&server, &agent.token, &conversation).await;
+    assert_eq!(stored.last(), Some(&sent), "{stored:?}");
+    v.close().await;
+    a.close().await;
+
+    // An admin adds a rule on the bot page.
+    let admin = TestAgent {
+        id: String::new(),
+        email: switchboard_e2e::ADMIN_EMAIL.into(),
+        password: switchboard_e2e::ADMIN_PASSWORD.into(),
+        token: admin_token.clone(),
+        name: "Admin".into(),
+    };
+    let d = driver.session_sized(1280, 1400).await;
+    inbox_login(&d, &server.base, &admin).await;
+    d.click("bot link", &inbox("nav-bot")).await;
+    d.wait_for(
+        "settings loaded",
+        &format!(
+            "{}.checked && document.querySelector('[data-testid=bot-model]').textContent.includes('Model')",
+            inbox("bot-enabled")
+        ),
+    )
+    .await;
+    d.click("new rule", &inbox("bot-rule-new")).await;
+    d.type_into("rule name", &inbox("bot-rule-name"), "Opening hours")
+        .await;
+    d.type_into("rule priority", &inbox("bot-rule-priority"), "5")
+        .await;
+    d.type_into(
+        "rule keywords",
+        &inbox("bot-rule-pattern"),
+        "open, opening hours",
+    )
+    .await;
+    d.type_into(
+        "rule reply",
+        &inbox("bot-rule-reply"),
+        "We are open 9:00 to 17:00 on weekdays.",
+    )
+    .await;
+    d.click("save rule", &inbox("bot-rule-save")).await;
+    d.wait_for(
+        "the rule in the list",
+        "[...document.querySelectorAll('[data-testid=bot-rule] .bot-rule-name')].some(n => n.textContent === 'Opening hours')",
+    )
+    .await;
+    let (status, rules) = server
+        .get(&format!("/api/teams/{team}/bot/rules"), Some(&admin_token))
+        .await;
+    assert_eq!(status, 200, "{rules}");
+    let rule = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Opening hours")
+        .unwrap_or_else(|| panic!("rule stored: {rules}"));
+    assert_eq!(rule["pattern"], "open, opening hours", "{rule}");
+    assert_eq!(rule["action"], "reply", "{rule}");
+    assert_eq!(rule["enabled"], true, "{rule}");
+    d.execute(
+        "document.getElementById('bot-page').scrollTop = 0",
+        json!([]),
+    )
+    .await;
+    d.screenshot("bot-settings").await;
+    d.close().await;
+    fake.stop().await;
+}
+
+/// JS expression: true when the widget shows a message whose text is `body`.
+fn widget_texts_include(body: &str) -> String {
+    format!("{}.includes({})", widget_texts(), json!(body))
 }
