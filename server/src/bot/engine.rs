@@ -30,6 +30,12 @@ use crate::db::Db;
 use crate::error::AppError;
 use crate::leads::intent::{keyword_regex, Matcher};
 
+/// `x` rounded to 3 decimals, so confidences read as written (0.92, not
+/// 0.9200000166893005 from an f32).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// What the bot knows about the turn it answers.
 #[derive(Clone, Debug, Default)]
 pub struct Input {
@@ -101,8 +107,8 @@ pub struct Decision {
     pub model: Option<String>,
     /// Knowledge cited.
     pub sources: Vec<Citation>,
-    /// 0–1: the model's confidence, the retrieval hit's, 1 for rules.
-    pub confidence: Option<f32>,
+    /// 0–1: the model's confidence, the retrieval hit's, 1 for rules (3 decimals).
+    pub confidence: Option<f64>,
     /// Hand the conversation to a human, and why.
     pub handover: Option<String>,
     /// The lead stage the model says the conversation reached.
@@ -280,7 +286,7 @@ async fn decide_inner(
     // 5. Retrieval only.
     match hits
         .first()
-        .filter(|h| h.confidence >= settings.retrieval_threshold)
+        .filter(|h| f64::from(h.confidence) >= settings.retrieval_threshold)
     {
         Some(hit) => {
             let mut d = Decision::new("retrieval");
@@ -290,7 +296,7 @@ async fn decide_inner(
                 doc_id: hit.doc_id.clone(),
             }];
             d.media = package_media(std::slice::from_ref(hit));
-            d.confidence = Some(hit.confidence);
+            d.confidence = Some(round3(f64::from(hit.confidence)));
             d.understood = Some(true);
             Ok(d)
         }
@@ -305,14 +311,14 @@ async fn decide_inner(
                 ),
             );
             d.understood = Some(true);
-            d.confidence = hits.first().map(|h| h.confidence);
+            d.confidence = hits.first().map(|h| round3(f64::from(h.confidence)));
             Ok(d)
         }
         None => {
             let mut d = Decision::new("not_understood");
             d.reply = Some(settings.not_understood_message.clone());
             d.understood = Some(false);
-            d.confidence = hits.first().map(|h| h.confidence);
+            d.confidence = hits.first().map(|h| round3(f64::from(h.confidence)));
             Ok(d)
         }
     }
@@ -386,8 +392,8 @@ fn package_media(hits: &[Hit]) -> Vec<Media> {
 pub struct Parsed {
     /// The reply text, with any cited label the model used but did not write added.
     pub reply: String,
-    /// 0–1.
-    pub confidence: f32,
+    /// 0–1, 3 decimals.
+    pub confidence: f64,
     /// The model asked for a human.
     pub wants_human: bool,
     /// A stage key of the team's pipeline, when the model named one.
@@ -410,7 +416,7 @@ pub fn parse_answer(input: &Input, content: &str, hits: &[Hit]) -> Parsed {
             v["reply"].as_str().unwrap_or_default().trim().to_string(),
             v.get("confidence")
                 .and_then(Value::as_f64)
-                .map(|c| c.clamp(0.0, 1.0) as f32)
+                .map(|c| round3(c.clamp(0.0, 1.0)))
                 .unwrap_or(0.0),
             v.get("handover").and_then(Value::as_bool).unwrap_or(false),
             v.get("phase").and_then(Value::as_str).map(String::from),
@@ -425,7 +431,8 @@ pub fn parse_answer(input: &Input, content: &str, hits: &[Hit]) -> Parsed {
         ),
         _ => (
             content.trim().to_string(),
-            hits.first().map_or(0.0, |h| h.confidence),
+            hits.first()
+                .map_or(0.0, |h| round3(f64::from(h.confidence))),
             false,
             None,
             Vec::new(),
@@ -553,7 +560,7 @@ pub async fn suggest(
                 label: hit.label.clone(),
                 doc_id: hit.doc_id.clone(),
             }];
-            d.confidence = Some(hit.confidence);
+            d.confidence = Some(round3(f64::from(hit.confidence)));
         }
     }
     d.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

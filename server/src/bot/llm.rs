@@ -69,7 +69,7 @@ pub struct ChatRequest {
     /// The messages, system prompt first.
     pub messages: Vec<ChatMessage>,
     /// Sampling temperature, 0–2.
-    pub temperature: f32,
+    pub temperature: f64,
     /// Most tokens in the answer.
     pub max_tokens: u32,
     /// Ask for a JSON object answer (`response_format: json_object`).
@@ -156,7 +156,8 @@ impl Llm {
         let request = CreateChatCompletionRequest {
             model: self.model.clone(),
             messages,
-            temperature: Some(req.temperature.clamp(0.0, 2.0)),
+            // The API takes an f32; 0–2 fits exactly enough.
+            temperature: Some(req.temperature.clamp(0.0, 2.0) as f32),
             max_completion_tokens: Some(req.max_tokens.max(1)),
             response_format: req.json.then_some(ResponseFormat::JsonObject),
             ..Default::default()

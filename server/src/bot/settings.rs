@@ -44,14 +44,14 @@ pub struct BotSettings {
     /// Use the model endpoint when one is configured (else rules + retrieval only).
     pub ai_enabled: bool,
     /// Sampling temperature, 0–2.
-    pub temperature: f32,
+    pub temperature: f64,
     /// Most tokens in a model answer.
     pub max_tokens: u32,
     /// A model answer below this confidence (0–1) hands over instead of replying.
-    pub confidence_threshold: f32,
+    pub confidence_threshold: f64,
     /// Without a model, the best knowledge hit must reach this confidence (0–1) to
     /// be sent as the answer.
-    pub retrieval_threshold: f32,
+    pub retrieval_threshold: f64,
     /// Knowledge passages given to the model.
     pub knowledge_k: usize,
     /// Earlier messages of the conversation given to the model.

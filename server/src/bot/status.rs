@@ -241,7 +241,7 @@ pub struct NewReply {
     /// Cited labels and doc ids: `[{"label","doc_id"}]`.
     pub sources: Value,
     /// 0–1.
-    pub confidence: Option<f32>,
+    pub confidence: Option<f64>,
     /// The decision handed over.
     pub escalated: bool,
     /// Why (handover reason, model error).
@@ -315,7 +315,7 @@ pub fn record(conn: &mut DbConn, r: &NewReply) -> Result<(), AppError> {
             bot_replies::prompt_version.eq(&r.prompt_version),
             bot_replies::model.eq(&r.model),
             bot_replies::sources.eq(r.sources.to_string()),
-            bot_replies::confidence.eq(r.confidence.map(f64::from)),
+            bot_replies::confidence.eq(r.confidence),
             bot_replies::escalated.eq(r.escalated),
             bot_replies::reason.eq(&r.reason),
             bot_replies::latency_ms.eq(r.latency_ms),

@@ -521,6 +521,11 @@ async fn record(
         Ok(None) => {}
         Err(e) => tracing::warn!(conversation = %conv, error = %e, "bot decision not recorded"),
     }
+    // Tells the inbox the decision (and its provenance) is readable now.
+    let c2 = conv.to_string();
+    if let Ok(row) = state.db.run(move |c| status::get(c, &c2)).await {
+        publish_state(state, conv, &loaded.input.team_id, &row);
+    }
 }
 
 /// Hands a conversation to humans: marks it, routes it, writes the agent's summary
