@@ -107,6 +107,28 @@ async fn bot_settled(srv: &TestServer, conv: &str, seq: i64) -> Value {
     .await
 }
 
+/// Waits until the bot has handed the conversation over; returns its state.
+async fn handed_over(srv: &TestServer, conv: &str) -> Value {
+    eventually(&format!("the bot to hand {conv} over"), || async {
+        let s = bot_state(srv, conv).await;
+        (s["status"] == "handed_over").then_some(s)
+    })
+    .await
+}
+
+/// Waits until the decision behind bot message `message` is recorded; returns the
+/// conversation's bot state with it first.
+async fn decision(srv: &TestServer, conv: &str, message: &Value) -> Value {
+    eventually(
+        &format!("the decision behind {}", message["id"]),
+        || async {
+            let s = bot_state(srv, conv).await;
+            (s["replies"][0]["message_id"] == message["id"]).then_some(s)
+        },
+    )
+    .await
+}
+
 /// Posts a guest message; returns its seq.
 async fn say(srv: &TestServer, guest: &TestGuest, id: &str, text: &str) -> i64 {
     let (status, body) = srv
@@ -190,7 +212,7 @@ both_backends! {
         assert!((last["temperature"].as_f64().unwrap() - 0.2).abs() < 1e-6);
         assert_eq!(last["response_format"]["type"], "json_object");
 
-        let state = bot_state(&srv, &conv).await;
+        let state = decision(&srv, &conv, &reply).await;
         let latest = &state["replies"][0];
         assert_eq!(latest["source"], "ai");
         assert_eq!(latest["prompt_version"], "base@2.0+company@1");
@@ -234,8 +256,7 @@ both_backends! {
         say(&srv, &guest, "g1", "Cara bayar? DP berapa ya").await;
         let handover = nth_bot_message(&srv, &conv, 1).await;
         assert_eq!(handover["body"], "Let me connect you with a member of our team — they will reply here shortly.");
-        let state = bot_state(&srv, &conv).await;
-        assert_eq!(state["status"], "handed_over");
+        let state = handed_over(&srv, &conv).await;
         assert!(state["reason"].as_str().unwrap().starts_with("payment intent"), "{state}");
         // The model was asked for the summary only, never for an answer.
         assert!(fake.chats().iter().all(|c| system_prompt(c).starts_with("Summarize")));
@@ -258,8 +279,7 @@ both_backends! {
         say(&srv, &guest2, "h1", "Do you run trips to Mars?").await;
         let reply = nth_bot_message(&srv, &conv2, 1).await;
         assert_eq!(reply["body"], "Let me connect you with a member of our team — they will reply here shortly.");
-        let state = bot_state(&srv, &conv2).await;
-        assert_eq!(state["status"], "handed_over");
+        let state = handed_over(&srv, &conv2).await;
         assert_eq!(state["reason"], "low confidence (0.20)");
         assert_eq!(state["replies"][0]["escalated"], true);
         let offer = agent_ws.next_of_type("offer").await;
@@ -294,8 +314,7 @@ both_backends! {
         say(&srv, &guest, "g1", "What hotels do you use in Makkah?").await;
         let reply = nth_bot_message(&srv, &guest.conversation_id, 1).await;
         assert_eq!(reply["body"], fallback);
-        let state = bot_state(&srv, &guest.conversation_id).await;
-        assert_eq!(state["status"], "handed_over");
+        let state = handed_over(&srv, &guest.conversation_id).await;
         assert!(state["reason"].as_str().unwrap().starts_with("model_"), "{state}");
         assert_eq!(state["replies"][0]["source"], "fallback");
         eventually("the conversation assigned to the agent", || async {
@@ -309,7 +328,7 @@ both_backends! {
         say(&srv, &guest2, "h1", "Is there a discount for children?").await;
         let reply = nth_bot_message(&srv, &guest2.conversation_id, 1).await;
         assert_eq!(reply["body"], fallback);
-        let state = bot_state(&srv, &guest2.conversation_id).await;
+        let state = handed_over(&srv, &guest2.conversation_id).await;
         assert!(state["reason"].as_str().unwrap().starts_with("model_timeout"), "{state}");
         fake.open();
         fake.stop().await;
@@ -428,8 +447,7 @@ both_backends! {
         say(&srv, &guest, "g3", "What is the price if I need a refund?").await;
         let r = nth_bot_message(&srv, &guest.conversation_id, 3).await;
         assert_eq!(r["body"], "Let me connect you with a member of our team — they will reply here shortly.");
-        let state = bot_state(&srv, &guest.conversation_id).await;
-        assert_eq!(state["status"], "handed_over");
+        let state = handed_over(&srv, &guest.conversation_id).await;
         assert_eq!(state["reason"], "rule: Refunds");
 
         // Closed all week, and the bot only takes messages meanwhile.
@@ -442,7 +460,7 @@ both_backends! {
         say(&srv, &guest2, "h1", "hello, is anyone there").await;
         let r = nth_bot_message(&srv, &guest2.conversation_id, 1).await;
         assert_eq!(r["body"], "We are closed now; we reply from 09:00.");
-        assert_eq!(bot_state(&srv, &guest2.conversation_id).await["reason"], "outside business hours");
+        assert_eq!(handed_over(&srv, &guest2.conversation_id).await["reason"], "outside business hours");
     }
 }
 
@@ -462,7 +480,7 @@ both_backends! {
         let body = r["body"].as_str().unwrap();
         assert!(body.starts_with("Yes. We arrange the umroh visa"), "{body}");
         assert!(body.ends_with(&format!("[{visa}]")), "{body}");
-        assert_eq!(bot_state(&srv, &conv).await["replies"][0]["source"], "retrieval");
+        assert_eq!(decision(&srv, &conv, &r).await["replies"][0]["source"], "retrieval");
 
         say(&srv, &guest, "g2", "zzgrb wobble flarp").await;
         let r = nth_bot_message(&srv, &conv, 2).await;
@@ -470,8 +488,7 @@ both_backends! {
         say(&srv, &guest, "g3", "qqq xyzzy plugh").await;
         let r = nth_bot_message(&srv, &conv, 3).await;
         assert_eq!(r["body"], "Let me connect you with a member of our team — they will reply here shortly.");
-        let state = bot_state(&srv, &conv).await;
-        assert_eq!(state["status"], "handed_over");
+        let state = handed_over(&srv, &conv).await;
         assert_eq!(state["reason"], "the bot did not understand 2 times in a row");
     }
 }

@@ -222,6 +222,16 @@ async fn wait_for_quiet(state: &AppState, conv: &str, window_ms: u64) {
     }
 }
 
+/// The seq of the conversation's newest customer message (0 without one).
+fn newest_customer_seq(c: &mut crate::db::DbConn, conv: &str) -> Result<i64, AppError> {
+    let seq: Option<i64> = messages::table
+        .filter(messages::conversation_id.eq(conv))
+        .filter(messages::sender_kind.eq("guest"))
+        .select(diesel::dsl::max(messages::seq))
+        .first(c)?;
+    Ok(seq.unwrap_or(0))
+}
+
 /// Everything [`answer`] reads from the database in one go.
 struct Loaded {
     channel: String,
@@ -362,8 +372,16 @@ async fn answer(
         return Ok(Outcome::Done);
     }
     let decision = engine::decide(&state.bot, &state.db, settings, &loaded.input).await?;
-    if !force && state.bot.jobs.latest(conv) > target {
-        return Ok(Outcome::Superseded);
+    if !force {
+        // Newer customer messages, whether already handed to this job or only
+        // committed (their lead bookkeeping still running), make this answer stale:
+        // the burst is answered once, as a whole.
+        let c2 = conv.to_string();
+        let newest = state.db.run(move |c| newest_customer_seq(c, &c2)).await?;
+        state.bot.jobs.offer(conv, newest);
+        if state.bot.jobs.latest(conv) > target.max(loaded.turn_end) {
+            return Ok(Outcome::Superseded);
+        }
     }
     let c2 = conv.to_string();
     let turn_end = loaded.turn_end;
