@@ -199,6 +199,12 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         rec: Record::default(),
         seq: 0,
     };
+    let machine = machine();
+    let goals = goals(&opts);
+    std::fs::create_dir_all(&opts.out)?;
+    let json_path = opts.out.join(format!("{date}.json"));
+    let md_path = opts.out.join(format!("{date}.md"));
+    let mut md = String::new();
     for round in 0..opts.rounds {
         for &backend in &opts.backends {
             say(format!(
@@ -210,26 +216,26 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             let detail = r.round(round, backend).await?;
             r.rec.details.push(detail);
         }
+        // Written after every round, so an interrupted run still leaves its
+        // completed rounds behind.
+        let meta = json!({
+            "date": date,
+            "machine": machine,
+            "rounds": round + 1,
+            "rounds_planned": opts.rounds,
+            "quick": opts.quick,
+            "options": format!("{opts:?}"),
+        });
+        let doc = r.rec.json(meta.clone(), &goals);
+        std::fs::write(&json_path, serde_json::to_string_pretty(&doc)?)?;
+        md = r.rec.markdown(&meta, &goals);
+        std::fs::write(&md_path, &md)?;
+        say(format!(
+            "wrote {json_path:?} and {md_path:?} ({} rounds)",
+            round + 1
+        ));
     }
-    let meta = json!({
-        "date": date,
-        "machine": machine(),
-        "rounds": opts.rounds,
-        "quick": opts.quick,
-        "options": format!("{opts:?}"),
-    });
-    let goals = goals(&opts);
-    std::fs::create_dir_all(&opts.out)?;
-    let json_path = opts.out.join(format!("{date}.json"));
-    std::fs::write(
-        &json_path,
-        serde_json::to_string_pretty(&r.rec.json(meta.clone(), &goals))?,
-    )?;
-    let md = r.rec.markdown(&meta, &goals);
-    let md_path = opts.out.join(format!("{date}.md"));
-    std::fs::write(&md_path, &md)?;
     std::io::stdout().write_all(md.as_bytes())?;
-    say(format!("wrote {json_path:?} and {md_path:?}"));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
