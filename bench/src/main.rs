@@ -546,8 +546,21 @@ impl Run {
 
         if o.has("latency") {
             let mut lat = json!({});
+            let mut overloaded = false;
             for rate in &o.rates {
+                if overloaded {
+                    // A target that could not keep up at a lower rate only builds a
+                    // backlog here that poisons the phases after it.
+                    say(format!(
+                        "  {name}: skipping {rate}/s (overloaded at a lower rate)"
+                    ));
+                    lat[(*rate as u64).to_string()] =
+                        json!({"skipped": "overloaded at a lower rate"});
+                    continue;
+                }
                 let v = chat.latency(*rate, warm, secs).await?;
+                overloaded = v["lost"].as_u64().unwrap_or(0) > 0
+                    || v["p99_ms"].as_f64().is_none_or(|p| p > 2000.0);
                 say(format!(
                     "  {name} latency at {rate}/s: p50 {} p99 {} p99.9 {} ms, lost {}",
                     v["p50_ms"], v["p99_ms"], v["p999_ms"], v["lost"]

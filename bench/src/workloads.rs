@@ -290,7 +290,7 @@ impl Chat {
         }
         let hist = self.agent.take();
         let received = self.agent.in_window.load(Ordering::SeqCst);
-        let _ = self.drain(Duration::from_secs(30)).await;
+        let _ = self.drain(Duration::from_secs(120)).await;
         let mut v = hist.summary();
         v["rate"] = json!(rate);
         v["expected"] = json!(in_window);
@@ -341,7 +341,7 @@ impl Chat {
         for t in tasks {
             let _ = t.await;
         }
-        self.drain(Duration::from_secs(60)).await?;
+        self.drain(Duration::from_secs(120)).await?;
         for g in &self.guests {
             // Take back every permit left so the next phase starts from zero.
             while let Ok(p) = g.window.try_acquire() {
