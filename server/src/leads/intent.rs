@@ -7,6 +7,10 @@
 //! matches "price", but "booking" does not match "book" and "priceless" does not
 //! match "price" (no substring soup).
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
 use regex::Regex;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
@@ -57,7 +61,31 @@ pub struct Matcher {
     rules: Vec<(IntentRule, Regex)>,
 }
 
+/// Compiled rule sets by their rules' JSON. Lead bookkeeping runs after every
+/// message and would otherwise compile the team's regexes each time (a tenth of
+/// the hub's CPU per message in `docs/performance.md`); a changed rule set has a
+/// new key. Bounded: cleared when it holds [`CACHE_MAX`] sets.
+static CACHE: LazyLock<Mutex<HashMap<String, Arc<Matcher>>>> = LazyLock::new(Default::default);
+const CACHE_MAX: usize = 256;
+
 impl Matcher {
+    /// The compiled form of `rules`, compiled once per distinct rule set.
+    pub fn cached(rules: &[IntentRule]) -> Arc<Self> {
+        let Ok(key) = serde_json::to_string(rules) else {
+            return Arc::new(Self::new(rules));
+        };
+        if let Some(m) = CACHE.lock().get(&key) {
+            return m.clone();
+        }
+        let compiled = Arc::new(Self::new(rules));
+        let mut cache = CACHE.lock();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, compiled.clone());
+        compiled
+    }
+
     /// Compiles `rules`. Rules without usable keywords are skipped.
     pub fn new(rules: &[IntentRule]) -> Self {
         let compiled = rules
@@ -112,6 +140,18 @@ mod tests {
         let mut v: Vec<String> = m.matches(text).iter().map(|r| r.intent.clone()).collect();
         v.dedup();
         v
+    }
+
+    #[test]
+    fn cached_matchers_are_shared_per_rule_set() {
+        let rules = default_rules();
+        let a = Matcher::cached(&rules);
+        let b = Matcher::cached(&rules);
+        assert!(Arc::ptr_eq(&a, &b));
+        let fewer = &rules[..1];
+        let c = Matcher::cached(fewer);
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.rules.len(), Matcher::new(fewer).rules.len());
     }
 
     #[test]

@@ -628,6 +628,11 @@ pub fn route(
     if seen.status != OPEN || seen.assignee_id.is_some() || seen.queued_at.is_some() {
         return Ok(Vec::new());
     }
+    // A manual team never assigns by itself; its unassigned conversations would
+    // otherwise take the team's write lock for nothing on every contact message.
+    if settings::load(c, &seen.team_id)?.routing_mode == RoutingMode::Manual {
+        return Ok(Vec::new());
+    }
     let team_id = seen.team_id;
     write_transaction(c, |c| {
         let mut team = lock_team(c, &team_id)?;

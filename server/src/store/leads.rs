@@ -1060,7 +1060,7 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
         return Ok(out);
     }
     let cfg = config(c, &team_id)?;
-    let matcher = Matcher::new(&cfg.rules);
+    let matcher = Matcher::cached(&cfg.rules);
     let matched: Vec<_> = matcher.matches(&m.body).into_iter().cloned().collect();
     let codes = campaign::candidates(&m.body);
     let quick_link_id: Option<String> = match (&preferred, channel.as_str()) {
