@@ -207,7 +207,7 @@ async fn decide_inner(
         .filter(|r| r.handover)
         .cloned()
         .collect();
-    if let Some(rule) = Matcher::new(&handover_rules).matches(&text).first() {
+    if let Some(rule) = Matcher::cached(&handover_rules).matches(&text).first() {
         return Ok(handover(
             settings,
             input,
