@@ -135,6 +135,14 @@ impl From<diesel::result::Error> for AppError {
                     info.constraint_name().unwrap_or("unique")
                 ))
             }
+            // A write naming a team, conversation or document that does not exist
+            // (or was deleted meanwhile): the caller's mistake, not ours.
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                Self::NotFound(format!(
+                    "it refers to something that does not exist ({})",
+                    info.constraint_name().unwrap_or("foreign key")
+                ))
+            }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(format!("database connection lost: {}", info.message()))
             }

@@ -434,6 +434,13 @@ both_backends! {
         let agent = srv.agent("agent").await;
         let (status, _) = srv.get(&format!("/api/teams/{team}/bot/rules"), Some(&agent.token)).await;
         assert_eq!(status, 403);
+        // A team that does not exist is a 404, not a server error.
+        let admin = srv.admin_token().await;
+        let (status, body) = srv.put("/api/teams/no-such-team/bot", Some(&admin), &json!({"enabled": true})).await;
+        assert_eq!(status, 404, "{body}");
+        let (status, body) = srv.post("/api/teams/no-such-team/bot/rules", Some(&admin),
+            &json!({"name": "x", "pattern": "x", "reply": "x"})).await;
+        assert_eq!(status, 404, "{body}");
 
         let guest = srv.guest_with(json!({"name": "Siti Rahma", "source": "test"})).await;
         say(&srv, &guest, "g1", "Berapa HARGA paketnya?").await;

@@ -49,6 +49,8 @@ pub struct Input {
     pub lead_stage: Option<String>,
     /// The team's pipeline stage keys, in order.
     pub stages: Vec<String>,
+    /// The team's lead intent rules that ask for a handover (payment triggers).
+    pub handover_intents: Vec<crate::leads::config::IntentRule>,
     /// The package the lead asked about (campaign code), for reply templates.
     pub package: Option<crate::store::leads::CampaignCodeRow>,
     /// Team name, for reply templates.
@@ -64,6 +66,19 @@ pub struct Input {
 }
 
 impl Input {
+    /// Fills [`Input::stages`] and [`Input::handover_intents`] from a team's lead
+    /// configuration.
+    pub fn with_lead_config(mut self, config: &crate::leads::config::LeadConfig) -> Self {
+        self.stages = config.stages.iter().map(|s| s.key.clone()).collect();
+        self.handover_intents = config
+            .rules
+            .iter()
+            .filter(|r| r.handover)
+            .cloned()
+            .collect();
+        self
+    }
+
     /// The turn as one text.
     pub fn turn_text(&self) -> String {
         self.turn.join("\n")
@@ -190,24 +205,14 @@ async fn decide_inner(
 ) -> Result<Decision, AppError> {
     let text = input.turn_text();
     let team = input.team_id.clone();
-    let (lead_config, rule_rows) = db
-        .run(move |c| {
-            Ok((
-                crate::store::leads::config(c, &team)?,
-                rules::list(c, &team)?,
-            ))
-        })
-        .await?;
+    let rule_rows = db.run(move |c| rules::list(c, &team)).await?;
 
     // 1. Payment or booking intent (the lead rules that ask for a handover), or a
     //    request for a person.
-    let handover_rules: Vec<_> = lead_config
-        .rules
-        .iter()
-        .filter(|r| r.handover)
-        .cloned()
-        .collect();
-    if let Some(rule) = Matcher::cached(&handover_rules).matches(&text).first() {
+    if let Some(rule) = Matcher::cached(&input.handover_intents)
+        .matches(&text)
+        .first()
+    {
         return Ok(handover(
             settings,
             input,

@@ -6,7 +6,11 @@
 //! words or phrases, case- and accent-insensitive. Regexes are the `regex` crate's
 //! syntax, matched case-insensitively against the message as written.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
 use diesel::prelude::*;
+use parking_lot::Mutex;
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -188,7 +192,8 @@ fn keywords_of(pattern: &str) -> Vec<String> {
         .collect()
 }
 
-/// A rule's matcher: keyword rules match the folded text, regex rules the raw text.
+/// A rule's matcher: keyword rules match the folded text (`true`), regex rules the
+/// raw text (`false`).
 fn compile(kind: &str, pattern: &str) -> Option<(bool, Regex)> {
     match kind {
         "regex" => RegexBuilder::new(pattern)
@@ -199,6 +204,29 @@ fn compile(kind: &str, pattern: &str) -> Option<(bool, Regex)> {
             .map(|re| (false, re)),
         _ => keyword_regex(&keywords_of(pattern)).map(|re| (true, re)),
     }
+}
+
+type Compiled = Option<Arc<(bool, Regex)>>;
+
+/// Compiled matchers by (kind, pattern): every customer turn of a bot team runs the
+/// team's rules, which change rarely. Bounded: cleared when it holds
+/// [`CACHE_MAX`] patterns (a changed rule simply has a new key).
+static CACHE: LazyLock<Mutex<HashMap<(String, String), Compiled>>> =
+    LazyLock::new(Default::default);
+const CACHE_MAX: usize = 1024;
+
+fn compiled(kind: &str, pattern: &str) -> Compiled {
+    let key = (kind.to_string(), pattern.to_string());
+    if let Some(c) = CACHE.lock().get(&key) {
+        return c.clone();
+    }
+    let c = compile(kind, pattern).map(Arc::new);
+    let mut cache = CACHE.lock();
+    if cache.len() >= CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key, c.clone());
+    c
 }
 
 /// The team's rules, highest priority first (ties: oldest first).
@@ -306,7 +334,7 @@ pub fn find_match<'a>(rules: &'a [RuleRow], channel: &str, text: &str) -> Option
                     .iter()
                     .any(|c| c == channel)
         })
-        .find(|r| match compile(&r.match_kind, &r.pattern) {
+        .find(|r| match compiled(&r.match_kind, &r.pattern).as_deref() {
             Some((true, re)) => re.is_match(&folded),
             Some((false, re)) => re.is_match(text),
             None => false,

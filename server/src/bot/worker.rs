@@ -87,41 +87,31 @@ impl Jobs {
 /// conversation nobody has (or that it reopened): routes it now unless the team's
 /// bot answers first and still owns the conversation.
 pub fn gate_routing(state: &AppState, team_id: &str, channel: &str, msg: RouteConversation) {
-    let owned_by_bot = |s: &BotSettings| s.answers_on(channel) && s.handoff == Handoff::BotFirst;
-    match state.bot.settings.peek(team_id) {
-        Some((s, stale)) => {
-            if stale {
-                refresh(state, team_id);
-            }
-            if !owned_by_bot(&s) {
-                // The common case, a team without a bot: routed in order, at once.
-                state.hub.route(msg);
-                return;
-            }
-        }
-        None => {
-            // A team this node has not seen since it started (created since, on
-            // any node): it cannot have had a bot for long, so route as without
-            // one, and learn its settings for the next message.
-            refresh(state, team_id);
-            state.hub.route(msg);
-            return;
-        }
+    let Some((s, stale)) = state.bot.settings.peek(team_id) else {
+        // A team this node has not seen since it started (created since, on any
+        // node): it cannot have had a bot for long, so route as without one, and
+        // learn its settings for the next message.
+        refresh(state, team_id);
+        state.hub.route(msg);
+        return;
+    };
+    if stale {
+        refresh(state, team_id);
     }
+    if !(s.answers_on(channel) && s.handoff == Handoff::BotFirst) {
+        // The common case, a team without a bot: routed in order, at once.
+        state.hub.route(msg);
+        return;
+    }
+    // The bot answers first: route only if this conversation is no longer its own.
     let state = state.clone();
-    let (team, channel) = (team_id.to_string(), channel.to_string());
     actix_rt::spawn(async move {
-        let owned = match state.bot.settings.get(&state.db, &team).await {
-            Ok(s) if s.answers_on(&channel) && s.handoff == Handoff::BotFirst => {
-                let conv = msg.conversation_id.clone();
-                match state.db.run(move |c| status::get(c, &conv)).await {
-                    Ok(row) => row.status == status::ACTIVE,
-                    // Unsure: humans rather than nobody.
-                    Err(_) => false,
-                }
-            }
-            _ => false,
-        };
+        let conv = msg.conversation_id.clone();
+        // Unsure (database trouble): humans rather than nobody.
+        let owned = matches!(
+            state.db.run(move |c| status::get(c, &conv)).await,
+            Ok(row) if row.status == status::ACTIVE
+        );
         if !owned {
             state.hub.route(msg);
         }
@@ -314,14 +304,15 @@ fn load(
             channel: channel.clone(),
             contact_name,
             lead_stage: lead.as_ref().map(|l| l.stage.clone()),
-            stages: config.stages.iter().map(|s| s.key.clone()).collect(),
             package,
             team_name,
             history,
             turn: turn.iter().map(|(_, _, b)| b.clone()).collect(),
             not_understood: status.not_understood,
             now_ms: now_ms(),
-        },
+            ..Input::default()
+        }
+        .with_lead_config(&config),
         channel,
         assignee_id,
         status,
@@ -482,7 +473,11 @@ async fn record(
             if let Some(again) = understood {
                 status::not_understood(c, &c2, !again)?;
             }
-            let Some(l) = lead_id else { return Ok(None) };
+            // Read back in the same checkout: the inbox is told once it is readable.
+            let now_state = status::get(c, &c2)?;
+            let Some(l) = lead_id else {
+                return Ok((now_state, None));
+            };
             let bot = Actor {
                 kind: "bot",
                 id: None,
@@ -522,27 +517,24 @@ async fn record(
                     Ok(None)
                 })?;
             }
-            Ok(Some((view, entries)))
+            Ok((now_state, Some((view, entries))))
         })
         .await;
     match done {
-        Ok(Some((view, entries))) => {
-            crate::leads::publish_changes(
-                state,
-                conv,
-                &loaded.input.team_id,
-                None,
-                view.as_ref(),
-                &entries,
-            );
+        Ok((now_state, lead_changes)) => {
+            if let Some((view, entries)) = lead_changes {
+                crate::leads::publish_changes(
+                    state,
+                    conv,
+                    &loaded.input.team_id,
+                    None,
+                    view.as_ref(),
+                    &entries,
+                );
+            }
+            publish_state(state, conv, &loaded.input.team_id, &now_state);
         }
-        Ok(None) => {}
         Err(e) => tracing::warn!(conversation = %conv, error = %e, "bot decision not recorded"),
-    }
-    // Tells the inbox the decision (and its provenance) is readable now.
-    let c2 = conv.to_string();
-    if let Ok(row) = state.db.run(move |c| status::get(c, &c2)).await {
-        publish_state(state, conv, &loaded.input.team_id, &row);
     }
 }
 

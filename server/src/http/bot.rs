@@ -221,8 +221,10 @@ struct ProcessBody {
     /// Without a conversation: the team (default: the caller's).
     #[serde(default)]
     team_id: Option<String>,
-    /// Seed 001 sends the customer's phone; informational.
+    /// Seed 001 sends the customer's phone; accepted for that shape, not used (the
+    /// conversation, when given, identifies the contact).
     #[serde(default)]
+    #[allow(dead_code)]
     phone: Option<String>,
     /// The lead's phase as the caller knows it (used without a conversation).
     #[serde(default)]
@@ -280,12 +282,12 @@ async fn input_for(
                 team_id: team,
                 channel: b.channel.clone().unwrap_or_else(|| "whatsapp".into()),
                 lead_stage: b.current_phase.clone(),
-                stages: config.stages.iter().map(|s| s.key.clone()).collect(),
                 history: vec![(true, message.clone())],
                 turn: vec![message],
                 now_ms: now_ms(),
                 ..Input::default()
             }
+            .with_lead_config(&config)
         }
     };
     let s = state.bot.settings.get(&state.db, &input.team_id).await?;
@@ -302,7 +304,6 @@ async fn process_message(
     body: web::Json<ProcessBody>,
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
-    let _ = &b.phone;
     let (input, s) = input_for(&state, &agent, &b).await?;
     let d = engine::decide(&state.bot, &state.db, &s, &input).await?;
     Ok(HttpResponse::Ok().json(json!({
