@@ -217,14 +217,19 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
     { signal },
   );
 
-  // Another conversation opened (or closed): fold the panel away.
+  // Another conversation opened (or closed): fold the panel away. A panel opened
+  // before any conversation was (a quick click) is painted for it now, so it never
+  // shows stale or empty transfer choices.
   store.on(
     'list',
     () => {
-      if (shownFor && store.activeId !== shownFor) {
+      if (store.activeId === shownFor) return;
+      if (shownFor) {
         shownFor = null;
         list.replaceChildren();
         setOpen(false);
+      } else if (!panel.hidden && store.activeId) {
+        setOpen(true);
       }
     },
     signal,

@@ -664,6 +664,14 @@ async fn browser_filters_transfer_and_charts() {
         ),
     )
     .await;
+    d.wait_for(
+        "the widget conversation open",
+        &format!(
+            "document.getElementById('conversation-view').dataset.id === '{}'",
+            web.conversation_id
+        ),
+    )
+    .await;
     d.click("routing toggle", &inbox("routing-toggle")).await;
     d.wait_for(
         "Sales among the transfer targets",
