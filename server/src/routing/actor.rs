@@ -15,7 +15,7 @@
 //! workloads are recomputed and pushed to team leads at most every
 //! [`WORKLOAD_DEBOUNCE`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +108,10 @@ pub struct Router {
     requeue_timers: HashMap<String, SpawnHandle>,
     dirty: HashSet<String>,
     flush_pending: bool,
+    /// Customer-message triggers waiting for their turn, oldest first.
+    arrivals: VecDeque<RouteConversation>,
+    /// An arrival is being decided.
+    arrival_busy: bool,
 }
 
 impl Router {
@@ -119,7 +123,47 @@ impl Router {
             requeue_timers: HashMap::new(),
             dirty: HashSet::new(),
             flush_pending: false,
+            arrivals: VecDeque::new(),
+            arrival_busy: false,
         }
+    }
+
+    /// Decides the next waiting arrival, if none is being decided. Arrivals are
+    /// decided one at a time, in the order their messages were committed on this
+    /// node: run side by side on the blocking pool, a later lead could take the
+    /// team lock first and the free place before an earlier one.
+    fn next_arrival(&mut self, ctx: &mut Context<Self>) {
+        if self.arrival_busy {
+            return;
+        }
+        let Some(msg) = self.arrivals.pop_front() else {
+            return;
+        };
+        self.arrival_busy = true;
+        let id = msg.conversation_id;
+        let state = self.state.clone();
+        let presence = state.hub.presence_snapshot();
+        let reopened = msg.reopened;
+        let fut = async move {
+            state
+                .db
+                .run(move |c| {
+                    if reopened {
+                        engine::reopened(c, &id, &presence, now_ms())
+                    } else {
+                        engine::route(c, &id, &presence, now_ms())
+                    }
+                })
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            match res {
+                Ok(effects) => act.apply(effects, ctx),
+                Err(e) => tracing::warn!(error = %e, reopened, "routing decision failed"),
+            }
+            act.arrival_busy = false;
+            act.next_arrival(ctx);
+        }));
     }
 
     /// Runs a blocking engine call with a fresh presence snapshot, then applies its
@@ -385,14 +429,8 @@ impl Handler<RouteConversation> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RouteConversation, ctx: &mut Self::Context) {
-        let id = msg.conversation_id;
-        if msg.reopened {
-            self.decide("reopen", ctx, move |c, p, now| {
-                engine::reopened(c, &id, p, now)
-            });
-        } else {
-            self.decide("route", ctx, move |c, p, now| engine::route(c, &id, p, now));
-        }
+        self.arrivals.push_back(msg);
+        self.next_arrival(ctx);
     }
 }
 
