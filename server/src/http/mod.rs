@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod bot;
 mod conversations;
+mod pages;
 mod health;
 mod knowledge;
 mod leads;
@@ -93,8 +94,14 @@ pub fn compress() -> Compress {
     Compress::default()
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::NotFound("no such route".into()))
+/// An unknown route: a friendly page for a person's browser, the JSON error for
+/// API clients (`pages::respond`).
+async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    pages::respond(
+        &req,
+        AppError::NotFound("no such route".into()),
+        &pages::NO_SUCH_PAGE,
+    )
 }
 
 /// The client's address, for rate limiting. Behind a proxy this is the proxy's.
