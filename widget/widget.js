@@ -970,6 +970,11 @@ textarea::placeholder,input::placeholder{color:var(--w-muted);opacity:1}
         dropToken();
         res = await postSession(null);
       }
+      if (res.status === 400) {
+        // Perhaps a time zone or locale the hub does not know: they are nice to
+        // have, never worth losing the chat over.
+        res = await postSession(st.token, false);
+      }
       if (res.status === 400 || res.status === 403 || res.status === 404) {
         st.fatal = true; // misconfigured embed (e.g. unknown team): retrying cannot help
         refreshConn();
@@ -1008,8 +1013,8 @@ textarea::placeholder,input::placeholder{color:var(--w-muted);opacity:1}
     return ctx;
   }
 
-  function postSession(token) {
-    const body = { team: TEAM, source: SOURCE, page_url: location.href, ...visitorContext(), ...(st.profile || {}) };
+  function postSession(token, withContext = true) {
+    const body = { team: TEAM, source: SOURCE, page_url: location.href, ...(withContext ? visitorContext() : {}), ...(st.profile || {}) };
     if (QUICK_LINK) body.quick_link = QUICK_LINK;
     if (token) body.guest_token = token;
     return fetch(`${HUB}/api/widget/sessions`, {
