@@ -87,8 +87,16 @@ async fn visitor_says(s: &Session, text: &str) {
 }
 
 /// An agent answers over HTTP; waits until the visitor sees it.
-async fn agent_answers(server: &TestServer, s: &Session, agent: &TestAgent, conv: &str, text: &str) {
-    let (status, body) = server.post_message(&agent.token, conv, "reply-1", text).await;
+async fn agent_answers(
+    server: &TestServer,
+    s: &Session,
+    agent: &TestAgent,
+    conv: &str,
+    text: &str,
+) {
+    let (status, body) = server
+        .post_message(&agent.token, conv, "reply-1", text)
+        .await;
     assert_eq!(status, 201, "{body}");
     s.wait_for(
         "the answer in the widget",
@@ -103,7 +111,8 @@ async fn agent_answers(server: &TestServer, s: &Session, agent: &TestAgent, conv
 
 /// JS expression: the widget panel's box `{left, top, width, height}` and the
 /// viewport's `{vw, vh}`.
-const PANEL_BOX: &str = "(() => { const r = document.getElementById('switchboard-widget-host-7d1c')\
+const PANEL_BOX: &str =
+    "(() => { const r = document.getElementById('switchboard-widget-host-7d1c')\
      .shadowRoot.querySelector('[data-testid=panel]').getBoundingClientRect(); \
      return {left: r.left, top: r.top, width: r.width, height: r.height, \
              vw: document.documentElement.clientWidth, vh: window.innerHeight}; })()";
@@ -397,8 +406,11 @@ async fn browser_away_message_goes_once_answered() {
         "{0}.dataset.mode === 'away' && {0}.textContent.includes('We are away')",
         widget("intro")
     );
-    v.wait_for("the away message", &format!("({away}) && !{}.hidden", widget("intro")))
-        .await;
+    v.wait_for(
+        "the away message",
+        &format!("({away}) && !{}.hidden", widget("intro")),
+    )
+    .await;
     let conv = widget_connected(&v).await;
     visitor_says(&v, "Can someone call me tomorrow?").await;
     assert_eq!(
@@ -409,8 +421,11 @@ async fn browser_away_message_goes_once_answered() {
     );
 
     agent_answers(&server, &v, &agent, &conv, "Sure, what time suits you?").await;
-    v.wait_for("the away message gone", &format!("{}.hidden", widget("intro")))
-        .await;
+    v.wait_for(
+        "the away message gone",
+        &format!("{}.hidden", widget("intro")),
+    )
+    .await;
 
     v.refresh().await;
     v.click("the launcher", &widget("launcher")).await;

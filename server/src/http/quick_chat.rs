@@ -1,9 +1,10 @@
 //! Quick-chat links (seed 003): an agent shares `/q/{handle}/{source}` (e.g.
 //! `/q/sarah/linkedin`); the hosted page shows whose link it is (the agent's name,
 //! initials and team, whether they are online) above the widget engine running
-//! full-page, so a lead chats at once without signing up. The session it opens is attributed to the
-//! link's source, belongs to the link owner's team and is routed to the owner first
-//! (`preferred_agent_id`). Page views count as clicks, sessions as conversations.
+//! full-page, so a lead chats at once without signing up. The session it opens is
+//! attributed to the link's source, belongs to the link owner's team and is routed
+//! to the owner first (`preferred_agent_id`). Page views count as clicks,
+//! conversations started through the link as conversations.
 //!
 //! Also here: `POST /api/widget/contact`, where a guest leaves an email or phone
 //! (progressive engagement), which may merge its lead with the same person's lead.
@@ -370,7 +371,7 @@ async fn render_page(
                 if online {
                     "Online now"
                 } else {
-                    "Away — leave a message, the reply comes here"
+                    "Away — leave a message"
                 },
             ),
         ],
