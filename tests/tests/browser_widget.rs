@@ -251,6 +251,45 @@ async fn browser_widget_open_desktop_and_phone() {
     v.close().await;
 }
 
+/// The pre-chat form on a phone: labelled, readable in both schemes, and it leads
+/// to the composer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_widget_prechat_on_a_phone() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let server = TestServer::start(Backend::Sqlite).await;
+    let team = server.default_team_id().await;
+    let admin = server.admin_token().await;
+    let (status, body) = server
+        .put(
+            &format!("/api/teams/{team}/widget"),
+            Some(&admin),
+            &json!({"prechat_fields": ["name", "email"], "prechat_required": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let driver = Driver::start().await;
+    let v = browser(&driver, PHONE).await;
+    v.goto(&server.url("/demo")).await;
+    v.click("the launcher", &widget("launcher")).await;
+    v.wait_for(
+        "the pre-chat form",
+        &format!("{0} && !{0}.hidden", widget("prechat-form")),
+    )
+    .await;
+    v.check_screen("widget-prechat-390").await;
+    v.type_into("name", &widget("prechat-name"), "Maya Visitor")
+        .await;
+    v.type_into("email", &widget("prechat-email"), "maya@example.com")
+        .await;
+    v.click("start chat", &widget("prechat-submit")).await;
+    widget_connected(&v).await;
+    visitor_says(&v, "Hello from my phone").await;
+    v.close().await;
+}
+
 /// Serves `html` as every page of a separate origin (a customer's site) with the
 /// given Content-Security-Policy; returns its base URL.
 async fn host_site(html: String, csp: String) -> String {
