@@ -197,6 +197,54 @@ mod tests {
         assert!(!html_for(Some("text/html;q=0")));
     }
 
+    async fn body_of(resp: HttpResponse) -> String {
+        let bytes = actix_web::body::to_bytes(resp.into_body()).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[actix_rt::test]
+    async fn a_page_keeps_the_status_and_says_only_what_a_person_needs() {
+        let browser = TestRequest::default()
+            .insert_header((header::ACCEPT, "text/html"))
+            .to_http_request();
+        let resp = respond(
+            &browser,
+            AppError::Unavailable("pool timed out at db.rs:42".into()),
+            &NO_SUCH_PAGE,
+        );
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get("retry-after").unwrap(), "5");
+        assert!(resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let html = body_of(resp).await;
+        assert!(
+            html.contains("Something went wrong") && html.contains("Error 503"),
+            "{html}"
+        );
+        assert!(!html.contains("db.rs"), "no internals on the page: {html}");
+
+        let resp = respond(&browser, AppError::NotFound("x".into()), &NO_SUCH_PAGE);
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert!(body_of(resp).await.contains(NO_SUCH_PAGE.title));
+
+        let api = TestRequest::default().to_http_request();
+        let resp = respond(
+            &api,
+            AppError::NotFound("no such route".into()),
+            &NO_SUCH_PAGE,
+        );
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            body_of(resp).await,
+            r#"{"error":"not_found","message":"no such route"}"#
+        );
+    }
+
     #[test]
     fn escapes_markup_and_quotes() {
         assert_eq!(
