@@ -6,8 +6,12 @@
  * the guest session (POST /api/widget/sessions), the /ws/guest connection with
  * resume, the persisted outbox of unacknowledged messages, read ticks, typing,
  * the team's settings (GET /api/widget/config: pre-chat form, greeting, away
- * message) and the small window.SwitchboardWidget hook used by tests.
- * Contract: docs/protocol.md and docs/api.md.
+ * message), the page mode of the hosted quick-chat page, and the small
+ * window.SwitchboardWidget hook used by tests.
+ * Contract: docs/protocol.md and docs/api.md; look and behaviour: docs/frontends.md.
+ *
+ * One classic script on purpose, however long: a customer's site includes a
+ * single <script> tag, with no module loader and no second request to go wrong.
  */
 (() => {
   'use strict';
