@@ -25,7 +25,7 @@ use std::time::Duration;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use switchboard::config::{DatabaseTarget, Secret};
+use switchboard::config::{DatabaseTarget, GuestMessageLimits, Secret};
 use switchboard::{Config, ShutdownHandle};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
