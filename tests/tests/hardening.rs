@@ -151,8 +151,11 @@ fn expired_admin_token(secret: &str, admin_id: &str) -> String {
     format!("{signing_input}.{sig}")
 }
 
+/// What clients are told about any bad token.
+const INVALID_SESSION: &str = "Your session is invalid or has expired; please log in again.";
+
 /// Words a token-decoding library uses for its reasons.
-const TOKEN_CAUSES: [&str; 6] = ["expired", "signature", "invalidtoken", "base64", "json", "jwt"];
+const TOKEN_CAUSES: [&str; 6] = ["expiredsignature", "signature", "invalidtoken", "base64", "json", "jwt"];
 
 both_backends! {
     /// Expired, forged and garbled tokens get one fixed sentence over HTTP and
@@ -169,13 +172,13 @@ both_backends! {
             let (status, body) = srv.get("/api/auth/me", Some(token)).await;
             assert_eq!(status, 401, "{body}");
             assert_error_body(&body, "unauthorized");
-            let message = body["message"].as_str().unwrap();
-            assert_eq!(message, "Your session is invalid or has expired; please log in again.");
+            assert_eq!(body["message"], INVALID_SESSION);
 
             let mut ws = Ws::connect(&srv.ws_url("/ws/agent")).await;
             ws.send_json(&json!({"type": "auth", "token": token})).await;
             let err = ws.next_of_type("error").await;
             assert_eq!(err["code"], "unauthorized", "{err}");
+            assert_eq!(err["message"], INVALID_SESSION);
             let lower = err["message"].as_str().unwrap().to_lowercase();
             for cause in TOKEN_CAUSES {
                 assert!(!lower.contains(cause), "the frame names the cause ({cause}): {err}");
