@@ -400,7 +400,10 @@ fn abuse_from_lookup(
     for (key, field) in [
         ("SWITCHBOARD_RATE_GUEST_BURST", &mut g.per_guest_burst),
         ("SWITCHBOARD_RATE_GUEST_MESSAGES", &mut g.per_guest_per_min),
-        ("SWITCHBOARD_RATE_GUEST_ADDR_BURST", &mut g.per_address_burst),
+        (
+            "SWITCHBOARD_RATE_GUEST_ADDR_BURST",
+            &mut g.per_address_burst,
+        ),
         (
             "SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES",
             &mut g.per_address_per_min,

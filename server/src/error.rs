@@ -294,7 +294,13 @@ mod tests {
         assert_eq!(err.public_message(), UNAVAILABLE_MESSAGE);
         assert!(err.to_string().contains("db.internal"), "kept for the logs");
         let body = serde_json::to_string(&err.body()).unwrap();
-        for secret in ["db.internal", "10.1.2.3", "5433", "switchboard_prod", "FATAL"] {
+        for secret in [
+            "db.internal",
+            "10.1.2.3",
+            "5433",
+            "switchboard_prod",
+            "FATAL",
+        ] {
             assert!(!body.contains(secret), "{body}");
         }
     }

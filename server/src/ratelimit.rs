@@ -279,7 +279,10 @@ mod tests {
         };
         assert_eq!(wait, Duration::from_millis(900));
         assert!(b.check("ann@example.com", t + 1000).is_ok(), "1 s later");
-        assert!(b.check("bob@example.com", t).is_ok(), "other accounts are free");
+        assert!(
+            b.check("bob@example.com", t).is_ok(),
+            "other accounts are free"
+        );
         assert_eq!(b.failed("ann@example.com", t + 1000), 6);
         assert!(b.check("ann@example.com", t + 2999).is_err());
         assert!(b.check("ann@example.com", t + 3000).is_ok());

@@ -57,8 +57,14 @@ fn assert_rate_limited(errors: &[Value], acked: &BTreeSet<String>, prefix: &str,
     for e in errors {
         assert_eq!(e["code"], "rate_limited", "{e}");
         assert!(e["message"].as_str().is_some_and(|m| m.len() > 10), "{e}");
-        assert!(e["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 1000), "{e}");
-        let id = e["ref"].as_str().expect("the error names the message").to_string();
+        assert!(
+            e["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 1000),
+            "{e}"
+        );
+        let id = e["ref"]
+            .as_str()
+            .expect("the error names the message")
+            .to_string();
         assert!(answered.insert(id), "answered twice: {e}");
     }
     let all: BTreeSet<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
@@ -143,7 +149,9 @@ fn expired_admin_token(secret: &str, admin_id: &str) -> String {
     let signing_input = format!(
         "{}.{}",
         b64(&json!({"alg": "HS256", "typ": "JWT"})),
-        b64(&json!({"sub": admin_id, "kind": "agent", "iat": 1_000_000_000u64, "exp": 1_000_000_060u64}))
+        b64(
+            &json!({"sub": admin_id, "kind": "agent", "iat": 1_000_000_000u64, "exp": 1_000_000_060u64})
+        )
     );
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(signing_input.as_bytes());
@@ -155,7 +163,14 @@ fn expired_admin_token(secret: &str, admin_id: &str) -> String {
 const INVALID_SESSION: &str = "Your session is invalid or has expired; please log in again.";
 
 /// Words a token-decoding library uses for its reasons.
-const TOKEN_CAUSES: [&str; 6] = ["expiredsignature", "signature", "invalidtoken", "base64", "json", "jwt"];
+const TOKEN_CAUSES: [&str; 6] = [
+    "expiredsignature",
+    "signature",
+    "invalidtoken",
+    "base64",
+    "json",
+    "jwt",
+];
 
 both_backends! {
     /// Expired, forged and garbled tokens get one fixed sentence over HTTP and
@@ -209,8 +224,14 @@ async fn outage_answers_do_not_reveal_the_database() {
         };
         db_name = url.expose().rsplit('/').next().unwrap().to_string();
         let routed = url.expose().replace("127.0.0.1:5432", &proxy_addr);
-        assert_ne!(&routed, url.expose(), "the test database URL must go through 127.0.0.1:5432");
-        cfg.database = DatabaseTarget::Postgres { url: Secret::new(routed) };
+        assert_ne!(
+            &routed,
+            url.expose(),
+            "the test database URL must go through 127.0.0.1:5432"
+        );
+        cfg.database = DatabaseTarget::Postgres {
+            url: Secret::new(routed),
+        };
     })
     .await;
     assert!(db_name.len() > 5, "database name {db_name:?}");
@@ -247,7 +268,11 @@ async fn outage_answers_do_not_reveal_the_database() {
 
     // An unauthenticated login.
     let (status, body) = srv
-        .post("/api/auth/login", None, &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
         .await;
     assert_eq!(status, 503, "{body}");
     assert_error_body(&body, "unavailable");
@@ -280,7 +305,9 @@ async fn outage_answers_do_not_reveal_the_database() {
 
     // An agent authenticating its socket (its token needs a database read).
     let mut agent_ws = Ws::connect(&srv.ws_url("/ws/agent")).await;
-    agent_ws.send_json(&json!({"type": "auth", "token": admin})).await;
+    agent_ws
+        .send_json(&json!({"type": "auth", "token": admin}))
+        .await;
     let err = agent_ws.next_of_type("error").await;
     assert_eq!(err["code"], "unavailable", "{err}");
     assert_clean("the agent's auth error frame", &err.to_string(), false);
@@ -290,8 +317,17 @@ async fn outage_answers_do_not_reveal_the_database() {
 
 /// Sends a text frame whose bytes are `payload`, as is.
 async fn send_raw_text(ws: &mut Ws, payload: &[u8], fin: bool, first: bool) {
-    let opcode = if first { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-    ws.send_raw(Message::Frame(Frame::message(payload.to_vec(), opcode, fin))).await;
+    let opcode = if first {
+        OpCode::Data(Data::Text)
+    } else {
+        OpCode::Data(Data::Continue)
+    };
+    ws.send_raw(Message::Frame(Frame::message(
+        payload.to_vec(),
+        opcode,
+        fin,
+    )))
+    .await;
 }
 
 /// The session's answer to invalid UTF-8: an `error`, then close 1007.
@@ -299,7 +335,11 @@ async fn error_then_1007(ws: &mut Ws) {
     let err = ws.next_of_type("error").await;
     assert_eq!(err["code"], "bad_frame", "{err}");
     let close = ws.expect_close().await.map(|f| u16::from(f.code));
-    assert_eq!(close, Some(1007), "RFC 6455 §8.1: invalid UTF-8 fails the connection");
+    assert_eq!(
+        close,
+        Some(1007),
+        "RFC 6455 §8.1: invalid UTF-8 fails the connection"
+    );
 }
 
 both_backends! {
@@ -335,7 +375,12 @@ both_backends! {
 
 /// A login from `address` (as told by the trusted proxy's `X-Forwarded-For`):
 /// status, `Retry-After` if any, body.
-async fn login_from(srv: &TestServer, address: &str, email: &str, password: &str) -> (u16, Option<u64>, Value) {
+async fn login_from(
+    srv: &TestServer,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> (u16, Option<u64>, Value) {
     let resp = srv
         .http
         .post(srv.url("/api/auth/login"))

@@ -586,7 +586,11 @@ impl SessionActor {
         if let Principal::Guest(g) = &principal {
             // Checked before anything is stored: a limited message is never acked,
             // and the guest retries it later with the same client_msg_id.
-            if let Err(e) = self.state.limits.guest_message(&g.conversation_id, self.peer) {
+            if let Err(e) = self
+                .state
+                .limits
+                .guest_message(&g.conversation_id, self.peer)
+            {
                 tracing::info!(session = %self.id, conversation = %g.conversation_id, address = %self.peer, "guest message rate-limited");
                 self.send_app_error(ctx, &e, Some(client_msg_id));
                 return;

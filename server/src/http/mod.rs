@@ -125,7 +125,11 @@ pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
 /// that is not itself a trusted proxy is the client (entries further left were
 /// written by the client and prove nothing). A peer that is not trusted is the
 /// client, whatever it claims; a trusted peer without a usable header is too.
-pub(crate) fn forwarded_client(peer: IpAddr, forwarded_for: &str, trusted: &[ipnet::IpNet]) -> IpAddr {
+pub(crate) fn forwarded_client(
+    peer: IpAddr,
+    forwarded_for: &str,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -252,7 +256,10 @@ mod tests {
             forwarded_client(ip("10.0.0.2"), "6.6.6.6, 198.51.100.1, 10.0.0.3", &trusted),
             ip("198.51.100.1")
         );
-        assert_eq!(forwarded_client(ip("10.0.0.2"), "", &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            forwarded_client(ip("10.0.0.2"), "", &trusted),
+            ip("10.0.0.2")
+        );
         assert_eq!(
             forwarded_client(ip("10.0.0.2"), "nonsense", &trusted),
             ip("10.0.0.2")
