@@ -875,8 +875,12 @@ textarea::placeholder,input::placeholder{color:var(--w-muted);opacity:1}
     want();
   }
 
+  // While the hub says "too many messages" (rate_limited), nothing is sent: the
+  // whole outbox goes again, in order, once the wait is over.
+  let holdUntil = 0;
+
   function transmit(rec) {
-    if (!ready || rec.status !== 'sending') return;
+    if (!ready || rec.status !== 'sending' || Date.now() < holdUntil) return;
     sendFrame({ type: 'send', conversation_id: st.conversationId, client_msg_id: rec.clientMsgId, body: rec.body });
   }
 
@@ -893,7 +897,12 @@ textarea::placeholder,input::placeholder{color:var(--w-muted);opacity:1}
 
   function onErrorFrame(f) {
     const rec = f.ref ? st.byClientId.get(f.ref) : null;
-    if (f.code === 'unavailable') {
+    if (f.code === 'rate_limited') {
+      // Nothing was stored; the message stays "sending" and goes again later.
+      const wait = Math.max(250, Number(f.retry_after_ms) || 2000);
+      holdUntil = Date.now() + wait;
+      setTimeout(flushOutbox, wait + 50);
+    } else if (f.code === 'unavailable') {
       // Nothing was stored; try the same frame again a little later.
       const targets = rec ? [rec] : f.ref === 'send' ? st.outbox.slice() : [];
       setTimeout(() => targets.forEach(transmit), 1500 + Math.random() * 1500);

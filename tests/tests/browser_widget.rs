@@ -527,3 +527,54 @@ async fn browser_not_found_page() {
     .await;
     v.close().await;
 }
+
+/// A visitor typing faster than the hub's guest limit loses nothing: the messages
+/// the hub refused (`rate_limited`) stay "sending" and go again after the wait, so
+/// every message is stored exactly once, in the order typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_widget_resends_what_the_rate_limit_refused() {
+    if !browser_available() {
+        return;
+    }
+    let _lock = serial().await;
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.guest_messages.per_guest_burst = 2;
+        c.guest_messages.per_guest_per_min = 600;
+    })
+    .await;
+    let admin = server.admin_token().await;
+    let driver = Driver::start().await;
+    let v = driver.session().await;
+    v.goto(&server.url("/demo")).await;
+    v.click("the launcher", &widget("launcher")).await;
+    let conv = widget_connected(&v).await;
+    let texts: Vec<String> = (1..=6).map(|i| format!("quick message {i}")).collect();
+    // The first one makes the conversation visible to agents (and uses the burst).
+    visitor_says(&v, &texts[0]).await;
+    for text in &texts[1..] {
+        v.type_into(
+            "the widget composer",
+            &widget("composer-input"),
+            &format!("{text}\u{E007}"),
+        )
+        .await;
+    }
+    let stored = eventually("all six messages stored", || async {
+        let bodies: Vec<String> = server
+            .history(&admin, &conv)
+            .await
+            .iter()
+            .filter(|m| m["sender"]["kind"] == "guest")
+            .map(|m| m["body"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (bodies.len() >= texts.len()).then_some(bodies)
+    })
+    .await;
+    assert_eq!(stored, texts, "each message once, in the order typed");
+    v.wait_for(
+        "no message left sending in the widget",
+        &format!("{WIDGET_ROOT}.querySelectorAll('[data-testid=message][data-status=sending]').length === 0"),
+    )
+    .await;
+    v.close().await;
+}
