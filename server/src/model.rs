@@ -164,12 +164,30 @@ pub struct TeamView {
 pub struct ContactView {
     /// Contact id.
     pub id: String,
-    /// Name as given in the pre-chat form or by the provider, if any.
+    /// Name as given in the pre-chat form or by the provider, if any (null for an
+    /// anonymous visitor: the bot never greets a generated name).
     pub name: Option<String>,
     /// Email, if given.
     pub email: Option<String>,
     /// Phone in E.164, if given.
     pub phone: Option<String>,
+    /// What to call the contact: `name` when known, else a generated two-word name
+    /// ("Amber Falcon") derived from the id — the same on every node and after a
+    /// restart ([`crate::visitor::generated_name`]).
+    pub display_name: String,
+    /// True when `display_name` is generated rather than given.
+    pub generated_name: bool,
+    /// ISO 3166-1 alpha-2 country, from the visitor's time zone, else the region of
+    /// its locale or `Accept-Language`; null when unknown.
+    pub country: Option<String>,
+    /// IANA time zone the widget reported, if any.
+    pub time_zone: Option<String>,
+    /// BCP 47 locale the widget reported (else the first `Accept-Language` tag).
+    pub locale: Option<String>,
+    /// The contact has come back: a later widget visit with the same guest token
+    /// (renewed after a pause of at least 30 minutes), or its lead held an earlier
+    /// conversation of the same person (`docs/api.md`).
+    pub returning: bool,
 }
 
 /// Who sent a message, as shown next to it.
@@ -313,6 +331,19 @@ pub struct ConversationView {
     /// The contact's lead's priority (`low`|`normal`|`high`); like `lead_stage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_priority: Option<String>,
+}
+
+impl ConversationView {
+    /// Whether agents see this conversation: it has a message, or its contact left
+    /// a name, email or phone (pre-chat form, `POST /api/widget/contact`,
+    /// WhatsApp). An opened widget alone makes none (`docs/api.md`). The SQL form is
+    /// `store::conversations::visible_to_agents`; keep the two in step.
+    pub fn visible_to_agents(&self) -> bool {
+        self.last_seq > 0
+            || self.contact.name.is_some()
+            || self.contact.email.is_some()
+            || self.contact.phone.is_some()
+    }
 }
 
 /// Formats an optional epoch-ms time as RFC 3339 (see [`rfc3339`]).

@@ -313,7 +313,11 @@ impl SessionActor {
                     You {
                         kind: SenderKind::Guest,
                         id: g.contact_id.clone(),
-                        name: meta.contact_name.unwrap_or_else(|| "Visitor".into()),
+                        // The contact's display name: the one given, else the
+                        // generated one agents also see (docs/api.md, ContactView).
+                        name: meta
+                            .contact_name
+                            .unwrap_or_else(|| crate::visitor::generated_name(&g.contact_id)),
                         role: None,
                         team_ids: None,
                         conversation_id: Some(g.conversation_id.clone()),

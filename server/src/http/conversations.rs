@@ -113,6 +113,11 @@ async fn get(
         })
         .await?;
     check_access(&principal, &meta)?;
+    // An opened widget is not yet a conversation for agents (docs/api.md); its
+    // guest reads it as usual.
+    if matches!(principal, Principal::Agent(_)) && !view.visible_to_agents() {
+        return Err(AppError::NotFound(format!("no conversation {}", view.id)));
+    }
     Ok(HttpResponse::Ok().json(view))
 }
 

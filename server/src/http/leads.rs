@@ -142,14 +142,32 @@ async fn conversation_lead(
         return Err(AppError::Forbidden("agents only".into()));
     };
     let id = path.into_inner();
-    let lead = state
+    let lookup = id.clone();
+    let (summary, lead) = state
         .db
-        .run(move |c| store::lead_of_conversation(c, &id))
+        .run(move |c| {
+            let summary = crate::store::conversations::summary(c, &lookup)?;
+            let lead = store::lead_of_contact(c, &summary.contact.id)?;
+            Ok((summary, lead))
+        })
         .await?;
-    if !agent.can_access_team(&lead.team_id) {
+    if !agent.can_access_team(&summary.team_id) {
         return Err(AppError::Forbidden("not your team's lead".into()));
     }
-    let view = state.db.run(move |c| store::view(c, lead)).await?;
+    let view = match lead {
+        Some(lead) => state.db.run(move |c| store::view(c, lead)).await?,
+        // A conversation agents see has its lead: when its first message's
+        // bookkeeping has not run yet (it runs on its own task), it is made now.
+        None if summary.visible_to_agents() => {
+            let (view, timeline) = state
+                .db
+                .run(move |c| store::ensure_for_conversation(c, &id))
+                .await?;
+            announce(&state, &view, &timeline).await;
+            view
+        }
+        None => return Err(AppError::NotFound(format!("no conversation {id}"))),
+    };
     Ok(HttpResponse::Ok().json(view))
 }
 
