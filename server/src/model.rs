@@ -39,7 +39,7 @@ impl Role {
             "lead" => Ok(Self::Lead),
             "admin" => Ok(Self::Admin),
             other => Err(AppError::Validation(format!(
-                "role must be agent, lead or admin, not {other:?}"
+                "The role can be agent, lead or admin (not {other:?})."
             ))),
         }
     }
@@ -127,7 +127,7 @@ impl ConversationStatus {
             "pending" => Ok(Self::Pending),
             "resolved" => Ok(Self::Resolved),
             other => Err(AppError::Validation(format!(
-                "status must be open, pending or resolved, not {other:?}"
+                "The status can be open, pending or resolved (not {other:?})."
             ))),
         }
     }
@@ -368,17 +368,17 @@ pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub fn validate_body(body: &str) -> Result<String, AppError> {
     let trimmed = body.trim();
     if trimmed.is_empty() {
-        return Err(AppError::Validation("body must not be empty".into()));
+        return Err(AppError::Validation("The message is empty.".into()));
     }
     let chars = trimmed.chars().count();
     if chars > MAX_BODY_CHARS {
         return Err(AppError::Validation(format!(
-            "body has {chars} characters; the limit is {MAX_BODY_CHARS}"
+            "The message can be at most {MAX_BODY_CHARS} characters (this one has {chars})."
         )));
     }
     if trimmed.contains('\0') {
         return Err(AppError::Validation(
-            "body must not contain NUL characters".into(),
+            "The message contains an invisible character that cannot be sent.".into(),
         ));
     }
     Ok(trimmed.to_string())
@@ -391,12 +391,12 @@ pub fn validate_body(body: &str) -> Result<String, AppError> {
 pub fn validate_client_msg_id(id: &str) -> Result<(), AppError> {
     if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID_CHARS {
         return Err(AppError::Validation(format!(
-            "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_CHARS} characters"
+            "The message key (client_msg_id) must be between 1 and {MAX_CLIENT_MSG_ID_CHARS} characters."
         )));
     }
     if !id.chars().all(|c| c.is_ascii_graphic()) {
         return Err(AppError::Validation(
-            "client_msg_id must be printable ASCII without spaces".into(),
+            "The message key (client_msg_id) can only use letters, digits and punctuation, without spaces.".into(),
         ));
     }
     Ok(())

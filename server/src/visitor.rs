@@ -36,10 +36,20 @@ fn fnv1a(s: &str) -> u64 {
         .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
+/// MurmurHash3's 64-bit finaliser: FNV-1a barely moves its high bits when only
+/// the last characters differ (as in time-ordered ids), so they are mixed in.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
 /// The generated two-word name of contact `contact_id` ("Amber Falcon"): one of
 /// 64 × 64 = 4096 names, derived only from the id.
 pub fn generated_name(contact_id: &str) -> String {
-    let h = fnv1a(contact_id);
+    let h = mix(fnv1a(contact_id));
     // Two independent slices of the hash: ids differing in one character still
     // differ in both words most of the time. The casts keep only 6 bits.
     let adjective = ADJECTIVES[(h & 63) as usize];

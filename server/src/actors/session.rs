@@ -392,7 +392,7 @@ impl SessionActor {
                 ctx,
                 "frame_too_large",
                 format!(
-                    "frames are limited to {} bytes",
+                    "This message is too large to send (at most {} bytes).",
                     self.state.config.max_frame_bytes
                 ),
                 None,
@@ -1056,7 +1056,7 @@ impl SessionActor {
                 self.send_error(
                     ctx,
                     "frame_too_large",
-                    format!("frames are limited to {limit} bytes"),
+                    format!("This message is too large to send (at most {limit} bytes)."),
                     None,
                 );
                 return;

@@ -544,7 +544,7 @@ pub fn move_stage(
 ) -> Result<bool, AppError> {
     let Some(pos) = cfg.position(to) else {
         return Err(AppError::Validation(format!(
-            "no stage {to:?} in the pipeline"
+            "There is no stage {to:?} in the pipeline."
         )));
     };
     if lead.stage == to || (!manual && !cfg.is_forward(&lead.stage, to)) {
@@ -1509,7 +1509,7 @@ pub fn engage(
 ) -> Result<(Option<LeadView>, Vec<TimelineEntry>), AppError> {
     let phone = match phone_raw {
         Some(p) => Some(phone::normalise(&p).and_then(|(_, e)| e).ok_or_else(|| {
-            AppError::Validation("phone must include the country code, e.g. +62…".into())
+            AppError::Validation("The phone number must start with its country code, such as +62.".into())
         })?),
         None => None,
     };
@@ -1786,7 +1786,7 @@ pub fn update_task(
         if let Some(s) = status {
             if !["open", "done", "cancelled"].contains(&s.as_str()) {
                 return Err(AppError::Validation(
-                    "status must be open, done or cancelled".into(),
+                    "A task can be open, done or cancelled.".into(),
                 ));
             }
             t.completed_at = (s != "open").then_some(now);
