@@ -17,13 +17,70 @@ const ADJECTIVES: [&str; 64] = [
 
 /// Animals of generated names, one word each.
 const ANIMALS: [&str; 64] = [
-    "Albatross", "Badger", "Beaver", "Bison", "Robin", "Cheetah", "Crane", "Dolphin", "Eagle",
-    "Falcon", "Ferret", "Finch", "Fox", "Gazelle", "Gecko", "Heron", "Hedgehog", "Ibis", "Jaguar",
-    "Kestrel", "Koala", "Lark", "Lemur", "Lion", "Lynx", "Magpie", "Marten", "Meerkat", "Moose",
-    "Narwhal", "Newt", "Ocelot", "Orca", "Osprey", "Otter", "Owl", "Panda", "Panther", "Pelican",
-    "Penguin", "Puffin", "Quail", "Rabbit", "Raccoon", "Raven", "Reindeer", "Salmon", "Seal",
-    "Sparrow", "Squirrel", "Stork", "Swan", "Tapir", "Tiger", "Toucan", "Turtle", "Walrus",
-    "Whale", "Wolf", "Wombat", "Wren", "Yak", "Zebra", "Bear",
+    "Albatross",
+    "Badger",
+    "Beaver",
+    "Bison",
+    "Robin",
+    "Cheetah",
+    "Crane",
+    "Dolphin",
+    "Eagle",
+    "Falcon",
+    "Ferret",
+    "Finch",
+    "Fox",
+    "Gazelle",
+    "Gecko",
+    "Heron",
+    "Hedgehog",
+    "Ibis",
+    "Jaguar",
+    "Kestrel",
+    "Koala",
+    "Lark",
+    "Lemur",
+    "Lion",
+    "Lynx",
+    "Magpie",
+    "Marten",
+    "Meerkat",
+    "Moose",
+    "Narwhal",
+    "Newt",
+    "Ocelot",
+    "Orca",
+    "Osprey",
+    "Otter",
+    "Owl",
+    "Panda",
+    "Panther",
+    "Pelican",
+    "Penguin",
+    "Puffin",
+    "Quail",
+    "Rabbit",
+    "Raccoon",
+    "Raven",
+    "Reindeer",
+    "Salmon",
+    "Seal",
+    "Sparrow",
+    "Squirrel",
+    "Stork",
+    "Swan",
+    "Tapir",
+    "Tiger",
+    "Toucan",
+    "Turtle",
+    "Walrus",
+    "Whale",
+    "Wolf",
+    "Wombat",
+    "Wren",
+    "Yak",
+    "Zebra",
+    "Bear",
 ];
 
 /// FNV-1a (64-bit) of `s`: a hash fixed by its published constants, so a name is
@@ -83,9 +140,10 @@ pub fn normalise_locale(locale: &str) -> Option<String> {
     }
     let mut parts = tag.split('-');
     let primary = parts.next()?;
-    let primary_ok = (1..=8).contains(&primary.len())
-        && primary.chars().all(|c| c.is_ascii_alphabetic());
-    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    let primary_ok =
+        (1..=8).contains(&primary.len()) && primary.chars().all(|c| c.is_ascii_alphabetic());
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
     (primary_ok && rest_ok).then_some(tag)
 }
 
@@ -171,8 +229,13 @@ pub fn country_of_time_zone(tz: &str) -> Option<&'static str> {
         "Africa/Nairobi" => "KE",
         "Africa/Johannesburg" => "ZA",
         "Africa/Casablanca" => "MA",
-        "America/New_York" | "America/Chicago" | "America/Denver" | "America/Phoenix"
-        | "America/Los_Angeles" | "America/Anchorage" | "America/Detroit"
+        "America/New_York"
+        | "America/Chicago"
+        | "America/Denver"
+        | "America/Phoenix"
+        | "America/Los_Angeles"
+        | "America/Anchorage"
+        | "America/Detroit"
         | "Pacific/Honolulu" => "US",
         "America/Toronto" | "America/Vancouver" | "America/Edmonton" | "America/Winnipeg"
         | "America/Halifax" => "CA",
@@ -182,7 +245,10 @@ pub fn country_of_time_zone(tz: &str) -> Option<&'static str> {
         "America/Santiago" => "CL",
         "America/Sao_Paulo" => "BR",
         "America/Argentina/Buenos_Aires" | "America/Buenos_Aires" => "AR",
-        "Australia/Sydney" | "Australia/Melbourne" | "Australia/Brisbane" | "Australia/Perth"
+        "Australia/Sydney"
+        | "Australia/Melbourne"
+        | "Australia/Brisbane"
+        | "Australia/Perth"
         | "Australia/Adelaide" => "AU",
         "Pacific/Auckland" => "NZ",
         _ => return None,
@@ -230,10 +296,22 @@ mod tests {
 
     #[test]
     fn time_zones_are_checked_loosely() {
-        for ok in ["Asia/Jakarta", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+7", "America/Port-au-Prince"] {
+        for ok in [
+            "Asia/Jakarta",
+            "UTC",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+7",
+            "America/Port-au-Prince",
+        ] {
             assert!(is_time_zone(ok), "{ok}");
         }
-        for bad in ["", "/etc/passwd", "Asia/Jakarta<script>", "Asia Jakarta", &"A".repeat(65)] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "Asia/Jakarta<script>",
+            "Asia Jakarta",
+            &"A".repeat(65),
+        ] {
             assert!(!is_time_zone(bad), "{bad}");
         }
     }
@@ -242,7 +320,10 @@ mod tests {
     fn locales_are_normalised_bcp47() {
         assert_eq!(normalise_locale("id-ID").as_deref(), Some("id-ID"));
         assert_eq!(normalise_locale("en_US").as_deref(), Some("en-US"));
-        assert_eq!(normalise_locale("zh-Hant-TW").as_deref(), Some("zh-Hant-TW"));
+        assert_eq!(
+            normalise_locale("zh-Hant-TW").as_deref(),
+            Some("zh-Hant-TW")
+        );
         assert_eq!(normalise_locale("*"), None);
         assert_eq!(normalise_locale("en-US;<b>"), None);
         assert_eq!(normalise_locale(&"a-".repeat(20)), None);
@@ -250,9 +331,15 @@ mod tests {
 
     #[test]
     fn accept_language_is_read_best_first() {
-        assert_eq!(accept_language_tags("id-ID,id;q=0.9,en-US;q=0.8,en;q=0.7"), ["id-ID", "id", "en-US", "en"]);
+        assert_eq!(
+            accept_language_tags("id-ID,id;q=0.9,en-US;q=0.8,en;q=0.7"),
+            ["id-ID", "id", "en-US", "en"]
+        );
         assert_eq!(accept_language_tags("en;q=0.5, fr-CH"), ["fr-CH", "en"]);
-        assert_eq!(accept_language_tags("*;q=0.1, de;q=0"), Vec::<String>::new());
+        assert_eq!(
+            accept_language_tags("*;q=0.1, de;q=0"),
+            Vec::<String>::new()
+        );
         assert_eq!(accept_language_tags(""), Vec::<String>::new());
     }
 
@@ -262,8 +349,14 @@ mod tests {
         assert_eq!(region_of_locale("zh-Hant-tw").as_deref(), Some("TW"));
         assert_eq!(region_of_locale("es-419"), None);
         assert_eq!(region_of_locale("de"), None);
-        assert_eq!(country(Some("Asia/Jakarta"), &["en-US"]).as_deref(), Some("ID"));
-        assert_eq!(country(Some("UTC"), &["de", "de-AT"]).as_deref(), Some("AT"));
+        assert_eq!(
+            country(Some("Asia/Jakarta"), &["en-US"]).as_deref(),
+            Some("ID")
+        );
+        assert_eq!(
+            country(Some("UTC"), &["de", "de-AT"]).as_deref(),
+            Some("AT")
+        );
         assert_eq!(country(None, &["id-ID"]).as_deref(), Some("ID"));
         assert_eq!(country(None, &["en"]), None);
         assert_eq!(country_of_time_zone("Europe/Kyiv"), Some("UA"));

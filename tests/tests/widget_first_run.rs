@@ -24,7 +24,10 @@ async fn open_widget(srv: &TestServer, accept_language: &str, body: Value) -> (T
         .expect("POST /api/widget/sessions");
     let status = resp.status().as_u16();
     let session: Value = resp.json().await.expect("session JSON");
-    assert!(status == 201 || status == 200, "widget session: {status} {session}");
+    assert!(
+        status == 201 || status == 200,
+        "widget session: {status} {session}"
+    );
     let guest = TestGuest {
         token: session["guest_token"].as_str().unwrap().to_string(),
         conversation_id: session["conversation_id"].as_str().unwrap().to_string(),

@@ -165,7 +165,11 @@ impl RuleForm {
         if self.action == "reply" && self.reply.as_deref().is_none_or(|r| r.trim().is_empty()) {
             return bad("A reply rule needs the text of its reply.");
         }
-        if self.reply.as_deref().is_some_and(|r| r.chars().count() > 4000) {
+        if self
+            .reply
+            .as_deref()
+            .is_some_and(|r| r.chars().count() > 4000)
+        {
             return bad("The reply can be at most 4000 characters.");
         }
         for c in &self.disabled_channels {

@@ -137,7 +137,9 @@ impl BotSettings {
             return bad("The bot can read at most 100 earlier messages (history_messages).");
         }
         if self.max_not_understood < 1 {
-            return bad("The bot must be allowed to not understand at least once (max_not_understood).");
+            return bad(
+                "The bot must be allowed to not understand at least once (max_not_understood).",
+            );
         }
         if self.burst_window_ms > 60_000 {
             return bad("The wait for more messages (burst_window_ms) can be at most 60000 ms.");

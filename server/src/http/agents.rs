@@ -41,7 +41,9 @@ fn validate_email(email: &str) -> Result<String, AppError> {
     if ok {
         Ok(email)
     } else {
-        Err(AppError::Validation("This is not a valid email address.".into()))
+        Err(AppError::Validation(
+            "This is not a valid email address.".into(),
+        ))
     }
 }
 

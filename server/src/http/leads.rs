@@ -151,14 +151,20 @@ async fn conversation_lead(
             Ok((summary, lead))
         })
         .await?;
-    if !agent.can_access_team(&summary.team_id) {
-        return Err(AppError::Forbidden("not your team's lead".into()));
-    }
     let view = match lead {
-        Some(lead) => state.db.run(move |c| store::view(c, lead)).await?,
+        Some(lead) => {
+            if !agent.can_access_team(&lead.team_id) {
+                return Err(AppError::Forbidden("not your team's lead".into()));
+            }
+            state.db.run(move |c| store::view(c, lead)).await?
+        }
         // A conversation agents see has its lead: when its first message's
-        // bookkeeping has not run yet (it runs on its own task), it is made now.
+        // bookkeeping has not run yet (it runs on its own task), it is made now,
+        // in the conversation's team.
         None if summary.visible_to_agents() => {
+            if !agent.can_access_team(&summary.team_id) {
+                return Err(AppError::Forbidden("not your team's lead".into()));
+            }
             let (view, timeline) = state
                 .db
                 .run(move |c| store::ensure_for_conversation(c, &id))
@@ -593,8 +599,11 @@ fn code_row(
     check_url(&b.image_url, "image_url")?;
     check_url(&b.brochure_url, "brochure_url")?;
     if let Some(d) = &b.departure_date {
-        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| AppError::Validation("The departure date must be written as YYYY-MM-DD, e.g. 2025-03-14.".into()))?;
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            AppError::Validation(
+                "The departure date must be written as YYYY-MM-DD, e.g. 2025-03-14.".into(),
+            )
+        })?;
     }
     Ok(CampaignCodeRow {
         code,

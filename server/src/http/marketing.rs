@@ -62,7 +62,9 @@ async fn create_lead(
             crate::channels::phone::normalise(p)
                 .and_then(|(_, e)| e)
                 .ok_or_else(|| {
-                    AppError::Validation("The phone number must start with its country code, such as +62.".into())
+                    AppError::Validation(
+                        "The phone number must start with its country code, such as +62.".into(),
+                    )
                 })?,
         ),
         None => None,

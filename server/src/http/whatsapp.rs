@@ -60,8 +60,11 @@ async fn send_attachment(
             "A file can be sent as an image or a document.".into(),
         ));
     }
-    let url = url::Url::parse(b.url.trim())
-        .map_err(|_| AppError::Validation("The file address must be a full web address starting with http:// or https://.".into()))?;
+    let url = url::Url::parse(b.url.trim()).map_err(|_| {
+        AppError::Validation(
+            "The file address must be a full web address starting with http:// or https://.".into(),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || b.url.len() > 2048 {
         return Err(AppError::Validation(
             "The file address must be a full web address (http:// or https://) of at most 2048 characters.".into(),

@@ -14,9 +14,9 @@ use crate::error::AppError;
 use crate::protocol::PresenceStatus;
 use crate::state::AppState;
 use crate::store::accounts;
-use crate::visitor;
 use crate::store::conversations::{self, NewGuestConversation, VisitorProfile};
 use crate::store::widget_settings::{self, WidgetUpdate};
+use crate::visitor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/widget/sessions", web::post().to(create_session))
@@ -138,7 +138,10 @@ fn visitor_profile(
     locale: Option<String>,
 ) -> Result<VisitorProfile, AppError> {
     let time_zone = field(time_zone, "time_zone", visitor::MAX_TIME_ZONE_CHARS)?;
-    if time_zone.as_deref().is_some_and(|tz| !visitor::is_time_zone(tz)) {
+    if time_zone
+        .as_deref()
+        .is_some_and(|tz| !visitor::is_time_zone(tz))
+    {
         return Err(AppError::Validation(
             "The time zone is not one we know, such as Asia/Jakarta.".into(),
         ));
@@ -283,8 +286,7 @@ async fn create_session(
             if let Some(link) = &quick_link {
                 let (handle, source) = link.split_once('/').ok_or_else(|| {
                     AppError::Validation(
-                        "This quick-chat link is not complete; please check the address."
-                            .into(),
+                        "This quick-chat link is not complete; please check the address.".into(),
                     )
                 })?;
                 let link = super::quick_chat::resolve(c, handle, source)?;

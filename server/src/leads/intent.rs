@@ -221,12 +221,21 @@ mod tests {
         assert!(intents("example.co.id/harga/paket").is_empty());
         assert!(intents("my friend sent me tours.example.com/help").is_empty());
         // The words around a link still count.
-        assert_eq!(intents("What is the price on https://example.com/x ?"), ["pricing"]);
+        assert_eq!(
+            intents("What is the price on https://example.com/x ?"),
+            ["pricing"]
+        );
         assert_eq!(intents("(https://example.com/a) price?"), ["pricing"]);
         // A bare domain without a path is left alone; so are ordinary dotted words.
-        assert_eq!(strip_links("see example.com today"), "see example.com today");
+        assert_eq!(
+            strip_links("see example.com today"),
+            "see example.com today"
+        );
         assert_eq!(strip_links("price: 5.000/pax"), "price: 5.000/pax");
-        assert_eq!(fold_message("Go to HTTPS://Ex.com/Pricing now"), "go to now");
+        assert_eq!(
+            fold_message("Go to HTTPS://Ex.com/Pricing now"),
+            "go to now"
+        );
     }
 
     #[test]

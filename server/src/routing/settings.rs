@@ -273,7 +273,9 @@ pub fn update(
     }
     if let Some(steps) = &update.escalation {
         if steps.len() > 6 {
-            return Err(AppError::Validation("There can be at most 6 escalation steps.".into()));
+            return Err(AppError::Validation(
+                "There can be at most 6 escalation steps.".into(),
+            ));
         }
     }
     write_transaction::<_, AppError, _>(conn, |c| {

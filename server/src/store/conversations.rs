@@ -12,8 +12,8 @@ use crate::model::{
     new_id, opt_time, ContactView, ConversationStatus, ConversationView, LastMessageView,
     SenderKind,
 };
-use crate::visitor;
 use crate::store::{contains_pattern, lower, lower_opt};
+use crate::visitor;
 
 /// A row of `contacts` (the columns clients see; `wa_id` stays in the WhatsApp store).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -68,7 +68,10 @@ impl From<ContactRow> for ContactView {
 /// the conversation has a message, or its contact left a name, email or phone.
 pub type VisibleToAgents = diesel::dsl::Or<
     diesel::dsl::Or<
-        diesel::dsl::Or<diesel::dsl::Gt<conversations::last_seq, i64>, diesel::dsl::IsNotNull<contacts::name>>,
+        diesel::dsl::Or<
+            diesel::dsl::Gt<conversations::last_seq, i64>,
+            diesel::dsl::IsNotNull<contacts::name>,
+        >,
         diesel::dsl::IsNotNull<contacts::email>,
     >,
     diesel::dsl::IsNotNull<contacts::phone>,

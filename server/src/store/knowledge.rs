@@ -269,8 +269,12 @@ fn validate_fields(kind: &str, fields: Option<Value>) -> Result<Option<String>, 
             Ok(Some(text))
         }
         Some(Value::Object(map)) if map.is_empty() => Ok(None),
-        Some(Value::Object(_)) => Err(AppError::Validation("Only packages have details (fields).".into())),
-        Some(_) => Err(AppError::Validation("The package details (fields) must be a JSON object.".into())),
+        Some(Value::Object(_)) => Err(AppError::Validation(
+            "Only packages have details (fields).".into(),
+        )),
+        Some(_) => Err(AppError::Validation(
+            "The package details (fields) must be a JSON object.".into(),
+        )),
     }
 }
 
@@ -369,7 +373,9 @@ pub fn create(c: &mut DbConn, team_id: &str, new: NewDoc, by: &str) -> Result<Do
         .as_deref()
         .map(str::trim)
         .ok_or_else(|| {
-            AppError::Validation("Choose the kind of document: faq, package, text or markdown.".into())
+            AppError::Validation(
+                "Choose the kind of document: faq, package, text or markdown.".into(),
+            )
         })?
         .to_string();
     validate_kind(&kind)?;

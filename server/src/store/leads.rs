@@ -1509,7 +1509,9 @@ pub fn engage(
 ) -> Result<(Option<LeadView>, Vec<TimelineEntry>), AppError> {
     let phone = match phone_raw {
         Some(p) => Some(phone::normalise(&p).and_then(|(_, e)| e).ok_or_else(|| {
-            AppError::Validation("The phone number must start with its country code, such as +62.".into())
+            AppError::Validation(
+                "The phone number must start with its country code, such as +62.".into(),
+            )
         })?),
         None => None,
     };

@@ -51,10 +51,14 @@ impl BusinessHours {
             ));
         }
         if self.days.iter().any(|d| !(1..=7).contains(d)) {
-            return Err(AppError::Validation("Days are numbered 1 (Monday) to 7 (Sunday).".into()));
+            return Err(AppError::Validation(
+                "Days are numbered 1 (Monday) to 7 (Sunday).".into(),
+            ));
         }
         if minutes_of(&self.open).is_none() || minutes_of(&self.close).is_none() {
-            return Err(AppError::Validation("Opening and closing times are written as HH:MM, e.g. 09:00.".into()));
+            return Err(AppError::Validation(
+                "Opening and closing times are written as HH:MM, e.g. 09:00.".into(),
+            ));
         }
         Ok(())
     }
