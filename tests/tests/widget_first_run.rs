@@ -156,7 +156,7 @@ both_backends! {
             .await;
         assert_eq!(status, 200, "a listed conversation has its lead: {lead}");
         assert_eq!(lead["conversation_ids"][0], widget.conversation_id.as_str(), "{lead}");
-        assert_eq!(listed(&srv, &admin).await, [widget.conversation_id.clone()]);
+        assert_eq!(listed(&srv, &admin).await, std::slice::from_ref(&widget.conversation_id));
 
         let (status, body) = srv
             .post_message(&quick.token, &quick.conversation_id, "q1", "Hi!")
@@ -179,7 +179,7 @@ both_backends! {
         let srv = TestServer::start(backend).await;
         let admin = srv.admin_token().await;
         let (guest, _) = open_widget(&srv, "en-GB", json!({"name": "Budi", "email": "budi@example.com"})).await;
-        assert_eq!(listed(&srv, &admin).await, [guest.conversation_id.clone()]);
+        assert_eq!(listed(&srv, &admin).await, std::slice::from_ref(&guest.conversation_id));
         let (status, summary) = srv
             .get(&format!("/api/conversations/{}", guest.conversation_id), Some(&admin))
             .await;

@@ -89,7 +89,7 @@ impl ConversationActor {
     /// Pushes a summary to every inbox of the team (`conversation` frame).
     fn publish_view(&self, view: &ConversationView) {
         let frame = ServerFrame::Conversation {
-            conversation: view.clone(),
+            conversation: Box::new(view.clone()),
         };
         self.publish(&frame, None, Audience::Team, None);
     }
