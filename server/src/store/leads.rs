@@ -1140,7 +1140,7 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
     // its first message, unless a pre-chat form made it visible (and counted) before.
     if m.seq == 1 {
         if let Some(link) = &quick_link_id {
-            let prechat: Option<ContactRow> = contacts::table
+            let prechat: Option<String> = contacts::table
                 .find(&facts.contact_id)
                 .filter(
                     contacts::name
@@ -1148,7 +1148,7 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
                         .or(contacts::email.is_not_null())
                         .or(contacts::phone.is_not_null()),
                 )
-                .select(ContactRow::as_select())
+                .select(contacts::id)
                 .first(c)
                 .optional()?;
             if prechat.is_none() {
