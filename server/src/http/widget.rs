@@ -328,3 +328,47 @@ async fn create_session(
         "guest_read_seq": 0,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_profile_comes_from_the_body_then_accept_language() {
+        let req = TestRequest::default()
+            .insert_header(("Accept-Language", "de-AT,de;q=0.9,en;q=0.5"))
+            .to_http_request();
+        let p = visitor_profile(&req, None, None).unwrap();
+        assert_eq!(p.locale.as_deref(), Some("de-AT"));
+        assert_eq!(p.country.as_deref(), Some("AT"));
+        assert_eq!(p.time_zone, None);
+        let p = visitor_profile(&req, Some("Asia/Jakarta".into()), Some("en_US".into())).unwrap();
+        assert_eq!(p.locale.as_deref(), Some("en-US"));
+        assert_eq!(
+            p.country.as_deref(),
+            Some("ID"),
+            "the zone wins over the locale"
+        );
+        let bare = TestRequest::default().to_http_request();
+        assert_eq!(
+            visitor_profile(&bare, None, None).unwrap(),
+            VisitorProfile::default()
+        );
+        assert!(visitor_profile(&bare, Some("../etc".into()), None).is_err());
+        assert!(visitor_profile(&bare, None, Some("en US!".into())).is_err());
+    }
+
+    #[test]
+    fn field_errors_are_sentences_for_the_visitor() {
+        let Err(AppError::Validation(m)) = field(Some("x".repeat(101)), "name", 100) else {
+            panic!("a long name is refused");
+        };
+        assert_eq!(m, "Your name can be at most 100 characters.");
+        assert!(matches!(
+            field(Some("a\u{7}b".into()), "email", 254),
+            Err(AppError::Validation(_))
+        ));
+        assert_eq!(field(Some("  ".into()), "name", 100).unwrap(), None);
+    }
+}
