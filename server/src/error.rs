@@ -215,11 +215,11 @@ impl From<actix_web::error::JsonPayloadError> for AppError {
         use actix_web::error::JsonPayloadError as E;
         match err {
             E::OverflowKnownLength { length, limit } => Self::PayloadTooLarge(format!(
-                "body of {length} bytes is over the {limit}-byte limit"
+                "The request is too large ({length} bytes; at most {limit} bytes are accepted)."
             )),
-            E::Overflow { limit } => {
-                Self::PayloadTooLarge(format!("body is over the {limit}-byte limit"))
-            }
+            E::Overflow { limit } => Self::PayloadTooLarge(format!(
+                "The request is too large (at most {limit} bytes are accepted)."
+            )),
             E::ContentType => Self::BadRequest("expected Content-Type: application/json".into()),
             E::Deserialize(e) => Self::BadRequest(format!("invalid JSON: {e}")),
             E::Payload(e) => Self::BadRequest(format!("could not read body: {e}")),

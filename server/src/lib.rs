@@ -32,6 +32,7 @@ pub mod routing;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod visitor;
 pub mod writer;
 
 use std::net::SocketAddr;

@@ -39,7 +39,7 @@ impl Role {
             "lead" => Ok(Self::Lead),
             "admin" => Ok(Self::Admin),
             other => Err(AppError::Validation(format!(
-                "role must be agent, lead or admin, not {other:?}"
+                "The role can be agent, lead or admin (not {other:?})."
             ))),
         }
     }
@@ -127,7 +127,7 @@ impl ConversationStatus {
             "pending" => Ok(Self::Pending),
             "resolved" => Ok(Self::Resolved),
             other => Err(AppError::Validation(format!(
-                "status must be open, pending or resolved, not {other:?}"
+                "The status can be open, pending or resolved (not {other:?})."
             ))),
         }
     }
@@ -164,12 +164,30 @@ pub struct TeamView {
 pub struct ContactView {
     /// Contact id.
     pub id: String,
-    /// Name as given in the pre-chat form or by the provider, if any.
+    /// Name as given in the pre-chat form or by the provider, if any (null for an
+    /// anonymous visitor: the bot never greets a generated name).
     pub name: Option<String>,
     /// Email, if given.
     pub email: Option<String>,
     /// Phone in E.164, if given.
     pub phone: Option<String>,
+    /// What to call the contact: `name` when known, else a generated two-word name
+    /// ("Amber Falcon") derived from the id — the same on every node and after a
+    /// restart ([`crate::visitor::generated_name`]).
+    pub display_name: String,
+    /// True when `display_name` is generated rather than given.
+    pub generated_name: bool,
+    /// ISO 3166-1 alpha-2 country, from the visitor's time zone, else the region of
+    /// its locale or `Accept-Language`; null when unknown.
+    pub country: Option<String>,
+    /// IANA time zone the widget reported, if any.
+    pub time_zone: Option<String>,
+    /// BCP 47 locale the widget reported (else the first `Accept-Language` tag).
+    pub locale: Option<String>,
+    /// The contact has come back: a later widget visit with the same guest token
+    /// (renewed after a pause of at least 30 minutes), or its lead held an earlier
+    /// conversation of the same person (`docs/api.md`).
+    pub returning: bool,
 }
 
 /// Who sent a message, as shown next to it.
@@ -315,6 +333,19 @@ pub struct ConversationView {
     pub lead_priority: Option<String>,
 }
 
+impl ConversationView {
+    /// Whether agents see this conversation: it has a message, or its contact left
+    /// a name, email or phone (pre-chat form, `POST /api/widget/contact`,
+    /// WhatsApp). An opened widget alone makes none (`docs/api.md`). The SQL form is
+    /// `store::conversations::visible_to_agents`; keep the two in step.
+    pub fn visible_to_agents(&self) -> bool {
+        self.last_seq > 0
+            || self.contact.name.is_some()
+            || self.contact.email.is_some()
+            || self.contact.phone.is_some()
+    }
+}
+
 /// Formats an optional epoch-ms time as RFC 3339 (see [`rfc3339`]).
 pub(crate) fn opt_time(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
@@ -337,17 +368,17 @@ pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub fn validate_body(body: &str) -> Result<String, AppError> {
     let trimmed = body.trim();
     if trimmed.is_empty() {
-        return Err(AppError::Validation("body must not be empty".into()));
+        return Err(AppError::Validation("The message is empty.".into()));
     }
     let chars = trimmed.chars().count();
     if chars > MAX_BODY_CHARS {
         return Err(AppError::Validation(format!(
-            "body has {chars} characters; the limit is {MAX_BODY_CHARS}"
+            "The message can be at most {MAX_BODY_CHARS} characters (this one has {chars})."
         )));
     }
     if trimmed.contains('\0') {
         return Err(AppError::Validation(
-            "body must not contain NUL characters".into(),
+            "The message contains an invisible character that cannot be sent.".into(),
         ));
     }
     Ok(trimmed.to_string())
@@ -360,12 +391,12 @@ pub fn validate_body(body: &str) -> Result<String, AppError> {
 pub fn validate_client_msg_id(id: &str) -> Result<(), AppError> {
     if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID_CHARS {
         return Err(AppError::Validation(format!(
-            "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_CHARS} characters"
+            "The message key (client_msg_id) must be between 1 and {MAX_CLIENT_MSG_ID_CHARS} characters."
         )));
     }
     if !id.chars().all(|c| c.is_ascii_graphic()) {
         return Err(AppError::Validation(
-            "client_msg_id must be printable ASCII without spaces".into(),
+            "The message key (client_msg_id) can only use letters, digits and punctuation, without spaces.".into(),
         ));
     }
     Ok(())

@@ -230,8 +230,8 @@ pub enum ServerFrame {
     },
     /// A conversation was created or changed.
     Conversation {
-        /// Its summary.
-        conversation: ConversationView,
+        /// Its summary (boxed: with its contact it is the largest frame by far).
+        conversation: Box<ConversationView>,
     },
     /// A conversation's assignee changed.
     Assigned {

@@ -89,7 +89,7 @@ impl ConversationActor {
     /// Pushes a summary to every inbox of the team (`conversation` frame).
     fn publish_view(&self, view: &ConversationView) {
         let frame = ServerFrame::Conversation {
-            conversation: view.clone(),
+            conversation: Box::new(view.clone()),
         };
         self.publish(&frame, None, Audience::Team, None);
     }
@@ -278,7 +278,7 @@ impl Handler<MarkRead> for ConversationActor {
         }
         if msg.seq < 1 {
             return Box::pin(fut::ready(Err(AppError::Validation(
-                "seq must be at least 1".into(),
+                "The message number must be 1 or more.".into(),
             ))));
         }
         self.touch();
@@ -614,7 +614,7 @@ impl Handler<PostMedia> for ConversationActor {
             }
             let Some(mut channel) = self.whatsapp_send("media")? else {
                 return Err(AppError::Validation(
-                    "attachments can only be sent in WhatsApp conversations".into(),
+                    "Files can only be sent in WhatsApp conversations.".into(),
                 ));
             };
             let a = &msg.attachment;

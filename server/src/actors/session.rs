@@ -322,7 +322,11 @@ impl SessionActor {
                     You {
                         kind: SenderKind::Guest,
                         id: g.contact_id.clone(),
-                        name: meta.contact_name.unwrap_or_else(|| "Visitor".into()),
+                        // The contact's display name: the one given, else the
+                        // generated one agents also see (docs/api.md, ContactView).
+                        name: meta
+                            .contact_name
+                            .unwrap_or_else(|| crate::visitor::generated_name(&g.contact_id)),
                         role: None,
                         team_ids: None,
                         conversation_id: Some(g.conversation_id.clone()),
@@ -397,7 +401,7 @@ impl SessionActor {
                 ctx,
                 "frame_too_large",
                 format!(
-                    "frames are limited to {} bytes",
+                    "This message is too large to send (at most {} bytes).",
                     self.state.config.max_frame_bytes
                 ),
                 None,
@@ -1086,7 +1090,7 @@ impl SessionActor {
                 self.send_error(
                     ctx,
                     "frame_too_large",
-                    format!("frames are limited to {limit} bytes"),
+                    format!("This message is too large to send (at most {limit} bytes)."),
                     None,
                 );
                 return;

@@ -221,7 +221,7 @@ async fn decide_inner(
         ));
     }
     if keyword_regex(&settings.human_keywords)
-        .is_some_and(|re| re.is_match(&crate::leads::intent::fold(&text)))
+        .is_some_and(|re| re.is_match(&crate::leads::intent::fold_message(&text)))
     {
         return Ok(handover(
             settings,
@@ -295,7 +295,8 @@ async fn decide_inner(
     {
         Some(hit) => {
             let mut d = Decision::new("retrieval");
-            d.reply = Some(format!("{}\n\n[{}]", hit.answer.trim(), hit.label));
+            // The customer gets the answer; agents see its source in the decision.
+            d.reply = Some(hit.answer.trim().to_string());
             d.sources = vec![Citation {
                 label: hit.label.clone(),
                 doc_id: hit.doc_id.clone(),
@@ -395,7 +396,8 @@ fn package_media(hits: &[Hit]) -> Vec<Media> {
 /// The model's answer, read.
 #[derive(Clone, Debug)]
 pub struct Parsed {
-    /// The reply text, with any cited label the model used but did not write added.
+    /// The reply text for the customer, without citation labels (they stay in
+    /// `sources`, which agents see in the decision record).
     pub reply: String,
     /// 0–1, 3 decimals.
     pub confidence: f64,
@@ -405,6 +407,21 @@ pub struct Parsed {
     pub phase: Option<String>,
     /// Retrieved documents the answer cites.
     pub sources: Vec<Citation>,
+}
+
+/// `text` without citation labels (`[FAQ #3]`, `[Package #UMR]`, `[Doc #7]`, as
+/// [`crate::store::knowledge::label`] makes them, retrieved or invented) and the
+/// blank space they leave: a label is provenance for agents, noise to a customer.
+pub fn strip_citations(text: &str) -> String {
+    // A literal pattern: `Regex::new` only fails on a malformed pattern, which the
+    // unit tests would catch.
+    #[allow(clippy::expect_used)]
+    static LABEL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"[ \t]*\[(?:FAQ|Package|Doc) #[^\[\]\n]{1,64}\]").expect("label pattern")
+    });
+    let stripped = LABEL.replace_all(text, "");
+    // Lines left empty at the end by labels written on their own line go too.
+    stripped.trim_end().to_string()
 }
 
 /// Reads the model's answer: the JSON object of [`prompt::ANSWER_FORMAT`], or plain
@@ -454,19 +471,8 @@ pub fn parse_answer(input: &Input, content: &str, hits: &[Hit]) -> Parsed {
             doc_id: h.doc_id.clone(),
         })
         .collect();
-    // Answers cite their sources; add the labels the model used but did not write.
-    let mut reply = reply;
-    let missing: Vec<String> = sources
-        .iter()
-        .filter(|s| !reply.contains(&format!("[{}]", s.label)))
-        .map(|s| format!("[{}]", s.label))
-        .collect();
-    if !missing.is_empty() && !reply.is_empty() {
-        reply.push_str("\n\n");
-        reply.push_str(&missing.join(" "));
-    }
     Parsed {
-        reply,
+        reply: strip_citations(&reply),
         confidence,
         wants_human,
         phase: phase.filter(|p| input.stages.iter().any(|s| s == p)),
@@ -560,7 +566,8 @@ pub async fn suggest(
     }
     if d.reply.is_none() {
         if let Some(hit) = hits.first() {
-            d.reply = Some(format!("{}\n\n[{}]", hit.answer.trim(), hit.label));
+            // The customer gets the answer; agents see its source in the decision.
+            d.reply = Some(hit.answer.trim().to_string());
             d.sources = vec![Citation {
                 label: hit.label.clone(),
                 doc_id: hit.doc_id.clone(),
@@ -593,7 +600,7 @@ mod tests {
     }
 
     #[test]
-    fn model_answers_cite_only_retrieved_sources_and_add_missing_labels() {
+    fn model_answers_record_retrieved_sources_and_show_no_labels() {
         let s = BotSettings::default();
         let input = Input::default();
         let hits = vec![hit("FAQ #3", 0.9), hit("Package #UMR", 0.7)];
@@ -604,8 +611,22 @@ mod tests {
             &hits,
         );
         assert_eq!(d.source, "ai");
-        assert_eq!(d.reply.as_deref(), Some("The DP is 5 million.\n\n[FAQ #3]"));
+        // The customer reads no label; the decision keeps the one retrieved source.
+        assert_eq!(d.reply.as_deref(), Some("The DP is 5 million."));
         assert_eq!(d.sources.len(), 1);
+        assert_eq!(d.sources[0].label, "FAQ #3");
+        // Labels written inline are read as sources, then removed from the text.
+        let d = from_model(
+            &s,
+            &input,
+            r#"{"reply":"The DP is 5 million [FAQ #3], paid by transfer [Package #UMR].\n\n[FAQ #99]","confidence":0.9}"#,
+            &hits,
+        );
+        assert_eq!(
+            d.reply.as_deref(),
+            Some("The DP is 5 million, paid by transfer.")
+        );
+        assert_eq!(d.sources.len(), 2);
         assert!(d.handover.is_none());
     }
 

@@ -120,19 +120,21 @@ pub fn put(
 ) -> Result<PromptRow, AppError> {
     if !PROMPT_TYPES.contains(&f.prompt_type.as_str()) {
         return Err(AppError::Validation(
-            "prompt_type is base, company, rules or escalation".into(),
+            "The prompt part can be base, company, rules or escalation.".into(),
         ));
     }
-    if f.content.trim().is_empty() || f.content.len() > 20_000 {
+    if f.content.trim().is_empty() || f.content.chars().count() > 20_000 {
         return Err(AppError::Validation(
-            "content must be 1 to 20000 bytes".into(),
+            "The prompt text must be between 1 and 20000 characters.".into(),
         ));
     }
     if f.version
         .as_deref()
-        .is_some_and(|v| v.trim().is_empty() || v.len() > 40)
+        .is_some_and(|v| v.trim().is_empty() || v.chars().count() > 40)
     {
-        return Err(AppError::Validation("version must be 1 to 40 bytes".into()));
+        return Err(AppError::Validation(
+            "The version label must be between 1 and 40 characters.".into(),
+        ));
     }
     write_transaction(conn, |c| {
         let last: Option<i32> = prompts::table
@@ -154,7 +156,7 @@ pub fn put(
             .get_result(c)?;
         if taken > 0 {
             return Err(AppError::Validation(format!(
-                "version {version} of the {} prompt exists; versions are never overwritten",
+                "Version {version} of the {} prompt already exists; choose a new version label.",
                 f.prompt_type
             )));
         }
@@ -209,9 +211,10 @@ pub fn history(conn: &mut DbConn, team_id: &str) -> Result<Vec<PromptRow>, AppEr
 
 /// The answer format the model is asked for; [`super::engine`] parses it.
 pub const ANSWER_FORMAT: &str = "Answer with one JSON object and nothing else: \
-{\"reply\": the message to send to the customer, citing the knowledge you used with its label in \
-square brackets, e.g. [FAQ #3]; \"confidence\": a number from 0 to 1, how sure you are the reply is \
-correct and answers the question from the knowledge given; \"sources\": the labels you used; \
+{\"reply\": the message to send to the customer, in plain words without knowledge labels; \
+\"confidence\": a number from 0 to 1, how sure you are the reply is correct and answers the \
+question from the knowledge given; \"sources\": the labels of the knowledge you used, e.g. \
+[\"FAQ #3\"]; \
 \"handover\": true when a human should take over (the customer wants to pay or book, asks for a \
 person, is upset, or the knowledge does not answer the question); \"phase\": optionally the lead \
 stage the conversation has reached}.";

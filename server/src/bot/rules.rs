@@ -18,7 +18,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::db::schema::bot_rules;
 use crate::db::DbConn;
 use crate::error::AppError;
-use crate::leads::intent::{fold, keyword_regex};
+use crate::leads::intent::{fold_message, keyword_regex};
 use crate::model::new_id;
 
 /// A stored rule.
@@ -150,32 +150,36 @@ impl RuleForm {
     /// [`AppError::Validation`] naming the bad field.
     pub fn validate(&self) -> Result<(), AppError> {
         let bad = |m: &str| Err(AppError::Validation(m.into()));
-        if self.name.trim().is_empty() || self.name.len() > 200 {
-            return bad("name must be 1 to 200 bytes");
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+            return bad("The rule name must be between 1 and 200 characters.");
         }
-        if self.pattern.trim().is_empty() || self.pattern.len() > 2000 {
-            return bad("pattern must be 1 to 2000 bytes");
+        if self.pattern.trim().is_empty() || self.pattern.chars().count() > 2000 {
+            return bad("The keywords or pattern must be between 1 and 2000 characters.");
         }
         if !["keyword", "regex"].contains(&self.match_kind.as_str()) {
-            return bad("match_kind is keyword or regex");
+            return bad("A rule matches by keyword or by regex (match_kind).");
         }
         if !["reply", "handover"].contains(&self.action.as_str()) {
-            return bad("action is reply or handover");
+            return bad("A rule can reply or hand over (action: reply or handover).");
         }
         if self.action == "reply" && self.reply.as_deref().is_none_or(|r| r.trim().is_empty()) {
-            return bad("a reply rule needs a reply");
+            return bad("A reply rule needs the text of its reply.");
         }
-        if self.reply.as_deref().is_some_and(|r| r.len() > 4000) {
-            return bad("reply must be at most 4000 bytes");
+        if self
+            .reply
+            .as_deref()
+            .is_some_and(|r| r.chars().count() > 4000)
+        {
+            return bad("The reply can be at most 4000 characters.");
         }
         for c in &self.disabled_channels {
             if !["widget", "whatsapp", "quick_chat"].contains(&c.as_str()) {
-                return bad("channels are widget, whatsapp and quick_chat");
+                return bad("The channels are widget, whatsapp and quick_chat.");
             }
         }
         if compile(&self.match_kind, &self.pattern).is_none() {
             return Err(AppError::Validation(format!(
-                "pattern does not compile as a {}",
+                "The pattern is not a valid {}; please check it.",
                 self.match_kind
             )));
         }
@@ -325,7 +329,8 @@ pub fn delete(conn: &mut DbConn, id: &str) -> Result<(), AppError> {
 /// The winning rule for `text` on `channel` among `rules` (already in priority
 /// order): the first enabled rule, not switched off on the channel, that matches.
 pub fn find_match<'a>(rules: &'a [RuleRow], channel: &str, text: &str) -> Option<&'a RuleRow> {
-    let folded = fold(text);
+    // Keyword rules read the words of the text, not those inside links.
+    let folded = fold_message(text);
     rules
         .iter()
         .filter(|r| {

@@ -120,31 +120,33 @@ impl BotSettings {
     pub fn validate(&self) -> Result<(), AppError> {
         let bad = |m: &str| Err(AppError::Validation(m.into()));
         if !(0.0..=2.0).contains(&self.temperature) {
-            return bad("temperature must be 0 to 2");
+            return bad("The temperature must be between 0 and 2.");
         }
         if self.max_tokens == 0 || self.max_tokens > 8192 {
-            return bad("max_tokens must be 1 to 8192");
+            return bad("The longest answer (max_tokens) must be between 1 and 8192 tokens.");
         }
         if !(0.0..=1.0).contains(&self.confidence_threshold)
             || !(0.0..=1.0).contains(&self.retrieval_threshold)
         {
-            return bad("thresholds must be 0 to 1");
+            return bad("The confidence thresholds must be between 0 and 1.");
         }
         if self.knowledge_k == 0 || self.knowledge_k > 20 {
-            return bad("knowledge_k must be 1 to 20");
+            return bad("The number of knowledge entries (knowledge_k) must be between 1 and 20.");
         }
         if self.history_messages > 100 {
-            return bad("history_messages must be at most 100");
+            return bad("The bot can read at most 100 earlier messages (history_messages).");
         }
         if self.max_not_understood < 1 {
-            return bad("max_not_understood must be at least 1");
+            return bad(
+                "The bot must be allowed to not understand at least once (max_not_understood).",
+            );
         }
         if self.burst_window_ms > 60_000 {
-            return bad("burst_window_ms must be at most 60000");
+            return bad("The wait for more messages (burst_window_ms) can be at most 60000 ms.");
         }
         for c in &self.channels {
             if !["widget", "whatsapp", "quick_chat"].contains(&c.as_str()) {
-                return bad("channels are widget, whatsapp and quick_chat");
+                return bad("The channels are widget, whatsapp and quick_chat.");
             }
         }
         if let Some(h) = &self.business_hours {
@@ -156,9 +158,10 @@ impl BotSettings {
             ("fallback_message", &self.fallback_message),
             ("not_understood_message", &self.not_understood_message),
         ] {
-            if text.trim().is_empty() || text.len() > 4000 {
+            if text.trim().is_empty() || text.chars().count() > 4000 {
                 return Err(AppError::Validation(format!(
-                    "{name} must be 1 to 4000 bytes"
+                    "The {} must be between 1 and 4000 characters.",
+                    name.replace('_', " ")
                 )));
             }
         }

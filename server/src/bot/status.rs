@@ -199,7 +199,9 @@ pub fn set_by_agent(
     agent_id: &str,
 ) -> Result<StatusRow, AppError> {
     if status != ACTIVE && status != PAUSED {
-        return Err(AppError::Validation("status is active or paused".into()));
+        return Err(AppError::Validation(
+            "The bot can be active or paused.".into(),
+        ));
     }
     ensure_row(conn, conversation_id)?;
     diesel::update(bot_conversations::table.find(conversation_id))

@@ -56,6 +56,11 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         wa_id -> Nullable<Text>,
+        time_zone -> Nullable<Text>,
+        locale -> Nullable<Text>,
+        country -> Nullable<Text>,
+        last_seen_at -> Nullable<BigInt>,
+        returned_at -> Nullable<BigInt>,
     }
 }
 

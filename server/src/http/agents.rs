@@ -41,7 +41,9 @@ fn validate_email(email: &str) -> Result<String, AppError> {
     if ok {
         Ok(email)
     } else {
-        Err(AppError::Validation("email is not a valid address".into()))
+        Err(AppError::Validation(
+            "This is not a valid email address.".into(),
+        ))
     }
 }
 
@@ -49,7 +51,7 @@ fn validate_name(name: &str) -> Result<String, AppError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::Validation(
-            "name must be 1 to 100 characters".into(),
+            "The name must be between 1 and 100 characters.".into(),
         ));
     }
     Ok(name.to_string())
@@ -66,7 +68,7 @@ async fn create_agent(
     let name = validate_name(&body.name)?;
     if body.password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AppError::Validation(format!(
-            "password must be at least {MIN_PASSWORD_CHARS} characters"
+            "The password must be at least {MIN_PASSWORD_CHARS} characters."
         )));
     }
     let role = Role::parse(body.role.as_deref().unwrap_or("agent"))?;
@@ -143,7 +145,7 @@ async fn create_team(
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !slug_ok {
         return Err(AppError::Validation(
-            "slug must be 1 to 48 characters of a-z, 0-9 and -".into(),
+            "The short name (slug) can have up to 48 lower-case letters, digits and dashes.".into(),
         ));
     }
     let team = state

@@ -35,7 +35,7 @@ fn limit(value: Option<i64>) -> Result<i64, AppError> {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
         Some(_) => Err(AppError::Validation(format!(
-            "limit must be 1 to {MAX_LIMIT}"
+            "Ask for between 1 and {MAX_LIMIT} items at a time (limit)."
         ))),
     }
 }
@@ -113,6 +113,11 @@ async fn get(
         })
         .await?;
     check_access(&principal, &meta)?;
+    // An opened widget is not yet a conversation for agents (docs/api.md); its
+    // guest reads it as usual.
+    if matches!(principal, Principal::Agent(_)) && !view.visible_to_agents() {
+        return Err(AppError::NotFound(format!("no conversation {}", view.id)));
+    }
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -133,7 +138,7 @@ async fn history(
     let page = match (query.after_seq, query.before_seq) {
         (Some(_), Some(_)) => {
             return Err(AppError::Validation(
-                "give after_seq or before_seq, not both".into(),
+                "Give after_seq or before_seq, not both.".into(),
             ))
         }
         (Some(after), None) if after >= 0 => Page::After(after),
@@ -141,7 +146,7 @@ async fn history(
         (None, None) => Page::Latest,
         _ => {
             return Err(AppError::Validation(
-                "after_seq must be ≥ 0 and before_seq ≥ 1".into(),
+                "after_seq can be 0 or more, and before_seq 1 or more.".into(),
             ))
         }
     };

@@ -62,7 +62,7 @@ async fn resolve_team(
             [only] => only.clone(),
             _ => {
                 return Err(AppError::Validation(
-                    "team_id is required (you are in several teams or none)".into(),
+                    "Choose a team (team_id): you are in several teams or none.".into(),
                 ))
             }
         },
@@ -199,11 +199,11 @@ async fn import(
     require_supervisor_of(&agent, &team)?;
     let markdown = b.markdown.unwrap_or_default();
     if markdown.trim().is_empty() {
-        return Err(AppError::Validation("markdown must not be empty".into()));
+        return Err(AppError::Validation("The text is empty.".into()));
     }
     if markdown.len() > MAX_BODY_BYTES {
         return Err(AppError::Validation(format!(
-            "markdown must be at most {} KB",
+            "The text can be at most {} KB.",
             MAX_BODY_BYTES / 1024
         )));
     }
@@ -211,7 +211,7 @@ async fn import(
         let pairs = chunk::faq_pairs(&markdown);
         if pairs.is_empty() {
             return Err(AppError::Validation(
-                "no FAQ entries found: write each question as a `##` heading with its answer below"
+                "No questions found: write each question as a heading starting with ## and its answer below it."
                     .into(),
             ));
         }
@@ -282,11 +282,11 @@ async fn search(
     let team = resolve_team(&state, &agent, q.team_id).await?;
     let query = q.q.unwrap_or_default();
     if query.trim().is_empty() {
-        return Err(AppError::Validation("q must not be empty".into()));
+        return Err(AppError::Validation("Type something to search for.".into()));
     }
     if query.chars().count() > 2000 {
         return Err(AppError::Validation(
-            "q must be at most 2000 characters".into(),
+            "A search can be at most 2000 characters.".into(),
         ));
     }
     let k = q.k.unwrap_or(5).clamp(1, MAX_K);

@@ -142,14 +142,38 @@ async fn conversation_lead(
         return Err(AppError::Forbidden("agents only".into()));
     };
     let id = path.into_inner();
-    let lead = state
+    let lookup = id.clone();
+    let (summary, lead) = state
         .db
-        .run(move |c| store::lead_of_conversation(c, &id))
+        .run(move |c| {
+            let summary = crate::store::conversations::summary(c, &lookup)?;
+            let lead = store::lead_of_contact(c, &summary.contact.id)?;
+            Ok((summary, lead))
+        })
         .await?;
-    if !agent.can_access_team(&lead.team_id) {
-        return Err(AppError::Forbidden("not your team's lead".into()));
-    }
-    let view = state.db.run(move |c| store::view(c, lead)).await?;
+    let view = match lead {
+        Some(lead) => {
+            if !agent.can_access_team(&lead.team_id) {
+                return Err(AppError::Forbidden("not your team's lead".into()));
+            }
+            state.db.run(move |c| store::view(c, lead)).await?
+        }
+        // A conversation agents see has its lead: when its first message's
+        // bookkeeping has not run yet (it runs on its own task), it is made now,
+        // in the conversation's team.
+        None if summary.visible_to_agents() => {
+            if !agent.can_access_team(&summary.team_id) {
+                return Err(AppError::Forbidden("not your team's lead".into()));
+            }
+            let (view, timeline) = state
+                .db
+                .run(move |c| store::ensure_for_conversation(c, &id))
+                .await?;
+            announce(&state, &view, &timeline).await;
+            view
+        }
+        None => return Err(AppError::NotFound(format!("no conversation {id}"))),
+    };
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -178,7 +202,8 @@ async fn update(
     if let Some(p) = &b.priority {
         if !PRIORITIES.contains(&p.as_str()) {
             return Err(AppError::Validation(format!(
-                "priority must be one of {PRIORITIES:?}"
+                "The priority can be one of {}.",
+                PRIORITIES.join(", ")
             )));
         }
     }
@@ -292,7 +317,7 @@ async fn create_task(
     let title = b.title.trim().to_string();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(AppError::Validation(
-            "title must be 1-200 characters".into(),
+            "The task title must be between 1 and 200 characters.".into(),
         ));
     }
     let now = now_ms();
@@ -302,7 +327,7 @@ async fn create_task(
         (None, None) => now + 24 * 3_600_000,
         _ => {
             return Err(AppError::Validation(
-                "give due_at (epoch ms) or due_in_minutes (≥ 0), not both".into(),
+                "Give a due time (due_at) or a delay in minutes of 0 or more (due_in_minutes), not both.".into(),
             ))
         }
     };
@@ -552,7 +577,8 @@ fn check_url(u: &Option<String>, name: &str) -> Result<(), AppError> {
         let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
         if !ok {
             return Err(AppError::Validation(format!(
-                "{name} must be an http(s) URL"
+                "The {} must be a full web address starting with http:// or https://.",
+                name.replace('_', " ")
             )));
         }
     }
@@ -567,14 +593,17 @@ fn code_row(
 ) -> Result<CampaignCodeRow, AppError> {
     if b.package_name.trim().is_empty() || b.package_name.chars().count() > 200 {
         return Err(AppError::Validation(
-            "package_name must be 1-200 characters".into(),
+            "The package name must be between 1 and 200 characters.".into(),
         ));
     }
     check_url(&b.image_url, "image_url")?;
     check_url(&b.brochure_url, "brochure_url")?;
     if let Some(d) = &b.departure_date {
-        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| AppError::Validation("departure_date must be YYYY-MM-DD".into()))?;
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            AppError::Validation(
+                "The departure date must be written as YYYY-MM-DD, e.g. 2025-03-14.".into(),
+            )
+        })?;
     }
     Ok(CampaignCodeRow {
         code,
@@ -620,7 +649,7 @@ async fn create_code(
     let b = body.into_inner();
     let code = b.code.as_deref().and_then(campaign::parse).ok_or_else(|| {
         AppError::Validation(
-            "code must look like PKG_MONTH_YEAR_TYPE, e.g. UMR_MAR_2025_HEMAT".into(),
+            "A campaign code looks like PKG_MONTH_YEAR_TYPE, e.g. UMR_MAR_2025_HEMAT.".into(),
         )
     })?;
     let team = default_team(&state, &agent, b.team_id.clone()).await?;

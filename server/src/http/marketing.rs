@@ -54,7 +54,7 @@ async fn create_lead(
     let b = body.into_inner();
     if b.phone.is_none() && b.email.is_none() && b.name.is_none() {
         return Err(AppError::Validation(
-            "give at least a phone, an email or a name".into(),
+            "Give at least a phone number, an email address or a name.".into(),
         ));
     }
     let phone = match &b.phone {
@@ -62,7 +62,9 @@ async fn create_lead(
             crate::channels::phone::normalise(p)
                 .and_then(|(_, e)| e)
                 .ok_or_else(|| {
-                    AppError::Validation("phone must include the country code".into())
+                    AppError::Validation(
+                        "The phone number must start with its country code, such as +62.".into(),
+                    )
                 })?,
         ),
         None => None,
@@ -70,7 +72,7 @@ async fn create_lead(
     if let Some(p) = &b.priority {
         if !crate::leads::config::PRIORITIES.contains(&p.as_str()) {
             return Err(AppError::Validation(
-                "priority must be low, normal or high".into(),
+                "The priority can be low, normal or high.".into(),
             ));
         }
     }
@@ -184,7 +186,7 @@ async fn analytics(
     let q = q.into_inner();
     if q.since.is_some_and(|s| s < 0) {
         return Err(AppError::Validation(
-            "since must be epoch milliseconds".into(),
+            "The start time (since) must be a number of milliseconds since 1970.".into(),
         ));
     }
     let team = super::team_for(&state, &agent, q.team).await?;

@@ -77,7 +77,7 @@ async fn put_capacity(
     if let Some(n) = capacity {
         if !(1..=1000).contains(&n) {
             return Err(AppError::Validation(
-                "capacity must be between 1 and 1000, or null for the team default".into(),
+                "The capacity must be between 1 and 1000, or empty to use the team default.".into(),
             ));
         }
     }
@@ -215,7 +215,7 @@ async fn transfer(
         .db
         .run(move |c| {
             if !accounts::team_exists(c, &to_team)? {
-                return Err(AppError::Validation(format!("no team {to_team}")));
+                return Err(AppError::Validation(format!("There is no team {to_team}.")));
             }
             engine::transfer(c, &conv, &to_team, &actor, now_ms())
         })

@@ -57,14 +57,17 @@ async fn send_attachment(
     let b = body.into_inner();
     if b.kind != "image" && b.kind != "document" {
         return Err(AppError::Validation(
-            "kind must be image or document".into(),
+            "A file can be sent as an image or a document.".into(),
         ));
     }
-    let url = url::Url::parse(b.url.trim())
-        .map_err(|_| AppError::Validation("url must be an absolute http(s) URL".into()))?;
+    let url = url::Url::parse(b.url.trim()).map_err(|_| {
+        AppError::Validation(
+            "The file address must be a full web address starting with http:// or https://.".into(),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || b.url.len() > 2048 {
         return Err(AppError::Validation(
-            "url must be an absolute http(s) URL of at most 2048 characters".into(),
+            "The file address must be a full web address (http:// or https://) of at most 2048 characters.".into(),
         ));
     }
     let short = |v: Option<String>, max: usize| {
@@ -99,7 +102,7 @@ async fn whatsapp_meta(
 ) -> Result<(ConversationMeta, Provider), AppError> {
     let meta = state.hub.ask(state, id, Authorize { principal }).await??;
     let provider = Provider::of_channel(&meta.channel)
-        .ok_or_else(|| AppError::Validation("not a WhatsApp conversation".into()))?;
+        .ok_or_else(|| AppError::Validation("This is not a WhatsApp conversation.".into()))?;
     Ok((meta, provider))
 }
 

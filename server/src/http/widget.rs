@@ -14,8 +14,9 @@ use crate::error::AppError;
 use crate::protocol::PresenceStatus;
 use crate::state::AppState;
 use crate::store::accounts;
-use crate::store::conversations::{self, NewGuestConversation};
+use crate::store::conversations::{self, NewGuestConversation, VisitorProfile};
 use crate::store::widget_settings::{self, WidgetUpdate};
+use crate::visitor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/widget/sessions", web::post().to(create_session))
@@ -120,9 +121,74 @@ struct SessionBody {
     guest_token: Option<String>,
     /// `handle/source` of a quick-chat link (the hosted page sends it).
     quick_link: Option<String>,
+    /// The browser's IANA time zone (`Intl.DateTimeFormat().resolvedOptions().timeZone`).
+    time_zone: Option<String>,
+    /// The browser's BCP 47 locale (`navigator.language`).
+    locale: Option<String>,
+}
+
+/// What the session request tells of the visitor: the body's time zone and locale,
+/// else the best `Accept-Language` tag; the country from either.
+///
+/// # Errors
+/// [`AppError::Validation`] for a time zone or locale that is not one.
+fn visitor_profile(
+    req: &HttpRequest,
+    time_zone: Option<String>,
+    locale: Option<String>,
+) -> Result<VisitorProfile, AppError> {
+    let time_zone = field(time_zone, "time_zone", visitor::MAX_TIME_ZONE_CHARS)?;
+    if time_zone
+        .as_deref()
+        .is_some_and(|tz| !visitor::is_time_zone(tz))
+    {
+        return Err(AppError::Validation(
+            "The time zone is not one we know, such as Asia/Jakarta.".into(),
+        ));
+    }
+    let locale = match field(locale, "locale", visitor::MAX_LOCALE_CHARS)? {
+        Some(l) => Some(visitor::normalise_locale(&l).ok_or_else(|| {
+            AppError::Validation("The language is not one we know, such as id-ID.".into())
+        })?),
+        None => None,
+    };
+    // A malformed header is the browser's business, not the visitor's: ignored.
+    let accepted = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(visitor::accept_language_tags)
+        .unwrap_or_default();
+    let mut locales: Vec<&str> = locale.iter().map(String::as_str).collect();
+    locales.extend(accepted.iter().map(String::as_str));
+    Ok(VisitorProfile {
+        country: visitor::country(time_zone.as_deref(), &locales),
+        locale: locale.or_else(|| accepted.first().cloned()),
+        time_zone,
+    })
+}
+
+/// How a form field is called in messages to the person who filled it in.
+fn label(name: &str) -> &str {
+    match name {
+        "name" => "Your name",
+        "email" => "Your email address",
+        "phone" => "Your phone number",
+        "page_url" => "The page address",
+        "source" => "The source",
+        "team" => "The team name",
+        "quick_link" => "The quick-chat link",
+        "time_zone" => "The time zone",
+        "locale" => "The language",
+        other => other,
+    }
 }
 
 /// Trims an optional form field, treating blank as absent, and bounds its length.
+///
+/// # Errors
+/// [`AppError::Validation`] with a sentence for the visitor ("Your name can be at
+/// most 100 characters.").
 fn field(value: Option<String>, name: &str, max_chars: usize) -> Result<Option<String>, AppError> {
     let Some(v) = value
         .map(|v| v.trim().to_string())
@@ -132,12 +198,14 @@ fn field(value: Option<String>, name: &str, max_chars: usize) -> Result<Option<S
     };
     if v.chars().count() > max_chars {
         return Err(AppError::Validation(format!(
-            "{name} is longer than {max_chars} characters"
+            "{} can be at most {max_chars} characters.",
+            label(name)
         )));
     }
     if v.chars().any(char::is_control) {
         return Err(AppError::Validation(format!(
-            "{name} contains control characters"
+            "{} cannot contain line breaks or other invisible characters.",
+            label(name)
         )));
     }
     Ok(Some(v))
@@ -149,6 +217,7 @@ async fn create_session(
     body: web::Json<SessionBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
+    let profile = visitor_profile(&req, body.time_zone, body.locale)?;
 
     if let Some(token) = body
         .guest_token
@@ -164,9 +233,16 @@ async fn create_session(
             return Err(AppError::Unauthorized("not a guest token".into()));
         };
         let lookup = conversation_id.clone();
+        let (contact, renewal) = (contact_id.clone(), profile.clone());
         match state
             .db
-            .run(move |c| conversations::summary(c, &lookup))
+            .run(move |c| {
+                let view = conversations::summary(c, &lookup)?;
+                if view.contact.id == contact {
+                    conversations::renew_contact(c, &contact, &renewal, now_ms())?;
+                }
+                Ok(view)
+            })
             .await
         {
             Ok(view) if view.contact.id == contact_id => {
@@ -199,6 +275,7 @@ async fn create_session(
         source: field(body.source, "source", 64)?,
         page_url: field(body.page_url, "page_url", 2048)?,
         preferred_agent_id: None,
+        profile,
     };
     let team = field(body.team, "team", 48)?.unwrap_or_else(|| "default".into());
     let quick_link = field(body.quick_link, "quick_link", 65)?;
@@ -208,7 +285,9 @@ async fn create_session(
             // A quick-chat link decides team, source and owner (routed owner-first).
             if let Some(link) = &quick_link {
                 let (handle, source) = link.split_once('/').ok_or_else(|| {
-                    AppError::Validation("quick_link must be handle/source".into())
+                    AppError::Validation(
+                        "This quick-chat link is not complete; please check the address.".into(),
+                    )
                 })?;
                 let link = super::quick_chat::resolve(c, handle, source)?;
                 let view = conversations::create_with_contact(
@@ -221,7 +300,12 @@ async fn create_session(
                         ..form
                     },
                 )?;
-                super::quick_chat::count_conversation(c, &link.id)?;
+                // The link counts conversations agents can see: this one now if
+                // the pre-chat form made it visible, else at its first message
+                // (`store::leads::process_message`) — an opened page is none.
+                if view.visible_to_agents() {
+                    super::quick_chat::count_conversation(c, &link.id)?;
+                }
                 return Ok(view);
             }
             let team = accounts::team_by_slug(c, &team)?;
@@ -243,4 +327,48 @@ async fn create_session(
         "agent_read_seq": 0,
         "guest_read_seq": 0,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_profile_comes_from_the_body_then_accept_language() {
+        let req = TestRequest::default()
+            .insert_header(("Accept-Language", "de-AT,de;q=0.9,en;q=0.5"))
+            .to_http_request();
+        let p = visitor_profile(&req, None, None).unwrap();
+        assert_eq!(p.locale.as_deref(), Some("de-AT"));
+        assert_eq!(p.country.as_deref(), Some("AT"));
+        assert_eq!(p.time_zone, None);
+        let p = visitor_profile(&req, Some("Asia/Jakarta".into()), Some("en_US".into())).unwrap();
+        assert_eq!(p.locale.as_deref(), Some("en-US"));
+        assert_eq!(
+            p.country.as_deref(),
+            Some("ID"),
+            "the zone wins over the locale"
+        );
+        let bare = TestRequest::default().to_http_request();
+        assert_eq!(
+            visitor_profile(&bare, None, None).unwrap(),
+            VisitorProfile::default()
+        );
+        assert!(visitor_profile(&bare, Some("../etc".into()), None).is_err());
+        assert!(visitor_profile(&bare, None, Some("en US!".into())).is_err());
+    }
+
+    #[test]
+    fn field_errors_are_sentences_for_the_visitor() {
+        let Err(AppError::Validation(m)) = field(Some("x".repeat(101)), "name", 100) else {
+            panic!("a long name is refused");
+        };
+        assert_eq!(m, "Your name can be at most 100 characters.");
+        assert!(matches!(
+            field(Some("a\u{7}b".into()), "email", 254),
+            Err(AppError::Validation(_))
+        ));
+        assert_eq!(field(Some("  ".into()), "name", 100).unwrap(), None);
+    }
 }

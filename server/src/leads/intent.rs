@@ -5,7 +5,10 @@
 //! combining marks and lower-cased, then each rule's keywords become one regex with
 //! Unicode word boundaries (`\b`). So "Cara BAYAR?" matches "cara bayar", "prïce"
 //! matches "price", but "booking" does not match "book" and "priceless" does not
-//! match "price" (no substring soup).
+//! match "price" (no substring soup). Links are not words: a message's URLs
+//! (`http(s)://…`, `www.…`, and bare domains with a path such as
+//! `example.com/pricing`) are removed before matching ([`fold_message`]), so a
+//! pasted link never fires a rule.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -26,6 +29,29 @@ pub fn fold(text: &str) -> String {
         .collect::<String>()
         .to_lowercase();
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Removes the links of `text` (each replaced by a space): `http://` and
+/// `https://` URLs, `www.` addresses and bare domains followed by a path
+/// (`shop.example.co.id/pricing`). A bare domain without a path stays: it reads like
+/// a word with a dot ("node.js").
+pub fn strip_links(text: &str) -> std::borrow::Cow<'_, str> {
+    // A literal pattern: `Regex::new` only fails on a malformed pattern, which the
+    // unit tests would catch.
+    #[allow(clippy::expect_used)]
+    static LINK: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?i)(?:\b(?:https?://|www\.)|\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}/)[^\s<>]*",
+        )
+        .expect("link pattern")
+    });
+    LINK.replace_all(text, " ")
+}
+
+/// A message as keyword matching reads it: links removed ([`strip_links`]), then
+/// [`fold`]ed.
+pub fn fold_message(text: &str) -> String {
+    fold(&strip_links(text))
 }
 
 /// One regex that finds any of `keywords` in a [`fold`]ed text, on whole words or
@@ -95,9 +121,10 @@ impl Matcher {
         Self { rules: compiled }
     }
 
-    /// The rules `text` triggers, in rule order (each rule at most once).
+    /// The rules `text` triggers, in rule order (each rule at most once); words
+    /// inside links do not count ([`fold_message`]).
     pub fn matches(&self, text: &str) -> Vec<&IntentRule> {
-        let folded = fold(text);
+        let folded = fold_message(text);
         self.rules
             .iter()
             .filter(|(_, re)| re.is_match(&folded))
@@ -183,6 +210,32 @@ mod tests {
         assert!(intents("helpful staff").is_empty());
         assert_eq!(intents("price?"), ["pricing"]);
         assert_eq!(intents("(book)"), ["booking"]);
+    }
+
+    #[test]
+    fn words_inside_links_do_not_count() {
+        assert_eq!(fold_message("see https://example.com/pricing?x=1"), "see");
+        assert!(intents("see https://example.com/pricing?x=1").is_empty());
+        assert!(intents("http://shop.example.com/book-now").is_empty());
+        assert!(intents("www.example.com/price").is_empty());
+        assert!(intents("example.co.id/harga/paket").is_empty());
+        assert!(intents("my friend sent me tours.example.com/help").is_empty());
+        // The words around a link still count.
+        assert_eq!(
+            intents("What is the price on https://example.com/x ?"),
+            ["pricing"]
+        );
+        assert_eq!(intents("(https://example.com/a) price?"), ["pricing"]);
+        // A bare domain without a path is left alone; so are ordinary dotted words.
+        assert_eq!(
+            strip_links("see example.com today"),
+            "see example.com today"
+        );
+        assert_eq!(strip_links("price: 5.000/pax"), "price: 5.000/pax");
+        assert_eq!(
+            fold_message("Go to HTTPS://Ex.com/Pricing now"),
+            "go to now"
+        );
     }
 
     #[test]

@@ -1175,7 +1175,7 @@ pub fn manual_assign(
                 > 0;
             if member.is_none() && !is_admin {
                 return Err(AppError::Validation(format!(
-                    "{agent_id} is not an active member of this conversation's team"
+                    "This agent ({agent_id}) is not an active member of the conversation's team."
                 )));
             }
             let open = lock_agent(c, agent_id)?;

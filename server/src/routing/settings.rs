@@ -43,7 +43,7 @@ impl RoutingMode {
             "poll" => Ok(Self::Poll),
             "manual" => Ok(Self::Manual),
             other => Err(AppError::Validation(format!(
-                "routing_mode must be round_robin, poll or manual, not {other:?}"
+                "Choose how conversations are handed out: round_robin, poll or manual (not {other:?})."
             ))),
         }
     }
@@ -77,7 +77,7 @@ impl EscalationStep {
             "alert_leads" => Ok(Self::AlertLeads),
             "round_robin" => Ok(Self::RoundRobin),
             other => Err(AppError::Validation(format!(
-                "escalation steps are widen, alert_leads and round_robin, not {other:?}"
+                "An escalation step can be widen, alert_leads or round_robin (not {other:?})."
             ))),
         }
     }
@@ -230,12 +230,21 @@ pub struct RoutingUpdate {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// A setting's name as a person reads it: `offer_timeout_ms` → "offer timeout (ms)".
+fn label(name: &str) -> String {
+    match name.strip_suffix("_ms") {
+        Some(n) => format!("{} (ms)", n.replace('_', " ")),
+        None => name.replace('_', " "),
+    }
+}
+
 fn in_range(name: &str, v: i64, lo: i64, hi: i64) -> Result<(), AppError> {
     if (lo..=hi).contains(&v) {
         Ok(())
     } else {
         Err(AppError::Validation(format!(
-            "{name} must be between {lo} and {hi}"
+            "The {} must be between {lo} and {hi}.",
+            label(name)
         )))
     }
 }
@@ -264,7 +273,9 @@ pub fn update(
     }
     if let Some(steps) = &update.escalation {
         if steps.len() > 6 {
-            return Err(AppError::Validation("at most 6 escalation steps".into()));
+            return Err(AppError::Validation(
+                "There can be at most 6 escalation steps.".into(),
+            ));
         }
     }
     write_transaction::<_, AppError, _>(conn, |c| {

@@ -13,8 +13,9 @@ use crate::model::{
     SenderKind,
 };
 use crate::store::{contains_pattern, lower, lower_opt};
+use crate::visitor;
 
-/// A row of `contacts`.
+/// A row of `contacts` (the columns clients see; `wa_id` stays in the WhatsApp store).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = contacts)]
 pub struct ContactRow {
@@ -30,17 +31,60 @@ pub struct ContactRow {
     pub created_at: i64,
     /// Epoch ms.
     pub updated_at: i64,
+    /// IANA time zone the widget reported.
+    pub time_zone: Option<String>,
+    /// BCP 47 locale.
+    pub locale: Option<String>,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: Option<String>,
+    /// Epoch ms of the latest widget session (created or renewed).
+    pub last_seen_at: Option<i64>,
+    /// Epoch ms the contact first came back (see the migration).
+    pub returned_at: Option<i64>,
 }
 
 impl From<ContactRow> for ContactView {
     fn from(c: ContactRow) -> Self {
+        let generated_name = c.name.is_none();
         Self {
+            display_name: c
+                .name
+                .clone()
+                .unwrap_or_else(|| visitor::generated_name(&c.id)),
+            generated_name,
             id: c.id,
             name: c.name,
             email: c.email,
             phone: c.phone,
+            country: c.country,
+            time_zone: c.time_zone,
+            locale: c.locale,
+            returning: c.returned_at.is_some(),
         }
     }
+}
+
+/// The SQL form of [`ConversationView::visible_to_agents`] (keep the two in step):
+/// the conversation has a message, or its contact left a name, email or phone.
+pub type VisibleToAgents = diesel::dsl::Or<
+    diesel::dsl::Or<
+        diesel::dsl::Or<
+            diesel::dsl::Gt<conversations::last_seq, i64>,
+            diesel::dsl::IsNotNull<contacts::name>,
+        >,
+        diesel::dsl::IsNotNull<contacts::email>,
+    >,
+    diesel::dsl::IsNotNull<contacts::phone>,
+>;
+
+/// Filter for queries joining `conversations` with `contacts`: only conversations
+/// agents may see (`docs/api.md`, "Which conversations agents see").
+pub fn visible_to_agents() -> VisibleToAgents {
+    conversations::last_seq
+        .gt(0_i64)
+        .or(contacts::name.is_not_null())
+        .or(contacts::email.is_not_null())
+        .or(contacts::phone.is_not_null())
 }
 
 /// A row of `conversations`.
@@ -188,9 +232,92 @@ pub struct NewGuestConversation {
     pub page_url: Option<String>,
     /// Agent routing should try first (e.g. a quick-chat link's owner).
     pub preferred_agent_id: Option<String>,
+    /// What the widget told of the visitor (time zone, locale, country).
+    pub profile: VisitorProfile,
 }
 
-/// Creates a contact and an open, unassigned conversation for it.
+/// What a widget session tells of its visitor besides the pre-chat form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitorProfile {
+    /// IANA time zone, checked by [`visitor::is_time_zone`].
+    pub time_zone: Option<String>,
+    /// BCP 47 locale (the widget's, else the best `Accept-Language` tag).
+    pub locale: Option<String>,
+    /// ISO 3166-1 alpha-2 country ([`visitor::country`]).
+    pub country: Option<String>,
+}
+
+/// A pause after which a renewed widget session counts as a new visit (the usual
+/// web-analytics session timeout): the contact is then `returning`.
+pub const RETURN_AFTER_MS: i64 = 30 * 60 * 1000;
+
+/// Records a renewed widget session of `contact_id` at `now`: the latest time seen,
+/// any profile facts now known, and — after a pause of [`RETURN_AFTER_MS`] — that
+/// the contact came back.
+///
+/// # Errors
+/// Database errors.
+pub fn renew_contact(
+    conn: &mut DbConn,
+    contact_id: &str,
+    profile: &VisitorProfile,
+    now: i64,
+) -> Result<(), AppError> {
+    let last_seen: Option<Option<i64>> = contacts::table
+        .find(contact_id)
+        .select(contacts::last_seen_at)
+        .first(conn)
+        .optional()?;
+    let Some(last_seen) = last_seen else {
+        return Ok(());
+    };
+    let came_back = last_seen.is_some_and(|t| now - t >= RETURN_AFTER_MS);
+    let target = contacts::table.find(contact_id);
+    conn.transaction::<_, AppError, _>(|conn| {
+        diesel::update(target)
+            .set(contacts::last_seen_at.eq(now))
+            .execute(conn)?;
+        if came_back {
+            diesel::update(target.filter(contacts::returned_at.is_null()))
+                .set(contacts::returned_at.eq(now))
+                .execute(conn)?;
+        }
+        if profile.time_zone.is_some() {
+            diesel::update(target)
+                .set((
+                    contacts::time_zone.eq(&profile.time_zone),
+                    contacts::country.eq(&profile.country),
+                ))
+                .execute(conn)?;
+        }
+        if profile.locale.is_some() {
+            diesel::update(target)
+                .set(contacts::locale.eq(&profile.locale))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// Marks a contact as returning (its lead held an earlier conversation of the same
+/// person), keeping the first time it was seen returning.
+///
+/// # Errors
+/// Database errors.
+pub fn mark_returning(conn: &mut DbConn, contact_id: &str, now: i64) -> Result<(), AppError> {
+    diesel::update(
+        contacts::table
+            .find(contact_id)
+            .filter(contacts::returned_at.is_null()),
+    )
+    .set(contacts::returned_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Creates a contact and an open, unassigned conversation for it. Agents do not
+/// see the conversation until it has a message or the contact left a name, email
+/// or phone ([`visible_to_agents`]).
 ///
 /// # Errors
 /// Database errors.
@@ -206,6 +333,11 @@ pub fn create_with_contact(
         phone: form.phone,
         created_at: now,
         updated_at: now,
+        time_zone: form.profile.time_zone,
+        locale: form.profile.locale,
+        country: form.profile.country,
+        last_seen_at: Some(now),
+        returned_at: None,
     };
     let conversation = ConversationRow {
         id: new_id(),
@@ -314,7 +446,8 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// Conversations matching `filter`, most recent activity first.
+/// Conversations agents may see ([`visible_to_agents`]) matching `filter`, most
+/// recent activity first.
 ///
 /// # Errors
 /// Database errors.
@@ -325,6 +458,7 @@ pub fn list(conn: &mut DbConn, filter: &ListFilter) -> Result<Vec<ConversationVi
         .order((conversations::updated_at.desc(), conversations::id.desc()))
         .limit(filter.limit)
         .into_boxed();
+    q = q.filter(visible_to_agents());
     if let Some(teams) = &filter.visible_teams {
         q = q.filter(conversations::team_id.eq_any(teams.clone()));
     }

@@ -200,7 +200,7 @@ pub fn validate_kind(kind: &str) -> Result<(), AppError> {
         Ok(())
     } else {
         Err(AppError::Validation(
-            "kind must be one of faq, package, text, markdown".into(),
+            "The kind of document can be faq, package, text or markdown.".into(),
         ))
     }
 }
@@ -208,11 +208,11 @@ pub fn validate_kind(kind: &str) -> Result<(), AppError> {
 fn validate_title(title: &str) -> Result<String, AppError> {
     let t = title.trim();
     if t.is_empty() {
-        return Err(AppError::Validation("title must not be empty".into()));
+        return Err(AppError::Validation("The title is empty.".into()));
     }
     if t.chars().count() > MAX_TITLE_CHARS {
         return Err(AppError::Validation(format!(
-            "title must be at most {MAX_TITLE_CHARS} characters"
+            "The title can be at most {MAX_TITLE_CHARS} characters."
         )));
     }
     Ok(t.to_string())
@@ -221,16 +221,16 @@ fn validate_title(title: &str) -> Result<String, AppError> {
 fn validate_body(kind: &str, body: &str) -> Result<String, AppError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(AppError::Validation(format!(
-            "body must be at most {} KB",
+            "The text can be at most {} KB.",
             MAX_BODY_BYTES / 1024
         )));
     }
     let b = body.trim();
     if b.is_empty() && matches!(kind, "faq" | "text" | "markdown") {
         let what = if kind == "faq" {
-            "an FAQ entry needs an answer (body)"
+            "A question needs its answer."
         } else {
-            "body must not be empty"
+            "The text is empty."
         };
         return Err(AppError::Validation(what.into()));
     }
@@ -247,7 +247,7 @@ fn validate_ref(code: &str) -> Result<String, AppError> {
         Ok(c.to_string())
     } else {
         Err(AppError::Validation(format!(
-            "ref_code must be 1–{MAX_REF_CHARS} characters of A-Z, a-z, 0-9, _, - and ."
+            "The code (ref_code) can have up to {MAX_REF_CHARS} letters, digits, _, - and ."
         )))
     }
 }
@@ -262,15 +262,19 @@ fn validate_fields(kind: &str, fields: Option<Value>) -> Result<Option<String>, 
             let text = serde_json::to_string(&map).map_err(AppError::internal)?;
             if text.len() > MAX_FIELDS_BYTES {
                 return Err(AppError::Validation(format!(
-                    "fields must be at most {} KB of JSON",
+                    "The package details can be at most {} KB.",
                     MAX_FIELDS_BYTES / 1024
                 )));
             }
             Ok(Some(text))
         }
         Some(Value::Object(map)) if map.is_empty() => Ok(None),
-        Some(Value::Object(_)) => Err(AppError::Validation("only packages have fields".into())),
-        Some(_) => Err(AppError::Validation("fields must be a JSON object".into())),
+        Some(Value::Object(_)) => Err(AppError::Validation(
+            "Only packages have details (fields).".into(),
+        )),
+        Some(_) => Err(AppError::Validation(
+            "The package details (fields) must be a JSON object.".into(),
+        )),
     }
 }
 
@@ -369,7 +373,9 @@ pub fn create(c: &mut DbConn, team_id: &str, new: NewDoc, by: &str) -> Result<Do
         .as_deref()
         .map(str::trim)
         .ok_or_else(|| {
-            AppError::Validation("kind is required: faq, package, text or markdown".into())
+            AppError::Validation(
+                "Choose the kind of document: faq, package, text or markdown.".into(),
+            )
         })?
         .to_string();
     validate_kind(&kind)?;
@@ -384,7 +390,7 @@ pub fn create(c: &mut DbConn, team_id: &str, new: NewDoc, by: &str) -> Result<Do
         .transpose()?;
     if kind == "package" && given.is_none() {
         return Err(AppError::Validation(
-            "a package needs its code (ref_code), e.g. UMR_MAR_2025_HEMAT".into(),
+            "A package needs its code (ref_code), e.g. UMR_MAR_2025_HEMAT.".into(),
         ));
     }
     let now = now_ms();
@@ -395,7 +401,7 @@ pub fn create(c: &mut DbConn, team_id: &str, new: NewDoc, by: &str) -> Result<Do
             .get_result(c)?;
         if docs >= MAX_DOCS_PER_TEAM {
             return Err(AppError::Validation(format!(
-                "a team may have at most {MAX_DOCS_PER_TEAM} knowledge documents"
+                "A team can have at most {MAX_DOCS_PER_TEAM} knowledge documents."
             )));
         }
         let ref_code = match &given {

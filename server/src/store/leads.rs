@@ -544,7 +544,7 @@ pub fn move_stage(
 ) -> Result<bool, AppError> {
     let Some(pos) = cfg.position(to) else {
         return Err(AppError::Validation(format!(
-            "no stage {to:?} in the pipeline"
+            "There is no stage {to:?} in the pipeline."
         )));
     };
     if lead.stage == to || (!manual && !cfg.is_forward(&lead.stage, to)) {
@@ -886,6 +886,8 @@ pub fn ensure(
     )?;
     let conv = origin.conversation_id.as_deref();
     if let Some(mut lead) = others.first().cloned() {
+        // The same person had an earlier conversation: a returning contact.
+        crate::store::conversations::mark_returning(c, &contact.id, now)?;
         diesel::insert_into(lead_contacts::table)
             .values((
                 lead_contacts::contact_id.eq(&contact.id),
@@ -1012,6 +1014,104 @@ fn group_thousands(n: i64) -> String {
     }
 }
 
+/// What the lead bookkeeping reads of a conversation.
+struct ConversationFacts {
+    team_id: String,
+    contact_id: String,
+    channel: String,
+    source: Option<String>,
+    preferred_agent_id: Option<String>,
+    assignee_id: Option<String>,
+}
+
+impl ConversationFacts {
+    fn load(c: &mut DbConn, conversation_id: &str) -> Result<Self, AppError> {
+        let (team_id, contact_id, channel, source, preferred_agent_id, assignee_id) =
+            conversations::table
+                .find(conversation_id)
+                .select((
+                    conversations::team_id,
+                    conversations::contact_id,
+                    conversations::channel,
+                    conversations::source,
+                    conversations::preferred_agent_id,
+                    conversations::assignee_id,
+                ))
+                .first(c)
+                .optional()?
+                .ok_or_else(|| AppError::NotFound(format!("no conversation {conversation_id}")))?;
+        Ok(Self {
+            team_id,
+            contact_id,
+            channel,
+            source,
+            preferred_agent_id,
+            assignee_id,
+        })
+    }
+
+    /// The quick link a quick-chat conversation came through (its owner and source).
+    fn quick_link_id(&self, c: &mut DbConn) -> Result<Option<String>, AppError> {
+        match (&self.preferred_agent_id, self.channel.as_str()) {
+            (Some(agent), "quick_chat") => Ok(quick_links::table
+                .filter(quick_links::agent_id.eq(agent))
+                .filter(quick_links::source.eq(self.source.clone().unwrap_or_default()))
+                .select(quick_links::id)
+                .first(c)
+                .optional()?),
+            _ => Ok(None),
+        }
+    }
+
+    /// The origin of a lead that starts in this conversation.
+    fn origin(&self, quick_link_id: Option<String>, conversation_id: &str) -> LeadOrigin {
+        LeadOrigin {
+            team_id: self.team_id.clone(),
+            contact_id: self.contact_id.clone(),
+            source: source_of(&self.channel).into(),
+            source_detail: self.source.clone(),
+            owner_id: if self.channel == "quick_chat" {
+                self.preferred_agent_id.clone()
+            } else {
+                None
+            },
+            quick_link_id,
+            conversation_id: Some(conversation_id.to_string()),
+        }
+    }
+}
+
+/// The lead of a conversation's contact, created (or joined with the same person's
+/// lead) when it has none yet — for a conversation agents can see before its
+/// message's bookkeeping ran (a pre-chat form, or the moment after a first
+/// message). Returns the lead and what the timeline gained.
+///
+/// # Errors
+/// [`AppError::NotFound`] for an unknown conversation; database errors.
+pub fn ensure_for_conversation(
+    c: &mut DbConn,
+    conversation_id: &str,
+) -> Result<(LeadView, Vec<TimelineEntry>), AppError> {
+    let facts = ConversationFacts::load(c, conversation_id)?;
+    if let Some(l) = lead_of_contact(c, &facts.contact_id)? {
+        return Ok((view(c, l)?, Vec::new()));
+    }
+    let cfg = config(c, &facts.team_id)?;
+    let origin = facts.origin(facts.quick_link_id(c)?, conversation_id);
+    let attempt = |c: &mut DbConn| {
+        write_transaction(c, |c| {
+            let mut timeline = Vec::new();
+            let (lead, _) = ensure(c, &cfg, &origin, now_ms(), &mut timeline)?;
+            Ok::<_, AppError>((view(c, lead)?, timeline))
+        })
+    };
+    // A concurrent bookkeeping run may create the lead first: then it is found.
+    match attempt(c) {
+        Err(AppError::Conflict(_)) => attempt(c),
+        done => done,
+    }
+}
+
 /// The bookkeeping after one committed message (see `docs/leads.md`):
 /// - a contact's message: the lead is found or created (merging with the same
 ///   person's lead); the first message of a conversation with a campaign code tags
@@ -1026,65 +1126,56 @@ fn group_thousands(n: i64) -> String {
 /// # Errors
 /// Database errors.
 pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppError> {
-    let (team_id, contact_id, channel, source, preferred, assignee): (
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    ) = conversations::table
-        .find(&m.conversation_id)
-        .select((
-            conversations::team_id,
-            conversations::contact_id,
-            conversations::channel,
-            conversations::source,
-            conversations::preferred_agent_id,
-            conversations::assignee_id,
-        ))
-        .first(c)?;
+    let facts = ConversationFacts::load(c, &m.conversation_id)?;
     let out = Outcome {
-        team_id: team_id.clone(),
-        assignee_id: assignee,
+        team_id: facts.team_id.clone(),
+        assignee_id: facts.assignee_id.clone(),
         ..Outcome::default()
     };
     if m.sender_kind != "guest" && m.sender_kind != "agent" {
         return Ok(out);
     }
+    let quick_link_id = facts.quick_link_id(c)?;
+    // A quick link counts a conversation once agents can see it (docs/leads.md): at
+    // its first message, unless a pre-chat form made it visible (and counted) before.
+    if m.seq == 1 {
+        if let Some(link) = &quick_link_id {
+            let prechat: Option<String> = contacts::table
+                .find(&facts.contact_id)
+                .filter(
+                    contacts::name
+                        .is_not_null()
+                        .or(contacts::email.is_not_null())
+                        .or(contacts::phone.is_not_null()),
+                )
+                .select(contacts::id)
+                .first(c)
+                .optional()?;
+            if prechat.is_none() {
+                diesel::update(quick_links::table.find(link))
+                    .set(quick_links::conversations.eq(quick_links::conversations + 1))
+                    .execute(c)?;
+            }
+        }
+    }
     // Cheap read first: after the first reply, an agent's message changes nothing,
     // so it must not pay for the team's rules (a read, a parse, regex compilation).
     if m.sender_kind == "agent"
-        && lead_of_contact(c, &contact_id)?.is_some_and(|l| l.first_response_at.is_some())
+        && lead_of_contact(c, &facts.contact_id)?.is_some_and(|l| l.first_response_at.is_some())
     {
         return Ok(out);
     }
-    let cfg = config(c, &team_id)?;
+    let cfg = config(c, &facts.team_id)?;
     let matcher = Matcher::cached(&cfg.rules);
     let matched: Vec<_> = matcher.matches(&m.body).into_iter().cloned().collect();
     let codes = campaign::candidates(&m.body);
-    let quick_link_id: Option<String> = match (&preferred, channel.as_str()) {
-        (Some(agent), "quick_chat") => quick_links::table
-            .filter(quick_links::agent_id.eq(agent))
-            .filter(quick_links::source.eq(source.clone().unwrap_or_default()))
-            .select(quick_links::id)
-            .first(c)
-            .optional()?,
-        _ => None,
-    };
-    let origin = LeadOrigin {
-        team_id: team_id.clone(),
-        contact_id: contact_id.clone(),
-        source: source_of(&channel).into(),
-        source_detail: source.clone(),
-        owner_id: if channel == "quick_chat" {
-            preferred.clone()
-        } else {
-            None
-        },
-        quick_link_id,
-        conversation_id: Some(m.conversation_id.clone()),
-    };
+    let origin = facts.origin(quick_link_id, &m.conversation_id);
+    let ConversationFacts {
+        team_id,
+        contact_id,
+        channel,
+        ..
+    } = facts;
     if m.sender_kind == "agent" {
         for attempt in 0..2 {
             let mut fresh = Outcome {
@@ -1152,7 +1243,10 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
                 Some(code) => {
                     lead.campaign_code = Some(code.code.clone());
                     lead.interested_package = Some(code.package_name.clone());
-                    if created {
+                    // A lead new with this conversation (created here, or just
+                    // before by `ensure_for_conversation` for an agent who opened it)
+                    // takes the campaign as its source; an older lead keeps its own.
+                    if created || lead.contact_id == contact_id {
                         lead.source = "campaign".into();
                         lead.source_detail = Some(code.code.clone());
                     }
@@ -1415,7 +1509,9 @@ pub fn engage(
 ) -> Result<(Option<LeadView>, Vec<TimelineEntry>), AppError> {
     let phone = match phone_raw {
         Some(p) => Some(phone::normalise(&p).and_then(|(_, e)| e).ok_or_else(|| {
-            AppError::Validation("phone must include the country code, e.g. +62…".into())
+            AppError::Validation(
+                "The phone number must start with its country code, such as +62.".into(),
+            )
         })?),
         None => None,
     };
@@ -1471,6 +1567,10 @@ fn engage_in_tx(
     let cfg = config(c, &lead.team_id)?;
     let team = lead.team_id.clone();
     let others = same_person(c, &team, contact_id, phone, email, Some(&lead.id))?;
+    if !others.is_empty() {
+        // The details match the same person's earlier lead: a returning contact.
+        crate::store::conversations::mark_returning(c, contact_id, now)?;
+    }
     for other in others {
         // The older lead survives: it holds the longer history.
         if other.created_at < lead.created_at {
@@ -1688,7 +1788,7 @@ pub fn update_task(
         if let Some(s) = status {
             if !["open", "done", "cancelled"].contains(&s.as_str()) {
                 return Err(AppError::Validation(
-                    "status must be open, done or cancelled".into(),
+                    "A task can be open, done or cancelled.".into(),
                 ));
             }
             t.completed_at = (s != "open").then_some(now);
@@ -1922,6 +2022,8 @@ pub fn analytics(c: &mut DbConn, team_id: &str, since: Option<i64>) -> Result<Va
 pub fn dashboard(c: &mut DbConn, team_id: &str) -> Result<Value, AppError> {
     let cfg = config(c, team_id)?;
     let active: i64 = conversations::table
+        .inner_join(contacts::table)
+        .filter(crate::store::conversations::visible_to_agents())
         .filter(conversations::team_id.eq(team_id))
         .filter(conversations::status.eq("open"))
         .count()

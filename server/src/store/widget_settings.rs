@@ -47,14 +47,18 @@ impl BusinessHours {
     pub fn validate(&self) -> Result<(), AppError> {
         if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
             return Err(AppError::Validation(
-                "utc_offset_minutes must be within ±840".into(),
+                "The time zone offset must be between -840 and 840 minutes.".into(),
             ));
         }
         if self.days.iter().any(|d| !(1..=7).contains(d)) {
-            return Err(AppError::Validation("days are 1 (Monday) to 7".into()));
+            return Err(AppError::Validation(
+                "Days are numbered 1 (Monday) to 7 (Sunday).".into(),
+            ));
         }
         if minutes_of(&self.open).is_none() || minutes_of(&self.close).is_none() {
-            return Err(AppError::Validation("open and close are HH:MM".into()));
+            return Err(AppError::Validation(
+                "Opening and closing times are written as HH:MM, e.g. 09:00.".into(),
+            ));
         }
         Ok(())
     }
@@ -184,7 +188,7 @@ pub fn update(
         .find(|f| !PRECHAT_FIELDS.contains(&f.as_str()))
     {
         return Err(AppError::Validation(format!(
-            "unknown pre-chat field {bad:?} (name, email, phone)"
+            "The pre-chat form can ask for name, email and phone, not {bad:?}."
         )));
     }
     for (name, text) in [
@@ -193,7 +197,8 @@ pub fn update(
     ] {
         if text.chars().count() > 500 {
             return Err(AppError::Validation(format!(
-                "{name} is longer than 500 characters"
+                "The {} can be at most 500 characters.",
+                name.replace('_', " ")
             )));
         }
     }
