@@ -7,7 +7,8 @@
  * keyboard focus survives live reordering.
  */
 import { h } from './dom.js';
-import { relativeTime } from './format.js';
+import { relativeTime, formatAge } from './format.js';
+import { contactName, contactBadges, contactSpoken, originText } from './contact.js';
 import { toastError } from './toast.js';
 
 const SEARCH_DEBOUNCE_MS = 300;
@@ -64,13 +65,16 @@ export function setupConversationList({ store, api, onSelect, signal }) {
       stage: h('span', { className: 'chip chip-stage', dataset: { testid: 'conv-stage' } }),
       priority: h('span', { className: 'chip chip-priority', dataset: { testid: 'conv-priority' } }),
       assignee: h('span', { className: 'conv-assignee' }),
+      badges: h('span', { className: 'conv-badges' }),
+      origin: h('span', { className: 'conv-origin', dataset: { testid: 'conv-origin' } }),
     };
     const button = h(
       'button',
       { type: 'button', className: 'conv', dataset: { testid: 'conversation-item', id }, onclick: () => onSelect(id) },
-      h('span', { className: 'conv-line' }, parts.name, parts.time),
+      h('span', { className: 'conv-line' }, parts.name, parts.badges, parts.time),
       h('span', { className: 'conv-line' }, parts.preview, parts.unread),
       h('span', { className: 'conv-line conv-tags' }, parts.channel, parts.status, parts.stage, parts.priority, parts.assignee),
+      parts.origin,
     );
     const row = { li: h('li', {}, button), button, parts };
     rows.set(id, row);
@@ -79,14 +83,17 @@ export function setupConversationList({ store, api, onSelect, signal }) {
 
   function fill(row, conv) {
     const p = row.parts;
-    const name = (conv.contact && conv.contact.name) || 'Visitor';
+    const name = contactName(conv.contact);
     const last = conv.last_message;
     // "Waiting" = the guest spoke last and nobody has answered yet.
     const waiting = conv.status !== 'resolved' && last && last.sender_kind === 'guest';
-    const age = relativeTime(conv.last_message_at || conv.created_at);
+    const at = conv.last_message_at || conv.created_at;
 
     p.name.textContent = name;
-    p.time.textContent = waiting ? `waiting ${age}` : age;
+    p.badges.replaceChildren(...contactBadges(conv));
+    p.origin.textContent = originText(conv);
+    p.origin.hidden = !p.origin.textContent;
+    p.time.textContent = waiting ? `waiting ${formatAge(at)}` : relativeTime(at);
     p.time.classList.toggle('is-waiting', Boolean(waiting));
     p.preview.textContent = last ? (PREVIEW_PREFIX[last.sender_kind] || '') + last.body : 'No messages yet';
     p.unread.textContent = conv.unread > 99 ? '99+' : String(conv.unread || '');
@@ -112,6 +119,7 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     // One sentence for screen readers instead of the visual fragments.
     const spoken = [
       name,
+      ...contactSpoken(conv),
       p.time.textContent,
       p.preview.textContent,
       CHANNEL_TEXT[conv.channel] || conv.channel,
@@ -119,6 +127,7 @@ export function setupConversationList({ store, api, onSelect, signal }) {
       conv.lead_stage && `stage ${p.stage.textContent}`,
       !p.priority.hidden && `${conv.lead_priority} priority`,
       p.assignee.textContent,
+      p.origin.textContent,
     ];
     if (conv.unread) spoken.push(`${conv.unread} unread`);
     row.button.setAttribute('aria-label', spoken.filter(Boolean).join(', '));
