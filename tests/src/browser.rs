@@ -70,13 +70,29 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// Where screenshots go: `docs/screenshots/` at the repository root.
+/// Where screenshots go: `target/screenshots/` (under `CARGO_TARGET_DIR` when set), so
+/// a test run never touches tracked files; with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`,
+/// `docs/screenshots/` at the repository root — the documented way to refresh the
+/// committed screenshots (README, "Screenshots").
 pub fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("docs")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::var("SWITCHBOARD_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        return root.join("docs").join("screenshots");
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
         .join("screenshots")
 }
+
+/// axe-core 4.14 (Deque Systems, MPL-2.0), vendored so accessibility checks need no
+/// network: <https://github.com/dequelabs/axe-core>.
+const AXE_JS: &str = include_str!("../assets/axe.min.js");
+
+/// The desktop viewport the layout checks use, in CSS pixels.
+pub const DESKTOP: (u32, u32) = (1366, 900);
+/// The phone viewport the layout checks use (an iPhone 12–15 class screen).
+pub const PHONE: (u32, u32) = (390, 844);
 
 /// A running chromedriver; killed on drop.
 pub struct Driver {
@@ -328,7 +344,7 @@ impl Session {
         .is_ok()
     }
 
-    /// Saves a PNG of the viewport to `docs/screenshots/{name}.png`.
+    /// Saves a PNG of the viewport as `{name}.png` in [`screenshot_dir`].
     pub async fn screenshot(&self, name: &str) {
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD
@@ -337,6 +353,127 @@ impl Session {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver's
+    /// `goog/cdp/execute` extension and returns its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(&json!({"cmd": cmd, "params": params})),
+        )
+        .await
+    }
+
+    /// Sets the viewport to `width`×`height` CSS pixels. Widths under 600 are
+    /// emulated as a phone (touch, `<meta name=viewport>` honoured), as a desktop
+    /// window cannot be made that narrow.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let mobile = width < 600;
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+        self.cdp(
+            "Emulation.setTouchEmulationEnabled",
+            json!({"enabled": mobile}),
+        )
+        .await;
+    }
+
+    /// Emulates the OS colour scheme (`prefers-color-scheme`), effective at once.
+    pub async fn color_scheme(&self, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": value}]}),
+        )
+        .await;
+    }
+
+    /// Runs axe-core (WCAG 2.0/2.1/2.2 A and AA rules) on the page and returns the
+    /// violations of impact `serious` or `critical`, each `{id, impact, help, nodes}`
+    /// with `nodes` the offending elements' selectors. `context` names the screen in
+    /// panics.
+    pub async fn axe(&self, context: &str) -> Vec<Value> {
+        let loaded = self
+            .execute("return typeof window.axe === 'object';", json!([]))
+            .await;
+        if loaded != json!(true) {
+            self.execute(AXE_JS, json!([])).await;
+        }
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, {runOnly: {type: 'tag', values:
+                ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}, resultTypes: ['violations']})
+              .then(r => done(r.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                            nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + n.failureSummary)}))))
+              .catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));";
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(&json!({"script": script, "args": []})),
+            )
+            .await;
+        v.as_array()
+            .unwrap_or_else(|| panic!("{context}: axe returned {v}"))
+            .clone()
+    }
+
+    /// Fails unless axe finds no serious or critical violation on the page.
+    pub async fn assert_accessible(&self, context: &str) {
+        let violations = self.axe(context).await;
+        assert!(
+            violations.is_empty(),
+            "{context}: accessibility violations: {}",
+            serde_json::to_string_pretty(&violations).unwrap_or_default()
+        );
+    }
+
+    /// Fails if the page scrolls sideways (`scrollWidth > clientWidth` on the
+    /// document or the body), naming the elements that stick out furthest.
+    pub async fn assert_no_horizontal_overflow(&self, context: &str) {
+        let v = self
+            .execute(
+                "const d = document.documentElement, b = document.body;
+                 const w = d.clientWidth;
+                 if (d.scrollWidth <= w && b.scrollWidth <= b.clientWidth) return null;
+                 const wide = [...document.querySelectorAll('body *')]
+                   .map(e => [e, e.getBoundingClientRect()])
+                   .filter(([e, r]) => r.right > w + 1 && r.width > 0)
+                   .sort((a, b) => b[1].right - a[1].right).slice(0, 6)
+                   .map(([e, r]) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                     + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : '')
+                     + ' right=' + Math.round(r.right));
+                 return {viewport: w, scroll_width: d.scrollWidth, body_scroll_width: b.scrollWidth, widest: wide};",
+                json!([]),
+            )
+            .await;
+        assert!(v.is_null(), "{context}: the page scrolls sideways: {v}");
+    }
+
+    /// The layout check for one screen at the current viewport: in the light and
+    /// the dark colour scheme, no sideways scrolling and no serious or critical axe
+    /// violation; saves screenshots `{name}.png` (light) and `{name}-dark.png`.
+    /// Leaves the light scheme on.
+    pub async fn check_screen(&self, name: &str) {
+        for dark in [false, true] {
+            self.color_scheme(dark).await;
+            let label = format!("{name} ({})", if dark { "dark" } else { "light" });
+            self.assert_no_horizontal_overflow(&label).await;
+            self.assert_accessible(&label).await;
+            let file = if dark {
+                format!("{name}-dark")
+            } else {
+                name.to_string()
+            };
+            self.screenshot(&file).await;
+        }
+        self.color_scheme(false).await;
     }
 
     /// Ends the browser.

@@ -2,7 +2,8 @@
 //! through `chromedriver`) against a real server, for the guest widget, the agent
 //! inbox and the team dashboard. SQLite only (the UI does not care about the
 //! backend). Skipped with a notice when Chromium is missing, unless
-//! `SWITCHBOARD_TEST_REQUIRE_BROWSER=1`. Screenshots land in `docs/screenshots/`.
+//! `SWITCHBOARD_TEST_REQUIRE_BROWSER=1`. Screenshots land in `target/screenshots/`
+//! (`docs/screenshots/` with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`).
 //!
 //! Every wait is for a DOM condition (with a generous safety timeout); the server's
 //! history API is the judge of what was stored.
