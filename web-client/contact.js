@@ -34,13 +34,6 @@ export function contactBadges(conv) {
   return out;
 }
 
-/** Words for a screen reader's one-sentence summary of the same badges. */
-export function contactSpoken(conv) {
-  const c = (conv && conv.contact) || {};
-  const country = countryInfo(c.country);
-  return [country && country.name, c.returning && 'returning visitor'].filter(Boolean);
-}
-
 /** Where the conversation came from: "via pricing-page · example.com/pricing". */
 export function originText(conv) {
   if (!conv) return '';

@@ -8,7 +8,7 @@
  */
 import { h } from './dom.js';
 import { relativeTime, formatAge } from './format.js';
-import { contactName, contactBadges, contactSpoken, originText } from './contact.js';
+import { contactName, contactBadges, originText } from './contact.js';
 import { toastError } from './toast.js';
 
 const SEARCH_DEBOUNCE_MS = 300;
@@ -54,8 +54,11 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     }
   }
 
+  const pause = () => h('span', { className: 'sr-only' }, ', ');
+
   function makeRow(id) {
     const parts = {
+      unreadWords: h('span', { className: 'sr-only' }, ' unread'),
       name: h('span', { className: 'conv-name' }),
       time: h('span', { className: 'conv-time' }),
       preview: h('span', { className: 'conv-preview' }),
@@ -71,9 +74,23 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     const button = h(
       'button',
       { type: 'button', className: 'conv', dataset: { testid: 'conversation-item', id }, onclick: () => onSelect(id) },
-      h('span', { className: 'conv-line' }, parts.name, parts.badges, parts.time),
-      h('span', { className: 'conv-line' }, parts.preview, parts.unread),
-      h('span', { className: 'conv-line conv-tags' }, parts.channel, parts.status, parts.stage, parts.priority, parts.assignee),
+      h('span', { className: 'conv-line' }, parts.name, pause(), parts.badges, pause(), parts.time),
+      h('span', { className: 'conv-line' }, pause(), parts.preview, parts.unread, parts.unreadWords),
+      h(
+        'span',
+        { className: 'conv-line conv-tags' },
+        pause(),
+        parts.channel,
+        pause(),
+        parts.status,
+        pause(),
+        parts.stage,
+        pause(),
+        parts.priority,
+        pause(),
+        parts.assignee,
+      ),
+      pause(),
       parts.origin,
     );
     const row = { li: h('li', {}, button), button, parts };
@@ -116,21 +133,9 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     row.button.classList.toggle('is-resolved', conv.status === 'resolved');
     if (conv.id === store.activeId) row.button.setAttribute('aria-current', 'true');
     else row.button.removeAttribute('aria-current');
-    // One sentence for screen readers instead of the visual fragments.
-    const spoken = [
-      name,
-      ...contactSpoken(conv),
-      p.time.textContent,
-      p.preview.textContent,
-      CHANNEL_TEXT[conv.channel] || conv.channel,
-      conv.status,
-      conv.lead_stage && `stage ${p.stage.textContent}`,
-      !p.priority.hidden && `${conv.lead_priority} priority`,
-      p.assignee.textContent,
-      p.origin.textContent,
-    ];
-    if (conv.unread) spoken.push(`${conv.unread} unread`);
-    row.button.setAttribute('aria-label', spoken.filter(Boolean).join(', '));
+    // The row's visible text is its accessible name (WCAG 2.5.3: what a voice user
+    // reads out must match); sr-only commas and words make it one sentence.
+    p.unreadWords.hidden = !conv.unread;
   }
 
   function render() {

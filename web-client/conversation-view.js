@@ -53,7 +53,11 @@ export function setupConversationView({ store, api, socket, signal }) {
   // ------------------------------------------------------------- open/close
 
   async function open(id) {
-    if (cur && cur.id === id) return;
+    if (cur && cur.id === id) {
+      // Chosen again (Enter on its row): the agent wants to write.
+      if (!cur.loading && !app.classList.contains('show-details')) input.focus({ preventScroll: true });
+      return;
+    }
     stopTyping();
     hideTyping();
     const token = ++openToken;

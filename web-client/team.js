@@ -128,7 +128,8 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
         { className: 'team-grid' },
         h(
           'div',
-          { className: 'team-agents' },
+          // A narrow screen may scroll the table sideways: reachable by keyboard.
+          { className: 'team-agents', tabIndex: 0, attrs: { role: 'region', 'aria-label': 'Agents' } },
           h(
             'table',
             { className: 'workload' },
