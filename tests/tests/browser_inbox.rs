@@ -435,6 +435,15 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
         .await;
     d.check_screen("team-390").await;
 
+    // The bot settings page fits a phone too.
+    d.execute("location.hash = '#/bot'", json!([])).await;
+    d.wait_for(
+        "bot page on the phone",
+        &format!("{} && document.querySelector('#bot-body .bot-card')", shown("[data-testid=bot-page]")),
+    )
+    .await;
+    d.check_screen("bot-390").await;
+
     d.close().await;
 }
 
@@ -519,6 +528,9 @@ async fn browser_inbox_pwa_offline_shell() {
     let driver = Driver::start().await;
     let s = driver.session_sized(PHONE.0, PHONE.1).await;
     s.resize(PHONE.0, PHONE.1).await;
+    s.goto(&proxy.url("/")).await;
+    s.wait_for("login form", &inbox("login-email")).await;
+    s.check_screen("login-390").await;
     inbox_login(&s, &proxy.base, &agent).await;
     s.wait_for(
         "manifest linked",
