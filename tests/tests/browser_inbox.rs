@@ -569,5 +569,39 @@ async fn browser_inbox_pwa_offline_shell() {
         ),
     )
     .await;
+
+    // Notifications: with the permission granted, the bell is on, and a customer
+    // writing while the inbox is in a background tab raises a notification through
+    // the service worker registration, carrying the conversation to open.
+    s.cdp(
+        "Browser.grantPermissions",
+        json!({"permissions": ["notifications"], "origin": proxy.base}),
+    )
+    .await;
+    s.refresh().await;
+    s.wait_for(
+        "bell on",
+        &format!("{0} && !{0}.hidden && {0}.getAttribute('aria-pressed') === 'true'", inbox("notify-toggle")),
+    )
+    .await;
+    s.wait_for(
+        "connected again",
+        "document.getElementById('connection-status').dataset.state === 'connected'",
+    )
+    .await;
+    s.new_tab().await;
+    s.goto(&proxy.url("/")).await;
+    let (guest, mut guest_ws) = visitor(&server, "Nora Berg", "newsletter", "https://shop.example.com/sale").await;
+    guest_ws
+        .send_message(&guest.conversation_id, "n-1", "Is the sale still on?")
+        .await;
+    s.wait_for(
+        "a notification for the conversation",
+        &format!(
+            "(window.__n = window.__n || navigator.serviceWorker.ready.then(r => r.getNotifications()).then(l => {{ window.__list = l; window.__n = null; }}),               (window.__list || []).some(n => n.data && n.data.conversationId === {}))",
+            json!(guest.conversation_id)
+        ),
+    )
+    .await;
     s.close().await;
 }
