@@ -439,7 +439,10 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
     d.execute("location.hash = '#/bot'", json!([])).await;
     d.wait_for(
         "bot page on the phone",
-        &format!("{} && document.querySelector('#bot-body .bot-card')", shown("[data-testid=bot-page]")),
+        &format!(
+            "{} && document.querySelector('#bot-body .bot-card')",
+            shown("[data-testid=bot-page]")
+        ),
     )
     .await;
     d.check_screen("bot-390").await;
@@ -581,7 +584,10 @@ async fn browser_inbox_pwa_offline_shell() {
     s.refresh().await;
     s.wait_for(
         "bell on",
-        &format!("{0} && !{0}.hidden && {0}.getAttribute('aria-pressed') === 'true'", inbox("notify-toggle")),
+        &format!(
+            "{0} && !{0}.hidden && {0}.getAttribute('aria-pressed') === 'true'",
+            inbox("notify-toggle")
+        ),
     )
     .await;
     s.wait_for(
@@ -591,7 +597,13 @@ async fn browser_inbox_pwa_offline_shell() {
     .await;
     s.new_tab().await;
     s.goto(&proxy.url("/")).await;
-    let (guest, mut guest_ws) = visitor(&server, "Nora Berg", "newsletter", "https://shop.example.com/sale").await;
+    let (guest, mut guest_ws) = visitor(
+        &server,
+        "Nora Berg",
+        "newsletter",
+        "https://shop.example.com/sale",
+    )
+    .await;
     guest_ws
         .send_message(&guest.conversation_id, "n-1", "Is the sale still on?")
         .await;
