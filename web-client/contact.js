@@ -49,6 +49,17 @@ export function originText(conv) {
   return [conv.source && `via ${conv.source}`, page].filter(Boolean).join(' · ');
 }
 
+/** "Europe/Berlin (now 18:05 there)": the contact's zone and their local time. */
+function zoneText(zone) {
+  if (!zone) return '';
+  try {
+    const there = new Intl.DateTimeFormat(navigator.languages, { timeZone: zone, hour: 'numeric', minute: '2-digit' }).format(new Date());
+    return `${zone} (now ${there} there)`;
+  } catch {
+    return String(zone); // not an IANA zone this browser knows
+  }
+}
+
 /** Definition-list rows (dt/dd pairs) for the details panel. */
 export function contactFacts(conv) {
   const c = (conv && conv.contact) || {};
@@ -62,7 +73,7 @@ export function contactFacts(conv) {
   add('Phone', c.phone);
   const country = countryInfo(c.country);
   if (country) add('Country', `${country.flag} ${country.name}`);
-  add('Time zone', c.time_zone);
+  add('Time zone', zoneText(c.time_zone));
   add('Language', c.locale);
   if (c.returning !== undefined) add('Visits', c.returning ? 'Returning visitor' : 'First visit');
   add('Source', conv && conv.source);

@@ -297,6 +297,17 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
         ),
     )
     .await;
+    // The details panel never scrolls sideways at 1366 px (it did, with long words).
+    let panel = d
+        .execute(
+            "const p = document.querySelector('[data-testid=lead-panel]'); return [p.scrollWidth, p.clientWidth];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        panel[0].as_u64() <= panel[1].as_u64(),
+        "the details panel scrolls sideways: {panel}"
+    );
     d.check_screen("conversation-1366").await;
 
     // The list with nothing open.
