@@ -184,8 +184,10 @@ async function start() {
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
   let lastInbox = '#/';
+  let routed = null; // the hash last routed: hashchange and popstate both report one move
   function route() {
     const hash = location.hash || '#/';
+    routed = hash;
     const onTeam = Boolean(team) && hash === '#/team';
     const onBot = Boolean(botPage) && hash === '#/bot';
     // Hide first: each page's hide() shows the inbox layout again.
@@ -217,8 +219,9 @@ async function start() {
     if (details) leadPanel.element.focus({ preventScroll: true });
     return undefined;
   }
-  window.addEventListener('hashchange', route, { signal });
-  window.addEventListener('popstate', route, { signal });
+  const onMove = () => (location.hash || '#/') !== routed && route();
+  window.addEventListener('hashchange', onMove, { signal });
+  window.addEventListener('popstate', onMove, { signal });
   navigateTo = (hash) => {
     if (location.hash === hash) return route();
     history.pushState({ inbox: true }, '', hash);
