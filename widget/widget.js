@@ -6,8 +6,12 @@
  * the guest session (POST /api/widget/sessions), the /ws/guest connection with
  * resume, the persisted outbox of unacknowledged messages, read ticks, typing,
  * the team's settings (GET /api/widget/config: pre-chat form, greeting, away
- * message) and the small window.SwitchboardWidget hook used by tests.
- * Contract: docs/protocol.md and docs/api.md.
+ * message), the page mode of the hosted quick-chat page, and the small
+ * window.SwitchboardWidget hook used by tests.
+ * Contract: docs/protocol.md and docs/api.md; look and behaviour: docs/frontends.md.
+ *
+ * One classic script on purpose, however long: a customer's site includes a
+ * single <script> tag, with no module loader and no second request to go wrong.
  */
 (() => {
   'use strict';
@@ -27,6 +31,10 @@
   // Set by the hosted quick-chat page (/q/{handle}/{source}): the session is
   // opened through that link, and kept apart from any widget session of the site.
   const QUICK_LINK = cfg.quickLink || '';
+  // `data-mode="page"` (the quick-chat page): the chat is the page. The panel
+  // fills the element named by `data-mount` and is always open: no launcher, no
+  // close button.
+  const PAGE_MODE = cfg.mode === 'page';
   const STORE_KEY = QUICK_LINK ? `switchboard:${HUB}:q:${QUICK_LINK}` : `switchboard:${HUB}:${TEAM}`;
 
   const PING_EVERY_MS = 20000;
@@ -35,6 +43,7 @@
   const TYPING_IDLE_MS = 4000;
   const TYPING_SHOW_MS = 6000;
   const BODY_MAX = 4096;
+  const TIMES_EVERY_MS = 30000; // "2 minutes ago" moves on while the panel is open
 
   function findOwnScript() {
     const scripts = document.getElementsByTagName('script');
@@ -63,6 +72,7 @@
       conversation_id: st.conversationId,
       read_seq: st.readSeq,
       profile: st.profile,
+      answered: st.answered,
       outbox: st.outbox.map((r) => ({ client_msg_id: r.clientMsgId, body: r.body, created_at: r.createdAt })),
     };
     try {
@@ -92,6 +102,7 @@
     fatal: false, // the hub refused the configuration (e.g. unknown team): stop retrying
     profile: saved.profile && typeof saved.profile === 'object' ? saved.profile : null, // pre-chat answers
     config: null, // GET /api/widget/config
+    answered: Boolean(saved.answered), // an agent or the bot has replied or taken the conversation
   };
 
   let ws = null;
@@ -106,93 +117,149 @@
   let typingSentAt = 0;
   let typingIdleTimer = 0;
   let typingShowTimer = 0;
+  let timesTimer = 0;
 
   // --------------------------------------------------------------------- UI
 
+  // Colours, spacing and type come from the hub's design system (/app/design.css,
+  // loaded into the shadow root below: tokens on `:host`). A host page's CSP may
+  // block that sheet, so every token has a fallback here — the same values, for
+  // light and dark — through private `--w-*` properties.
   const CSS = `
-:host{all:initial!important;display:block!important;position:static!important;
-  --sb-accent:#4f46e5;--sb-accent-fg:#fff;--sb-bg:#fff;--sb-fg:#1f2330;--sb-muted:#6b7080;
-  --sb-them:#f1f2f6;--sb-border:#e3e5ec;--sb-danger:#c62828}
+:host{all:initial!important;display:block!important;position:static!important;color-scheme:light dark;
+  --w-font:var(--sb-font-sans,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);
+  --w-bg:var(--sb-surface,#fff);--w-bg2:var(--sb-surface-2,#eef0f4);--w-border:var(--sb-border,#d3d8e0);
+  --w-text:var(--sb-text,#1a1d27);--w-muted:var(--sb-text-muted,#525a6b);
+  --w-accent:var(--sb-accent,#4338ca);--w-on-accent:var(--sb-accent-contrast,#fff);--w-accent-soft:var(--sb-accent-soft,#e8e9fc);
+  --w-focus:var(--sb-focus,#4338ca);--w-danger:var(--sb-danger,#b42318);--w-danger-soft:var(--sb-danger-soft,#fde7e5);
+  --w-warning:var(--sb-warning,#92400e);--w-warning-soft:var(--sb-warning-soft,#fdf0d5);
+  --w-success:var(--sb-success,#166534);--w-success-soft:var(--sb-success-soft,#dcf5e4);
+  --w-tick:var(--sb-tick-read,#0369a1);--w-ok:var(--sb-dot-success,#16a34a);--w-wait:var(--sb-dot-warning,#d97706);
+  --w-bad:var(--sb-dot-danger,#dc2626);
+  --w-shadow:var(--sb-shadow-2,0 4px 8px rgba(16,24,40,.08),0 12px 24px rgba(16,24,40,.12));
+  --w-r-sm:var(--sb-radius-sm,6px);--w-r-md:var(--sb-radius-md,10px);--w-r-lg:var(--sb-radius-lg,14px);
+  --w-s1:var(--sb-space-1,4px);--w-s2:var(--sb-space-2,8px);--w-s3:var(--sb-space-3,12px);--w-s4:var(--sb-space-4,16px);
+  --w-xs:var(--sb-text-xs,12px);--w-sm:var(--sb-text-sm,13px);--w-md:var(--sb-text-md,14px);--w-lg:var(--sb-text-lg,16px)}
+@media (prefers-color-scheme:dark){:host{
+  --w-bg:var(--sb-surface,#171a23);--w-bg2:var(--sb-surface-2,#222633);--w-border:var(--sb-border,#3a4152);
+  --w-text:var(--sb-text,#e8eaf0);--w-muted:var(--sb-text-muted,#a9b0be);
+  --w-accent:var(--sb-accent,#9ea6ff);--w-on-accent:var(--sb-accent-contrast,#10122a);--w-accent-soft:var(--sb-accent-soft,#262a4d);
+  --w-focus:var(--sb-focus,#aab2ff);--w-danger:var(--sb-danger,#ff8a80);--w-danger-soft:var(--sb-danger-soft,#3d1a1a);
+  --w-warning:var(--sb-warning,#fbbf52);--w-warning-soft:var(--sb-warning-soft,#352712);
+  --w-success:var(--sb-success,#6ee79a);--w-success-soft:var(--sb-success-soft,#15301f);
+  --w-tick:var(--sb-tick-read,#7cc4f5);--w-ok:var(--sb-dot-success,#4ade80);--w-wait:var(--sb-dot-warning,#fbbf24);
+  --w-bad:var(--sb-dot-danger,#f87171);
+  --w-shadow:var(--sb-shadow-2,0 4px 8px rgba(0,0,0,.45),0 12px 24px rgba(0,0,0,.5))}}
+:host([data-mode=page]){height:100%!important}
 *,*::before,*::after{box-sizing:border-box}
 [hidden]{display:none!important}
-.root{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
-  color:var(--sb-fg);text-align:left;letter-spacing:normal;-webkit-font-smoothing:antialiased}
-button,textarea{font:inherit;color:inherit;margin:0}
+.root{font:var(--w-md)/1.5 var(--w-font);color:var(--w-text);text-align:left;letter-spacing:normal;-webkit-font-smoothing:antialiased}
+:host([data-mode=page]) .root{height:100%}
+button,textarea,input{font:inherit;color:inherit;margin:0}
 button{cursor:pointer}
-:focus-visible{outline:2px solid var(--sb-accent);outline-offset:2px}
+:focus-visible{outline:2px solid var(--w-focus);outline-offset:2px}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+.ic{width:1.15em;height:1.15em;flex:none;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
 .launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;
-  border-radius:50%;background:var(--sb-accent);color:var(--sb-accent-fg);display:grid;place-items:center;
-  box-shadow:0 6px 20px rgba(0,0,0,.25);transition:transform .15s}
+  border-radius:50%;background:var(--w-accent);color:var(--w-on-accent);display:grid;place-items:center;
+  box-shadow:var(--w-shadow);transition:transform .15s}
 .launcher:hover{transform:scale(1.06)}
-.launcher svg{width:26px;height:26px}
-.badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;
-  background:var(--sb-danger);color:#fff;font-size:12px;font-weight:700;line-height:20px;text-align:center}
-.panel{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:370px;height:min(600px,calc(100vh - 40px));
-  display:flex;flex-direction:column;background:var(--sb-bg);border-radius:14px;overflow:hidden;
-  box-shadow:0 12px 40px rgba(0,0,0,.28)}
-.head{display:flex;align-items:center;gap:8px;padding:14px 14px 12px 18px;background:var(--sb-accent);color:var(--sb-accent-fg)}
+.launcher .ic{width:26px;height:26px}
+.unread{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 5px;border-radius:10px;
+  background:var(--w-danger);color:var(--w-bg);font-size:var(--w-xs);font-weight:700;line-height:20px;text-align:center}
+.panel{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:380px;height:min(620px,calc(100vh - 40px));
+  display:flex;flex-direction:column;background:var(--w-bg);border:1px solid var(--w-border);border-radius:var(--w-r-lg);
+  overflow:hidden;box-shadow:var(--w-shadow)}
+:host([data-mode=page]) .panel{position:relative;right:auto;bottom:auto;z-index:auto;width:100%;height:100%}
+.head{display:flex;align-items:center;gap:var(--w-s2);padding:var(--w-s3) var(--w-s3) var(--w-s3) var(--w-s4);
+  background:var(--w-accent);color:var(--w-on-accent)}
 .head-text{flex:1;min-width:0}
-.title{margin:0;font-size:16px;font-weight:600;line-height:1.25;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.conn{font-size:12px;opacity:.85}
-.conn::before{content:"";display:inline-block;width:7px;height:7px;border-radius:50%;margin-right:6px;background:#fbbf24;vertical-align:1px}
-.conn[data-state=connected]::before{background:#34d399}
-.conn[data-state=offline]::before,.conn[data-state=unavailable]::before{background:#f87171}
-.close{border:0;background:transparent;color:inherit;width:36px;height:36px;border-radius:8px;display:grid;place-items:center}
-.close:hover{background:rgba(255,255,255,.15)}
-.close svg{width:18px;height:18px}
-.body{flex:1;overflow-y:auto;padding:14px 14px 6px;overscroll-behavior:contain}
-.intro{margin:0 0 12px;padding:10px 12px;border-radius:10px;background:var(--sb-them);color:var(--sb-muted);font-size:13px}
-.msg{display:flex;gap:8px;margin:0 0 10px;align-items:flex-end}
+.title{margin:0;font-size:var(--w-lg);font-weight:600;line-height:1.25;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.conn{font-size:var(--w-xs);min-height:1.5em}
+.conn::before{content:"";display:inline-block;width:8px;height:8px;border-radius:50%;margin-right:6px;background:var(--w-wait);
+  box-shadow:0 0 0 1.5px var(--w-on-accent);vertical-align:0}
+.conn[data-state=idle]::before{display:none}
+.conn[data-state=connected]::before{background:var(--w-ok)}
+.conn[data-state=offline]::before,.conn[data-state=unavailable]::before{background:var(--w-bad)}
+.close{border:0;background:transparent;color:inherit;width:36px;height:36px;border-radius:var(--w-r-sm);display:grid;place-items:center}
+.close:hover{background:color-mix(in srgb,var(--w-on-accent) 15%,transparent)}
+.close .ic{width:20px;height:20px}
+:host([data-mode=page]) .close{display:none}
+.body{flex:1;overflow-y:auto;padding:var(--w-s4) var(--w-s3) var(--w-s2);overscroll-behavior:contain}
+.intro{margin:0 0 var(--w-s3);padding:var(--w-s2) var(--w-s3);border-radius:var(--w-r-md);background:var(--w-bg2);color:var(--w-muted);font-size:var(--w-sm)}
+.intro[data-mode=away]{background:var(--w-warning-soft);color:var(--w-warning)}
+.msg{display:flex;gap:var(--w-s2);margin:0 0 var(--w-s3);align-items:flex-end}
 .msg.own{justify-content:flex-end}
-.msg.system{justify-content:center;color:var(--sb-muted);font-size:12px;text-align:center}
-.avatar{flex:none;width:28px;height:28px;border-radius:50%;background:#c7d2fe;color:#312e81;font-size:11px;font-weight:700;display:grid;place-items:center}
-.bot .avatar{background:#d1fae5;color:#065f46}
-.tag{margin-left:4px;padding:0 5px;border-radius:8px;background:#d1fae5;color:#065f46;font-size:10px;font-weight:700}
-.wrap{max-width:78%;min-width:0}
-.meta{font-size:11px;color:var(--sb-muted);margin:0 4px 2px}
-.own .meta,.own .state{text-align:right}
-.bubble{padding:8px 12px;border-radius:14px;background:var(--sb-them);white-space:pre-wrap;overflow-wrap:anywhere}
-.own .bubble{background:var(--sb-accent);color:var(--sb-accent-fg);border-bottom-right-radius:4px}
-.them .bubble{border-bottom-left-radius:4px}
-.own[data-status=sending] .bubble{opacity:.7}
-.own[data-status=failed] .bubble{background:#fdecea;color:var(--sb-danger)}
+.msg.system{justify-content:center;color:var(--w-muted);font-size:var(--w-xs);text-align:center}
+.avatar{flex:none;width:28px;height:28px;margin-bottom:20px;border-radius:50%;background:var(--w-accent-soft);color:var(--w-accent);
+  font-size:11px;font-weight:700;display:grid;place-items:center}
+.bot .avatar{background:var(--w-success-soft);color:var(--w-success)}
+.tag{margin-left:var(--w-s1);padding:0 6px;border-radius:999px;background:var(--w-success-soft);color:var(--w-success);font-size:11px;font-weight:700}
+.wrap{max-width:80%;min-width:0}
+.meta{font-size:var(--w-xs);color:var(--w-muted);margin:0 var(--w-s1) 2px}
+.own .state{justify-content:flex-end}
+.bubble{padding:var(--w-s2) var(--w-s3);border-radius:var(--w-r-lg);background:var(--w-bg2);white-space:pre-wrap;overflow-wrap:anywhere}
+.own .bubble{background:var(--w-accent);color:var(--w-on-accent);border-bottom-right-radius:var(--w-s1)}
+.them .bubble{border-bottom-left-radius:var(--w-s1)}
+.own[data-status=sending] .bubble{opacity:.75}
+.own[data-status=failed] .bubble{background:var(--w-danger-soft);color:var(--w-danger)}
 .bubble a{color:inherit;text-decoration:underline}
-.state{font-size:11px;color:var(--sb-muted);margin:2px 4px 0}
-.own[data-status=failed] .state{color:var(--sb-danger)}
-.typing{padding:0 18px 6px;font-size:12px;color:var(--sb-muted);font-style:italic}
-.composer{display:flex;gap:8px;align-items:flex-end;padding:10px 12px;border-top:1px solid var(--sb-border)}
-.composer textarea{flex:1;resize:none;min-height:40px;max-height:120px;padding:9px 12px;border:1px solid var(--sb-border);
-  border-radius:10px;background:#fff;line-height:1.4;outline:none}
-.composer textarea:focus{border-color:var(--sb-accent);box-shadow:0 0 0 3px rgba(79,70,229,.15)}
-.send{flex:none;width:40px;height:40px;border:0;border-radius:10px;background:var(--sb-accent);color:var(--sb-accent-fg);display:grid;place-items:center}
+.state{display:flex;align-items:center;gap:var(--w-s1);font-size:var(--w-xs);color:var(--w-muted);margin:2px var(--w-s1) 0;min-height:18px}
+.state .ic{width:16px;height:16px}
+.own[data-status=read] .tick{color:var(--w-tick)}
+.own[data-status=failed] .state{color:var(--w-danger)}
+.typing{padding:0 var(--w-s4) var(--w-s2);font-size:var(--w-xs);color:var(--w-muted);font-style:italic}
+.composer{display:flex;gap:var(--w-s2);align-items:flex-end;padding:var(--w-s3);border-top:1px solid var(--w-border)}
+.composer textarea{flex:1;min-width:0;resize:none;min-height:42px;max-height:120px;padding:9px var(--w-s3);border:1px solid var(--w-border);
+  border-radius:var(--w-r-md);background:var(--w-bg);color:var(--w-text);line-height:1.4;outline:none}
+textarea::placeholder,input::placeholder{color:var(--w-muted);opacity:1}
+.composer textarea:focus,.prechat input:focus{border-color:var(--w-focus);box-shadow:0 0 0 3px color-mix(in srgb,var(--w-focus) 30%,transparent)}
+.send{flex:none;width:42px;height:42px;border:0;border-radius:var(--w-r-md);background:var(--w-accent);color:var(--w-on-accent);display:grid;place-items:center}
 .send:disabled{opacity:.45;cursor:default}
-.send svg{width:18px;height:18px}
-.intro[data-mode=away]{background:#fff7e6;color:#7a4b00}
-.prechat{margin:0 0 12px;padding:12px;border:1px solid var(--sb-border);border-radius:10px;display:grid;gap:10px}
-.prechat p{margin:0;font-size:13px}
-.prechat label{display:grid;gap:4px;font-size:12px;font-weight:600;color:var(--sb-muted)}
-.prechat input{font:inherit;font-weight:400;color:var(--sb-fg);padding:8px 10px;border:1px solid var(--sb-border);border-radius:8px;background:#fff;outline:none;width:100%}
-.prechat input:focus{border-color:var(--sb-accent);box-shadow:0 0 0 3px rgba(79,70,229,.15)}
-.prechat .err{color:var(--sb-danger)}
-.actions{display:flex;gap:8px}
-.primary{border:0;border-radius:8px;padding:8px 14px;background:var(--sb-accent);color:var(--sb-accent-fg);font-weight:600}
-.skip{border:0;background:transparent;color:var(--sb-muted);text-decoration:underline}
+.send .ic{width:20px;height:20px}
+.prechat{margin:0 0 var(--w-s3);padding:var(--w-s3);border:1px solid var(--w-border);border-radius:var(--w-r-md);display:grid;gap:var(--w-s3)}
+.prechat p{margin:0;font-size:var(--w-sm)}
+.prechat label{display:grid;gap:var(--w-s1);font-size:var(--w-xs);font-weight:600;color:var(--w-muted)}
+.prechat input{font-weight:400;color:var(--w-text);padding:var(--w-s2) var(--w-s3);border:1px solid var(--w-border);border-radius:var(--w-r-sm);
+  background:var(--w-bg);outline:none;width:100%}
+.prechat input[aria-invalid=true]{border-color:var(--w-danger)}
+.prechat .err{color:var(--w-danger)}
+.actions{display:flex;gap:var(--w-s2);align-items:center}
+.primary{border:0;border-radius:var(--w-r-sm);padding:var(--w-s2) var(--w-s4);background:var(--w-accent);color:var(--w-on-accent);font-weight:600}
+.skip{border:0;background:transparent;color:var(--w-muted);text-decoration:underline;padding:var(--w-s2)}
 @media (max-width:480px){
-  .prechat input{font-size:16px}
-  .panel{inset:0;width:auto;height:auto;border-radius:0}
-  .composer textarea{font-size:16px} /* below 16px iOS zooms the page on focus */
+  .panel{inset:0;width:auto;height:auto;border:0;border-radius:0}
+  :host([data-mode=page]) .panel{border-radius:0;border-width:1px 0 0}
+  .prechat input,.composer textarea{font-size:16px} /* below 16px iOS zooms the page on focus */
 }
 @media (prefers-reduced-motion:reduce){.launcher{transition:none}}
 `;
+
+  // Icons: Lucide (https://lucide.dev), ISC licence, Copyright (c) for portions of
+  // Lucide are held by Cole Bemis 2013-2022 as part of Feather (MIT); all other
+  // copyright by Lucide Contributors 2022. Only the few paths the widget draws are
+  // inlined here (the inbox uses the hub's sprite, /app/icons.svg).
+  const ICONS = {
+    chat: '<path d="M7.9 20A9 9 0 1 0 4 16.1L2 22Z"/>',
+    x: '<path d="M18 6 6 18"/><path d="m6 6 12 12"/>',
+    send: '<path d="M14.536 21.686a.5.5 0 0 0 .937-.024l6.5-19a.496.496 0 0 0-.635-.635l-19 6.5a.5.5 0 0 0-.024.937l7.93 3.18a2 2 0 0 1 1.112 1.11z"/><path d="m21.854 2.147-10.94 10.939"/>',
+    check: '<path d="M20 6 9 17l-5-5"/>',
+    checkCheck: '<path d="M18 6 7 17l-5-5"/><path d="m22 10-7.5 7.5L13 16"/>',
+    clock: '<circle cx="12" cy="12" r="10"/><path d="M12 6v6l4 2"/>',
+    alert: '<circle cx="12" cy="12" r="10"/><path d="M12 8v4"/><path d="M12 16h.01"/>',
+  };
+
+  function icon(name) {
+    return `<svg class="ic" viewBox="0 0 24 24" aria-hidden="true" focusable="false">${ICONS[name]}</svg>`;
+  }
 
   // Static markup only: no user or host data is ever interpolated here; the
   // title and every message are inserted afterwards as text.
   const SKELETON = `
 <div class="root">
   <button type="button" class="launcher" data-testid="launcher" aria-label="Open chat" aria-haspopup="dialog" aria-expanded="false" aria-describedby="sb-unread">
-    <svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg>
-    <span class="badge" data-testid="badge" aria-hidden="true" hidden>0</span>
+    ${icon('chat')}
+    <span class="unread" data-testid="badge" aria-hidden="true" hidden>0</span>
   </button>
   <span class="sr" id="sb-unread"></span>
   <div class="panel" data-testid="panel" role="dialog" hidden>
@@ -201,11 +268,9 @@ button{cursor:pointer}
         <h2 class="title" id="sb-title"></h2>
         <div class="conn" data-testid="connection-status" role="status"></div>
       </div>
-      <button type="button" class="close" aria-label="Close chat">
-        <svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.5" stroke-linecap="round" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>
-      </button>
+      <button type="button" class="close" aria-label="Close chat">${icon('x')}</button>
     </div>
-    <div class="body">
+    <div class="body" tabindex="0" role="region" aria-label="Conversation">
       <p class="intro" data-testid="intro" data-mode="greeting">Hi! Send us a message and we will reply here.</p>
       <form class="prechat" data-testid="prechat-form" novalidate hidden>
         <p>Before we start: how can we reach you?</p>
@@ -224,9 +289,7 @@ button{cursor:pointer}
     <form class="composer" novalidate>
       <label class="sr" for="sb-input">Your message</label>
       <textarea id="sb-input" data-testid="composer-input" rows="1" maxlength="${BODY_MAX}" placeholder="Type a message…" enterkeyhint="send"></textarea>
-      <button type="submit" class="send" data-testid="composer-send" aria-label="Send message" disabled>
-        <svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true"><path d="M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z"/></svg>
-      </button>
+      <button type="submit" class="send" data-testid="composer-send" aria-label="Send message" disabled>${icon('send')}</button>
     </form>
   </div>
 </div>`;
@@ -239,7 +302,14 @@ button{cursor:pointer}
     // match it, and it is a valid shadow host.
     const host = document.createElement('switchboard-widget');
     host.id = 'switchboard-widget-host-7d1c';
+    if (PAGE_MODE) host.dataset.mode = 'page';
     shadow = host.attachShadow({ mode: 'open' });
+    // The hub's design tokens. Before the widget's own sheet in cascade order
+    // (adopted sheets come last), which only reads them, with fallbacks.
+    const tokens = document.createElement('link');
+    tokens.rel = 'stylesheet';
+    tokens.href = `${HUB}/app/design.css`;
+    shadow.appendChild(tokens);
     if ('adoptedStyleSheets' in shadow && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
       // Constructed sheets are not blocked by a host page's style-src CSP.
       const sheet = new CSSStyleSheet();
@@ -257,7 +327,7 @@ button{cursor:pointer}
     const $ = (sel) => shadow.querySelector(sel);
     ui = {
       launcher: $('.launcher'),
-      badge: $('.badge'),
+      badge: $('.unread'),
       unreadText: $('#sb-unread'),
       panel: $('.panel'),
       title: $('.title'),
@@ -276,6 +346,11 @@ button{cursor:pointer}
     };
     ui.title.textContent = TITLE;
     ui.panel.setAttribute('aria-label', TITLE);
+    if (PAGE_MODE) {
+      // Part of the page, not a popup over it.
+      ui.launcher.hidden = true;
+      ui.panel.setAttribute('role', 'region');
+    }
 
     ui.launcher.addEventListener('click', open);
     ui.close.addEventListener('click', close);
@@ -303,7 +378,8 @@ button{cursor:pointer}
     });
     ui.skip.addEventListener('click', () => submitPrechat(true));
 
-    document.body.appendChild(host);
+    const place = (PAGE_MODE && cfg.mount && document.querySelector(cfg.mount)) || document.body;
+    place.appendChild(host);
   }
 
   function setConn(state) {
@@ -336,6 +412,9 @@ button{cursor:pointer}
     markSeen();
     scrollToEnd();
     ui.input.focus();
+    paintTimes();
+    clearInterval(timesTimer);
+    timesTimer = setInterval(paintTimes, TIMES_EVERY_MS);
     loadConfig().then(() => {
       if (!st.open) return;
       if (needsPrechat()) showPrechat();
@@ -353,11 +432,25 @@ button{cursor:pointer}
     } catch {
       /* offline: keep the last answer, or the built-in greeting */
     }
-    if (ui && st.config) {
-      const away = st.config.available === false;
-      ui.intro.dataset.mode = away ? 'away' : 'greeting';
-      ui.intro.textContent = (away ? st.config.away_message : st.config.greeting) || ui.intro.textContent;
-    }
+    paintIntro();
+  }
+
+  // The greeting, or the away message while nobody answers. Once an agent (or
+  // the bot) has answered or taken the conversation, "we are away" is no longer
+  // true for this visitor: the away message goes.
+  function paintIntro() {
+    if (!ui || !st.config) return;
+    const away = st.config.available === false;
+    ui.intro.dataset.mode = away ? 'away' : 'greeting';
+    ui.intro.textContent = (away ? st.config.away_message : st.config.greeting) || ui.intro.textContent;
+    ui.intro.hidden = away && st.answered;
+  }
+
+  function markAnswered() {
+    if (st.answered) return;
+    st.answered = true;
+    persist();
+    paintIntro();
   }
 
   // The form is asked once, before the visitor's first conversation.
@@ -407,9 +500,10 @@ button{cursor:pointer}
   }
 
   function close() {
-    if (!ui || !st.open) return;
+    if (!ui || !st.open || PAGE_MODE) return;
     st.open = false;
     stopTyping();
+    clearInterval(timesTimer);
     ui.panel.hidden = true;
     ui.launcher.hidden = false;
     ui.launcher.setAttribute('aria-expanded', 'false');
@@ -431,13 +525,50 @@ button{cursor:pointer}
 
   // --------------------------------------------------------------- messages
 
-  function pad2(n) {
-    return String(n).padStart(2, '0');
+  // One time format, in the visitor's own locale (Intl): "now" and "5 min. ago"
+  // within the hour, the time of day today ("3:05 PM" / "15:05"), then date and
+  // time ("Nov 21, 3:05 PM"), with the year when it is not this one. The full
+  // date and time is the element's tooltip.
+  const fmt = (() => {
+    const make = (Ctor, opts) => {
+      try {
+        return new Ctor(undefined, opts);
+      } catch {
+        return null; // an old engine: fall back to toLocale*String below
+      }
+    };
+    const time = { hour: 'numeric', minute: '2-digit' };
+    return {
+      rel: Intl.RelativeTimeFormat ? make(Intl.RelativeTimeFormat, { numeric: 'auto', style: 'short' }) : null,
+      time: make(Intl.DateTimeFormat, time),
+      day: make(Intl.DateTimeFormat, { month: 'short', day: 'numeric', ...time }),
+      year: make(Intl.DateTimeFormat, { year: 'numeric', month: 'short', day: 'numeric', ...time }),
+      full: make(Intl.DateTimeFormat, { dateStyle: 'full', timeStyle: 'short' }),
+    };
+  })();
+
+  function formatWhen(iso, now = Date.now()) {
+    const d = iso ? new Date(iso) : new Date(now);
+    if (isNaN(d)) return '';
+    const ago = Math.round((now - d.getTime()) / 1000);
+    const today = new Date(now);
+    if (fmt.rel && ago < 60) return fmt.rel.format(0, 'second'); // "now" (clocks differ a little)
+    if (fmt.rel && ago < 3600) return fmt.rel.format(-Math.floor(ago / 60), 'minute');
+    const f = d.toDateString() === today.toDateString() ? fmt.time : d.getFullYear() === today.getFullYear() ? fmt.day : fmt.year;
+    return f ? f.format(d) : d.toLocaleString();
   }
 
-  function hhmm(iso) {
-    const d = iso ? new Date(iso) : new Date();
-    return isNaN(d) ? '' : `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  function paintTime(rec) {
+    if (!rec.timeEl) return;
+    const d = new Date(rec.createdAt || Date.now());
+    rec.timeEl.textContent = formatWhen(rec.createdAt);
+    if (rec.createdAt) rec.timeEl.dateTime = rec.createdAt;
+    if (!isNaN(d)) rec.timeEl.title = fmt.full ? fmt.full.format(d) : d.toLocaleString();
+  }
+
+  function paintTimes() {
+    for (const rec of st.byClientId.values()) paintTime(rec);
+    for (const rec of st.bySeq.values()) paintTime(rec);
   }
 
   function initials(name) {
@@ -476,7 +607,14 @@ button{cursor:pointer}
     if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
   }
 
-  const STATUS_TEXT = { sending: 'Sending…', sent: 'Sent', read: 'Read' };
+  // Own messages' state as an icon (clock, one tick, two ticks) with its word
+  // for screen readers; a failure says why in words.
+  const STATUS = {
+    sending: ['clock', 'Sending'],
+    sent: ['check', 'Sent'],
+    read: ['checkCheck', 'Read'],
+    failed: ['alert', 'Not sent'],
+  };
 
   function makeRecord({ seq = null, clientMsgId = null, own, sender, body, createdAt, status }) {
     const rec = { seq, clientMsgId, own, sender, body, createdAt, status, error: '', el: null, stateEl: null, timeEl: null };
@@ -502,10 +640,10 @@ button{cursor:pointer}
       const wrap = document.createElement('div');
       wrap.className = 'wrap';
       const meta = document.createElement('div');
-      meta.className = 'meta';
+      // Own messages need no visible name; screen readers still hear who wrote.
+      meta.className = own ? 'meta sr' : 'meta';
       const who = document.createElement('span');
       who.textContent = name;
-      rec.timeEl = document.createElement('time');
       meta.append(who);
       if (kind === 'bot') {
         // Visitors should know when an automated assistant is answering.
@@ -515,16 +653,21 @@ button{cursor:pointer}
         tag.textContent = 'Bot';
         meta.append(tag);
       }
-      meta.append(' · ', rec.timeEl);
       const bubble = document.createElement('div');
       bubble.className = 'bubble';
       appendLinkified(bubble, String(body));
-      wrap.append(meta, bubble);
+      // Under the bubble: the time, and for own messages the state tick.
+      const foot = document.createElement('div');
+      foot.className = 'state';
+      rec.timeEl = document.createElement('time');
+      foot.appendChild(rec.timeEl);
       if (own) {
-        rec.stateEl = document.createElement('div');
-        rec.stateEl.className = 'state';
-        wrap.appendChild(rec.stateEl);
+        rec.stateEl = document.createElement('span');
+        rec.stateEl.className = 'tick';
+        rec.stateEl.dataset.testid = 'message-state';
+        foot.appendChild(rec.stateEl);
       }
+      wrap.append(meta, bubble, foot);
       el.appendChild(wrap);
     }
     paint(rec);
@@ -536,12 +679,17 @@ button{cursor:pointer}
     if (rec.seq != null) el.dataset.seq = String(rec.seq);
     else delete el.dataset.seq;
     el.dataset.status = rec.status;
-    if (rec.timeEl) {
-      rec.timeEl.textContent = hhmm(rec.createdAt);
-      if (rec.createdAt) rec.timeEl.dateTime = rec.createdAt;
-    }
+    paintTime(rec);
     if (rec.stateEl) {
-      rec.stateEl.textContent = rec.status === 'failed' ? `Failed${rec.error ? ': ' + rec.error : ''}` : STATUS_TEXT[rec.status] || '';
+      const [name, word] = STATUS[rec.status] || ['check', ''];
+      const text = document.createElement('span');
+      if (rec.status === 'failed') text.textContent = rec.error ? `${word}: ${rec.error}` : word;
+      else {
+        text.className = 'sr';
+        text.textContent = word;
+      }
+      rec.stateEl.innerHTML = icon(name); // static markup from ICONS, no message data
+      rec.stateEl.appendChild(text);
     }
   }
 
@@ -597,7 +745,10 @@ button{cursor:pointer}
     place(rec);
 
     if (!own) {
-      if (sender.kind === 'agent' || sender.kind === 'bot') hideTyping();
+      if (sender.kind === 'agent' || sender.kind === 'bot') {
+        hideTyping();
+        markAnswered();
+      }
       if (visible()) markSeen();
       else updateBadge();
     }
@@ -684,7 +835,9 @@ button{cursor:pointer}
     st.readSeq = 0;
     st.agentReadSeq = 0;
     st.lastReadSent = 0;
+    st.answered = false;
     updateBadge();
+    paintIntro();
   }
 
   // ---------------------------------------------------------------- sending
@@ -821,6 +974,11 @@ button{cursor:pointer}
         dropToken();
         res = await postSession(null);
       }
+      if (res.status === 400) {
+        // Perhaps a time zone or locale the hub does not know: they are nice to
+        // have, never worth losing the chat over.
+        res = await postSession(st.token, false);
+      }
       if (res.status === 400 || res.status === 403 || res.status === 404) {
         st.fatal = true; // misconfigured embed (e.g. unknown team): retrying cannot help
         refreshConn();
@@ -845,8 +1003,22 @@ button{cursor:pointer}
     }
   }
 
-  function postSession(token) {
-    const body = { team: TEAM, source: SOURCE, page_url: location.href, ...(st.profile || {}) };
+  // Where the visitor is, as far as the browser says without asking: the agent
+  // sees it (country, local time) beside the conversation.
+  function visitorContext() {
+    const ctx = {};
+    try {
+      const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      if (tz) ctx.time_zone = tz;
+    } catch {
+      /* no Intl: leave it out */
+    }
+    if (navigator.language) ctx.locale = navigator.language;
+    return ctx;
+  }
+
+  function postSession(token, withContext = true) {
+    const body = { team: TEAM, source: SOURCE, page_url: location.href, ...(withContext ? visitorContext() : {}), ...(st.profile || {}) };
     if (QUICK_LINK) body.quick_link = QUICK_LINK;
     if (token) body.guest_token = token;
     return fetch(`${HUB}/api/widget/sessions`, {
@@ -985,6 +1157,10 @@ button{cursor:pointer}
       case 'typing':
         onTyping(f);
         break;
+      case 'queue':
+        // position null: an agent has the conversation now.
+        if (f.position === null) markAnswered();
+        break;
       case 'error':
         onErrorFrame(f);
         break;
@@ -1027,7 +1203,7 @@ button{cursor:pointer}
     refreshConn();
     if (st.token || st.outbox.length) want();
     // The hosted quick-chat page is the chat: open it at once.
-    if (cfg.open === '1') open();
+    if (cfg.open === '1' || PAGE_MODE) open();
 
     window.addEventListener('online', () => {
       attempts = 0;

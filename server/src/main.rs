@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     };
     let result = actix_rt::System::new().block_on(async move {
         let running = switchboard::start(config).await?;
+        print_where_to_go(running.local_addr());
         let handle = running.shutdown_handle();
         actix_rt::spawn(async move {
             wait_for_signal().await;
@@ -31,6 +32,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Tells the person who started the hub where to go, once, after it is listening.
+/// Standard error, like the first-start admin password: it is for the terminal, and
+/// standard output stays free for whatever a supervisor pipes.
+fn print_where_to_go(addr: std::net::SocketAddr) {
+    // A wildcard bind is reachable on loopback; a browser cannot open 0.0.0.0.
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n  Switchboard is listening on {base}\n    inbox:        {base}/\n    demo website: {base}/demo\n    health:       {base}/healthz\n"
+    );
 }
 
 async fn wait_for_signal() {

@@ -13,6 +13,7 @@ mod knowledge;
 mod leads;
 mod marketing;
 mod media;
+mod pages;
 mod quick_chat;
 mod routing;
 mod webhooks;
@@ -93,8 +94,14 @@ pub fn compress() -> Compress {
     Compress::default()
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::NotFound("no such route".into()))
+/// An unknown route: a friendly page for a person's browser, the JSON error for
+/// API clients (`pages::respond`).
+async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    pages::respond(
+        &req,
+        AppError::NotFound("no such route".into()),
+        &pages::NO_SUCH_PAGE,
+    )
 }
 
 /// The client's address, for rate limiting. Behind a proxy this is the proxy's.

@@ -1,8 +1,10 @@
 //! Quick-chat links (seed 003): an agent shares `/q/{handle}/{source}` (e.g.
-//! `/q/sarah/linkedin`); the hosted page runs the widget engine full-page, so a lead
-//! chats at once without signing up. The session it opens is attributed to the
-//! link's source, belongs to the link owner's team and is routed to the owner first
-//! (`preferred_agent_id`). Page views count as clicks, sessions as conversations.
+//! `/q/sarah/linkedin`); the hosted page shows whose link it is (the agent's name,
+//! initials and team, whether they are online) above the widget engine running
+//! full-page, so a lead chats at once without signing up. The session it opens is
+//! attributed to the link's source, belongs to the link owner's team and is routed
+//! to the owner first (`preferred_agent_id`). Page views count as clicks,
+//! conversations started through the link as conversations.
 //!
 //! Also here: `POST /api/widget/contact`, where a guest leaves an email or phone
 //! (progressive engagement), which may merge its lead with the same person's lead.
@@ -14,12 +16,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{AuthAgent, Principal};
-use crate::clock::now_ms;
-use crate::db::schema::{agent_handles, quick_links};
+use crate::clock::{now_ms, rfc3339};
+use crate::db::schema::{agent_handles, agents, quick_links, teams};
 use crate::db::{is_unique_violation, DbConn};
 use crate::error::AppError;
 use crate::model::new_id;
+use crate::protocol::PresenceStatus;
 use crate::state::AppState;
+
+use super::pages::{self, PageText};
 
 /// API routes (under `/api`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -34,8 +39,8 @@ pub fn pages(cfg: &mut web::ServiceConfig) {
     cfg.route("/q/{handle}/{source}", web::get().to(page));
 }
 
-/// A row of `quick_links`.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+/// A row of `quick_links` (on the wire as [`QuickLinkView`]).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = quick_links)]
 pub struct QuickLinkRow {
     /// Link id.
@@ -56,6 +61,46 @@ pub struct QuickLinkRow {
     pub active: i32,
     /// Epoch ms.
     pub created_at: i64,
+}
+
+/// A quick-chat link as the API shows it: like the rest of the API, a boolean
+/// `active` and an RFC 3339 `created_at`.
+#[derive(Debug, Serialize)]
+pub struct QuickLinkView {
+    /// Link id.
+    pub id: String,
+    /// Owner.
+    pub agent_id: String,
+    /// Team the conversations go to.
+    pub team_id: String,
+    /// The owner's handle.
+    pub handle: String,
+    /// Source label (`linkedin`).
+    pub source: String,
+    /// Page views.
+    pub clicks: i64,
+    /// Conversations started.
+    pub conversations: i64,
+    /// False once deactivated (`DELETE /api/quick-links/{id}`).
+    pub active: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<QuickLinkRow> for QuickLinkView {
+    fn from(r: QuickLinkRow) -> Self {
+        Self {
+            id: r.id,
+            agent_id: r.agent_id,
+            team_id: r.team_id,
+            handle: r.handle,
+            source: r.source,
+            clicks: r.clicks,
+            conversations: r.conversations,
+            active: r.active != 0,
+            created_at: rfc3339(r.created_at),
+        }
+    }
 }
 
 /// Handles and sources: 1-32 of `a-z 0-9 - _` (they go into URLs and the page).
@@ -199,7 +244,7 @@ async fn create(
         })
         .await?;
     let url = format!("/q/{}/{}", row.handle, row.source);
-    Ok(HttpResponse::Created().json(json!({"link": row, "url": url})))
+    Ok(HttpResponse::Created().json(json!({"link": QuickLinkView::from(row), "url": url})))
 }
 
 /// `GET /api/quick-links`: the caller's links; team leads and admins see their
@@ -224,7 +269,8 @@ async fn list(
             Ok(q.load(c)?)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"quick_links": rows})))
+    let links: Vec<QuickLinkView> = rows.into_iter().map(QuickLinkView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({"quick_links": links})))
 }
 
 async fn deactivate(
@@ -256,32 +302,80 @@ async fn deactivate(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The hosted page: the widget engine opened full-page, bound to this link.
-/// Handle and source are checked slugs, so they are safe inside the HTML attribute.
+/// What a person sees for a quick-chat link that does not exist (or no longer).
+const NO_SUCH_LINK: PageText = PageText {
+    title: "This chat link is not active",
+    message: "The link may be mistyped, or its owner has switched it off. Ask the person who shared it for a new one.",
+};
+
+/// The hosted page: a header card with the link owner's name, initials, team and
+/// presence, and the widget engine opened full-page below it, bound to the link.
+/// Unknown or deactivated links: a friendly 404 page for browsers, JSON for API
+/// clients (`pages::respond`).
 async fn page(
     state: web::Data<AppState>,
-    _req: HttpRequest,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AppError> {
+) -> HttpResponse {
     let (handle, source) = path.into_inner();
-    let handle = slug(&handle, "handle")
-        .map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
-    let source = slug(&source, "source")
-        .map_err(|_| AppError::NotFound("no such quick-chat link".into()))?;
+    match render_page(&state, &handle, &source).await {
+        Ok(resp) => resp,
+        Err(e) => pages::respond(&req, e, &NO_SUCH_LINK),
+    }
+}
+
+/// Counts the click and renders the page of the active link `handle/source`.
+async fn render_page(
+    state: &AppState,
+    handle: &str,
+    source: &str,
+) -> Result<HttpResponse, AppError> {
+    let gone = || AppError::NotFound("no such quick-chat link".into());
+    let handle = slug(handle, "handle").map_err(|_| gone())?;
+    let source = slug(source, "source").map_err(|_| gone())?;
     let (h, s) = (handle.clone(), source.clone());
-    state
+    let (agent_id, agent_name, team_name, team_slug) = state
         .db
         .run(move |c| {
             let link = resolve(c, &h, &s)?;
             diesel::update(quick_links::table.find(&link.id))
                 .set(quick_links::clicks.eq(quick_links::clicks + 1))
                 .execute(c)?;
-            Ok(())
+            let agent_name: String = agents::table
+                .find(&link.agent_id)
+                .select(agents::name)
+                .first(c)?;
+            let (team_name, team_slug): (String, String) = teams::table
+                .find(&link.team_id)
+                .select((teams::name, teams::slug))
+                .first(c)?;
+            Ok((link.agent_id, agent_name, team_name, team_slug))
         })
         .await?;
-    let html = QUICK_CHAT_PAGE
-        .replace("{{HANDLE}}", &handle)
-        .replace("{{SOURCE}}", &source);
+    let online = state.hub.presence_snapshot().get(&agent_id) == Some(&PresenceStatus::Online);
+    let first_name = agent_name.split_whitespace().next().unwrap_or(&agent_name);
+    let title = format!("Chat with {first_name}");
+    let html = pages::fill(
+        QUICK_CHAT_PAGE,
+        &[
+            ("HANDLE", &handle),
+            ("SOURCE", &source),
+            ("TEAM_SLUG", &team_slug),
+            ("TEAM_NAME", &team_name),
+            ("AGENT_NAME", &agent_name),
+            ("AGENT_INITIALS", &initials(&agent_name)),
+            ("TITLE", &title),
+            ("PRESENCE", if online { "online" } else { "offline" }),
+            (
+                "PRESENCE_TEXT",
+                if online {
+                    "Online now"
+                } else {
+                    "Away — leave a message"
+                },
+            ),
+        ],
+    );
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -291,6 +385,18 @@ async fn page(
              connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
         ))
         .body(html))
+}
+
+/// Up to two letters for an avatar: the first letters of the first and last
+/// words (`Sarah van Dijk` → `SD`), or the first two of a single word.
+fn initials(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let letters: String = match words.as_slice() {
+        [] => "?".into(),
+        [one] => one.chars().take(2).collect(),
+        [first, .., last] => first.chars().take(1).chain(last.chars().take(1)).collect(),
+    };
+    letters.to_uppercase()
 }
 
 /// The hosted page's HTML (`widget/quick-chat.html`, embedded at build time).
@@ -339,4 +445,17 @@ async fn contact(
         super::leads::announce(&state, l, &timeline).await;
     }
     Ok(HttpResponse::Ok().json(json!({"ok": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initials;
+
+    #[test]
+    fn initials_take_first_and_last_words() {
+        assert_eq!(initials("Sarah van Dijk"), "SD");
+        assert_eq!(initials("  ayu "), "AY");
+        assert_eq!(initials("Émile Zola"), "ÉZ");
+        assert_eq!(initials(""), "?");
+    }
 }
