@@ -171,6 +171,17 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
         json!(maya.conversation_id),
         "Enter on Claim opens the won conversation"
     );
+    // "You got it" confirms the claim, then goes by itself (screenshots without it).
+    d.wait_for(
+        "claim confirmed",
+        "document.getElementById('toasts').textContent.includes('You got it')",
+    )
+    .await;
+    d.wait_for(
+        "toast gone",
+        "document.getElementById('toasts').children.length === 0",
+    )
+    .await;
 
     // More visitors, so the list has rows that differ.
     let (omar, mut omar_ws) = visitor(
