@@ -259,6 +259,7 @@ async function start() {
     if (presenceSelect.value !== 'online') socket.send({ type: 'presence', status: presenceSelect.value });
   });
   socket.addEventListener('ready', () => {
+    setOffline(false);
     view.flushOutbox();
     view.markRead();
     // Summaries of conversations nobody resumed may have changed while away.

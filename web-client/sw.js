@@ -46,7 +46,8 @@ self.addEventListener('install', (event) => {
   event.waitUntil(
     caches
       .open(CACHE)
-      .then((cache) => cache.addAll(SHELL))
+      // One by one: a file missing from a deploy must not leave the whole shell uncached.
+      .then((cache) => Promise.all(SHELL.map((url) => cache.add(url).catch(() => undefined))))
       .then(() => self.skipWaiting()),
   );
 });
