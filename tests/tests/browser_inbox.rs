@@ -278,19 +278,22 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
         ),
     )
     .await;
-    // Times are one locale-aware format: relative for recent messages.
+    // Times are one locale-aware format: relative for recent messages (in any
+    // locale: no clock time like "14:05" or "2:05 PM"), the full date as tooltip.
     let times: Value = d
         .execute(
-            "return [...document.querySelectorAll('#message-list time')].map(t => t.textContent)",
+            "return [...document.querySelectorAll('#message-list time')] \
+               .map(t => ({text: t.textContent, title: t.title, relative: !/\\d:\\d\\d/.test(t.textContent)}))",
             json!([]),
         )
         .await;
+    let times = times.as_array().expect("times");
+    assert!(times.len() >= 3, "{times:?}");
     assert!(
-        times.as_array().unwrap().iter().all(|t| {
-            let t = t.as_str().unwrap_or_default();
-            !t.is_empty() && (t.contains("now") || t.contains("min"))
-        }),
-        "recent messages say 'just now' / 'n min ago': {times}"
+        times.iter().all(|t| t["relative"] == json!(true)
+            && !t["text"].as_str().unwrap_or_default().is_empty()
+            && !t["title"].as_str().unwrap_or_default().is_empty()),
+        "recent messages say 'just now' / 'n min ago' with the full date as tooltip: {times:?}"
     );
 
     // The details panel: the contact and the lead, the owner by name (not an id).
