@@ -170,7 +170,12 @@ impl Tokens {
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp"]);
         let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &validation)
-            .map_err(|e| AppError::Unauthorized(format!("invalid token: {e}")))?;
+            .map_err(|e| {
+                // Expired, forged or garbled: the caller only learns that it must log
+                // in again; the reason is for whoever reads the logs.
+                tracing::debug!(reason = %e, "token refused");
+                AppError::Unauthorized(crate::error::INVALID_SESSION_MESSAGE.into())
+            })?;
         let c = data.claims;
         match (c.kind, c.conv) {
             (TokenKind::Agent, None) => Ok(TokenSubject::Agent { agent_id: c.sub }),
@@ -178,9 +183,12 @@ impl Tokens {
                 contact_id: c.sub,
                 conversation_id,
             }),
-            _ => Err(AppError::Unauthorized(
-                "invalid token: malformed claims".into(),
-            )),
+            _ => {
+                tracing::debug!("token refused: malformed claims");
+                Err(AppError::Unauthorized(
+                    crate::error::INVALID_SESSION_MESSAGE.into(),
+                ))
+            }
         }
     }
 }

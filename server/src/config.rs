@@ -8,7 +8,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use crate::error::AppError;
+use crate::ratelimit::BackoffPolicy;
 
 /// A string that must never appear in logs. `Debug` prints `"***"`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -148,6 +151,14 @@ pub struct Config {
     pub rate_login_per_min: u32,
     /// Widget sessions created per client address per minute (`SWITCHBOARD_RATE_WIDGET`, default 30).
     pub rate_widget_per_min: u32,
+    /// How many messages a guest, and all guests of one address, may send.
+    pub guest_messages: GuestMessageLimits,
+    /// The per-account login back-off after consecutive wrong passwords.
+    pub login_backoff: BackoffPolicy,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client
+    /// (`SWITCHBOARD_TRUSTED_PROXIES`, comma-separated addresses or CIDRs, default
+    /// none). Without it every limit keys on the TCP peer address.
+    pub trusted_proxies: Vec<IpNet>,
     /// HTTP worker threads (`SWITCHBOARD_WORKERS`, default: one per CPU core).
     pub workers: Option<usize>,
     /// Time given to in-flight requests and writes on shutdown (`SWITCHBOARD_SHUTDOWN_TIMEOUT`, seconds, default 10).
@@ -190,6 +201,9 @@ impl Default for Config {
             guest_token_ttl: Duration::from_secs(90 * 24 * 3600),
             rate_login_per_min: 10,
             rate_widget_per_min: 30,
+            guest_messages: GuestMessageLimits::default(),
+            login_backoff: BackoffPolicy::default(),
+            trusted_proxies: Vec::new(),
             workers: None,
             shutdown_timeout: Duration::from_secs(10),
             whatsapp: WhatsAppConfig::default(),
@@ -288,6 +302,7 @@ impl Config {
         if let Some(v) = get("SWITCHBOARD_RATE_WIDGET") {
             c.rate_widget_per_min = parse(&v, "SWITCHBOARD_RATE_WIDGET")?;
         }
+        abuse_from_lookup(&mut c, &get)?;
         if let Some(v) = get("SWITCHBOARD_WORKERS") {
             c.workers = Some(parse(&v, "SWITCHBOARD_WORKERS")?);
         }
@@ -328,13 +343,105 @@ impl Config {
         if self.heartbeat.is_zero() || self.client_timeout <= self.heartbeat {
             return bad("SWITCHBOARD_CLIENT_TIMEOUT must be longer than SWITCHBOARD_HEARTBEAT");
         }
-        if self.rate_login_per_min == 0 || self.rate_widget_per_min == 0 {
+        let g = &self.guest_messages;
+        if self.rate_login_per_min == 0
+            || self.rate_widget_per_min == 0
+            || g.per_guest_per_min == 0
+            || g.per_guest_burst == 0
+            || g.per_address_per_min == 0
+            || g.per_address_burst == 0
+        {
             return bad("rate limits must be positive");
+        }
+        if self.login_backoff.base.is_zero() || self.login_backoff.max < self.login_backoff.base {
+            return bad("SWITCHBOARD_LOGIN_BACKOFF_MAX must be at least SWITCHBOARD_LOGIN_BACKOFF_BASE, which must be positive");
         }
         self.whatsapp.validate()?;
         self.cluster.validate()?;
         Ok(())
     }
+}
+
+/// Guest message limits (`docs/configuration.md`, "Abuse limits"): a guest may send
+/// a burst, then a sustained rate; all guests behind one client address share a larger
+/// budget. Agents are not limited.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestMessageLimits {
+    /// Messages one guest may send at once (`SWITCHBOARD_RATE_GUEST_BURST`, default 20).
+    pub per_guest_burst: u32,
+    /// Sustained messages per minute for one guest (`SWITCHBOARD_RATE_GUEST_MESSAGES`,
+    /// default 60, one a second).
+    pub per_guest_per_min: u32,
+    /// Messages all guests of one address may send at once
+    /// (`SWITCHBOARD_RATE_GUEST_ADDR_BURST`, default 100).
+    pub per_address_burst: u32,
+    /// Sustained messages per minute for all guests of one address
+    /// (`SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES`, default 600, ten a second).
+    pub per_address_per_min: u32,
+}
+
+impl Default for GuestMessageLimits {
+    fn default() -> Self {
+        Self {
+            per_guest_burst: 20,
+            per_guest_per_min: 60,
+            per_address_burst: 100,
+            per_address_per_min: 600,
+        }
+    }
+}
+
+/// Reads the guest-message limits, the login back-off and the trusted proxies.
+fn abuse_from_lookup(
+    c: &mut Config,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(), AppError> {
+    let g = &mut c.guest_messages;
+    for (key, field) in [
+        ("SWITCHBOARD_RATE_GUEST_BURST", &mut g.per_guest_burst),
+        ("SWITCHBOARD_RATE_GUEST_MESSAGES", &mut g.per_guest_per_min),
+        (
+            "SWITCHBOARD_RATE_GUEST_ADDR_BURST",
+            &mut g.per_address_burst,
+        ),
+        (
+            "SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES",
+            &mut g.per_address_per_min,
+        ),
+    ] {
+        if let Some(v) = get(key) {
+            *field = parse(&v, key)?;
+        }
+    }
+    if let Some(v) = get("SWITCHBOARD_LOGIN_FREE_FAILURES") {
+        c.login_backoff.free_failures = parse(&v, "SWITCHBOARD_LOGIN_FREE_FAILURES")?;
+    }
+    if let Some(v) = get("SWITCHBOARD_LOGIN_BACKOFF_BASE") {
+        c.login_backoff.base = seconds(&v, "SWITCHBOARD_LOGIN_BACKOFF_BASE")?;
+    }
+    if let Some(v) = get("SWITCHBOARD_LOGIN_BACKOFF_MAX") {
+        c.login_backoff.max = seconds(&v, "SWITCHBOARD_LOGIN_BACKOFF_MAX")?;
+    }
+    if let Some(v) = get("SWITCHBOARD_TRUSTED_PROXIES") {
+        c.trusted_proxies = parse_networks(&v, "SWITCHBOARD_TRUSTED_PROXIES")?;
+    }
+    Ok(())
+}
+
+/// Comma-separated addresses (`10.0.0.1`, a single host) or CIDRs (`10.0.0.0/8`).
+fn parse_networks(value: &str, key: &str) -> Result<Vec<IpNet>, AppError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    AppError::Validation(format!("{key}: {s:?} is not an address or CIDR"))
+                })
+        })
+        .collect()
 }
 
 /// The OpenAI-compatible endpoint used for AI replies, summaries, reply suggestions
@@ -701,6 +808,29 @@ mod tests {
                 path: "data/switchboard.db".into()
             }
         );
+    }
+
+    #[test]
+    fn abuse_limits_and_trusted_proxies_are_read() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.guest_messages, GuestMessageLimits::default());
+        assert!(c.trusted_proxies.is_empty());
+        let c = from(&[
+            ("SWITCHBOARD_RATE_GUEST_BURST", "5"),
+            ("SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES", "30"),
+            ("SWITCHBOARD_LOGIN_FREE_FAILURES", "3"),
+            ("SWITCHBOARD_LOGIN_BACKOFF_MAX", "60"),
+            ("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
+        ])
+        .unwrap();
+        assert_eq!(c.guest_messages.per_guest_burst, 5);
+        assert_eq!(c.guest_messages.per_address_per_min, 30);
+        assert_eq!(c.login_backoff.free_failures, 3);
+        assert_eq!(c.login_backoff.max, Duration::from_secs(60));
+        let nets: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert!(from(&[("SWITCHBOARD_TRUSTED_PROXIES", "proxy.local")]).is_err());
+        assert!(from(&[("SWITCHBOARD_RATE_GUEST_BURST", "0")]).is_err());
     }
 
     #[test]

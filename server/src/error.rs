@@ -3,7 +3,10 @@
 //! Every fallible operation returns [`AppError`]. Over HTTP it becomes a status code
 //! and a JSON body `{"error": "<code>", "message": "<sentence>"}`; over WebSocket it
 //! becomes an `error` frame with the same code (see `docs/protocol.md`). Internal
-//! details (SQL, file paths) are logged, never shown to clients.
+//! details (SQL, file paths, database hosts, token-decoding causes) are logged,
+//! never shown to clients: outages and bad tokens get fixed sentences.
+
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -36,16 +39,34 @@ pub enum AppError {
     /// The body or frame is over the size limit (413).
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// Too many attempts from one address (429).
-    #[error("too many requests; try again in a minute")]
-    RateLimited,
+    /// Too many attempts (from one address, for one account, or messages from one
+    /// guest); the client may try again after the given wait (429, `Retry-After`).
+    #[error("Too many attempts; please wait {} s and try again.", retry_after_secs(*.0))]
+    RateLimited(Duration),
     /// The database cannot be reached or could not commit; nothing was stored and the
-    /// client should retry (503).
+    /// client should retry (503). The string is logged; clients see
+    /// [`UNAVAILABLE_MESSAGE`].
     #[error("{0}")]
     Unavailable(String),
     /// A bug. The string is logged, clients see a generic sentence (500).
     #[error("internal error")]
     Internal(String),
+}
+
+/// What clients are told about any [`AppError::Unavailable`]: the cause (a database
+/// host, a driver error) is for the logs only.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "The service is temporarily unavailable; please retry shortly.";
+
+/// What clients are told about a token that is malformed, forged or expired; the
+/// decoder's reason is logged at debug level.
+pub const INVALID_SESSION_MESSAGE: &str =
+    "Your session is invalid or has expired; please log in again.";
+
+/// Whole seconds to announce in `Retry-After` for a wait: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The JSON body of every error response.
@@ -69,15 +90,18 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::RateLimited => "rate_limited",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
 
-    /// The message shown to clients (internal errors are not described).
+    /// The message shown to clients (internal errors and outages are not described).
     pub fn public_message(&self) -> String {
-        self.to_string()
+        match self {
+            Self::Unavailable(_) => UNAVAILABLE_MESSAGE.into(),
+            other => other.to_string(),
+        }
     }
 
     /// The JSON body for this error.
@@ -103,7 +127,7 @@ impl ResponseError for AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,9 +140,15 @@ impl ResponseError for AppError {
             _ => {}
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, Self::Unavailable(_) | Self::RateLimited) {
-            // Providers and well-behaved clients honour Retry-After.
-            resp.insert_header(("Retry-After", "5"));
+        // Providers and well-behaved clients honour Retry-After.
+        match self {
+            Self::Unavailable(_) => {
+                resp.insert_header(("Retry-After", "5"));
+            }
+            Self::RateLimited(wait) => {
+                resp.insert_header(("Retry-After", retry_after_secs(*wait).to_string()));
+            }
+            _ => {}
         }
         resp.json(self.body())
     }
@@ -231,7 +261,11 @@ mod tests {
                 413,
                 "payload_too_large",
             ),
-            (AppError::RateLimited, 429, "rate_limited"),
+            (
+                AppError::RateLimited(Duration::from_secs(3)),
+                429,
+                "rate_limited",
+            ),
             (AppError::Unavailable("x".into()), 503, "unavailable"),
         ];
         for (err, status, code) in cases {
@@ -244,5 +278,38 @@ mod tests {
     fn internal_details_stay_private() {
         let err = AppError::Internal("SELECT * FROM secrets failed".into());
         assert_eq!(err.public_message(), "internal error");
+    }
+
+    #[test]
+    fn outages_do_not_name_the_database() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        // What libpq reports when it cannot reach the server: host, port, database.
+        let info = "connection to server at \"db.internal\" (10.1.2.3), port 5433 failed: \
+                    could not connect to database \"switchboard_prod\"";
+        let err = AppError::from(Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new(info.to_string()),
+        ));
+        assert_eq!(err.code(), "unavailable");
+        assert_eq!(err.public_message(), UNAVAILABLE_MESSAGE);
+        assert!(err.to_string().contains("db.internal"), "kept for the logs");
+        let body = serde_json::to_string(&err.body()).unwrap();
+        for secret in [
+            "db.internal",
+            "10.1.2.3",
+            "5433",
+            "switchboard_prod",
+            "FATAL",
+        ] {
+            assert!(!body.contains(secret), "{body}");
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(600)), 600);
     }
 }

@@ -292,6 +292,9 @@ pub enum ServerFrame {
         /// The frame's `client_msg_id` or `type`, when known.
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// For `rate_limited`: milliseconds to wait before sending again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `ping`.
     Pong,
@@ -347,6 +350,24 @@ impl ServerFrame {
             code: code.to_string(),
             message: message.into(),
             reference,
+            retry_after_ms: None,
+        }
+    }
+
+    /// The `error` frame for an [`AppError`]: its code and public sentence, and for
+    /// [`AppError::RateLimited`] the wait (whole seconds, as in `Retry-After`).
+    pub fn app_error(err: &crate::error::AppError, reference: Option<String>) -> Self {
+        let retry_after_ms = match err {
+            crate::error::AppError::RateLimited(wait) => {
+                Some(crate::error::retry_after_secs(*wait).saturating_mul(1000))
+            }
+            _ => None,
+        };
+        Self::Error {
+            code: err.code().to_string(),
+            message: err.public_message(),
+            reference,
+            retry_after_ms,
         }
     }
 }

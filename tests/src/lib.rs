@@ -25,7 +25,7 @@ use std::time::Duration;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use switchboard::config::{DatabaseTarget, Secret};
+use switchboard::config::{DatabaseTarget, GuestMessageLimits, Secret};
 use switchboard::{Config, ShutdownHandle};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -216,7 +216,7 @@ pub struct TestGuest {
 }
 
 /// The config every test server starts from: port 0, known admin, generous rate
-/// limits (tests create many sessions from one address).
+/// limits (tests create many sessions and send many guest messages from one address).
 pub fn base_config() -> Config {
     Config {
         bind: "127.0.0.1:0".parse().expect("literal address"),
@@ -224,6 +224,12 @@ pub fn base_config() -> Config {
         admin_password: Some(Secret::new(ADMIN_PASSWORD)),
         rate_login_per_min: 100_000,
         rate_widget_per_min: 100_000,
+        guest_messages: GuestMessageLimits {
+            per_guest_burst: 100_000,
+            per_guest_per_min: 100_000,
+            per_address_burst: 100_000,
+            per_address_per_min: 100_000,
+        },
         workers: Some(2),
         db_pool_size: 8,
         shutdown_timeout: Duration::from_secs(5),

@@ -4,7 +4,10 @@
 //! It owns, for its connection:
 //! - authentication (first `auth` frame or an upgrade `Authorization` header);
 //! - decoding of the JSON protocol (`docs/protocol.md`), answering bad input with
-//!   `error` frames — a bad frame never closes the session;
+//!   `error` frames — a bad frame never closes the session, except a text frame
+//!   that is not UTF-8, which RFC 6455 requires to fail the connection (1007);
+//! - guests' message budget (`RateLimits::guest_message`): over it a `send` gets a
+//!   `rate_limited` error naming its `client_msg_id`, nothing is stored;
 //! - the heartbeat: a ping every `heartbeat`, a close after `client_timeout` of silence;
 //! - exactly-once, in-order delivery per conversation: a cursor per conversation
 //!   remembers the last `seq` sent, drops repeats, holds early arrivals and fetches
@@ -17,6 +20,7 @@
 //!   resumes from its cursors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -111,7 +115,8 @@ pub fn start(
     // protocol limit and this size get a polite `frame_too_large` and the session
     // lives on.
     let codec_limit = (state.config.max_frame_bytes * 2).max(1 << 20);
-    let actor = SessionActor::new(state, endpoint, preauthenticated);
+    let mut actor = SessionActor::new(state, endpoint, preauthenticated);
+    actor.peer = crate::http::client_ip(req);
     ws::WsResponseBuilder::new(actor, req, stream)
         .frame_size(codec_limit)
         .start()
@@ -191,6 +196,9 @@ pub struct SessionActor {
     fragment: Option<Fragment>,
     closing: bool,
     fetch_generation: u64,
+    /// The client's address (behind trusted proxies, the forwarded one): guests'
+    /// messages are also limited per address.
+    peer: IpAddr,
 }
 
 impl SessionActor {
@@ -208,6 +216,7 @@ impl SessionActor {
             fragment: None,
             closing: false,
             fetch_generation: 0,
+            peer: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         }
     }
 
@@ -255,7 +264,7 @@ impl SessionActor {
         if matches!(err, AppError::Internal(_) | AppError::Unavailable(_)) {
             tracing::warn!(session = %self.id, error = ?err, "frame failed");
         }
-        self.send_error(ctx, err.code(), err.public_message(), reference);
+        self.send_frame(ctx, &ServerFrame::app_error(err, reference));
     }
 
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: &str) {
@@ -574,6 +583,19 @@ impl SessionActor {
         body: String,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        if let Principal::Guest(g) = &principal {
+            // Checked before anything is stored: a limited message is never acked,
+            // and the guest retries it later with the same client_msg_id.
+            if let Err(e) = self
+                .state
+                .limits
+                .guest_message(&g.conversation_id, self.peer)
+            {
+                tracing::info!(session = %self.id, conversation = %g.conversation_id, address = %self.peer, "guest message rate-limited");
+                self.send_app_error(ctx, &e, Some(client_msg_id));
+                return;
+            }
+        }
         let state = self.state.clone();
         let is_agent = matches!(principal, Principal::Agent(_));
         let msg = PostMessage {
@@ -983,9 +1005,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
                 return;
             }
             Err(ws::ProtocolError::Io(e)) if is_invalid_utf8(&e) => {
-                // A text frame that is not UTF-8: the decoder has consumed the whole
-                // frame, so framing is intact and the session can carry on.
-                self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None);
+                self.fail_invalid_utf8(ctx);
                 return;
             }
             Err(e) => {
@@ -1021,6 +1041,20 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
 }
 
 impl SessionActor {
+    /// A text message that is not UTF-8. RFC 6455 §8.1 says the endpoint MUST fail
+    /// the connection, and §7.4.1 names the close code: 1007 (inconsistent data).
+    /// The client gets an `error` frame saying why, then the close.
+    fn fail_invalid_utf8(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        tracing::debug!(session = %self.id, "text frame is not UTF-8; closing with 1007");
+        self.send_error(
+            ctx,
+            "bad_frame",
+            "text frames must be valid UTF-8; closing the connection",
+            None,
+        );
+        self.close(ctx, 1007, "invalid UTF-8 in a text frame");
+    }
+
     /// Reassembles fragmented text messages (rare from browsers, legal in RFC 6455),
     /// holding at most `max_frame_bytes`.
     fn handle_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
@@ -1077,9 +1111,7 @@ impl SessionActor {
             if let Some(Fragment::Text(buf)) = self.fragment.take() {
                 match String::from_utf8(buf) {
                     Ok(text) => self.handle_text(&text, ctx),
-                    Err(_) => {
-                        self.send_error(ctx, "bad_frame", "text frames must be valid UTF-8", None)
-                    }
+                    Err(_) => self.fail_invalid_utf8(ctx),
                 }
             }
         }

@@ -1,11 +1,19 @@
 //! `POST /api/auth/login`, `GET /api/auth/me`.
+//!
+//! Login is limited twice: per client address (`SWITCHBOARD_RATE_LOGIN`) and per
+//! account, with an exponential back-off after consecutive wrong passwords
+//! ([`crate::ratelimit::LoginBackoff`]). The per-account limit holds whichever address
+//! asks, so a guesser cannot spread over many addresses; it only slows that one
+//! account, so a guesser cannot lock everyone out from one address.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{verify_dummy, verify_password, AuthAgent};
+use crate::clock::now_ms;
 use crate::error::AppError;
+use crate::ratelimit::normalise_email;
 use crate::state::AppState;
 use crate::store::accounts;
 
@@ -25,8 +33,15 @@ async fn login(
     req: HttpRequest,
     body: web::Json<Login>,
 ) -> Result<HttpResponse, AppError> {
-    state.limits.login(super::client_ip(&req))?;
+    let ip = super::client_ip(&req);
+    state.limits.login(ip)?;
     let Login { email, password } = body.into_inner();
+    let account = normalise_email(&email);
+    let backoff = state.limits.login_backoff();
+    if let Err(e) = backoff.check(&account, now_ms()) {
+        tracing::warn!(%account, address = %ip, "login refused: account is backing off");
+        return Err(e);
+    }
     let row = state
         .db
         .run(move |c| accounts::agent_by_email(c, &email))
@@ -43,7 +58,12 @@ async fn login(
     })
     .await
     .map_err(AppError::internal)?;
-    let row = verified.ok_or(AppError::InvalidCredentials)?;
+    let Some(row) = verified else {
+        let failures = backoff.failed(&account, now_ms());
+        tracing::warn!(%account, address = %ip, failures, "login failed");
+        return Err(AppError::InvalidCredentials);
+    };
+    backoff.succeeded(&account);
     let info = state.db.run(move |c| accounts::agent_info(c, row)).await?;
     let token = state.tokens.issue_agent(&info.id)?;
     tracing::info!(agent = %info.id, "agent logged in");

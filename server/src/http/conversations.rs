@@ -5,7 +5,7 @@
 //! fan-out, so a message posted over HTTP reaches WebSocket viewers exactly like one
 //! sent over a socket.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -164,10 +164,17 @@ struct PostBody {
 
 async fn post_message(
     state: web::Data<AppState>,
+    req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
     body: web::Json<PostBody>,
 ) -> Result<HttpResponse, AppError> {
+    if let Principal::Guest(g) = &principal {
+        // The same budget as the guest's WebSocket sends (agents are not limited).
+        state
+            .limits
+            .guest_message(&g.conversation_id, super::client_ip(&req))?;
+    }
     let id = path.into_inner();
     let PostBody {
         body,

@@ -104,11 +104,55 @@ async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
     )
 }
 
-/// The client's address, for rate limiting. Behind a proxy this is the proxy's.
+/// The client's address, for rate limits and logs: the TCP peer, or — when the peer
+/// is one of `SWITCHBOARD_TRUSTED_PROXIES` — the address its `X-Forwarded-For` names
+/// (see [`forwarded_client`]).
 pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
+    let peer = req
+        .peer_addr()
         .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let trusted = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .map(|s| s.config.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    if trusted.is_empty() {
+        return peer;
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    forwarded_client(peer, &forwarded.join(","), trusted)
+}
+
+/// The real client behind trusted proxies. Each proxy appends the address it heard
+/// from to `X-Forwarded-For`, so the list is read from the right: the first entry
+/// that is not itself a trusted proxy is the client (entries further left were
+/// written by the client and prove nothing). A peer that is not trusted is the
+/// client, whatever it claims; a trusted peer without a usable header is too.
+pub(crate) fn forwarded_client(
+    peer: IpAddr,
+    forwarded_for: &str,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for entry in forwarded_for.rsplit(',') {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            // Garbage (or a port, or an obfuscated name) ends the trustworthy part.
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// Logs method, path (never the query string, which could carry secrets from
@@ -195,4 +239,45 @@ pub(crate) async fn team_for(
         return Err(AppError::Forbidden("not your team".into()));
     }
     Ok(team)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        // An untrusted peer cannot pick its address.
+        assert_eq!(
+            forwarded_client(ip("203.0.113.9"), "198.51.100.1", &trusted),
+            ip("203.0.113.9")
+        );
+        // A trusted proxy: the rightmost address it did not add itself.
+        assert_eq!(
+            forwarded_client(ip("10.0.0.2"), "6.6.6.6, 198.51.100.1, 10.0.0.3", &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.2"), "", &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.2"), "nonsense", &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.2"), "2001:db8::1", &trusted),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.2"), "198.51.100.1", &[]),
+            ip("10.0.0.2")
+        );
+    }
 }
