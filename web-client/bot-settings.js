@@ -7,6 +7,7 @@
  * while the hash is #/bot. The knowledge API may be missing on a hub; a 404 there
  * shows "knowledge base unavailable" instead of failing the page.
  */
+import { formatWhen } from './format.js';
 import { h } from './dom.js';
 import { toast, toastError } from './toast.js';
 
@@ -54,10 +55,6 @@ function check(label, input) {
   return h('label', { className: 'bot-check' }, input, ' ', label);
 }
 
-function when(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
-}
 
 /** The citation label the bot uses for a knowledge document. */
 function docLabel(doc) {
@@ -533,7 +530,7 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
           const row = p.current && p.current[type];
           text.value = row ? row.content : '';
           text.placeholder = type === 'base' ? p.default_base || '' : '';
-          current.textContent = row ? `(version ${row.version}, ${when(row.created_at)})` : type === 'base' ? '(default)' : '(not set)';
+          current.textContent = row ? `(version ${row.version}, ${formatWhen(row.created_at)})` : type === 'base' ? '(default)' : '(not set)';
         }
         const rows = p.history || [];
         history.replaceChildren(
@@ -543,7 +540,7 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
                   'li',
                   { className: 'bot-history-row' },
                   h('strong', {}, `${r.prompt_type} ${r.version}`),
-                  ` · ${r.updated_by || ''} · ${when(r.created_at)} `,
+                  ` · ${r.updated_by || ''} · ${formatWhen(r.created_at)} `,
                   h(
                     'button',
                     {

@@ -7,7 +7,8 @@
  * keyboard focus survives live reordering.
  */
 import { h } from './dom.js';
-import { relativeTime } from './format.js';
+import { relativeTime, formatAge } from './format.js';
+import { contactName, contactBadges, originText } from './contact.js';
 import { toastError } from './toast.js';
 
 const SEARCH_DEBOUNCE_MS = 300;
@@ -53,8 +54,11 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     }
   }
 
+  const pause = () => h('span', { className: 'sr-only' }, ', ');
+
   function makeRow(id) {
     const parts = {
+      unreadWords: h('span', { className: 'sr-only' }, ' unread'),
       name: h('span', { className: 'conv-name' }),
       time: h('span', { className: 'conv-time' }),
       preview: h('span', { className: 'conv-preview' }),
@@ -64,13 +68,30 @@ export function setupConversationList({ store, api, onSelect, signal }) {
       stage: h('span', { className: 'chip chip-stage', dataset: { testid: 'conv-stage' } }),
       priority: h('span', { className: 'chip chip-priority', dataset: { testid: 'conv-priority' } }),
       assignee: h('span', { className: 'conv-assignee' }),
+      badges: h('span', { className: 'conv-badges' }),
+      origin: h('span', { className: 'conv-origin', dataset: { testid: 'conv-origin' } }),
     };
     const button = h(
       'button',
       { type: 'button', className: 'conv', dataset: { testid: 'conversation-item', id }, onclick: () => onSelect(id) },
-      h('span', { className: 'conv-line' }, parts.name, parts.time),
-      h('span', { className: 'conv-line' }, parts.preview, parts.unread),
-      h('span', { className: 'conv-line conv-tags' }, parts.channel, parts.status, parts.stage, parts.priority, parts.assignee),
+      h('span', { className: 'conv-line' }, parts.name, pause(), parts.badges, pause(), parts.time),
+      h('span', { className: 'conv-line' }, pause(), parts.preview, parts.unread, parts.unreadWords),
+      h(
+        'span',
+        { className: 'conv-line conv-tags' },
+        pause(),
+        parts.channel,
+        pause(),
+        parts.status,
+        pause(),
+        parts.stage,
+        pause(),
+        parts.priority,
+        pause(),
+        parts.assignee,
+      ),
+      pause(),
+      parts.origin,
     );
     const row = { li: h('li', {}, button), button, parts };
     rows.set(id, row);
@@ -79,14 +100,17 @@ export function setupConversationList({ store, api, onSelect, signal }) {
 
   function fill(row, conv) {
     const p = row.parts;
-    const name = (conv.contact && conv.contact.name) || 'Visitor';
+    const name = contactName(conv.contact);
     const last = conv.last_message;
     // "Waiting" = the guest spoke last and nobody has answered yet.
     const waiting = conv.status !== 'resolved' && last && last.sender_kind === 'guest';
-    const age = relativeTime(conv.last_message_at || conv.created_at);
+    const at = conv.last_message_at || conv.created_at;
 
     p.name.textContent = name;
-    p.time.textContent = waiting ? `waiting ${age}` : age;
+    p.badges.replaceChildren(...contactBadges(conv));
+    p.origin.textContent = originText(conv);
+    p.origin.hidden = !p.origin.textContent;
+    p.time.textContent = waiting ? `waiting ${formatAge(at)}` : relativeTime(at);
     p.time.classList.toggle('is-waiting', Boolean(waiting));
     p.preview.textContent = last ? (PREVIEW_PREFIX[last.sender_kind] || '') + last.body : 'No messages yet';
     p.unread.textContent = conv.unread > 99 ? '99+' : String(conv.unread || '');
@@ -109,19 +133,9 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     row.button.classList.toggle('is-resolved', conv.status === 'resolved');
     if (conv.id === store.activeId) row.button.setAttribute('aria-current', 'true');
     else row.button.removeAttribute('aria-current');
-    // One sentence for screen readers instead of the visual fragments.
-    const spoken = [
-      name,
-      p.time.textContent,
-      p.preview.textContent,
-      CHANNEL_TEXT[conv.channel] || conv.channel,
-      conv.status,
-      conv.lead_stage && `stage ${p.stage.textContent}`,
-      !p.priority.hidden && `${conv.lead_priority} priority`,
-      p.assignee.textContent,
-    ];
-    if (conv.unread) spoken.push(`${conv.unread} unread`);
-    row.button.setAttribute('aria-label', spoken.filter(Boolean).join(', '));
+    // The row's visible text is its accessible name (WCAG 2.5.3: what a voice user
+    // reads out must match); sr-only commas and words make it one sentence.
+    p.unreadWords.hidden = !conv.unread;
   }
 
   function render() {

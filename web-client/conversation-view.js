@@ -4,8 +4,9 @@
  * live messages exactly once by seq); the composer with its outbox; typing
  * and read state for the open conversation.
  */
-import { h, linkify } from './dom.js';
-import { formatTime, initials, uuid, isWhatsApp, deliveryText, formatBytesLabel } from './format.js';
+import { h, icon, linkify } from './dom.js';
+import { timeElement, initials, uuid, isWhatsApp, deliveryTick, formatBytesLabel } from './format.js';
+import { contactName, contactBadges, originText } from './contact.js';
 import { auth } from './login.js';
 import { toast, toastError } from './toast.js';
 
@@ -29,7 +30,6 @@ export function setupConversationView({ store, api, socket, signal }) {
   const meta = document.getElementById('view-meta');
   const assignBtn = document.getElementById('assign-me');
   const statusBtn = document.getElementById('toggle-status');
-  const backBtn = document.getElementById('view-back');
   const scroller = document.getElementById('message-scroll');
   const earlierBtn = document.getElementById('load-earlier');
   const list = document.getElementById('message-list');
@@ -53,7 +53,11 @@ export function setupConversationView({ store, api, socket, signal }) {
   // ------------------------------------------------------------- open/close
 
   async function open(id) {
-    if (cur && cur.id === id) return;
+    if (cur && cur.id === id) {
+      // Chosen again (Enter on its row): the agent wants to write.
+      if (!cur.loading && !app.classList.contains('show-details')) input.focus({ preventScroll: true });
+      return;
+    }
     stopTyping();
     hideTyping();
     const token = ++openToken;
@@ -131,15 +135,16 @@ export function setupConversationView({ store, api, socket, signal }) {
       return;
     }
     const contact = conv.contact || {};
-    title.textContent = contact.name || 'Visitor';
+    title.textContent = contactName(contact);
     const bits = [
       h('span', { className: `chip chip-${conv.status}` }, conv.status),
       h('span', {}, store.agentName(conv.assignee_id)),
+      ...contactBadges(conv),
     ];
-    if (contact.email) bits.push(h('span', {}, contact.email));
-    if (contact.phone) bits.push(h('span', {}, contact.phone));
-    if (conv.source) bits.push(h('span', {}, `via ${conv.source}`));
-    if (conv.page_url) bits.push(linkify(h('span', { className: 'page-url' }), conv.page_url));
+    if (contact.email) bits.push(h('span', { className: 'view-meta-extra' }, contact.email));
+    if (contact.phone) bits.push(h('span', { className: 'view-meta-extra' }, contact.phone));
+    const origin = originText(conv);
+    if (origin) bits.push(h('span', { className: 'page-url view-meta-extra', title: conv.page_url || '' }, origin));
     if (isWhatsApp(conv) && conv.template_required === true) {
       // Meta refuses free text 24 h after the customer's last message.
       bits.push(
@@ -192,7 +197,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (wa) li.dataset.wa = '1';
     const bubble = linkify(h('div', { className: 'bubble' }), text);
     if (attachment) bubble.append(renderAttachment(attachment));
-    const time = h('time', { dateTime: createdAt || '' }, formatTime(createdAt));
+    const time = timeElement(createdAt);
     if (side === 'center') {
       li.append(bubble, h('div', { className: 'msg-meta' }, time));
       return li;
@@ -218,19 +223,18 @@ export function setupConversationView({ store, api, socket, signal }) {
     return li;
   }
 
-  const STATUS_TEXT = { sending: 'Sending…', sent: 'Sent', read: 'Read' };
-
   function paintStatus(li, error) {
     const el = li.querySelector('.msg-status');
     if (!el) return;
-    const status = li.dataset.status;
-    if (li.dataset.wa) {
-      // WhatsApp ticks come from the provider (`status` frames), not read cursors.
-      el.textContent = deliveryText(status, error);
-      el.title = status || '';
-      return;
-    }
-    el.textContent = status === 'failed' ? `Failed${error ? `: ${error}` : ''}` : STATUS_TEXT[status] || '';
+    // Web chat ticks follow the guest's read cursor; WhatsApp ones come from the
+    // provider (`status` frames). Both draw the same icons.
+    const tick = deliveryTick(li.dataset.status, error);
+    el.title = tick.text;
+    const failed = li.dataset.status === 'failed';
+    el.replaceChildren(
+      ...(tick.icon ? [icon(tick.icon)] : []),
+      h('span', { className: failed ? 'tick-text' : 'sr-only' }, tick.text),
+    );
   }
 
   function statusFor(seq) {
@@ -619,7 +623,6 @@ export function setupConversationView({ store, api, socket, signal }) {
     const next = conv && conv.status === 'resolved' ? 'open' : 'resolved';
     run(statusBtn, (id) => api.setStatus(id, next));
   });
-  listen(backBtn, 'click', close);
   listen(earlierBtn, 'click', loadEarlier);
   listen(form, 'submit', (e) => {
     e.preventDefault();

@@ -59,3 +59,26 @@ export function linkify(parent, text) {
   if (last < s.length) parent.append(document.createTextNode(s.slice(last)));
   return parent;
 }
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * An icon from the Lucide sprite (/app/icons.svg). Decorative (aria-hidden) unless
+ * `label` is given, in which case it is an image with that accessible name.
+ */
+export function icon(name, label) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', `icon icon-${name}`);
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('focusable', 'false');
+  if (label) {
+    svg.setAttribute('role', 'img');
+    svg.setAttribute('aria-label', label);
+  } else {
+    svg.setAttribute('aria-hidden', 'true');
+  }
+  const use = document.createElementNS(SVG_NS, 'use');
+  use.setAttribute('href', `/app/icons.svg#${name}`);
+  svg.append(use);
+  return svg;
+}

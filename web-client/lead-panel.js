@@ -1,22 +1,33 @@
 /*
- * Lead panel (issue 5, docs/leads.md): beside the open conversation, the lead's
+ * Details panel (issue 5 and 14, docs/leads.md): beside the open conversation
+ * (a stacked view of its own on narrow screens, #/c/{id}/details), what is known
+ * about the contact (contact.js) and then the lead's
  * stage (a select that moves it by hand — manual moves may go anywhere and are
  * audited), owner, priority, campaign and handover flag, its open tasks (tick to
  * complete) and its timeline. Updated live by `lead`, `timeline` and `task_due`
  * frames. Every piece of user data is rendered with textContent (h() makes text
  * nodes), never as HTML.
  */
-import { h } from './dom.js';
+import { h, icon } from './dom.js';
 import { toastError, toast } from './toast.js';
+import { timeElement, formatWhen, formatFull } from './format.js';
+import { contactFacts } from './contact.js';
 
 const TIMELINE_LIMIT = 60;
 
 /**
- * @param {{request: Function, signal: AbortSignal}} opts  request: api.js's wrapper
+ * @param {{request: Function, store: import('./store.js').Store, signal: AbortSignal,
+ *          onBack: () => void}} opts  request: api.js's wrapper; onBack: leave the
+ *          stacked details view (narrow screens)
  */
-export function setupLeadPanel({ request, signal }) {
+export function setupLeadPanel({ request, store, signal, onBack }) {
   const host = document.getElementById('conversation-view');
-  const panel = h('aside', { className: 'lead-panel', attrs: { 'aria-label': 'Lead', 'data-testid': 'lead-panel' } });
+  const panel = h('aside', {
+    id: 'details-panel',
+    className: 'lead-panel',
+    tabIndex: -1,
+    attrs: { 'aria-labelledby': 'details-title', 'data-testid': 'lead-panel' },
+  });
   panel.hidden = true;
   host.append(panel);
   signal.addEventListener('abort', () => panel.remove());
@@ -36,15 +47,18 @@ export function setupLeadPanel({ request, signal }) {
   async function show(id) {
     conversationId = id;
     lead = null;
+    tasks = [];
+    timeline = [];
     const mine = ++loadToken;
-    panel.hidden = true;
+    render();
     try {
       const l = await call('GET', `/api/conversations/${enc(id)}/lead`);
       if (mine !== loadToken) return;
       await adopt(l, mine);
     } catch (e) {
       if (mine !== loadToken) return;
-      if (e.status !== 404) toastError(e); // 404: no lead yet (no message from the contact)
+      // 404: no lead yet (no message from the contact) — "No lead yet", no toast.
+      if (e.status !== 404 && e.status !== 401) toastError(e);
     }
   }
 
@@ -63,9 +77,6 @@ export function setupLeadPanel({ request, signal }) {
     render();
   }
 
-  function fmt(ms) {
-    return new Date(ms).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
-  }
 
   function describe(e) {
     const d = e.detail || {};
@@ -89,11 +100,31 @@ export function setupLeadPanel({ request, signal }) {
   }
 
   function render() {
-    if (!lead) {
+    if (!conversationId) {
       panel.hidden = true;
+      panel.replaceChildren();
       return;
     }
     panel.hidden = false;
+    const conv = store.conversations.get(conversationId);
+    const head = h(
+      'div',
+      { className: 'details-head' },
+      h(
+        'button',
+        { type: 'button', className: 'btn btn-ghost btn-icon details-back', attrs: { 'aria-label': 'Back to the conversation' }, onclick: onBack },
+        icon('arrow-left'),
+      ),
+      h('h2', { id: 'details-title', className: 'details-title' }, 'Details'),
+    );
+    const contact = h('section', { className: 'details-section', attrs: { 'aria-label': 'Contact' } },
+      h('h3', {}, 'Contact'),
+      h('dl', { className: 'lead-facts', dataset: { testid: 'contact-facts' } }, contactFacts(conv)),
+    );
+    if (!lead) {
+      panel.replaceChildren(head, contact, h('h3', {}, 'Lead'), h('p', { className: 'muted', dataset: { testid: 'lead-none' } }, 'No lead yet.'));
+      return;
+    }
     const select = h('select', {
       className: 'lead-stage',
       attrs: { 'aria-label': 'Stage', 'data-testid': 'lead-stage' },
@@ -106,7 +137,7 @@ export function setupLeadPanel({ request, signal }) {
     }
     const facts = h('dl', { className: 'lead-facts' },
       h('dt', {}, 'Source'), h('dd', {}, [lead.source, lead.source_detail].filter(Boolean).join(' · ')),
-      h('dt', {}, 'Owner'), h('dd', {}, lead.owner_id ? lead.owner_id.slice(0, 8) : '—'),
+      h('dt', {}, 'Owner'), h('dd', { dataset: { testid: 'lead-owner' } }, lead.owner_id ? store.agentName(lead.owner_id) : 'Nobody yet'),
       h('dt', {}, 'Priority'), h('dd', { className: `lead-priority lead-priority-${lead.priority}` }, lead.priority),
       h('dt', {}, 'Score'), h('dd', {}, String(lead.score)),
       lead.campaign_code ? [h('dt', {}, 'Campaign'), h('dd', {}, lead.campaign_code)] : null,
@@ -117,14 +148,16 @@ export function setupLeadPanel({ request, signal }) {
       open.length ? open.map((t) => {
         const box = h('input', { type: 'checkbox', attrs: { 'aria-label': `Done: ${t.title}` }, onchange: () => complete(t) });
         return h('li', { className: t.due_at < Date.now() ? 'overdue' : '' },
-          h('label', {}, box, ' ', t.title), h('span', { className: 'lead-due' }, fmt(t.due_at)));
+          h('label', {}, box, ' ', t.title), h('span', { className: 'lead-due', title: formatFull(t.due_at) }, formatWhen(t.due_at)));
       }) : h('li', { className: 'muted' }, 'No open tasks'),
     );
     const items = timeline.slice(-TIMELINE_LIMIT).reverse().map((e) =>
-      h('li', { className: `tl tl-${e.kind}` }, h('time', {}, fmt(e.at_ms)), ' ', describe(e)),
+      h('li', { className: `tl tl-${e.kind}` }, timeElement(e.at_ms), ' ', describe(e)),
     );
     // replaceChildren would turn a null into the text "null": drop absent parts.
     const parts = [
+      head,
+      contact,
       h('h3', {}, 'Lead'),
       lead.handover_pending ? h('p', { className: 'lead-handover' }, 'Waiting for a human: ', lead.handover_reason || '') : null,
       h('label', { className: 'lead-stage-label' }, 'Stage ', select),
@@ -177,5 +210,16 @@ export function setupLeadPanel({ request, signal }) {
     }
   }
 
-  return { show, onFrame };
+  // Contact facts arrive with the summary (and change with it).
+  store.on('conversation', (id) => id === conversationId && render(), signal);
+  store.on('list', () => conversationId && !store.activeId && hide(), signal);
+
+  function hide() {
+    conversationId = null;
+    lead = null;
+    loadToken++;
+    render();
+  }
+
+  return { show, hide, onFrame, element: panel };
 }

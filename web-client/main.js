@@ -19,6 +19,8 @@ import { setupNotifications } from './notify.js';
 import { createBotApi } from './bot-api.js';
 import { setupBotPanel } from './bot-panel.js';
 import { setupBotSettings } from './bot-settings.js';
+import { contactName } from './contact.js';
+import { registerServiceWorker, setOffline } from './pwa.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -30,6 +32,33 @@ const CONNECTION_TEXT = {
 
 let token = auth.load();
 let session = null; // everything that lives only while signed in
+// Set by start() while signed in: the router's entry points.
+let navigateTo = null;
+let routeNow = null;
+let detailsHash = () => '#/';
+
+const conversationHash = (id) => `#/c/${encodeURIComponent(id)}`;
+
+/** Moves to `hash` as a new history entry (so the browser's back button undoes it). */
+function navigate(hash) {
+  if (navigateTo) navigateTo(hash);
+  else location.hash = hash;
+}
+
+/**
+ * The on-screen back buttons: one step back through the app's own history
+ * entries, or to the list when the page was opened on a deep link.
+ */
+function goBack() {
+  if (history.state && history.state.inbox) {
+    history.back();
+    return;
+  }
+  const hash = location.hash;
+  const up = /\/details$/.test(hash) ? hash.replace(/\/details$/, '') : '#/';
+  history.replaceState(null, '', up);
+  if (routeNow) routeNow();
+}
 
 const api = createApi({
   getToken: () => token,
@@ -59,17 +88,27 @@ const navBot = document.getElementById('nav-bot');
 const botBack = document.getElementById('bot-back');
 
 document.getElementById('logout').addEventListener('click', () => logout());
+document.getElementById('view-back').addEventListener('click', goBack);
+document.getElementById('view-details').addEventListener('click', () => navigate(detailsHash()));
 
 async function start() {
   let me;
   try {
     ({ agent: me } = await api.me());
   } catch (err) {
+    if (err.status === 0) {
+      // The hub is unreachable (the shell came from the service worker's cache):
+      // say so, and start again by itself once it answers.
+      setOffline(true);
+      retryWhenReachable();
+      return;
+    }
     // 401 already went through onUnauthorized; anything else keeps the token
     // so signing in is one click once the hub is reachable again.
     if (err.status !== 401) login.show(err.message);
     return;
   }
+  setOffline(false);
   if (!token) return; // logged out while waiting
 
   const controller = new AbortController();
@@ -88,24 +127,25 @@ async function start() {
     },
   });
   const view = setupConversationView({ store, api, socket, signal });
-  // Leads (issue 5): the lead panel follows whichever conversation the view opens.
-  const leadPanel = setupLeadPanel({ request: api.request, signal });
+  // Leads (issue 5): the details panel follows whichever conversation the view opens.
+  const leadPanel = setupLeadPanel({ request: api.request, store, signal, onBack: goBack });
   // The bot (issue 6): its strip follows the open conversation too.
   const botPanel = setupBotPanel({ botApi, view, signal });
   const openView = view.open;
   view.open = (id) => {
-    leadPanel.show(id);
-    botPanel.show(id);
+    // Once per conversation: re-opening the open one must not re-fetch (a 404
+    // for a lead that does not exist yet would be logged every time).
+    if (store.activeId !== id) {
+      leadPanel.show(id);
+      botPanel.show(id);
+    }
     return openView(id);
   };
   const list = setupConversationList({
     store,
     api,
     signal,
-    onSelect(id) {
-      history.replaceState(null, '', `#/c/${encodeURIComponent(id)}`);
-      view.open(id);
-    },
+    onSelect: (id) => navigate(conversationHash(id)),
   });
   session = { controller, socket, store };
 
@@ -124,13 +164,7 @@ async function start() {
         .conversation(id)
         .then((conv) => store.upsert(conv))
         .catch(() => {});
-      const hash = `#/c/${encodeURIComponent(id)}`;
-      if ((team && team.isVisible()) || (botPage && botPage.isVisible())) {
-        location.hash = hash; // the hashchange shows the inbox and opens it
-        return;
-      }
-      history.replaceState(null, '', hash);
-      view.open(id);
+      navigate(conversationHash(id));
     },
   });
   setupRoutingPanel({ store, routingApi, signal });
@@ -139,21 +173,23 @@ async function start() {
     signal,
     describe(id) {
       const conv = store.conversations.get(id);
-      const c = conv && conv.contact;
-      return (c && (c.name || c.email || c.phone)) || '';
+      return conv ? contactName(conv.contact) : '';
     },
-    onOpen(id) {
-      location.hash = `#/c/${encodeURIComponent(id)}`;
-    },
+    onOpen: (id) => navigate(conversationHash(id)),
   });
   navTeam.hidden = !supervises;
   navBot.hidden = !supervises;
-  function showRoute(e) {
-    // "← Inbox" returns to the conversation that was open, if any.
-    const from = e && e.oldURL ? new URL(e.oldURL).hash : '';
-    const back = from && from !== '#/team' && from !== '#/bot' ? from : null;
-    const onTeam = Boolean(team) && location.hash === '#/team';
-    const onBot = Boolean(botPage) && location.hash === '#/bot';
+  // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
+  // details, a stacked view on narrow screens), #/team, #/bot. In-app moves push
+  // a history entry, so the browser's back button walks the same stack as the
+  // on-screen back buttons.
+  let lastInbox = '#/';
+  let routed = null; // the hash last routed: hashchange and popstate both report one move
+  function route() {
+    const hash = location.hash || '#/';
+    routed = hash;
+    const onTeam = Boolean(team) && hash === '#/team';
+    const onBot = Boolean(botPage) && hash === '#/bot';
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
@@ -164,20 +200,35 @@ async function start() {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
     }
-    if (onTeam) {
-      if (back || !e) teamBack.href = back || '#/';
-      team.show();
-      return;
+    // "← Inbox" returns to the conversation that was open, if any.
+    teamBack.href = lastInbox;
+    botBack.href = lastInbox;
+    if (onTeam) return team.show();
+    if (onBot) return botPage.show();
+    const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
+    const details = Boolean(match && match[2]);
+    appEl.classList.toggle('show-details', details);
+    if (!match) {
+      lastInbox = '#/';
+      view.close();
+      return undefined;
     }
-    if (onBot) {
-      if (back || !e) botBack.href = back || '#/';
-      botPage.show();
-      return;
-    }
-    const match = /^#\/c\/(.+)$/.exec(location.hash);
-    if (e && match) view.open(decodeURIComponent(match[1]));
+    const id = decodeURIComponent(match[1]);
+    lastInbox = conversationHash(id);
+    view.open(id);
+    if (details) leadPanel.element.focus({ preventScroll: true });
+    return undefined;
   }
-  window.addEventListener('hashchange', showRoute, { signal });
+  const onMove = () => (location.hash || '#/') !== routed && route();
+  window.addEventListener('hashchange', onMove, { signal });
+  window.addEventListener('popstate', onMove, { signal });
+  navigateTo = (hash) => {
+    if (location.hash === hash) return route();
+    history.pushState({ inbox: true }, '', hash);
+    return route();
+  };
+  routeNow = route;
+  detailsHash = () => (store.activeId ? `${conversationHash(store.activeId)}/details` : '#/');
 
   meName.textContent = me.name;
   presenceSelect.value = 'online';
@@ -208,6 +259,7 @@ async function start() {
     if (presenceSelect.value !== 'online') socket.send({ type: 'presence', status: presenceSelect.value });
   });
   socket.addEventListener('ready', () => {
+    setOffline(false);
     view.flushOutbox();
     view.markRead();
     // Summaries of conversations nobody resumed may have changed while away.
@@ -224,6 +276,7 @@ async function start() {
         if (!store.applyMessage(f)) fetchUnknown(f.conversation_id);
         view.onFrame(f);
         botPanel.onFrame(f);
+        notify.onMessage(f);
         break;
       case 'read':
         store.applyRead(f);
@@ -247,6 +300,7 @@ async function start() {
       case 'offer':
       case 'offer_closed':
         offers.onFrame(f);
+        if (f.type === 'offer') notify.onOffer(f);
         break;
       case 'lead':
       case 'timeline':
@@ -279,9 +333,7 @@ async function start() {
     });
   await list.load();
 
-  const match = /^#\/c\/(.+)$/.exec(location.hash);
-  if (match && !signal.aborted) view.open(decodeURIComponent(match[1]));
-  if (!signal.aborted) showRoute();
+  if (!signal.aborted) route();
 }
 
 function logout(notice) {
@@ -296,16 +348,35 @@ function logout(notice) {
   navBot.hidden = true;
   teamBack.href = '#/';
   botBack.href = '#/';
+  navigateTo = null;
+  routeNow = null;
+  appEl.classList.remove('show-details');
   meName.textContent = '';
   connectionEl.textContent = '';
   history.replaceState(null, '', location.pathname);
   login.show(notice);
 }
 
+let retryTimer = 0;
+let retryDelay = 2000;
+/** Tries start() again: at once when the browser says it is online, else with backoff. */
+function retryWhenReachable() {
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => {
+    retryDelay = Math.min(retryDelay * 2, 30000);
+    if (token && !session) start();
+  }, retryDelay);
+}
+window.addEventListener('online', () => {
+  retryDelay = 2000;
+  if (token && !session) start();
+});
+
 // Unexpected failures in async handlers surface as a toast, not a silent stop.
 window.addEventListener('unhandledrejection', (e) => {
   toastError(e.reason);
 });
 
+registerServiceWorker();
 if (token) start();
 else login.show();

@@ -1,11 +1,17 @@
 /*
- * Desktop notification and a short chime when a conversation is assigned to me
- * (round-robin, a won claim, a transfer). Permission is asked once, on the first
- * click after signing in (browsers only allow asking from a user gesture), and the
- * answer is remembered by the browser; with no permission only the chime plays.
+ * Notifications (issue 14): the bell in the top bar asks for permission (browsers
+ * only allow asking from a user gesture) and turns them off and on again; once
+ * granted, new offers, new customer messages and conversations assigned to me
+ * raise a system notification through the service worker registration (what an
+ * installed app on a phone requires) while the inbox tab is hidden. Clicking one
+ * focuses the inbox on that conversation (sw.js). Assignments also play a short
+ * chime, with or without permission.
  */
+import { icon } from './dom.js';
+import { readyRegistration, onServiceWorkerOpen } from './pwa.js';
 
-const ASKED_KEY = 'switchboard.notify_asked';
+const PREF_KEY = 'switchboard.notify';
+const APP_ICON = '/app/pwa/icon-192.png';
 
 let audio = null;
 
@@ -30,43 +36,116 @@ function chime() {
   }
 }
 
-function askOnce() {
-  if (!('Notification' in window) || Notification.permission !== 'default') return;
+function supported() {
+  return 'Notification' in window;
+}
+
+function wanted() {
   try {
-    if (localStorage.getItem(ASKED_KEY)) return;
-    localStorage.setItem(ASKED_KEY, '1');
+    return localStorage.getItem(PREF_KEY) !== 'off';
   } catch {
-    /* storage blocked: may ask again next session */
+    return true;
   }
-  Notification.requestPermission().catch(() => {});
+}
+
+function setWanted(on) {
+  try {
+    localStorage.setItem(PREF_KEY, on ? 'on' : 'off');
+  } catch {
+    /* storage blocked: the choice lasts for this page only */
+  }
+}
+
+/** The bell: its icon, words and pressed state follow the permission and the agent's choice. */
+function paintControl(button) {
+  if (!supported()) {
+    button.hidden = true;
+    return;
+  }
+  button.hidden = false;
+  const perm = Notification.permission;
+  const on = perm === 'granted' && wanted();
+  const label =
+    perm === 'denied'
+      ? 'Notifications are blocked in this browser’s site settings'
+      : on
+        ? 'Notifications on (turn off)'
+        : 'Turn on notifications';
+  button.replaceChildren(icon(on ? 'bell' : 'bell-off'), Object.assign(document.createElement('span'), { className: 'sr-only', textContent: label }));
+  button.title = label;
+  button.setAttribute('aria-pressed', String(on));
+  button.disabled = perm === 'denied';
+}
+
+/** Raises a notification unless the inbox is in front of the agent. */
+async function raise(title, body, conversationId) {
+  if (!supported() || Notification.permission !== 'granted' || !wanted()) return;
+  if (document.visibilityState === 'visible' && document.hasFocus()) return; // the inbox shows it
+  const options = { body, tag: `conv-${conversationId}`, icon: APP_ICON, badge: APP_ICON, data: { conversationId } };
+  try {
+    const reg = await readyRegistration();
+    if (reg) {
+      await reg.showNotification(title, options);
+      return;
+    }
+  } catch {
+    /* no worker: try the page-level API below */
+  }
+  try {
+    const n = new Notification(title, options);
+    n.onclick = () => {
+      window.focus();
+      window.dispatchEvent(new CustomEvent('switchboard:open', { detail: conversationId }));
+      n.close();
+    };
+  } catch {
+    /* some platforms only allow notifications from a service worker */
+  }
 }
 
 /**
- * Wires assignment alerts for the signed-in agent. `describe(id)` returns the
- * conversation's display name; `onOpen(id)` opens it when the notification is clicked.
+ * Wires notifications for the signed-in agent. `describe(id)` returns the
+ * conversation's display name; `onOpen(id)` opens it when a notification is clicked.
  */
 export function setupNotifications({ store, signal, describe, onOpen }) {
-  document.addEventListener('click', askOnce, { once: true, signal });
+  const button = document.getElementById('notify-toggle');
+  if (button) {
+    paintControl(button);
+    button.addEventListener(
+      'click',
+      async () => {
+        if (!supported()) return;
+        if (Notification.permission === 'granted') {
+          setWanted(!wanted());
+        } else if (Notification.permission === 'default') {
+          const answer = await Notification.requestPermission().catch(() => 'default');
+          if (answer === 'granted') setWanted(true);
+        }
+        paintControl(button);
+      },
+      { signal },
+    );
+  }
+  onServiceWorkerOpen((id) => !signal.aborted && onOpen(id));
+  window.addEventListener('switchboard:open', (e) => onOpen(e.detail), { signal });
+
   return {
     /** Call with every `assigned` frame. */
     onAssigned(frame) {
       if (!store.me || frame.agent_id !== store.me.id) return;
       chime();
-      if (!('Notification' in window) || Notification.permission !== 'granted') return;
-      if (document.visibilityState === 'visible' && document.hasFocus()) return; // the inbox shows it
-      try {
-        const n = new Notification('New conversation assigned to you', {
-          body: describe(frame.conversation_id) || 'Open the inbox to answer.',
-          tag: `assigned-${frame.conversation_id}`,
-        });
-        n.onclick = () => {
-          window.focus();
-          onOpen(frame.conversation_id);
-          n.close();
-        };
-      } catch {
-        /* some platforms only allow notifications from a service worker */
-      }
+      raise('New conversation assigned to you', describe(frame.conversation_id) || 'Open the inbox to answer.', frame.conversation_id);
+    },
+    /** Call with every `offer` frame: a conversation offered to me. */
+    onOffer(frame) {
+      if (!frame.conversation_id) return;
+      raise('New conversation offered to you', frame.preview || 'Open the inbox to claim it.', frame.conversation_id);
+    },
+    /** Call with every `message` frame: customers' messages notify. */
+    onMessage(frame) {
+      if (!frame.sender || frame.sender.kind !== 'guest') return;
+      const who = describe(frame.conversation_id) || 'A customer';
+      raise(`New message from ${who}`, frame.body || '', frame.conversation_id);
     },
   };
 }

@@ -7,6 +7,7 @@
  * GET /api/offers after every (re)connect. Contract: docs/protocol.md.
  */
 import { h } from './dom.js';
+import { formatTime } from './format.js';
 import { toast } from './toast.js';
 import { serverNow } from './routing-api.js';
 
@@ -106,7 +107,7 @@ export function setupOffers({ store, routingApi, socket, signal, onWon }) {
     const left = (Date.parse(offer.expires_at) || 0) - serverNow();
     const p = card.parts;
     p.time.textContent = left > 0 ? countdown(left) : "Time's up";
-    p.time.title = `Round ${offer.round || 1} ends ${new Date(Date.now() + left).toLocaleTimeString()}`;
+    p.time.title = `Round ${offer.round || 1} ends ${formatTime(Date.now() + left)}`;
     const ratio = left > 0 ? Math.min(1, left / (offer.roundMs || left)) : 0;
     p.fill.style.transform = `scaleX(${ratio.toFixed(3)})`;
     card.el.classList.toggle('is-urgent', left > 0 && left <= URGENT_MS);

@@ -9,6 +9,7 @@
  * the open conversation through the store (store.activeId).
  */
 import { h } from './dom.js';
+import { timeElement } from './format.js';
 import { toast, toastError } from './toast.js';
 
 const KIND_TEXT = {
@@ -31,10 +32,6 @@ const SKIP_TEXT = {
   not_next: 'not next in rotation',
 };
 
-function when(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
-}
 
 /**
  * @param {{store: import('./store.js').Store, routingApi: object, signal: AbortSignal}} opts
@@ -107,7 +104,7 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
             h('strong', {}, (KIND_TEXT[e.kind] || e.kind) + who),
             by,
             e.via ? h('span', { className: 'chip' }, e.via.replace(/_/g, ' ')) : null,
-            h('time', { dateTime: e.created_at }, when(e.created_at)),
+            timeElement(e.created_at),
           ),
           e.note ? h('p', { className: 'routing-note' }, e.note) : null,
           cands.length ? h('ul', { className: 'routing-cands' }, cands) : null,

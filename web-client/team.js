@@ -128,7 +128,8 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
         { className: 'team-grid' },
         h(
           'div',
-          { className: 'team-agents' },
+          // A narrow screen may scroll the table sideways: reachable by keyboard.
+          { className: 'team-agents', tabIndex: 0, attrs: { role: 'region', 'aria-label': 'Agents' } },
           h(
             'table',
             { className: 'workload' },
@@ -169,7 +170,7 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     if (row) return row;
     const parts = {
       dot: h('span', { className: 'presence-dot', attrs: { 'aria-hidden': 'true' } }),
-      presence: h('span', { className: 'sr-only' }),
+      presence: h('span', { className: 'presence-word', dataset: { testid: 'workload-presence' } }),
       name: h('span', { className: 'workload-name' }),
       role: h('span', { className: 'workload-role' }),
       fill: h('span', { className: 'load-fill' }),
@@ -181,7 +182,7 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     const tr = h(
       'tr',
       { dataset: { testid: 'workload-agent', agentId } },
-      h('td', {}, h('span', { className: 'workload-who' }, parts.dot, parts.presence, parts.name, parts.role)),
+      h('td', {}, h('span', { className: 'workload-who' }, parts.dot, parts.name, parts.role, parts.presence)),
       h('td', {}, h('span', { className: 'load' }, parts.bar, parts.load)),
       parts.offers,
     );
@@ -195,7 +196,9 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     const presence = PRESENCE_TEXT[a.presence] ? a.presence : 'offline';
     row.tr.dataset.presence = presence;
     q.dot.className = `presence-dot is-${presence}`;
-    q.presence.textContent = `${PRESENCE_TEXT[presence]}: `;
+    // The word, not only the dot's colour (WCAG 1.4.1); the legend explains both.
+    q.presence.textContent = PRESENCE_TEXT[presence];
+    q.presence.dataset.presence = presence;
     q.name.textContent = store.me && a.agent_id === store.me.id ? `${a.name} (you)` : a.name;
     q.role.textContent = a.role === 'agent' ? '' : a.role;
     q.role.hidden = a.role === 'agent';

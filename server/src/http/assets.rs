@@ -1,6 +1,7 @@
 //! Pages and static assets, embedded in the binary (rust-embed) so the hub runs from
-//! a single file: the agent inbox (`web-client/`), the widget and its demo page
-//! (`widget/`). In debug builds rust-embed reads the folders from disk, so front-end
+//! a single file: the agent inbox (`web-client/`) with its PWA files at the root
+//! (`/manifest.webmanifest`, and `/sw.js` so its service worker may control `/`),
+//! the widget and its demo page (`widget/`). In debug builds rust-embed reads the folders from disk, so front-end
 //! edits show on reload without recompiling.
 
 use std::borrow::Cow;
@@ -25,6 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/widget.js", web::get().to(widget_js))
         .route("/widget/{path:.*}", web::get().to(widget_asset))
         .route("/demo", web::get().to(demo))
+        .route("/manifest.webmanifest", web::get().to(manifest))
+        .route("/sw.js", web::get().to(service_worker))
         .route("/favicon.ico", web::get().to(favicon));
 }
 
@@ -95,6 +98,39 @@ async fn inbox(req: HttpRequest) -> Result<HttpResponse, AppError> {
 async fn app_asset(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let path = clean(&path)?;
     serve(WebClient::get(path), path, &req)
+}
+
+/// The inbox's web app manifest (name, icons, `start_url` `/`), at the root because
+/// the page links it from there; `application/manifest+json` per the W3C spec.
+async fn manifest(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let mut resp = serve(
+        WebClient::get("manifest.webmanifest"),
+        "manifest.webmanifest",
+        &req,
+    )?;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/manifest+json"),
+    );
+    Ok(resp)
+}
+
+/// The inbox's service worker. Served from the root so its scope can be `/` (a
+/// worker's maximum scope is its own directory unless `Service-Worker-Allowed`
+/// widens it; the header is sent anyway so the scope is explicit). Browsers refuse
+/// a worker script that is not served as JavaScript.
+async fn service_worker(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let mut resp = serve(WebClient::get("sw.js"), "sw.js", &req)?;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("service-worker-allowed"),
+        header::HeaderValue::from_static("/"),
+    );
+    Ok(resp)
 }
 
 async fn widget_js(req: HttpRequest) -> Result<HttpResponse, AppError> {
