@@ -295,6 +295,12 @@ impl Run {
             ),
             ("SWITCHBOARD_RATE_LOGIN", "1000000".into()),
             ("SWITCHBOARD_RATE_WIDGET", "1000000".into()),
+            // The load generator is thousands of guests on one address, sending as
+            // fast as they can: the abuse limits would measure themselves.
+            ("SWITCHBOARD_RATE_GUEST_BURST", "1000000".into()),
+            ("SWITCHBOARD_RATE_GUEST_MESSAGES", "1000000".into()),
+            ("SWITCHBOARD_RATE_GUEST_ADDR_BURST", "1000000".into()),
+            ("SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES", "1000000".into()),
             ("SWITCHBOARD_RATE_WEBHOOK", "100000000".into()),
             ("SWITCHBOARD_WS_OUTBOUND_QUEUE", "8192".into()),
             ("WHATSAPP_APP_SECRET", workloads::APP_SECRET.into()),

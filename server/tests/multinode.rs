@@ -231,6 +231,11 @@ impl Cluster {
             .env("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("SWITCHBOARD_RATE_LOGIN", "100000")
             .env("SWITCHBOARD_RATE_WIDGET", "100000")
+            // The tests' guests send bursts far past a visitor's limit on purpose.
+            .env("SWITCHBOARD_RATE_GUEST_BURST", "100000")
+            .env("SWITCHBOARD_RATE_GUEST_MESSAGES", "100000")
+            .env("SWITCHBOARD_RATE_GUEST_ADDR_BURST", "100000")
+            .env("SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES", "100000")
             .env("SWITCHBOARD_WORKERS", "1")
             .env("SWITCHBOARD_WRITERS", "2")
             .env("SWITCHBOARD_DB_POOL_SIZE", "6")

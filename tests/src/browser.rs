@@ -70,6 +70,32 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
+/// The start of every browser test: `None` when the browser is missing (the test
+/// returns; see [`browser_available`]), else this test's turn ([`serial`]), held
+/// until the guard drops.
+pub async fn browser_turn() -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    if !browser_available() {
+        return None;
+    }
+    Some(serial().await)
+}
+
+/// Logs `agent` into the inbox at `base` through the login form and waits until
+/// its socket is connected.
+pub async fn inbox_login(s: &Session, base: &str, agent: &crate::TestAgent) {
+    s.goto(&format!("{base}/")).await;
+    s.type_into("login email", &inbox("login-email"), &agent.email)
+        .await;
+    s.type_into("login password", &inbox("login-password"), &agent.password)
+        .await;
+    s.click("login submit", &inbox("login-submit")).await;
+    s.wait_for(
+        "inbox connected",
+        "document.getElementById('connection-status').dataset.state === 'connected'",
+    )
+    .await;
+}
+
 /// Where screenshots go: `target/screenshots/` (under `CARGO_TARGET_DIR` when set), so
 /// a test run never touches tracked files; with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`,
 /// `docs/screenshots/` at the repository root — the documented way to refresh the

@@ -509,6 +509,22 @@ impl TestServer {
         body
     }
 
+    /// Changes the default team's widget settings (greeting, away message, pre-chat
+    /// form …) as the admin; returns the stored settings.
+    pub async fn set_widget(&self, settings: Value) -> Value {
+        let admin = self.admin_token().await;
+        let team = self.default_team_id().await;
+        let (status, body) = self
+            .put(
+                &format!("/api/teams/{team}/widget"),
+                Some(&admin),
+                &settings,
+            )
+            .await;
+        assert_eq!(status, 200, "widget settings refused: {body}");
+        body
+    }
+
     /// Switches the default team to manual routing (no automatic assignment), for
     /// tests about delivery rather than routing.
     pub async fn manual_routing(&self) {
@@ -1208,6 +1224,31 @@ impl TestServer {
             .expect("conversations")
             .clone()
     }
+}
+
+/// Sends a PostgreSQL test server's database traffic through the cuttable proxy at
+/// `proxy_addr` (host:port) instead of 127.0.0.1:5432, so a test can take the
+/// database away under a running hub; returns the database's name.
+pub fn route_postgres_through(cfg: &mut Config, proxy_addr: &str) -> String {
+    let DatabaseTarget::Postgres { url } = &cfg.database else {
+        panic!("a PostgreSQL test server");
+    };
+    let name = url
+        .expose()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let routed = url.expose().replace("127.0.0.1:5432", proxy_addr);
+    assert_ne!(
+        &routed,
+        url.expose(),
+        "the test database URL must go through 127.0.0.1:5432"
+    );
+    cfg.database = DatabaseTarget::Postgres {
+        url: Secret::new(routed),
+    };
+    name
 }
 
 /// Configures a test server for WhatsApp against a fake provider at `fake`:

@@ -13,28 +13,12 @@
 use serde_json::{json, Value};
 use switchboard::config::Secret;
 use switchboard_e2e::browser::{
-    browser_available, inbox, serial, widget, Driver, NetProxy, Session, WIDGET_ROOT,
+    browser_turn, inbox, inbox_login, widget, Driver, NetProxy, Session, WIDGET_ROOT,
 };
 use switchboard_e2e::fake_openai::{bot_answer, FakeOpenAi, FakeReply};
 use switchboard_e2e::{Backend, TestAgent, TestServer};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
-
-/// Logs `agent` into the inbox at `base` through the login form and waits until
-/// its socket is connected.
-async fn inbox_login(s: &Session, base: &str, agent: &TestAgent) {
-    s.goto(&format!("{base}/")).await;
-    s.type_into("login email", &inbox("login-email"), &agent.email)
-        .await;
-    s.type_into("login password", &inbox("login-password"), &agent.password)
-        .await;
-    s.click("login submit", &inbox("login-submit")).await;
-    s.wait_for(
-        "inbox connected",
-        "document.getElementById('connection-status').dataset.state === 'connected'",
-    )
-    .await;
-}
 
 /// JS expression: the widget's message bubbles' texts.
 fn widget_texts() -> String {
@@ -111,10 +95,9 @@ async fn stored_bodies(server: &TestServer, token: &str, conversation_id: &str) 
 /// history, and HTML shown as text on both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_visitor_poll_claim_reply() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let team = server.default_team_id().await;
     server
@@ -123,15 +106,7 @@ async fn browser_visitor_poll_claim_reply() {
             json!({"routing_mode": "poll", "offer_timeout_ms": 600_000}),
         )
         .await;
-    let admin = server.admin_token().await;
-    let (status, body) = server
-        .put(
-            &format!("/api/teams/{team}/widget"),
-            Some(&admin),
-            &json!({"prechat_fields": ["name", "email"], "greeting": "Hi! We usually answer within minutes."}),
-        )
-        .await;
-    assert_eq!(status, 200, "widget settings: {body}");
+    server.set_widget(json!({"prechat_fields": ["name", "email"], "greeting": "Hi! We usually answer within minutes."})).await;
     let ann = server.agent("agent").await;
     let bob = server.agent("agent").await;
 
@@ -315,10 +290,9 @@ async fn browser_visitor_poll_claim_reply() {
 /// shown as sending, and stored exactly once, in order, when it comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_offline_queue_sends_once() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     server.manual_routing().await;
     let agent = server.agent("agent").await;
@@ -397,21 +371,17 @@ async fn browser_offline_queue_sends_once() {
 /// the team lead's dashboard shows the waiting conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_away_message_and_dashboard() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let team = server.default_team_id().await;
     let admin_token = server.admin_token().await;
-    let (status, body) = server
-        .put(
-            &format!("/api/teams/{team}/widget"),
-            Some(&admin_token),
-            &json!({"away_message": "We are offline now. Leave a message and we will email you."}),
+    server
+        .set_widget(
+            json!({"away_message": "We are offline now. Leave a message and we will email you."}),
         )
         .await;
-    assert_eq!(status, 200, "widget settings: {body}");
     // Poll mode with long rounds: a conversation stays in the queue until claimed.
     server
         .set_routing(
@@ -550,10 +520,9 @@ fn list_is(ids: &[&str]) -> String {
 /// today's first response.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_filters_transfer_and_charts() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     server.manual_routing().await;
     let team = server.default_team_id().await;
@@ -738,10 +707,9 @@ async fn browser_filters_transfer_and_charts() {
 /// visitor gets it); an admin creates a rule on the #/bot page (the API has it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_bot_pause_suggest_and_settings() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let answer = "We are open Monday to Friday, 9:00 to 17:00.";
     let draft = "The March package still has seats. Shall I reserve one for you?";
     let fake = FakeOpenAi::start(FakeReply::Content(bot_answer(answer, 0.87, &[]))).await;

@@ -14,26 +14,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use switchboard_e2e::browser::{browser_available, inbox, serial, Driver, NetProxy, Session};
-use switchboard_e2e::{Backend, TestAgent, TestGuest, TestServer, Ws};
-
-const DESKTOP: (u32, u32) = (1366, 900);
-const PHONE: (u32, u32) = (390, 844);
-
-/// Logs `agent` into the inbox at `base` and waits for its socket.
-async fn inbox_login(s: &Session, base: &str, agent: &TestAgent) {
-    s.goto(&format!("{base}/")).await;
-    s.type_into("login email", &inbox("login-email"), &agent.email)
-        .await;
-    s.type_into("login password", &inbox("login-password"), &agent.password)
-        .await;
-    s.click("login submit", &inbox("login-submit")).await;
-    s.wait_for(
-        "inbox connected",
-        "document.getElementById('connection-status').dataset.state === 'connected'",
-    )
-    .await;
-}
+use switchboard_e2e::browser::{
+    browser_turn, inbox, inbox_login, Driver, NetProxy, Session, DESKTOP, PHONE,
+};
+use switchboard_e2e::{Backend, TestGuest, TestServer, Ws};
 
 /// Presses one key as the user would (a trusted key event through DevTools, so
 /// Tab moves focus and Enter activates the focused control).
@@ -106,6 +90,16 @@ const OPEN_ID: &str = "(() => { const v = document.getElementById('conversation-
      return !document.getElementById('view-body').hidden && !document.getElementById('message-list').hasAttribute('aria-busy') \
      ? v.dataset.id : null; })()";
 
+/// Clicks the list row of conversation `id` and waits until it is open.
+async fn open_row(d: &Session, what: &str, id: &str) {
+    d.click(
+        what,
+        &format!("document.querySelector('[data-testid=conversation-item][data-id=\"{id}\"]')"),
+    )
+    .await;
+    d.wait_for("conversation open", OPEN_ID).await;
+}
+
 /// JS expression: whether the element matching `selector` is rendered (not
 /// `display: none`, itself or through an ancestor).
 fn shown(selector: &str) -> String {
@@ -118,10 +112,9 @@ fn shown(selector: &str) -> String {
 /// visitor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_inbox_screens_keyboard_and_phone_navigation() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let team = server.default_team_id().await;
     server
@@ -348,15 +341,7 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
     d.check_screen("inbox-390").await;
 
     // list → conversation: one view at a time.
-    d.click(
-        "Maya's row",
-        &format!(
-            "document.querySelector('[data-testid=conversation-item][data-id=\"{}\"]')",
-            maya.conversation_id
-        ),
-    )
-    .await;
-    d.wait_for("conversation open", OPEN_ID).await;
+    open_row(&d, "Maya's row", &maya.conversation_id).await;
     d.wait_for(
         "only the conversation shows",
         &format!(
@@ -412,15 +397,7 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
 
     // An offer arriving while a conversation is open on a phone: the card shows,
     // and neither it nor a toast covers the composer.
-    d.click(
-        "Maya's row",
-        &format!(
-            "document.querySelector('[data-testid=conversation-item][data-id=\"{}\"]')",
-            maya.conversation_id
-        ),
-    )
-    .await;
-    d.wait_for("conversation open", OPEN_ID).await;
+    open_row(&d, "Maya's row", &maya.conversation_id).await;
     let (_late, mut late_ws) = visitor(
         &server,
         "Lena Vogel",
@@ -481,10 +458,9 @@ async fn browser_inbox_screens_keyboard_and_phone_navigation() {
 /// a browser error page); it reconnects by itself once the hub is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_inbox_pwa_offline_shell() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let agent = server.agent("agent").await;
 

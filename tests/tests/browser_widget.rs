@@ -13,7 +13,7 @@
 
 use serde_json::json;
 use switchboard_e2e::browser::{
-    browser_available, serial, widget, Driver, Session, DESKTOP, PHONE, WIDGET_ROOT,
+    browser_turn, widget, Driver, Session, DESKTOP, PHONE, WIDGET_ROOT,
 };
 use switchboard_e2e::{eventually, Backend, TestAgent, TestServer};
 
@@ -120,10 +120,9 @@ const PANEL_BOX: &str =
 /// The quick-chat page says whose link it is and is the chat, at both widths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_quick_chat_page_desktop_and_phone() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     server.manual_routing().await;
     let sarah = agent_named(&server, "Sarah Jones", "sarah@test.local").await;
@@ -206,10 +205,9 @@ async fn browser_quick_chat_page_desktop_and_phone() {
 /// a phone; both pass the layout and accessibility checks in both schemes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_widget_open_desktop_and_phone() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     server.manual_routing().await;
     let agent = agent_named(&server, "Ayu Lestari", "ayu@test.local").await;
@@ -255,21 +253,13 @@ async fn browser_widget_open_desktop_and_phone() {
 /// to the composer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_widget_prechat_on_a_phone() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
-    let team = server.default_team_id().await;
-    let admin = server.admin_token().await;
-    let (status, body) = server
-        .put(
-            &format!("/api/teams/{team}/widget"),
-            Some(&admin),
-            &json!({"prechat_fields": ["name", "email"], "prechat_required": true}),
-        )
+    server
+        .set_widget(json!({"prechat_fields": ["name", "email"], "prechat_required": true}))
         .await;
-    assert_eq!(status, 200, "{body}");
     let driver = Driver::start().await;
     let v = browser(&driver, PHONE).await;
     v.goto(&server.url("/demo")).await;
@@ -319,10 +309,9 @@ async fn host_site(html: String, csp: String) -> String {
 /// fallbacks, and stays accessible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_widget_on_a_strict_csp_site() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let hub = server.base.clone();
     let ws_hub = hub.replace("http://", "ws://");
@@ -363,10 +352,9 @@ async fn browser_widget_on_a_strict_csp_site() {
 /// conversation any agent sees; the first message makes it one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_opening_the_widget_is_no_conversation_for_agents() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let agent = agent_named(&server, "Ayu Lestari", "ayu@test.local").await;
     let admin = server.admin_token().await;
@@ -419,22 +407,16 @@ async fn browser_opening_the_widget_is_no_conversation_for_agents() {
 /// it is gone — also after a reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_away_message_goes_once_answered() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     server.manual_routing().await;
-    let team = server.default_team_id().await;
-    let admin = server.admin_token().await;
-    let (status, body) = server
-        .put(
-            &format!("/api/teams/{team}/widget"),
-            Some(&admin),
-            &json!({"away_message": "We are away. Leave a message and we will answer here."}),
+    server
+        .set_widget(
+            json!({"away_message": "We are away. Leave a message and we will answer here."}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     let agent = agent_named(&server, "Ayu Lestari", "ayu@test.local").await;
 
     let driver = Driver::start().await;
@@ -490,10 +472,9 @@ async fn browser_away_message_goes_once_answered() {
 /// the hub's look, at both widths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_not_found_page() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start(Backend::Sqlite).await;
     let driver = Driver::start().await;
     let v = browser(&driver, DESKTOP).await;
@@ -533,10 +514,9 @@ async fn browser_not_found_page() {
 /// every message is stored exactly once, in the order typed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_widget_resends_what_the_rate_limit_refused() {
-    if !browser_available() {
+    let Some(_lock) = browser_turn().await else {
         return;
-    }
-    let _lock = serial().await;
+    };
     let server = TestServer::start_with(Backend::Sqlite, |c| {
         c.guest_messages.per_guest_burst = 2;
         c.guest_messages.per_guest_per_min = 600;

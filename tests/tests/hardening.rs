@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use switchboard::config::{DatabaseTarget, Secret};
+use switchboard::config::Secret;
 use switchboard_e2e::browser::NetProxy;
 use switchboard_e2e::{
-    assert_error_body, both_backends, postgres_available, Backend, TestServer, Ws, ADMIN_EMAIL,
-    ADMIN_PASSWORD,
+    assert_error_body, both_backends, postgres_available, route_postgres_through, Backend,
+    TestServer, Ws, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -219,19 +219,7 @@ async fn outage_answers_do_not_reveal_the_database() {
     let mut db_name = String::new();
     let srv = TestServer::start_with(Backend::Postgres, |cfg| {
         cfg.db_timeout = Duration::from_secs(1);
-        let DatabaseTarget::Postgres { url } = &cfg.database else {
-            panic!("a PostgreSQL test server");
-        };
-        db_name = url.expose().rsplit('/').next().unwrap().to_string();
-        let routed = url.expose().replace("127.0.0.1:5432", &proxy_addr);
-        assert_ne!(
-            &routed,
-            url.expose(),
-            "the test database URL must go through 127.0.0.1:5432"
-        );
-        cfg.database = DatabaseTarget::Postgres {
-            url: Secret::new(routed),
-        };
+        db_name = route_postgres_through(cfg, &proxy_addr);
     })
     .await;
     assert!(db_name.len() > 5, "database name {db_name:?}");

@@ -9,11 +9,10 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchboard::config::{DatabaseTarget, Secret};
 use switchboard_e2e::browser::NetProxy;
 use switchboard_e2e::{
-    eventually, meta_text_webhook, postgres_available, whatsapp_config, Backend, FakeProvider,
-    TestServer,
+    eventually, meta_text_webhook, postgres_available, route_postgres_through, whatsapp_config,
+    Backend, FakeProvider, TestServer,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,18 +26,7 @@ async fn database_outage_loses_and_duplicates_nothing() {
     let srv = TestServer::start_with(Backend::Postgres, |cfg| {
         whatsapp_config(cfg, &fake.base);
         cfg.db_timeout = Duration::from_secs(1);
-        let DatabaseTarget::Postgres { url } = &cfg.database else {
-            panic!("a PostgreSQL test server");
-        };
-        let routed = url.expose().replace("127.0.0.1:5432", &proxy_addr);
-        assert_ne!(
-            &routed,
-            url.expose(),
-            "the test database URL must go through 127.0.0.1:5432"
-        );
-        cfg.database = DatabaseTarget::Postgres {
-            url: Secret::new(routed),
-        };
+        route_postgres_through(cfg, &proxy_addr);
     })
     .await;
     let admin = srv.admin_token().await;

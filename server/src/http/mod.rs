@@ -253,31 +253,29 @@ mod tests {
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let trusted = nets(&["10.0.0.0/8"]);
-        // An untrusted peer cannot pick its address.
-        assert_eq!(
-            forwarded_client(ip("203.0.113.9"), "198.51.100.1", &trusted),
-            ip("203.0.113.9")
-        );
-        // A trusted proxy: the rightmost address it did not add itself.
-        assert_eq!(
-            forwarded_client(ip("10.0.0.2"), "6.6.6.6, 198.51.100.1, 10.0.0.3", &trusted),
-            ip("198.51.100.1")
-        );
-        assert_eq!(
-            forwarded_client(ip("10.0.0.2"), "", &trusted),
-            ip("10.0.0.2")
-        );
-        assert_eq!(
-            forwarded_client(ip("10.0.0.2"), "nonsense", &trusted),
-            ip("10.0.0.2")
-        );
-        assert_eq!(
-            forwarded_client(ip("10.0.0.2"), "2001:db8::1", &trusted),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            forwarded_client(ip("10.0.0.2"), "198.51.100.1", &[]),
-            ip("10.0.0.2")
-        );
+        let none: Vec<ipnet::IpNet> = Vec::new();
+        // (peer, X-Forwarded-For, trusted proxies, the client address believed)
+        let cases = [
+            // An untrusted peer cannot pick its address.
+            ("203.0.113.9", "198.51.100.1", &trusted, "203.0.113.9"),
+            // A trusted proxy: the rightmost address it did not add itself.
+            (
+                "10.0.0.2",
+                "6.6.6.6, 198.51.100.1, 10.0.0.3",
+                &trusted,
+                "198.51.100.1",
+            ),
+            ("10.0.0.2", "", &trusted, "10.0.0.2"),
+            ("10.0.0.2", "nonsense", &trusted, "10.0.0.2"),
+            ("10.0.0.2", "2001:db8::1", &trusted, "2001:db8::1"),
+            ("10.0.0.2", "198.51.100.1", &none, "10.0.0.2"),
+        ];
+        for (peer, header, proxies, want) in cases {
+            assert_eq!(
+                forwarded_client(ip(peer), header, proxies),
+                ip(want),
+                "{peer} {header:?}"
+            );
+        }
     }
 }
