@@ -11,7 +11,9 @@
 //! conversations (by a hash of the id): one conversation's appends always go through
 //! the same thread and are committed in the order they arrived.
 //!
-//! A batch first runs as one plain transaction. If any statement fails (a missing
+//! A batch first runs as one plain transaction of a fixed number of statements
+//! ([`append_batch`]: one duplicate lookup, one seq bump per conversation, one
+//! INSERT on PostgreSQL). If any statement fails (a missing
 //! conversation, a duplicate race), it is redone with one savepoint per append, so
 //! only the bad append fails. If the commit itself fails, every caller in the batch
 //! gets [`AppError::Unavailable`] and nothing was stored; clients retry with the same
@@ -25,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{write_transaction, Db};
 use crate::error::AppError;
-use crate::store::messages::{append, append_in_savepoint, Appended, NewMessage};
+use crate::store::messages::batch::append_batch;
+use crate::store::messages::{append_in_savepoint, Appended, NewMessage};
 
 /// Capacity of the writer's queue; callers wait (asynchronously) when it is full,
 /// which is the hub's backpressure against a database slower than its inbound rate.
@@ -165,10 +168,8 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
     // statement aborts it (PostgreSQL cannot go on in a failed transaction); then the
     // batch is redone with one savepoint per append, so only the bad append fails.
     let fast = write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
-        batch
-            .iter()
-            .map(|(message, _)| append(c, message))
-            .collect::<Result<Vec<_>, _>>()
+        let messages: Vec<&NewMessage> = batch.iter().map(|(message, _)| message).collect();
+        append_batch(c, &messages)
     });
     let outcome = match fast {
         Ok(appended) => Ok(appended.into_iter().map(Ok).collect::<Vec<_>>()),
@@ -252,6 +253,74 @@ mod tests {
             reopen: false,
             channel: None,
         }
+    }
+
+    fn second_conversation(db: &Db) -> String {
+        let mut c = db.conn().unwrap();
+        let team = accounts::create_team(&mut c, "U", "u").unwrap();
+        conversations::create_with_contact(
+            &mut c,
+            conversations::NewGuestConversation {
+                team_id: team.id,
+                channel: "widget".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .id
+    }
+
+    #[test]
+    fn a_batch_numbers_each_conversation_and_settles_duplicates_first() {
+        let (_dir, db, conv) = open();
+        let other = second_conversation(&db);
+        let mut c = db.conn().unwrap();
+        let first = write_transaction(&mut c, |c| append_batch(c, &[&msg(&conv, "a")])).unwrap();
+        assert_eq!((first[0].message.seq, first[0].duplicate), (1, false));
+        let batch = [
+            msg(&conv, "b"),
+            msg(&other, "x"),
+            msg(&conv, "a"),
+            msg(&conv, "b"),
+            msg(&conv, "c"),
+            msg(&other, "y"),
+        ];
+        let refs: Vec<&NewMessage> = batch.iter().collect();
+        let results = write_transaction(&mut c, |c| append_batch(c, &refs)).unwrap();
+        let got: Vec<_> = results
+            .into_iter()
+            .map(|a| (a.message.client_msg_id.unwrap(), a.message.seq, a.duplicate))
+            .collect();
+        let want = [
+            ("b", 2, false),
+            ("x", 1, false),
+            ("a", 1, true),
+            ("b", 2, true),
+            ("c", 3, false),
+            ("y", 2, false),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(k, s, d)| (k.to_string(), *s, *d))
+            .collect();
+        assert_eq!(got, want);
+        let (rows, _) =
+            crate::store::messages::page(&mut c, &conv, crate::store::messages::Page::After(0), 10)
+                .unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        let last_seq: i64 = {
+            use crate::db::schema::conversations as t;
+            use diesel::prelude::*;
+            t::table
+                .find(&conv)
+                .select(t::last_seq)
+                .first(&mut *c)
+                .unwrap()
+        };
+        assert_eq!(last_seq, 3, "a duplicate never takes a seq");
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! Messages: the append that assigns `seq` (run by the writer inside its batch
-//! transaction) and history pages.
+//! Messages: the appends that assign `seq` (run by the writer inside its batch
+//! transaction: [`batch::append_batch`] for a whole batch, [`append`] one by one when
+//! a batch has to be redone) and history pages.
+
+pub mod batch;
 
 use diesel::prelude::*;
 
-use crate::clock::{now_ms, rfc3339};
-use crate::db::schema::{conversations, messages};
+use crate::clock::rfc3339;
+use crate::db::schema::messages;
 use crate::db::{is_unique_violation, DbConn};
 use crate::error::AppError;
-use crate::model::{
-    new_id, preview, AttachmentView, ConversationStatus, MessageView, SenderKind, SenderView,
-};
+use crate::model::{new_id, AttachmentView, MessageView, SenderKind, SenderView};
 
 /// A row of `messages`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -98,6 +99,29 @@ pub struct NewMessage {
     pub channel: Option<Box<ChannelAppend>>,
 }
 
+impl NewMessage {
+    /// The row this message becomes at `seq`, committed at `now` (epoch ms), with a
+    /// fresh id.
+    fn row(&self, seq: i64, now: i64) -> MessageRow {
+        MessageRow {
+            id: new_id(),
+            conversation_id: self.conversation_id.clone(),
+            seq,
+            direction: self.sender_kind.direction().into(),
+            sender_kind: self.sender_kind.as_str().into(),
+            sender_id: self.sender_id.clone(),
+            sender_name: self.sender_name.clone(),
+            body: self.body.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            provider_id: self.provider_id.clone(),
+            status: self.channel.as_ref().and_then(|c| c.status.clone()),
+            created_at: now,
+            attachment: self.channel.as_ref().and_then(|c| c.attachment.clone()),
+            status_error: None,
+        }
+    }
+}
+
 /// What a channel message stores besides the plain message, in the same transaction.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelAppend {
@@ -120,20 +144,10 @@ pub struct Appended {
     pub reopened: bool,
 }
 
-#[derive(AsChangeset)]
-#[diesel(table_name = conversations)]
-struct Bump<'a> {
-    last_message_at: i64,
-    last_message_preview: &'a str,
-    last_message_sender: &'a str,
-    updated_at: i64,
-    last_inbound_at: Option<i64>,
-}
-
 /// The stored message with the same provider id, or the same `client_msg_id` from the
 /// same sender. Both lookups are plain (not boxed) queries so the database driver can
 /// cache their prepared statements; they run for every append.
-fn existing(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<MessageRow>> {
+pub(super) fn existing(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<MessageRow>> {
     if let Some(pid) = &m.provider_id {
         let found = messages::table
             .filter(messages::provider_id.eq(pid))
@@ -163,88 +177,18 @@ fn existing(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<MessageRow>
     }
 }
 
-/// Appends one message: bumps the conversation's `last_seq` and inserts the row with
-/// that seq, or returns the already stored message for a repeated `client_msg_id` or
-/// provider id. Must run inside a transaction so that a failed insert also undoes the
-/// seq bump — that is what keeps seq gapless. Three statements in the common case:
-/// the duplicate lookup, `UPDATE … RETURNING last_seq`, `INSERT`.
-///
-/// The bump is an `UPDATE … SET last_seq = last_seq + 1`, which takes the row lock in
-/// PostgreSQL: two nodes appending to one conversation are serialised by the database,
-/// and the later one sees the earlier one's seq.
+/// Appends one message, or returns the already stored message for a repeated
+/// `client_msg_id` or provider id: [`batch::append_batch`] for a batch of one (used
+/// when a batch is redone append by append). Must run inside a transaction so that a
+/// failed insert also undoes the seq bump — that is what keeps seq gapless.
 ///
 /// # Errors
 /// `NotFound` when the conversation does not exist; a unique violation when a
 /// concurrent duplicate won (the caller retries the lookup); other database errors.
 pub fn append(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Appended> {
-    if let Some(row) = existing(conn, m)? {
-        return Ok(Appended {
-            message: row,
-            duplicate: true,
-            reopened: false,
-        });
-    }
-    let now = now_ms();
-    let reopened = if m.reopen {
-        diesel::update(
-            conversations::table
-                .filter(conversations::id.eq(&m.conversation_id))
-                .filter(conversations::status.eq(ConversationStatus::Resolved.as_str())),
-        )
-        .set(conversations::status.eq(ConversationStatus::Open.as_str()))
-        .execute(conn)?
-            == 1
-    } else {
-        false
-    };
-    let preview = preview(&m.body);
-    let bump = Bump {
-        last_message_at: now,
-        last_message_preview: &preview,
-        last_message_sender: m.sender_kind.as_str(),
-        updated_at: now,
-        last_inbound_at: (m.sender_kind == SenderKind::Guest).then_some(now),
-    };
-    let updated = diesel::update(conversations::table.find(&m.conversation_id))
-        .set((
-            conversations::last_seq.eq(conversations::last_seq + 1),
-            &bump,
-        ))
-        .execute(conn)?;
-    if updated == 0 {
-        return Err(diesel::result::Error::NotFound);
-    }
-    let seq: i64 = conversations::table
-        .find(&m.conversation_id)
-        .select(conversations::last_seq)
-        .first(conn)?;
-    let row = MessageRow {
-        id: new_id(),
-        conversation_id: m.conversation_id.clone(),
-        seq,
-        direction: m.sender_kind.direction().into(),
-        sender_kind: m.sender_kind.as_str().into(),
-        sender_id: m.sender_id.clone(),
-        sender_name: m.sender_name.clone(),
-        body: m.body.clone(),
-        client_msg_id: m.client_msg_id.clone(),
-        provider_id: m.provider_id.clone(),
-        status: m.channel.as_ref().and_then(|c| c.status.clone()),
-        created_at: now,
-        attachment: m.channel.as_ref().and_then(|c| c.attachment.clone()),
-        status_error: None,
-    };
-    diesel::insert_into(messages::table)
-        .values(&row)
-        .execute(conn)?;
-    if let Some(order) = m.channel.as_ref().and_then(|c| c.outbox.as_ref()) {
-        crate::store::whatsapp::enqueue(conn, &m.conversation_id, Some(&row.id), order)?;
-    }
-    Ok(Appended {
-        message: row,
-        duplicate: false,
-        reopened,
-    })
+    batch::append_batch(conn, &[m])?
+        .pop()
+        .ok_or(diesel::result::Error::NotFound)
 }
 
 /// Runs [`append`] in a savepoint; when a concurrent writer stored the same

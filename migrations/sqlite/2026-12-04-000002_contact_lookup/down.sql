@@ -1,0 +1,2 @@
+DROP INDEX contacts_email_lower;
+DROP INDEX contacts_phone;

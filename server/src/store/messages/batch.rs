@@ -1,0 +1,369 @@
+//! The batch append: what the message writer runs for a whole batch inside one
+//! transaction, in a fixed number of statements however many messages it holds.
+//!
+//! Per batch: one duplicate lookup by `(sender_kind, sender_id, client_msg_id)` and one
+//! by provider id (each only when some message carries such a key); per conversation in
+//! the batch one `UPDATE … SET last_seq = last_seq + n … RETURNING last_seq` (plus the
+//! reopen `UPDATE` when a message may reopen it); then the rows. PostgreSQL gets every
+//! row in one `INSERT … SELECT FROM UNNEST(…)` of array binds, so a batch costs the same
+//! round trips as a single message; SQLite runs its cached single-row `INSERT` once per
+//! row, which is a library call there, not a round trip.
+//!
+//! Duplicates are settled before numbering, so a resent message never takes a seq:
+//! against stored rows (the lookups) and inside the batch (a key seen earlier in it).
+//! The conversation rows are updated in id order, so two transactions that touch the
+//! same conversations lock them in the same order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
+
+use super::{existing, Appended, MessageRow, NewMessage};
+use crate::clock::now_ms;
+use crate::db::schema::{conversations, messages};
+use crate::db::DbConn;
+use crate::model::{preview, ConversationStatus, SenderKind};
+
+/// What every append changes on its conversation row besides `last_seq`.
+#[derive(AsChangeset)]
+#[diesel(table_name = conversations)]
+struct Bump<'a> {
+    last_message_at: i64,
+    last_message_preview: &'a str,
+    last_message_sender: &'a str,
+    updated_at: i64,
+    last_inbound_at: Option<i64>,
+}
+
+/// The identity of a message for duplicate detection (guarantee 3 in `docs/protocol.md`):
+/// the provider's message id, or the sender's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DupKey {
+    Provider(String),
+    Client {
+        sender_kind: String,
+        sender_id: String,
+        client_msg_id: String,
+    },
+}
+
+impl DupKey {
+    /// The keys a message or row is known by; a `client_msg_id` without a sender id is
+    /// not one of them (NULL ids are distinct in the unique index too).
+    fn of(
+        provider_id: Option<&str>,
+        sender_kind: &str,
+        sender_id: Option<&str>,
+        client_msg_id: Option<&str>,
+    ) -> impl Iterator<Item = DupKey> {
+        let provider = provider_id.map(|p| DupKey::Provider(p.to_string()));
+        let client = sender_id.zip(client_msg_id).map(|(s, c)| DupKey::Client {
+            sender_kind: sender_kind.to_string(),
+            sender_id: s.to_string(),
+            client_msg_id: c.to_string(),
+        });
+        provider.into_iter().chain(client)
+    }
+
+    fn of_message(m: &NewMessage) -> impl Iterator<Item = DupKey> {
+        Self::of(
+            m.provider_id.as_deref(),
+            m.sender_kind.as_str(),
+            m.sender_id.as_deref(),
+            m.client_msg_id.as_deref(),
+        )
+    }
+
+    fn of_row(r: &MessageRow) -> impl Iterator<Item = DupKey> {
+        Self::of(
+            r.provider_id.as_deref(),
+            &r.sender_kind,
+            r.sender_id.as_deref(),
+            r.client_msg_id.as_deref(),
+        )
+    }
+}
+
+/// Where each message of a batch stands once duplicates are settled.
+enum Slot {
+    /// Already stored: the stored row.
+    Stored(MessageRow),
+    /// The same key as an earlier new message of this batch (its index).
+    Earlier(usize),
+    /// New; gets a seq.
+    New,
+}
+
+/// Appends a batch of messages in order and returns one [`Appended`] per message, in
+/// the same order. Must run inside a transaction: a failure anywhere undoes every seq
+/// bump, which keeps seq gapless.
+///
+/// # Errors
+/// `NotFound` when a conversation does not exist; a unique violation when a concurrent
+/// writer stored the same key first; other database errors. Any error fails the whole
+/// batch — the writer then redoes it append by append ([`super::append_in_savepoint`]).
+pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<Appended>> {
+    let slots = settle_duplicates(conn, batch)?;
+    let now = now_ms();
+    let mut by_conversation: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, slot) in slots.iter().enumerate() {
+        if matches!(slot, Slot::New) {
+            by_conversation
+                .entry(batch[i].conversation_id.as_str())
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut rows: HashMap<usize, MessageRow> = HashMap::new();
+    let mut reopened_at: Vec<usize> = Vec::new();
+    for (conversation_id, members) in &by_conversation {
+        let (first_seq, reopened) = number(conn, conversation_id, batch, members, now)?;
+        if reopened {
+            if let Some(first) = members.iter().find(|&&i| batch[i].reopen) {
+                reopened_at.push(*first);
+            }
+        }
+        for (offset, &i) in (0_i64..).zip(members) {
+            rows.insert(i, batch[i].row(first_seq + offset, now));
+        }
+    }
+    let mut ordered: Vec<&MessageRow> = rows.values().collect();
+    ordered.sort_by(|a, b| (&a.conversation_id, a.seq).cmp(&(&b.conversation_id, b.seq)));
+    insert_rows(conn, &ordered)?;
+    for (i, m) in batch.iter().enumerate() {
+        if let (Some(order), Some(row)) = (
+            m.channel.as_ref().and_then(|c| c.outbox.as_ref()),
+            rows.get(&i),
+        ) {
+            crate::store::whatsapp::enqueue(conn, &m.conversation_id, Some(&row.id), order)?;
+        }
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        out.push(match slot {
+            Slot::Stored(row) => Appended {
+                message: row,
+                duplicate: true,
+                reopened: false,
+            },
+            Slot::Earlier(first) => Appended {
+                message: rows
+                    .get(&first)
+                    .cloned()
+                    .ok_or(diesel::result::Error::NotFound)?,
+                duplicate: true,
+                reopened: false,
+            },
+            Slot::New => Appended {
+                // A later duplicate in this batch may still need the row: clone it.
+                message: rows.get(&i).cloned().ok_or(diesel::result::Error::NotFound)?,
+                duplicate: false,
+                reopened: reopened_at.contains(&i),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Decides, for each message, whether it is already stored, repeats an earlier message
+/// of the batch, or is new.
+fn settle_duplicates(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<Slot>> {
+    let mut stored: HashMap<DupKey, MessageRow> = HashMap::new();
+    for row in stored_matches(conn, batch)? {
+        for key in DupKey::of_row(&row) {
+            stored.insert(key, row.clone());
+        }
+    }
+    let mut seen: HashMap<DupKey, usize> = HashMap::new();
+    let mut slots = Vec::with_capacity(batch.len());
+    for (i, m) in batch.iter().enumerate() {
+        let keys: Vec<DupKey> = DupKey::of_message(m).collect();
+        let slot = if let Some(row) = keys.iter().find_map(|k| stored.get(k)) {
+            Slot::Stored(row.clone())
+        } else if let Some(&first) = keys.iter().find_map(|k| seen.get(k)) {
+            Slot::Earlier(first)
+        } else if m.sender_id.is_none() && m.client_msg_id.is_some() {
+            // Not covered by the batch lookup (no sender id to match on): the
+            // one-message lookup, which matches `sender_id IS NULL`. Rare — the hub's
+            // own senders always have ids.
+            existing(conn, m)?.map_or(Slot::New, Slot::Stored)
+        } else {
+            Slot::New
+        };
+        if matches!(slot, Slot::New) {
+            for k in keys {
+                seen.entry(k).or_insert(i);
+            }
+        }
+        slots.push(slot);
+    }
+    Ok(slots)
+}
+
+/// Stored rows that may share a key with a message of the batch: a superset (the
+/// lookups match each column against a list), narrowed by [`DupKey`] afterwards.
+fn stored_matches(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<MessageRow>> {
+    let provider_ids: Vec<&str> = batch
+        .iter()
+        .filter_map(|m| m.provider_id.as_deref())
+        .collect();
+    let keyed: Vec<&&NewMessage> = batch
+        .iter()
+        .filter(|m| m.sender_id.is_some() && m.client_msg_id.is_some())
+        .collect();
+    let mut rows = Vec::new();
+    if !provider_ids.is_empty() {
+        rows.extend(
+            messages::table
+                .filter(messages::provider_id.eq_any(&provider_ids))
+                .select(MessageRow::as_select())
+                .load(conn)?,
+        );
+    }
+    if !keyed.is_empty() {
+        let mut kinds: Vec<&str> = keyed.iter().map(|m| m.sender_kind.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let senders: Vec<&str> = keyed
+            .iter()
+            .filter_map(|m| m.sender_id.as_deref())
+            .collect();
+        let keys: Vec<&str> = keyed
+            .iter()
+            .filter_map(|m| m.client_msg_id.as_deref())
+            .collect();
+        rows.extend(
+            messages::table
+                .filter(messages::sender_kind.eq_any(&kinds))
+                .filter(messages::sender_id.eq_any(&senders))
+                .filter(messages::client_msg_id.eq_any(&keys))
+                .select(MessageRow::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Takes `members.len()` seqs on one conversation (and reopens it when one of its
+/// messages may): returns the first seq taken and whether the conversation was reopened.
+///
+/// The bump is `UPDATE … SET last_seq = last_seq + n`, which takes the row lock in
+/// PostgreSQL: two nodes appending to one conversation are serialised by the database,
+/// and the later one sees the earlier one's seq.
+fn number(
+    conn: &mut DbConn,
+    conversation_id: &str,
+    batch: &[&NewMessage],
+    members: &[usize],
+    now: i64,
+) -> QueryResult<(i64, bool)> {
+    let reopened = if members.iter().any(|&i| batch[i].reopen) {
+        diesel::update(
+            conversations::table
+                .filter(conversations::id.eq(conversation_id))
+                .filter(conversations::status.eq(ConversationStatus::Resolved.as_str())),
+        )
+        .set(conversations::status.eq(ConversationStatus::Open.as_str()))
+        .execute(conn)?
+            == 1
+    } else {
+        false
+    };
+    // `members` is never empty (built by pushing), so `last()` always exists.
+    let last = members
+        .last()
+        .map(|&i| batch[i])
+        .ok_or(diesel::result::Error::NotFound)?;
+    let preview = preview(&last.body);
+    let bump = Bump {
+        last_message_at: now,
+        last_message_preview: &preview,
+        last_message_sender: last.sender_kind.as_str(),
+        updated_at: now,
+        last_inbound_at: members
+            .iter()
+            .any(|&i| batch[i].sender_kind == SenderKind::Guest)
+            .then_some(now),
+    };
+    let n = i64::try_from(members.len()).unwrap_or(i64::MAX);
+    let last_seq: i64 = diesel::update(conversations::table.find(conversation_id))
+        .set((
+            conversations::last_seq.eq(conversations::last_seq + n),
+            &bump,
+        ))
+        .returning(conversations::last_seq)
+        .get_result(conn)?;
+    Ok((last_seq - n + 1, reopened))
+}
+
+/// Inserts the new rows: one `UNNEST` statement on PostgreSQL, the cached one-row
+/// statement per row on SQLite.
+fn insert_rows(conn: &mut DbConn, rows: &[&MessageRow]) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(messages::table)
+                    .values(*row)
+                    .execute(c)?;
+            }
+        }
+        DbConn::Postgresql(c) => {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let text = |f: fn(&MessageRow) -> &String| -> Vec<String> {
+                rows.iter().map(|r| f(r).clone()).collect()
+            };
+            let opt = |f: fn(&MessageRow) -> &Option<String>| -> Vec<Option<String>> {
+                rows.iter().map(|r| f(r).clone()).collect()
+            };
+            let int =
+                |f: fn(&MessageRow) -> i64| -> Vec<i64> { rows.iter().map(|r| f(r)).collect() };
+            diesel::sql_query(
+                "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, \
+                 sender_id, sender_name, body, client_msg_id, provider_id, status, created_at, \
+                 attachment, status_error) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                 $11::text[], $12::bigint[], $13::text[], $14::text[])",
+            )
+            .bind::<Array<Text>, _>(text(|r| &r.id))
+            .bind::<Array<Text>, _>(text(|r| &r.conversation_id))
+            .bind::<Array<BigInt>, _>(int(|r| r.seq))
+            .bind::<Array<Text>, _>(text(|r| &r.direction))
+            .bind::<Array<Text>, _>(text(|r| &r.sender_kind))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.sender_id))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.sender_name))
+            .bind::<Array<Text>, _>(text(|r| &r.body))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.client_msg_id))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.provider_id))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.status))
+            .bind::<Array<BigInt>, _>(int(|r| r.created_at))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.attachment))
+            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.status_error))
+            .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_need_a_sender_id_for_the_idempotency_key() {
+        let keys: Vec<_> = DupKey::of(Some("wamid.1"), "guest", None, Some("k")).collect();
+        assert_eq!(keys, vec![DupKey::Provider("wamid.1".into())]);
+        let keys: Vec<_> = DupKey::of(None, "guest", Some("g"), Some("k")).collect();
+        assert_eq!(
+            keys,
+            vec![DupKey::Client {
+                sender_kind: "guest".into(),
+                sender_id: "g".into(),
+                client_msg_id: "k".into()
+            }]
+        );
+    }
+}
