@@ -169,6 +169,10 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The OpenAI-compatible model endpoint behind AI replies and embeddings.
     pub ai: AiConfig,
+    /// How often the inbound pipeline looks for conversations whose progress is behind
+    /// with no live lease (`SWITCHBOARD_PIPELINE_SWEEP_MS`, default 10 000): a stopped
+    /// node's work, a failed pass.
+    pub pipeline_sweep: Duration,
     /// How often open tasks are checked for being overdue (`task_due` pushes).
     /// `SWITCHBOARD_LEAD_TASK_CHECK_MS`, default 30 s.
     pub lead_task_check: Duration,
@@ -210,6 +214,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             ai: AiConfig::default(),
             lead_task_check: Duration::from_secs(30),
+            pipeline_sweep: Duration::from_secs(10),
         }
     }
 }
@@ -279,6 +284,10 @@ impl Config {
         }
         if let Some(v) = get("SWITCHBOARD_MAX_BODY_BYTES") {
             c.max_body_bytes = parse(&v, "SWITCHBOARD_MAX_BODY_BYTES")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_PIPELINE_SWEEP_MS") {
+            let ms: u64 = parse(&v, "SWITCHBOARD_PIPELINE_SWEEP_MS")?;
+            c.pipeline_sweep = Duration::from_millis(ms.max(10));
         }
         if let Some(v) = get("SWITCHBOARD_LEAD_TASK_CHECK_MS") {
             let ms: u64 = parse(&v, "SWITCHBOARD_LEAD_TASK_CHECK_MS")?;

@@ -26,6 +26,7 @@ pub mod hub;
 pub mod leads;
 pub mod model;
 pub mod outbox;
+pub mod pipeline;
 pub mod protocol;
 pub mod ratelimit;
 pub mod routing;
@@ -77,6 +78,7 @@ pub struct ShutdownHandle {
     hub: Arc<Hub>,
     writer: Writer,
     outbox: Arc<outbox::Outbox>,
+    pipeline: Arc<pipeline::Pipeline>,
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -94,6 +96,7 @@ impl ShutdownHandle {
         self.hub
             .close_all_sessions(1012, "server restarting; reconnect and resume");
         self.server.stop(true).await;
+        self.pipeline.stop().await;
         self.outbox.stop().await;
         self.writer.shutdown().await;
     }
@@ -184,6 +187,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         writer: writer.clone(),
         hub: hub.clone(),
         outbox: outbox::Outbox::new(&config.whatsapp)?,
+        pipeline: pipeline::Pipeline::new(),
         bot: Arc::new(bot::Bot::new(&config, db.clone())),
     };
 
@@ -228,8 +232,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         hub,
         writer,
         outbox: state.outbox.clone(),
+        pipeline: state.pipeline.clone(),
     };
     state.outbox.start(state.clone());
+    state.pipeline.start(state.clone());
     leads::start(&state);
 
     let limits = state.limits.clone();

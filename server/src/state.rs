@@ -26,6 +26,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The WhatsApp outbox (worker handle and provider HTTP client).
     pub outbox: Arc<crate::outbox::Outbox>,
+    /// The inbound pipeline: stages run for every committed message.
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// The bot: model endpoint and knowledge retrieval.
     pub bot: Arc<crate::bot::Bot>,
 }

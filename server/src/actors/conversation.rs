@@ -223,8 +223,9 @@ impl ConversationActor {
                         if view.sender.kind == SenderKind::Guest {
                             act.after_inbound(appended.reopened);
                         }
-                        // Lead bookkeeping runs on its own task (docs/leads.md).
-                        crate::leads::after_message(&act.state, &view);
+                        // Bookkeeping and the bot run in the inbound pipeline, after
+                        // the ack and durably (docs/architecture.md).
+                        act.state.pipeline.committed(&view.conversation_id);
                     }
                     Ok(Posted {
                         message: view,

@@ -435,6 +435,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pipeline_progress (conversation_id) {
+        conversation_id -> Text,
+        seq -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> BigInt,
+    }
+}
+
 diesel::joinable!(knowledge_chunks -> knowledge_docs (doc_id));
 diesel::allow_tables_to_appear_in_same_query!(knowledge_chunks, knowledge_docs);
 diesel::allow_tables_to_appear_in_same_query!(bot_conversations, conversations);
+diesel::allow_tables_to_appear_in_same_query!(pipeline_progress, conversations);
+diesel::allow_tables_to_appear_in_same_query!(pipeline_progress, messages);

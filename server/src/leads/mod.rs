@@ -2,95 +2,30 @@
 //! pipeline, with tasks, a timeline, intent rules, campaign codes and quick-chat
 //! links. `docs/leads.md` describes the behaviour; this module wires it to the hub:
 //!
-//! - [`after_message`] is called by `ConversationActor::append_and_publish` after
-//!   every committed message. It runs on its own task (the ack never waits for it):
-//!   the bookkeeping in [`crate::store::leads::process_message`] on the blocking
-//!   pool, then the frames (`lead`, `timeline`, `handover`) and, when the message
-//!   asked for one, the automatic reply, posted through the conversation actor like
-//!   any message (so it gets a seq, fans out, and goes through the WhatsApp outbox).
+//! - The bookkeeping ([`crate::store::leads::process_message`]) is a stage of the
+//!   inbound pipeline ([`crate::pipeline`]), run for every committed guest and agent
+//!   message after its ack; [`publish_outcome`] then pushes the frames (`lead`,
+//!   `timeline`, `handover`) and, when the message asked for one, posts the automatic
+//!   reply through the conversation actor like any message (so it gets a seq, fans
+//!   out, and goes through the WhatsApp outbox).
 //! - [`start`] runs the overdue-task check (`task_due` frames).
 
 pub mod campaign;
 pub mod config;
 pub mod intent;
 
-use std::sync::LazyLock;
-
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 use crate::actors::messages::PostAutoReply;
 use crate::bus::{Audience, BusEvent};
 use crate::clock::now_ms;
-use crate::model::{MessageView, SenderKind};
 use crate::protocol::ServerFrame;
 use crate::state::AppState;
-use crate::store::leads::{self as store, Committed, LeadView, Outcome, TimelineEntry};
+use crate::store::leads::{self as store, LeadView, Outcome, TimelineEntry};
 
-/// How many bookkeeping jobs may use the database at once. Bookkeeping is off the
-/// message path, so it queues instead of competing with message appends and routing
-/// for pool connections and (SQLite) the write lock — a burst of 200 first messages
-/// must not starve the routing of those same conversations.
-const BOOKKEEPING_PERMITS: usize = 2;
-
-static BOOKKEEPING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(BOOKKEEPING_PERMITS));
-
-/// Runs the lead bookkeeping for a committed message on its own task.
-pub fn after_message(state: &AppState, message: &MessageView) {
-    // Only the contact's and agents' messages feed a lead; the hub's own automatic
-    // replies (bot, system) would cost a task and a query for nothing.
-    if !matches!(message.sender.kind, SenderKind::Guest | SenderKind::Agent) {
-        return;
-    }
-    let state = state.clone();
-    let m = Committed {
-        conversation_id: message.conversation_id.clone(),
-        sender_kind: message.sender.kind.as_str().to_string(),
-        sender_id: message.sender.id.clone(),
-        body: message.body.clone(),
-        seq: message.seq,
-    };
-    let from_customer = message.sender.kind == SenderKind::Guest;
-    let seq = message.seq;
-    actix_rt::spawn(async move {
-        let conversation_id = m.conversation_id.clone();
-        // The semaphore is never closed, so acquiring only fails if it were; then
-        // running without a permit is still correct, only less polite.
-        let permit = BOOKKEEPING.acquire().await.ok();
-        let done = state.db.run(move |c| store::process_message(c, &m)).await;
-        drop(permit);
-        match done {
-            Ok(out) => {
-                let team_id = out.team_id.clone();
-                // The package reply (if any) is posted first, so the bot sees the
-                // turn answered and does not answer it twice.
-                publish_outcome(&state, &conversation_id, out).await;
-                if from_customer {
-                    crate::bot::worker::on_customer_message(
-                        &state,
-                        &conversation_id,
-                        &team_id,
-                        seq,
-                    );
-                }
-            }
-            Err(e) => {
-                tracing::warn!(conversation = %conversation_id, error = %e, "lead bookkeeping failed");
-                if from_customer {
-                    // Neither bookkeeping nor the bot can run: make sure humans get
-                    // the conversation rather than nobody.
-                    state.hub.route(crate::routing::actor::RouteConversation {
-                        conversation_id: conversation_id.clone(),
-                        reopened: false,
-                    });
-                }
-            }
-        }
-    });
-}
-
-/// Publishes what the bookkeeping changed and posts the automatic reply.
-async fn publish_outcome(state: &AppState, conversation_id: &str, out: Outcome) {
+/// Publishes what the bookkeeping changed and posts the automatic reply (the package
+/// reply comes first, so the bot, the next stage, sees the turn answered).
+pub async fn publish_outcome(state: &AppState, conversation_id: &str, out: Outcome) {
     publish_changes(
         state,
         conversation_id,

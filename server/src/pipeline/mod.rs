@@ -1,0 +1,280 @@
+//! The inbound pipeline (`../shared/SPEC.md`, "one inbound pipeline"): every committed
+//! message goes through the ordered [`stages::STAGES`], at least once, in seq order per
+//! conversation — never dropped under load, and finished after a restart.
+//!
+//! How: the conversation actor calls [`Pipeline::committed`] after each commit, which
+//! only marks the conversation as having work ([`queue::WorkQueue`], bounded by the
+//! number of conversations, not of messages). Workers take a conversation, take its
+//! lease in the database, read the messages after the recorded progress
+//! ([`crate::store::pipeline`]), run the stages for each and record progress after
+//! each message. A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
+//! conversations whose progress is behind and whose lease has run out: a node that
+//! stopped, a pass that failed.
+//!
+//! Delivery is at least once: a crash between a message's last stage and its progress
+//! write runs that message's stages again. A message whose stages keep failing is
+//! retried [`MAX_ATTEMPTS`] times, then skipped with an error in the log, so one bad
+//! message cannot hold up the rest of its conversation.
+
+pub mod queue;
+pub mod stages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+
+use crate::clock::now_ms;
+use crate::error::AppError;
+use crate::model::{new_id, SenderKind};
+use crate::state::AppState;
+use crate::store::leads::Committed;
+use crate::store::pipeline as store;
+use queue::WorkQueue;
+use stages::{Turn, STAGES};
+
+/// Workers running stages at once. Bookkeeping is off the message path, so it queues
+/// instead of competing with appends and routing for pool connections and (SQLite) the
+/// write lock.
+const WORKERS: usize = 2;
+
+/// Messages read per pass over a conversation.
+const PASS: i64 = 32;
+
+/// How long a lease lasts (ms); renewed on every pass, so only a stopped node's lapses.
+const LEASE_MS: i64 = 60_000;
+
+/// Conversations picked up per sweep.
+const SWEEP_LIMIT: i64 = 500;
+
+/// Attempts at one message before it is skipped.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The pipeline's shared parts: the work list, the wake-up, the stop signal.
+pub struct Pipeline {
+    queue: Mutex<WorkQueue>,
+    notify: Notify,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// This process's lease owner name: unique per start, so a restarted node never
+    /// mistakes its predecessor's lease for its own.
+    owner: String,
+    /// Failed attempts per (conversation, seq), forgotten once the message passes.
+    failures: Mutex<HashMap<(String, i64), u32>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A stopped pipeline; [`Pipeline::start`] runs it.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(WorkQueue::default()),
+            notify: Notify::new(),
+            stop: watch::channel(false).0,
+            tasks: Mutex::new(Vec::new()),
+            owner: new_id(),
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A message of `conversation_id` was committed: the conversation has work.
+    pub fn committed(&self, conversation_id: &str) {
+        if self.queue.lock().push(conversation_id) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Conversations waiting for or in a pass on this node (a gauge for operators).
+    pub fn backlog(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// Starts the workers and the sweep on the current actix system.
+    pub fn start(self: &Arc<Self>, state: AppState) {
+        let mut tasks = self.tasks.lock();
+        for _ in 0..WORKERS {
+            tasks.push(actix_rt::spawn(worker(
+                state.clone(),
+                self.stop.subscribe(),
+            )));
+        }
+        tasks.push(actix_rt::spawn(sweep(state, self.stop.subscribe())));
+    }
+
+    /// Stops the workers after the message each is on and waits for them; what is left
+    /// is picked up by the next start (its progress is in the database).
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        self.notify.notify_waiters();
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            // A panicked task has nothing left to stop.
+            let _ = task.await;
+        }
+    }
+}
+
+async fn worker(state: AppState, mut stop: watch::Receiver<bool>) {
+    let pipeline = state.pipeline.clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let next = pipeline.queue.lock().take();
+        let Some(conversation_id) = next else {
+            tokio::select! {
+                () = pipeline.notify.notified() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        if let Err(e) = drain(&state, &conversation_id, &stop).await {
+            tracing::warn!(conversation = %conversation_id, error = %e, "pipeline pass failed; the sweep retries it");
+        }
+        if pipeline.queue.lock().done(&conversation_id) {
+            pipeline.notify.notify_one();
+        }
+    }
+}
+
+/// Runs the stages for every message of `conversation_id` after its recorded progress.
+async fn drain(
+    state: &AppState,
+    conversation_id: &str,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    let owner = state.pipeline.owner.clone();
+    let result = passes(state, conversation_id, &owner, stop).await;
+    let (conv, who) = (conversation_id.to_string(), owner);
+    state
+        .db
+        .run(move |c| store::release(c, &conv, &who).map_err(AppError::from))
+        .await?;
+    result
+}
+
+async fn passes(
+    state: &AppState,
+    conversation_id: &str,
+    owner: &str,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    loop {
+        let (conv, who) = (conversation_id.to_string(), owner.to_string());
+        let claimed = state
+            .db
+            .run(move |c| {
+                let now = now_ms();
+                store::claim(c, &conv, &who, now, now + LEASE_MS, PASS).map_err(AppError::from)
+            })
+            .await?;
+        let Some(backlog) = claimed else {
+            // Another node holds the lease and goes on from the recorded progress.
+            return Ok(());
+        };
+        if backlog.messages.is_empty() {
+            return Ok(());
+        }
+        for row in backlog.messages {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let seq = row.seq;
+            let turn = Turn {
+                sender: SenderKind::parse_lossy(&row.sender_kind),
+                team_id: backlog.team_id.clone(),
+                message: Committed {
+                    conversation_id: row.conversation_id,
+                    sender_kind: row.sender_kind,
+                    sender_id: row.sender_id,
+                    body: row.body,
+                    seq,
+                },
+            };
+            match run_stages(state, &turn).await {
+                Ok(()) => forget_failures(state, conversation_id, seq),
+                Err(e) if give_up(state, conversation_id, seq, &e) => {}
+                Err(e) => return Err(e),
+            }
+            let (conv, who) = (conversation_id.to_string(), owner.to_string());
+            let kept = state
+                .db
+                .run(move |c| store::advance(c, &conv, &who, seq).map_err(AppError::from))
+                .await?;
+            if !kept {
+                // The lease lapsed and another node took over from the recorded seq.
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Runs every stage that applies, in order, stopping at the first failure.
+async fn run_stages(state: &AppState, turn: &Turn) -> Result<(), AppError> {
+    for stage in STAGES.iter().copied().filter(|s| s.applies_to(turn.sender)) {
+        stages::run(state, stage, turn).await.map_err(|e| {
+            tracing::debug!(stage = stage.name(), seq = turn.message.seq, error = %e, "stage failed");
+            e
+        })?;
+    }
+    Ok(())
+}
+
+/// Counts a failed attempt at a message; true when it has failed [`MAX_ATTEMPTS`]
+/// times and is to be skipped.
+fn give_up(state: &AppState, conversation_id: &str, seq: i64, e: &AppError) -> bool {
+    let mut failures = state.pipeline.failures.lock();
+    let key = (conversation_id.to_string(), seq);
+    let n = failures.entry(key.clone()).or_insert(0);
+    *n += 1;
+    if *n < MAX_ATTEMPTS {
+        return false;
+    }
+    failures.remove(&key);
+    tracing::error!(conversation = %conversation_id, seq, error = %e, "pipeline gave up on a message after {MAX_ATTEMPTS} attempts");
+    true
+}
+
+/// A message passed: its earlier failed attempts no longer count.
+fn forget_failures(state: &AppState, conversation_id: &str, seq: i64) {
+    let mut failures = state.pipeline.failures.lock();
+    if !failures.is_empty() {
+        failures.remove(&(conversation_id.to_string(), seq));
+    }
+}
+
+/// Queues conversations whose progress is behind and whose lease has run out: at start
+/// (what a stopped node left) and then every sweep interval.
+async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
+    let every = state.config.pipeline_sweep;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match state
+            .db
+            .run(|c| store::stalled(c, now_ms(), SWEEP_LIMIT).map_err(AppError::from))
+            .await
+        {
+            Ok(ids) => {
+                for id in ids {
+                    state.pipeline.committed(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pipeline sweep failed; will retry"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every.max(Duration::from_millis(10))) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The inbound pipeline's durable progress (`pipeline_progress`): how far each
+//! conversation's committed messages have been through every stage, and which node may
+//! work on it now (a lease, like the outbox's). The pipeline itself is
+//! [`crate::pipeline`].
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::db::schema::{conversations, messages, pipeline_progress};
+use crate::db::{is_unique_violation, DbConn};
+use crate::store::messages::MessageRow;
+
+/// A conversation's backlog as seen by the lease holder: the seq done so far and the
+/// next committed messages after it (ascending, at most the asked-for number).
+#[derive(Debug)]
+pub struct Backlog {
+    /// The conversation's team.
+    pub team_id: String,
+    /// Every message up to this seq has been through the pipeline.
+    pub done: i64,
+    /// Messages after `done`, ascending by seq.
+    pub messages: Vec<MessageRow>,
+}
+
+/// Takes (or renews) the lease on a conversation's pipeline for `owner` until
+/// `until` (epoch ms) and reads its next `limit` messages. `None` when another node
+/// holds an unexpired lease.
+///
+/// Three statements in the common case: the conditional `UPDATE … RETURNING seq` that
+/// takes the lease, the team, and the read. A conversation's first pass inserts its row instead.
+///
+/// # Errors
+/// Database errors.
+pub fn claim(
+    c: &mut DbConn,
+    conversation_id: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> QueryResult<Option<Backlog>> {
+    let taken: Option<i64> = diesel::update(
+        pipeline_progress::table.find(conversation_id).filter(
+            pipeline_progress::lease_until
+                .lt(now)
+                .or(pipeline_progress::lease_owner.eq(owner)),
+        ),
+    )
+    .set((
+        pipeline_progress::lease_owner.eq(owner),
+        pipeline_progress::lease_until.eq(until),
+    ))
+    .returning(pipeline_progress::seq)
+    .get_result(c)
+    .optional()?;
+    let done = match taken {
+        Some(done) => done,
+        None => {
+            let inserted = diesel::insert_into(pipeline_progress::table)
+                .values((
+                    pipeline_progress::conversation_id.eq(conversation_id),
+                    pipeline_progress::seq.eq(0_i64),
+                    pipeline_progress::lease_owner.eq(owner),
+                    pipeline_progress::lease_until.eq(until),
+                ))
+                .execute(c);
+            match inserted {
+                Ok(_) => 0,
+                // The row exists, so the lease is someone else's.
+                Err(e) if is_unique_violation(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let team_id = conversations::table
+        .find(conversation_id)
+        .select(conversations::team_id)
+        .first(c)?;
+    let messages = messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::seq.gt(done))
+        .order(messages::seq.asc())
+        .limit(limit)
+        .select(MessageRow::as_select())
+        .load(c)?;
+    Ok(Some(Backlog {
+        team_id,
+        done,
+        messages,
+    }))
+}
+
+/// Records that every message up to `seq` has been through the pipeline (only while
+/// `owner` holds the lease; progress never moves back). Returns false when the lease
+/// was lost — the caller stops, the new holder goes on from the recorded seq.
+///
+/// # Errors
+/// Database errors.
+pub fn advance(c: &mut DbConn, conversation_id: &str, owner: &str, seq: i64) -> QueryResult<bool> {
+    let n = diesel::update(
+        pipeline_progress::table
+            .find(conversation_id)
+            .filter(pipeline_progress::lease_owner.eq(owner))
+            .filter(pipeline_progress::seq.lt(seq)),
+    )
+    .set(pipeline_progress::seq.eq(seq))
+    .execute(c)?;
+    Ok(n == 1)
+}
+
+/// Gives the lease back, so another node may take the conversation at once.
+///
+/// # Errors
+/// Database errors.
+pub fn release(c: &mut DbConn, conversation_id: &str, owner: &str) -> QueryResult<()> {
+    diesel::update(
+        pipeline_progress::table
+            .find(conversation_id)
+            .filter(pipeline_progress::lease_owner.eq(owner)),
+    )
+    .set(pipeline_progress::lease_until.eq(0_i64))
+    .execute(c)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Pending {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// Conversations with committed messages the pipeline has not finished and no live
+/// lease on them (at most `limit`): what a node picks up at start and on each sweep —
+/// the work of a node that stopped, or of a pass that failed.
+///
+/// # Errors
+/// Database errors.
+pub fn stalled(c: &mut DbConn, now: i64, limit: i64) -> QueryResult<Vec<String>> {
+    let rows: Vec<Pending> = diesel::sql_query(
+        "SELECT c.id AS id FROM conversations c \
+         LEFT JOIN pipeline_progress p ON p.conversation_id = c.id \
+         WHERE c.last_seq > COALESCE(p.seq, 0) AND COALESCE(p.lease_until, 0) < $1 \
+         ORDER BY c.last_message_at LIMIT $2",
+    )
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(limit)
+    .load(c)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
