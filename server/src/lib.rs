@@ -90,13 +90,17 @@ impl std::fmt::Debug for ShutdownHandle {
 impl ShutdownHandle {
     /// Graceful shutdown: tells every WebSocket client to reconnect elsewhere (close
     /// code 1012), stops accepting connections, lets in-flight requests finish (up to
-    /// `shutdown_timeout`), then commits everything queued in the message writer.
+    /// `shutdown_timeout`), then commits everything queued in the message writer. The
+    /// inbound pipeline stops first, after the message it is on; what it leaves is
+    /// finished by the next start.
     pub async fn shutdown(&self) {
         tracing::info!("shutting down");
         self.hub
             .close_all_sessions(1012, "server restarting; reconnect and resume");
-        self.server.stop(true).await;
+        // Before the server: its tasks run on the server's actix system, which ends
+        // with the server; a pass cut off there would keep its lease for a minute.
         self.pipeline.stop().await;
+        self.server.stop(true).await;
         self.outbox.stop().await;
         self.writer.shutdown().await;
     }

@@ -293,3 +293,50 @@ both_backends! {
         assert_eq!(lead["owner_id"], owner.as_str());
     }
 }
+
+both_backends! {
+    /// A customer message committed just before its node stopped is still bookkept:
+    /// the next start finishes what the inbound pipeline had not done (its progress is
+    /// in the database), so the payment question still moves the lead and flags the
+    /// handover.
+    async fn bookkeeping_a_stopped_node_missed_is_done_by_the_next_start(backend) {
+        let mut server = TestServer::start(backend).await;
+        server.manual_routing().await;
+        let lead_agent = server.agent("lead").await;
+        let guest = server.guest().await;
+        let conv = guest.conversation_id.clone();
+        server.post_message(&guest.token, &conv, "g1", "Assalamualaikum").await;
+        let first = server.lead_where(&lead_agent.token, &conv, |_| true).await;
+        assert_eq!(first["stage"], "new");
+        server.stop().await;
+
+        // Committed exactly as the writer commits, but no node ran its stages.
+        let db = switchboard::db::Db::open(&server.config).unwrap();
+        let mut c = db.conn().unwrap();
+        let m = switchboard::store::messages::NewMessage {
+            conversation_id: conv.clone(),
+            sender_kind: switchboard::model::SenderKind::Guest,
+            sender_id: Some(guest.contact_id.clone()),
+            sender_name: None,
+            body: "Cara BAYAR? DP berapa ya".into(),
+            client_msg_id: Some("g2".into()),
+            provider_id: None,
+            reopen: true,
+            channel: None,
+        };
+        let stored = switchboard::db::write_transaction(&mut c, |c| {
+            switchboard::store::messages::append(c, &m)
+        })
+        .unwrap();
+        assert_eq!(stored.message.seq, 2);
+        drop(c);
+        drop(db);
+
+        let server = server.restart().await;
+        let lead = server
+            .lead_where(&lead_agent.token, &conv, |l| l["handover_pending"] == true)
+            .await;
+        assert_eq!(lead["stage"], "proposal", "moved forward by the payment rule");
+        assert_eq!(lead["priority"], "high");
+    }
+}

@@ -147,3 +147,86 @@ pub fn stalled(c: &mut DbConn, now: i64, limit: i64) -> QueryResult<Vec<String>>
     .load(c)?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, DatabaseTarget};
+    use crate::db::Db;
+    use crate::model::SenderKind;
+    use crate::store::messages::{append, NewMessage};
+    use crate::store::{accounts, conversations as convs};
+
+    #[test]
+    fn progress_leases_and_the_sweep_see_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            database: DatabaseTarget::Sqlite {
+                path: dir.path().join("p.db").to_string_lossy().into_owned(),
+            },
+            ..Config::default()
+        };
+        let db = Db::open(&config).unwrap();
+        let mut c = db.conn().unwrap();
+        let team = accounts::create_team(&mut c, "T", "t").unwrap();
+        let conv = convs::create_with_contact(
+            &mut c,
+            convs::NewGuestConversation {
+                team_id: team.id.clone(),
+                channel: "widget".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .id;
+        assert!(
+            stalled(&mut c, 1_000, 10).unwrap().is_empty(),
+            "nothing committed yet"
+        );
+        for key in ["a", "b"] {
+            let m = NewMessage {
+                conversation_id: conv.clone(),
+                sender_kind: SenderKind::Guest,
+                sender_id: Some("g".into()),
+                sender_name: None,
+                body: key.into(),
+                client_msg_id: Some(key.into()),
+                provider_id: None,
+                reopen: false,
+                channel: None,
+            };
+            crate::db::write_transaction(&mut c, |c| append(c, &m)).unwrap();
+        }
+        assert_eq!(stalled(&mut c, 1_000, 10).unwrap(), vec![conv.clone()]);
+
+        let backlog = claim(&mut c, &conv, "node-1", 1_000, 61_000, 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!((backlog.done, backlog.messages.len()), (0, 2));
+        assert_eq!(backlog.team_id, team.id);
+        // Leased: the other node neither claims it nor sees it in its sweep.
+        assert!(claim(&mut c, &conv, "node-2", 2_000, 62_000, 10)
+            .unwrap()
+            .is_none());
+        assert!(stalled(&mut c, 2_000, 10).unwrap().is_empty());
+        assert!(advance(&mut c, &conv, "node-1", 1).unwrap());
+        assert!(
+            !advance(&mut c, &conv, "node-2", 2).unwrap(),
+            "not its lease"
+        );
+        // node-1 stops without releasing: once the lease runs out node-2 goes on
+        // from the recorded progress.
+        assert_eq!(stalled(&mut c, 70_000, 10).unwrap(), vec![conv.clone()]);
+        let backlog = claim(&mut c, &conv, "node-2", 70_000, 130_000, 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(backlog.done, 1);
+        assert_eq!(
+            backlog.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert!(advance(&mut c, &conv, "node-2", 2).unwrap());
+        release(&mut c, &conv, "node-2").unwrap();
+        assert!(stalled(&mut c, 70_000, 10).unwrap().is_empty(), "all done");
+    }
+}

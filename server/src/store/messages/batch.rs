@@ -157,7 +157,10 @@ pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec
             },
             Slot::New => Appended {
                 // A later duplicate in this batch may still need the row: clone it.
-                message: rows.get(&i).cloned().ok_or(diesel::result::Error::NotFound)?,
+                message: rows
+                    .get(&i)
+                    .cloned()
+                    .ok_or(diesel::result::Error::NotFound)?,
                 duplicate: false,
                 reopened: reopened_at.contains(&i),
             },
