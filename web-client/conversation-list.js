@@ -7,7 +7,7 @@
  * keyboard focus survives live reordering.
  */
 import { h } from './dom.js';
-import { relativeTime, formatAge } from './format.js';
+import { relativeTime, formatAge, toneClass } from './format.js';
 import { contactName, contactBadges, originText } from './contact.js';
 import { toastError } from './toast.js';
 
@@ -116,7 +116,7 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     p.unread.textContent = conv.unread > 99 ? '99+' : String(conv.unread || '');
     p.unread.hidden = !conv.unread;
     p.status.textContent = conv.status;
-    p.status.className = `chip chip-${conv.status}`;
+    p.status.className = `chip chip-${conv.status} ${toneClass(conv.status)}`;
     p.assignee.textContent = store.agentName(conv.assignee_id);
     // The coloured dot before the label (style.css) is the channel's icon.
     p.channel.textContent = CHANNEL_TEXT[conv.channel] || conv.channel || '';
@@ -125,7 +125,7 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     p.stage.textContent = conv.lead_stage ? conv.lead_stage.replace(/_/g, ' ') : '';
     p.stage.hidden = !conv.lead_stage;
     p.priority.textContent = conv.lead_priority || '';
-    p.priority.className = `chip chip-priority chip-priority-${conv.lead_priority || 'none'}`;
+    p.priority.className = `chip chip-priority chip-priority-${conv.lead_priority || 'none'} ${toneClass(conv.lead_priority)}`;
     // "normal" is the default: only the exceptions earn a chip.
     p.priority.hidden = !conv.lead_priority || conv.lead_priority === 'normal';
 

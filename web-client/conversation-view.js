@@ -5,7 +5,7 @@
  * and read state for the open conversation.
  */
 import { h, icon, linkify } from './dom.js';
-import { timeElement, initials, uuid, isWhatsApp, deliveryTick, formatBytesLabel } from './format.js';
+import { timeElement, initials, uuid, isWhatsApp, deliveryTick, formatBytesLabel, toneClass } from './format.js';
 import { contactName, contactBadges, originText } from './contact.js';
 import { auth } from './login.js';
 import { toast, toastError } from './toast.js';
@@ -137,7 +137,7 @@ export function setupConversationView({ store, api, socket, signal }) {
     const contact = conv.contact || {};
     title.textContent = contactName(contact);
     const bits = [
-      h('span', { className: `chip chip-${conv.status}` }, conv.status),
+      h('span', { className: `chip chip-${conv.status} ${toneClass(conv.status)}` }, conv.status),
       h('span', {}, store.agentName(conv.assignee_id)),
       ...contactBadges(conv),
     ];

@@ -21,6 +21,17 @@ function toDate(value) {
 }
 
 /**
+ * The design system's badge tone (design.css `.badge-{tone}`) for a conversation
+ * status or a lead priority; the default look for anything else.
+ * @param {string} value `open` | `pending` | `resolved` | `high` | …
+ * @returns {string} class names to add after `chip`
+ */
+export function toneClass(value) {
+  const tone = { open: 'info', pending: 'warning', resolved: 'success', high: 'danger' }[value];
+  return tone ? `badge-${tone}` : '';
+}
+
+/**
  * Absolute time for a timestamp (ISO string, epoch ms or Date): "08:15" /
  * "8:15 AM" today, "21 Nov, 08:15" on another day — as the browser's locale writes
  * them.
