@@ -135,6 +135,44 @@ where
 }
 
 /// Progress on standard error.
+
+/// Messages not yet through the hub's inbound pipeline (`docs/architecture.md`).
+const PIPELINE_BEHIND_SQL: &str = "SELECT count(*) AS n FROM messages m \
+     LEFT JOIN pipeline_progress p ON p.conversation_id = m.conversation_id \
+     WHERE m.seq > COALESCE(p.seq, 0)";
+
+impl Run {
+    /// After a durable phase: how many of its messages the pipeline (lead
+    /// bookkeeping, bot) had not reached when the phase ended, and how long it took
+    /// to reach every one (polled every 250 ms, given up after 120 s). Every message
+    /// must get there: `bookkept` is the share that did.
+    async fn pipeline_catch_up(
+        &mut self,
+        db: &Db,
+        b: &str,
+        rows: i64,
+    ) -> anyhow::Result<serde_json::Value> {
+        let start = std::time::Instant::now();
+        let behind_at_end = db.count(PIPELINE_BEHIND_SQL)?;
+        let mut behind = behind_at_end;
+        while behind > 0 && start.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            behind = db.count(PIPELINE_BEHIND_SQL)?;
+        }
+        let drain = start.elapsed().as_secs_f64();
+        let bookkept = 1.0 - behind as f64 / rows.max(1) as f64;
+        say(format!(
+            "  switchboard pipeline: {behind_at_end} behind at the end of the phase; \
+             caught up in {drain:.1} s; {behind} never reached; bookkept {bookkept:.4}"
+        ));
+        self.rec
+            .push(format!("{b}.durable.pipeline.bookkept"), Some(bookkept));
+        self.rec
+            .push(format!("{b}.durable.pipeline.catch_up_s"), Some(drain));
+        Ok(json!({"behind_at_end": behind_at_end, "never_reached": behind, "catch_up_s": drain, "bookkept": bookkept}))
+    }
+}
+
 fn say(msg: impl AsRef<str>) {
     let _ = writeln!(std::io::stderr(), "[bench] {}", msg.as_ref());
 }
@@ -240,41 +278,52 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 15's targets, per backend (ratios inside one round).
 fn goals(o: &Opts) -> Vec<Goal> {
     let mut g = Vec::new();
-    for b in &o.backends {
-        let b = b.name();
-        g.push(Goal {
-            label: format!("{b}: durable throughput ≥ 50% of the raw batched insert rate"),
-            key: format!("{b}.durable.switchboard_over_raw_insert"),
-            target: 0.5,
-            at_least: true,
-        });
-        g.push(Goal {
-            label: format!("{b}: durable throughput ≥ 5× the Socket.IO peer"),
-            key: format!("{b}.durable.switchboard_over_socketio"),
-            target: 5.0,
-            at_least: true,
-        });
-        g.push(Goal {
-            label: format!("{b}: p99 at 5k msgs/s ≤ the Socket.IO peer's"),
-            key: format!("{b}.latency.5000.p99_switchboard_over_socketio"),
-            target: 1.0,
-            at_least: false,
-        });
+    let goal = |label: String, key: String, target: f64, at_least: bool| Goal {
+        label,
+        key,
+        target,
+        at_least,
+    };
+    for backend in &o.backends {
+        let b = backend.name();
+        let (raw, webhooks) = match backend {
+            Backend::Sqlite => (0.5, 0.3),
+            Backend::Postgres => (0.4, 0.2),
+        };
+        g.push(goal(
+            format!("{b}: durable throughput ≥ {raw} × the raw batched insert rate"),
+            format!("{b}.durable.switchboard_over_raw_insert"),
+            raw,
+            true,
+        ));
+        g.push(goal(
+            format!("{b}: every durable message through the pipeline (bookkept)"),
+            format!("{b}.durable.pipeline.bookkept"),
+            1.0,
+            true,
+        ));
+        g.push(goal(
+            format!("{b}: p99 at 5k msgs/s ≤ 0.5 × the Socket.IO peer's"),
+            format!("{b}.latency.5000.p99_switchboard_over_socketio"),
+            0.5,
+            false,
+        ));
         let top = o.conns.iter().max().copied().unwrap_or(0);
-        g.push(Goal {
-            label: format!("{b}: ≤ 12 KB per idle session ({top} sessions)"),
-            key: format!("{b}.connections.{top}.switchboard.kb_per_session"),
-            target: 12.0,
-            at_least: false,
-        });
-        g.push(Goal {
-            label: format!("{b}: webhooks ≥ 40% of the do-nothing handler"),
-            key: format!("{b}.webhooks.switchboard_over_noop"),
-            target: 0.4,
-            at_least: true,
-        });
+        g.push(goal(
+            format!("{b}: ≤ 12 KB per idle session ({top} sessions)"),
+            format!("{b}.connections.{top}.switchboard.kb_per_session"),
+            12.0,
+            false,
+        ));
+        g.push(goal(
+            format!("{b}: verified webhooks ≥ {webhooks} × the do-nothing handler"),
+            format!("{b}.webhooks.switchboard_over_noop"),
+            webhooks,
+            true,
+        ));
     }
     g
 }
@@ -635,6 +684,9 @@ impl Run {
                 "acks_per_s": rate, "acks": acks, "rows": rows, "verified": verified, "errors": errors,
                 "cpu_s": cpu, "postgres_cpu_s": pg, "window": o.window,
             });
+            if kind == Kind::Ours {
+                out["durable"]["pipeline"] = self.pipeline_catch_up(db, b, rows).await?;
+            }
         }
 
         if let (Some(api), Kind::Ours) = (&api, kind) {
