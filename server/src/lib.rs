@@ -24,6 +24,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod leads;
+pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod pipeline;

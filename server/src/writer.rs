@@ -155,6 +155,7 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
 
 fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended, AppError>>)>) {
     let size = batch.len();
+    let started = std::time::Instant::now();
     let mut conn = match db.conn() {
         Ok(c) => c,
         Err(e) => {
@@ -194,6 +195,15 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
     match outcome {
         Ok(results) => {
             tracing::trace!(size, "batch committed");
+            let m = &crate::metrics::METRICS;
+            m.writer_batch_size.observe(size as f64);
+            m.writer_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let stored = results
+                .iter()
+                .filter(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
+                .count();
+            m.messages_committed.inc_by(stored as u64);
             for ((_, reply), result) in batch.drain(..).zip(results) {
                 // A caller that went away (closed socket) does not need its answer;
                 // its message is stored all the same.

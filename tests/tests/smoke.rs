@@ -25,3 +25,36 @@ both_backends! {
         assert_eq!(reply_frame["sender"]["name"], json!(agent.name));
     }
 }
+
+/// The value of an unlabelled sample in an OpenMetrics text, if present.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+both_backends! {
+    /// `GET /metrics` is what an operator's Prometheus scrapes: committed messages,
+    /// the writer's batches, sessions, the pipeline and outbox backlogs, in the
+    /// OpenMetrics text format.
+    async fn metrics_count_what_the_hub_did(backend) {
+        let srv = TestServer::start(backend).await;
+        let guest = srv.guest().await;
+        let mut guest_ws = srv.ws_guest(&guest.token).await;
+        let ack = guest_ws.send_message(&guest.conversation_id, "m-1", "hello there").await;
+        assert_eq!(ack["seq"], 1);
+        let res = srv.http.get(srv.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let kind = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+        let text = res.text().await.unwrap();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // Counters are per process and tests share one: at least this test's message.
+        assert!(sample(&text, "switchboard_messages_committed_total").unwrap() >= 1.0, "{text}");
+        assert!(sample(&text, "switchboard_writer_batch_size_count").unwrap() >= 1.0, "{text}");
+        assert!(sample(&text, "switchboard_sessions").unwrap() >= 1.0, "{text}");
+        assert_eq!(sample(&text, "switchboard_outbox_pending"), Some(0.0), "{text}");
+        for gauge in ["switchboard_pipeline_backlog", "switchboard_routing_queue", "switchboard_conversations_active"] {
+            assert!(sample(&text, gauge).is_some(), "{gauge} missing: {text}");
+        }
+    }
+}

@@ -156,6 +156,12 @@ struct Cursor {
     /// Guest conversations hold live frames until the first `resume` or `send`
     /// says where the client stands, so nothing is ever sent twice.
     awaiting_resume: bool,
+    /// This connection's sends in this conversation not answered yet. While one is
+    /// out, a gap is most likely that message on its way (its copy comes back with
+    /// the answer, and fan-out may bring the next one first), so the cursor holds
+    /// instead of reading the database; the read happens if a gap is left once the
+    /// last answer is in.
+    own_in_flight: u32,
 }
 
 impl Cursor {
@@ -167,9 +173,21 @@ impl Cursor {
             pending: BTreeMap::new(),
             fetching: None,
             awaiting_resume: false,
+            own_in_flight: 0,
         }
     }
+
+    /// Whether frames wait behind a missing seq.
+    fn has_gap(&self) -> bool {
+        self.pending
+            .first_key_value()
+            .is_some_and(|(seq, _)| *seq > self.last_sent + 1)
+    }
 }
+
+/// Frames a cursor holds behind a gap while this connection's own sends are out,
+/// before it reads the database anyway.
+const HOLD_FOR_OWN_SENDS: usize = 64;
 
 /// Frames held for a guest that has not resumed yet; past this they are dropped,
 /// because the `resume` reads everything from the database anyway.
@@ -608,11 +626,33 @@ impl SessionActor {
             body,
         };
         let target = conv.clone();
+        if let Some(cursor) = self.cursors.get_mut(conv.as_str()) {
+            cursor.own_in_flight += 1;
+        }
         let fut = async move { state.hub.ask(&state, &target, msg).await.and_then(|r| r) };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.answered(&conv, res, client_msg_id, is_agent, ctx);
+        }));
+    }
+
+    /// The answer to one of this connection's sends: the `ack` (or error) and the
+    /// sender's own copy of the message.
+    fn answered(
+        &mut self,
+        conv: &str,
+        res: Result<crate::actors::messages::Posted, AppError>,
+        client_msg_id: String,
+        is_agent: bool,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let key: Arc<str> = Arc::from(conv);
+        if let Some(cursor) = self.cursors.get_mut(&key) {
+            cursor.own_in_flight = cursor.own_in_flight.saturating_sub(1);
+        }
+        match res {
             Ok(posted) => {
                 let view = posted.message;
-                act.send_frame(
+                self.send_frame(
                     ctx,
                     &ServerFrame::Ack {
                         conversation_id: view.conversation_id.clone(),
@@ -622,24 +662,31 @@ impl SessionActor {
                         duplicate: posted.duplicate,
                     },
                 );
-                let key: Arc<str> = Arc::from(conv.as_str());
                 if is_agent {
                     // An agent writing in a conversation is looking at it.
-                    act.watch(key.clone(), ctx);
+                    self.watch(key.clone(), ctx);
                 }
                 // The sender always sees its own message, even when fan-out would not
                 // reach it; the cursor drops the copy that fan-out may also bring.
                 let seq = view.seq;
-                if let Some(cursor) = act.cursors.get_mut(&key) {
+                if let Some(cursor) = self.cursors.get_mut(&key) {
                     if cursor.awaiting_resume {
                         // A guest that sends before resuming starts its stream here.
                         *cursor = Cursor::at(seq - 1);
                     }
                 }
-                act.deliver_seq(key, seq, ServerFrame::Message(view).encode(), ctx);
+                self.deliver_seq(key.clone(), seq, ServerFrame::Message(view).encode(), ctx);
             }
-            Err(e) => act.send_app_error(ctx, &e, Some(client_msg_id)),
-        }));
+            Err(e) => self.send_app_error(ctx, &e, Some(client_msg_id)),
+        }
+        // The last answer is in and something is still missing: now it is worth a read.
+        let left = self
+            .cursors
+            .get(&key)
+            .is_some_and(|c| c.own_in_flight == 0 && c.fetching.is_none() && c.has_gap());
+        if left {
+            self.fill_from_db(key, ctx);
+        }
     }
 
     // ---- exactly-once delivery -----------------------------------------------
@@ -680,7 +727,11 @@ impl SessionActor {
             return;
         }
         cursor.pending.insert(seq, frame);
-        self.fill_from_db(conv, ctx);
+        // Held for this connection's own sends only while few frames wait: a seq that
+        // is not coming by either route must not hold a busy sender's stream for long.
+        if cursor.own_in_flight == 0 || cursor.pending.len() >= HOLD_FOR_OWN_SENDS {
+            self.fill_from_db(conv, ctx);
+        }
     }
 
     /// Fetches every message after the cursor and sends what the client has not had.
@@ -748,11 +799,7 @@ impl SessionActor {
         }
         drain(cursor, ctx);
         // Frames that arrived while reading, beyond what the read saw, need another read.
-        let gap = cursor
-            .pending
-            .first_key_value()
-            .is_some_and(|(seq, _)| *seq > cursor.last_sent + 1);
-        if gap {
+        if cursor.has_gap() {
             self.fill_from_db(conv.clone(), ctx);
         }
     }

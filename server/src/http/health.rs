@@ -3,11 +3,37 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::metrics::{gauge_value, METRICS};
 use crate::state::AppState;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /metrics`: the OpenMetrics text of [`crate::metrics::Metrics`]. The moment
+/// gauges are read now; the outbox count is left as last read when the database does
+/// not answer (the scrape itself still succeeds, so the other numbers arrive).
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = &METRICS;
+    m.sessions.set(gauge_value(state.hub.session_count()));
+    m.conversations_active
+        .set(gauge_value(state.hub.conversation_count()));
+    m.pipeline_backlog
+        .set(gauge_value(state.pipeline.backlog()));
+    match state
+        .db
+        .run(|c| Ok(crate::store::whatsapp::pending_count(c)?))
+        .await
+    {
+        Ok(n) => {
+            m.outbox_pending.set(n);
+        }
+        Err(e) => tracing::debug!(error = %e, "outbox count unavailable for /metrics"),
+    }
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(m.encode())
 }
 
 /// `GET /readyz`: the database answers (and the bus is healthy). 503 otherwise, so a

@@ -47,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .app_data(web::PathConfig::default().error_handler(|err, _| AppError::from(err).into()))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/ws/agent", web::get().to(ws::agent))
         .route("/ws/guest", web::get().to(ws::guest))
         .service(

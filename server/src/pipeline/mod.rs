@@ -28,6 +28,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::now_ms;
 use crate::error::AppError;
+use crate::metrics::METRICS;
 use crate::model::{new_id, SenderKind};
 use crate::state::AppState;
 use crate::store::leads::Committed;
@@ -189,6 +190,7 @@ async fn passes(
                 return Ok(());
             }
             let seq = row.seq;
+            let committed_at = row.created_at;
             let turn = Turn {
                 sender: SenderKind::parse_lossy(&row.sender_kind),
                 team_id: backlog.team_id.clone(),
@@ -201,7 +203,11 @@ async fn passes(
                 },
             };
             match run_stages(state, &turn).await {
-                Ok(()) => forget_failures(state, conversation_id, seq),
+                Ok(()) => {
+                    forget_failures(state, conversation_id, seq);
+                    let lag_ms = (now_ms() - committed_at).max(0);
+                    METRICS.pipeline_lag_seconds.observe(lag_ms as f64 / 1000.0);
+                }
                 Err(e) if give_up(state, conversation_id, seq, &e) => {}
                 Err(e) => return Err(e),
             }
@@ -240,6 +246,7 @@ fn give_up(state: &AppState, conversation_id: &str, seq: i64, e: &AppError) -> b
         return false;
     }
     failures.remove(&key);
+    METRICS.pipeline_skipped.inc();
     tracing::error!(conversation = %conversation_id, seq, error = %e, "pipeline gave up on a message after {MAX_ATTEMPTS} attempts");
     true
 }

@@ -15,6 +15,7 @@
 //! workloads are recomputed and pushed to team leads at most every
 //! [`WORKLOAD_DEBOUNCE`].
 
+use crate::metrics::{gauge_value, METRICS};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,44 @@ pub struct SettingsChanged {
     pub team_id: String,
 }
 
+/// Customer-message triggers waiting for their turn, oldest first, at most one per
+/// conversation: a waiting trigger decides on the database's state when its turn
+/// comes, which includes every later message. So a burst in one conversation costs
+/// one decision, and when the database falls behind the queue is bounded by the
+/// number of conversations, not of messages.
+#[derive(Debug, Default)]
+struct Arrivals {
+    order: VecDeque<RouteConversation>,
+    waiting: HashSet<String>,
+}
+
+impl Arrivals {
+    /// Queues `msg` unless its conversation is already waiting; a reopen upgrades the
+    /// waiting trigger (a reopen decides more than a plain route).
+    fn push(&mut self, msg: RouteConversation) {
+        if self.waiting.insert(msg.conversation_id.clone()) {
+            self.order.push_back(msg);
+            METRICS.routing_queue.set(gauge_value(self.order.len()));
+        } else if msg.reopened {
+            if let Some(waiting) = self
+                .order
+                .iter_mut()
+                .find(|a| a.conversation_id == msg.conversation_id)
+            {
+                waiting.reopened = true;
+            }
+        }
+    }
+
+    /// The oldest waiting trigger.
+    fn pop(&mut self) -> Option<RouteConversation> {
+        let msg = self.order.pop_front()?;
+        self.waiting.remove(&msg.conversation_id);
+        METRICS.routing_queue.set(gauge_value(self.order.len()));
+        Some(msg)
+    }
+}
+
 /// The router of one node. See the module documentation.
 pub struct Router {
     state: AppState,
@@ -108,8 +147,8 @@ pub struct Router {
     requeue_timers: HashMap<String, SpawnHandle>,
     dirty: HashSet<String>,
     flush_pending: bool,
-    /// Customer-message triggers waiting for their turn, oldest first.
-    arrivals: VecDeque<RouteConversation>,
+    /// Customer-message triggers waiting for their turn.
+    arrivals: Arrivals,
     /// An arrival is being decided.
     arrival_busy: bool,
 }
@@ -123,7 +162,7 @@ impl Router {
             requeue_timers: HashMap::new(),
             dirty: HashSet::new(),
             flush_pending: false,
-            arrivals: VecDeque::new(),
+            arrivals: Arrivals::default(),
             arrival_busy: false,
         }
     }
@@ -136,7 +175,7 @@ impl Router {
         if self.arrival_busy {
             return;
         }
-        let Some(msg) = self.arrivals.pop_front() else {
+        let Some(msg) = self.arrivals.pop() else {
             return;
         };
         self.arrival_busy = true;
@@ -429,7 +468,7 @@ impl Handler<RouteConversation> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RouteConversation, ctx: &mut Self::Context) {
-        self.arrivals.push_back(msg);
+        self.arrivals.push(msg);
         self.next_arrival(ctx);
     }
 }
@@ -563,5 +602,37 @@ impl Handler<SettingsChanged> for Router {
         ctx.notify(Drain {
             team_id: msg.team_id,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(id: &str, reopened: bool) -> RouteConversation {
+        RouteConversation {
+            conversation_id: id.into(),
+            reopened,
+        }
+    }
+
+    #[test]
+    fn a_burst_in_one_conversation_waits_as_one_trigger_and_a_reopen_upgrades_it() {
+        let mut a = Arrivals::default();
+        a.push(route("x", false));
+        a.push(route("y", false));
+        a.push(route("x", false));
+        a.push(route("x", true));
+        let first = a.pop().unwrap();
+        assert_eq!(
+            (first.conversation_id.as_str(), first.reopened),
+            ("x", true)
+        );
+        // Once taken, a new message in it waits again, behind the others.
+        a.push(route("x", false));
+        let order: Vec<_> = std::iter::from_fn(|| a.pop())
+            .map(|m| m.conversation_id)
+            .collect();
+        assert_eq!(order, vec!["y", "x"]);
     }
 }

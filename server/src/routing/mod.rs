@@ -41,6 +41,7 @@ pub async fn claim(
 ) -> Result<ConversationView, AppError> {
     let agent_id = agent.id.clone();
     let offer = offer_id.to_string();
+    let started = std::time::Instant::now();
     let (claimed, view) = state
         .db
         .run(move |c| {
@@ -49,6 +50,9 @@ pub async fn claim(
             Ok((claimed, view))
         })
         .await?;
+    crate::metrics::METRICS
+        .claim_seconds
+        .observe(started.elapsed().as_secs_f64());
     state.hub.route(ApplyEffects {
         effects: claimed.effects,
     });

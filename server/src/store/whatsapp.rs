@@ -338,6 +338,18 @@ pub fn enqueue(
     Ok(())
 }
 
+/// Outbox rows still to send (`pending`, due or not), across nodes: the backlog
+/// `/metrics` reports.
+///
+/// # Errors
+/// Database errors.
+pub fn pending_count(conn: &mut DbConn) -> Result<i64, AppError> {
+    Ok(outbox::table
+        .filter(outbox::state.eq("pending"))
+        .count()
+        .get_result(conn)?)
+}
+
 /// Claims up to `limit` due rows for `lease_ms`: each with a conditional UPDATE that
 /// only succeeds while the row is pending and unlocked (or its lease ran out), so
 /// two workers — on one node or several — never hold the same row at once.
