@@ -169,7 +169,9 @@ impl Run {
             .push(format!("{b}.durable.pipeline.bookkept"), Some(bookkept));
         self.rec
             .push(format!("{b}.durable.pipeline.catch_up_s"), Some(drain));
-        Ok(json!({"behind_at_end": behind_at_end, "never_reached": behind, "catch_up_s": drain, "bookkept": bookkept}))
+        Ok(
+            json!({"behind_at_end": behind_at_end, "never_reached": behind, "catch_up_s": drain, "bookkept": bookkept}),
+        )
     }
 }
 
