@@ -6,13 +6,13 @@
 //! only marks the conversation as having work ([`queue::WorkQueue`], bounded by the
 //! number of conversations, not of messages). Workers take a conversation, take its
 //! lease in the database, read the messages after the recorded progress
-//! ([`crate::store::pipeline`]), run the stages for each and record progress after
-//! each message. A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
+//! ([`crate::store::pipeline`]), run the stages for each and record progress once
+//! per pass (up to [`PASS`] messages), giving the lease back in the same statement. A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
 //! conversations whose progress is behind and whose lease has run out: a node that
 //! stopped, a pass that failed.
 //!
-//! Delivery is at least once: a crash between a message's last stage and its progress
-//! write runs that message's stages again. A message whose stages keep failing is
+//! Delivery is at least once: a crash before a pass's progress write runs the stages
+//! of that pass's messages again. A message whose stages keep failing is
 //! retried [`MAX_ATTEMPTS`] times, then skipped with an error in the log, so one bad
 //! message cannot hold up the rest of its conversation.
 
@@ -42,7 +42,7 @@ use stages::{Turn, STAGES};
 const WORKERS: usize = 2;
 
 /// Messages read per pass over a conversation.
-const PASS: i64 = 32;
+pub const PASS: i64 = 32;
 
 /// How long a lease lasts (ms); renewed on every pass, so only a stopped node's lapses.
 const LEASE_MS: i64 = 60_000;
@@ -148,6 +148,8 @@ async fn worker(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// Runs the stages for every message of `conversation_id` after its recorded progress.
+/// A pass that ends normally gives the lease back with its progress; after a failure
+/// the lease is given back here, so the sweep can retry at once.
 async fn drain(
     state: &AppState,
     conversation_id: &str,
@@ -155,11 +157,13 @@ async fn drain(
 ) -> Result<(), AppError> {
     let owner = state.pipeline.owner.clone();
     let result = passes(state, conversation_id, &owner, stop).await;
-    let (conv, who) = (conversation_id.to_string(), owner);
-    state
-        .db
-        .run(move |c| store::release(c, &conv, &who).map_err(AppError::from))
-        .await?;
+    if result.is_err() {
+        let (conv, who) = (conversation_id.to_string(), owner);
+        state
+            .db
+            .run(move |c| store::release(c, &conv, &who).map_err(AppError::from))
+            .await?;
+    }
     result
 }
 
@@ -182,12 +186,15 @@ async fn passes(
             // Another node holds the lease and goes on from the recorded progress.
             return Ok(());
         };
-        if backlog.messages.is_empty() {
-            return Ok(());
-        }
+        // A short read took everything committed before it; what commits later marks
+        // the conversation again (`WorkQueue::push` while running), so this is the
+        // last pass unless the read was full.
+        let full = i64::try_from(backlog.messages.len()).unwrap_or(i64::MAX) >= PASS;
+        let mut done = backlog.done;
+        let mut failure = None;
         for row in backlog.messages {
             if *stop.borrow() {
-                return Ok(());
+                break;
             }
             let seq = row.seq;
             let committed_at = row.created_at;
@@ -209,17 +216,26 @@ async fn passes(
                     METRICS.pipeline_lag_seconds.observe(lag_ms as f64 / 1000.0);
                 }
                 Err(e) if give_up(state, conversation_id, seq, &e) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
-            let (conv, who) = (conversation_id.to_string(), owner.to_string());
-            let kept = state
-                .db
-                .run(move |c| store::advance(c, &conv, &who, seq).map_err(AppError::from))
-                .await?;
-            if !kept {
-                // The lease lapsed and another node took over from the recorded seq.
-                return Ok(());
-            }
+            done = seq;
+        }
+        // One statement per pass: the progress, and the lease back when done.
+        let last = !full || failure.is_some() || *stop.borrow();
+        let (conv, who) = (conversation_id.to_string(), owner.to_string());
+        let kept = state
+            .db
+            .run(move |c| store::advance(c, &conv, &who, done, last).map_err(AppError::from))
+            .await?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if last || !kept {
+            // Done, or the lease lapsed and another node goes on from the recorded seq.
+            return Ok(());
         }
     }
 }

@@ -90,21 +90,36 @@ pub fn claim(
     }))
 }
 
-/// Records that every message up to `seq` has been through the pipeline (only while
-/// `owner` holds the lease; progress never moves back). Returns false when the lease
-/// was lost — the caller stops, the new holder goes on from the recorded seq.
+/// Records that every message up to `seq` has been through the pipeline, and with
+/// `release` gives the lease back in the same statement. Only while `owner` holds the
+/// lease: the holder read the recorded seq when it took the lease and only moves it
+/// forward from there, so progress never moves back. Returns false when the lease was
+/// lost — the caller stops, the new holder goes on from the recorded seq.
 ///
 /// # Errors
 /// Database errors.
-pub fn advance(c: &mut DbConn, conversation_id: &str, owner: &str, seq: i64) -> QueryResult<bool> {
-    let n = diesel::update(
-        pipeline_progress::table
-            .find(conversation_id)
-            .filter(pipeline_progress::lease_owner.eq(owner))
-            .filter(pipeline_progress::seq.lt(seq)),
-    )
-    .set(pipeline_progress::seq.eq(seq))
-    .execute(c)?;
+pub fn advance(
+    c: &mut DbConn,
+    conversation_id: &str,
+    owner: &str,
+    seq: i64,
+    release: bool,
+) -> QueryResult<bool> {
+    let target = pipeline_progress::table
+        .find(conversation_id)
+        .filter(pipeline_progress::lease_owner.eq(owner));
+    let n = if release {
+        diesel::update(target)
+            .set((
+                pipeline_progress::seq.eq(seq),
+                pipeline_progress::lease_until.eq(0_i64),
+            ))
+            .execute(c)?
+    } else {
+        diesel::update(target)
+            .set(pipeline_progress::seq.eq(seq))
+            .execute(c)?
+    };
     Ok(n == 1)
 }
 
@@ -209,9 +224,9 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(stalled(&mut c, 2_000, 10).unwrap().is_empty());
-        assert!(advance(&mut c, &conv, "node-1", 1).unwrap());
+        assert!(advance(&mut c, &conv, "node-1", 1, false).unwrap());
         assert!(
-            !advance(&mut c, &conv, "node-2", 2).unwrap(),
+            !advance(&mut c, &conv, "node-2", 2, false).unwrap(),
             "not its lease"
         );
         // node-1 stops without releasing: once the lease runs out node-2 goes on
@@ -225,8 +240,12 @@ mod tests {
             backlog.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
             vec![2]
         );
-        assert!(advance(&mut c, &conv, "node-2", 2).unwrap());
-        release(&mut c, &conv, "node-2").unwrap();
+        assert!(advance(&mut c, &conv, "node-2", 2, true).unwrap());
         assert!(stalled(&mut c, 70_000, 10).unwrap().is_empty(), "all done");
+        // Released with the progress: the next node takes it at once.
+        assert!(claim(&mut c, &conv, "node-3", 70_001, 130_001, 10)
+            .unwrap()
+            .is_some());
+        release(&mut c, &conv, "node-3").unwrap();
     }
 }

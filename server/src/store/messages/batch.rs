@@ -3,11 +3,12 @@
 //!
 //! Per batch: one duplicate lookup by `(sender_kind, sender_id, client_msg_id)` and one
 //! by provider id (each only when some message carries such a key); per conversation in
-//! the batch one `UPDATE … SET last_seq = last_seq + n … RETURNING last_seq` (plus the
-//! reopen `UPDATE` when a message may reopen it); then the rows. PostgreSQL gets every
-//! row in one `INSERT … SELECT FROM UNNEST(…)` of array binds, so a batch costs the same
-//! round trips as a single message; SQLite runs its cached single-row `INSERT` once per
-//! row, which is a library call there, not a round trip.
+//! the batch `last_seq = last_seq + n` (plus the reopen `UPDATE` when a message may
+//! reopen it); then the rows. PostgreSQL bumps every conversation in one
+//! `UPDATE … FROM UNNEST(…)` and inserts every row in one `INSERT … SELECT FROM
+//! UNNEST(…)` of array binds, so a batch costs the same round trips as a single
+//! message; SQLite runs its cached one-row statements per conversation and per row,
+//! which are library calls there, not round trips.
 //!
 //! Duplicates are settled before numbering, so a resent message never takes a seq:
 //! against stored rows (the lookups) and inside the batch (a key seen earlier in it).
@@ -17,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use super::{existing, Appended, MessageRow, NewMessage};
 use crate::clock::now_ms;
@@ -115,10 +116,14 @@ pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec
                 .push(i);
         }
     }
+    let numbered = number(conn, &by_conversation, batch, now)?;
     let mut rows: HashMap<usize, MessageRow> = HashMap::new();
     let mut reopened_at: Vec<usize> = Vec::new();
     for (conversation_id, members) in &by_conversation {
-        let (first_seq, reopened) = number(conn, conversation_id, batch, members, now)?;
+        let (first_seq, reopened) = numbered
+            .get(*conversation_id)
+            .copied()
+            .ok_or(diesel::result::Error::NotFound)?;
         if reopened {
             if let Some(first) = members.iter().find(|&&i| batch[i].reopen) {
                 reopened_at.push(*first);
@@ -248,56 +253,149 @@ fn stored_matches(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<M
     Ok(rows)
 }
 
-/// Takes `members.len()` seqs on one conversation (and reopens it when one of its
-/// messages may): returns the first seq taken and whether the conversation was reopened.
+/// What one conversation's row gets from its messages in a batch.
+#[derive(Debug, PartialEq)]
+struct BumpValues {
+    /// Seqs to take.
+    n: i64,
+    /// Preview of the last message.
+    preview: String,
+    /// Sender kind of the last message.
+    sender: &'static str,
+    /// Whether the contact wrote (moves `last_inbound_at`).
+    inbound: bool,
+}
+
+/// The bump for one conversation's messages (`members`, in batch order, never empty).
+fn bump_of(batch: &[&NewMessage], members: &[usize]) -> Option<BumpValues> {
+    let last = batch[*members.last()?];
+    Some(BumpValues {
+        n: i64::try_from(members.len()).unwrap_or(i64::MAX),
+        preview: preview(&last.body),
+        sender: last.sender_kind.as_str(),
+        inbound: members
+            .iter()
+            .any(|&i| batch[i].sender_kind == SenderKind::Guest),
+    })
+}
+
+/// Takes the seqs of every conversation in the batch (and reopens those a message
+/// may reopen): per conversation id, the first seq taken and whether it was reopened.
 ///
-/// The bump is `UPDATE … SET last_seq = last_seq + n`, which takes the row lock in
-/// PostgreSQL: two nodes appending to one conversation are serialised by the database,
-/// and the later one sees the earlier one's seq.
-fn number(
+/// The bump is `last_seq = last_seq + n`, which takes the row lock in PostgreSQL: two
+/// nodes appending to one conversation are serialised by the database, and the later
+/// one sees the earlier one's seq. PostgreSQL bumps every conversation of the batch in
+/// one `UPDATE … FROM UNNEST(…) RETURNING`; SQLite runs one cached `UPDATE … RETURNING`
+/// per conversation (no round trips there).
+fn number<'a>(
+    conn: &mut DbConn,
+    by_conversation: &BTreeMap<&'a str, Vec<usize>>,
+    batch: &[&NewMessage],
+    now: i64,
+) -> QueryResult<HashMap<&'a str, (i64, bool)>> {
+    let mut reopened = std::collections::HashSet::new();
+    for (id, members) in by_conversation {
+        if members.iter().any(|&i| batch[i].reopen) && reopen(conn, id)? {
+            reopened.insert(*id);
+        }
+    }
+    let mut bumps = Vec::with_capacity(by_conversation.len());
+    for (id, members) in by_conversation {
+        bumps.push((
+            *id,
+            bump_of(batch, members).ok_or(diesel::result::Error::NotFound)?,
+        ));
+    }
+    let last_seqs: HashMap<String, i64> = match conn {
+        DbConn::Postgresql(pg) => bump_all_postgres(pg, &bumps, now)?,
+        DbConn::Sqlite(_) => {
+            let mut out = HashMap::new();
+            for (id, b) in &bumps {
+                out.insert((*id).to_string(), bump_one(conn, id, b, now)?);
+            }
+            out
+        }
+    };
+    let mut numbered = HashMap::with_capacity(bumps.len());
+    for (id, b) in &bumps {
+        let last = *last_seqs.get(*id).ok_or(diesel::result::Error::NotFound)?;
+        numbered.insert(*id, (last - b.n + 1, reopened.contains(id)));
+    }
+    Ok(numbered)
+}
+
+/// Reopens a resolved conversation; true when it was resolved.
+fn reopen(conn: &mut DbConn, conversation_id: &str) -> QueryResult<bool> {
+    Ok(diesel::update(
+        conversations::table
+            .filter(conversations::id.eq(conversation_id))
+            .filter(conversations::status.eq(ConversationStatus::Resolved.as_str())),
+    )
+    .set(conversations::status.eq(ConversationStatus::Open.as_str()))
+    .execute(conn)?
+        == 1)
+}
+
+/// One conversation's bump; returns its new `last_seq`.
+fn bump_one(
     conn: &mut DbConn,
     conversation_id: &str,
-    batch: &[&NewMessage],
-    members: &[usize],
+    b: &BumpValues,
     now: i64,
-) -> QueryResult<(i64, bool)> {
-    let reopened = if members.iter().any(|&i| batch[i].reopen) {
-        diesel::update(
-            conversations::table
-                .filter(conversations::id.eq(conversation_id))
-                .filter(conversations::status.eq(ConversationStatus::Resolved.as_str())),
-        )
-        .set(conversations::status.eq(ConversationStatus::Open.as_str()))
-        .execute(conn)?
-            == 1
-    } else {
-        false
-    };
-    // `members` is never empty (built by pushing), so `last()` always exists.
-    let last = members
-        .last()
-        .map(|&i| batch[i])
-        .ok_or(diesel::result::Error::NotFound)?;
-    let preview = preview(&last.body);
+) -> QueryResult<i64> {
     let bump = Bump {
         last_message_at: now,
-        last_message_preview: &preview,
-        last_message_sender: last.sender_kind.as_str(),
+        last_message_preview: &b.preview,
+        last_message_sender: b.sender,
         updated_at: now,
-        last_inbound_at: members
-            .iter()
-            .any(|&i| batch[i].sender_kind == SenderKind::Guest)
-            .then_some(now),
+        last_inbound_at: b.inbound.then_some(now),
     };
-    let n = i64::try_from(members.len()).unwrap_or(i64::MAX);
-    let last_seq: i64 = diesel::update(conversations::table.find(conversation_id))
+    diesel::update(conversations::table.find(conversation_id))
         .set((
-            conversations::last_seq.eq(conversations::last_seq + n),
+            conversations::last_seq.eq(conversations::last_seq + b.n),
             &bump,
         ))
         .returning(conversations::last_seq)
-        .get_result(conn)?;
-    Ok((last_seq - n + 1, reopened))
+        .get_result(conn)
+}
+
+#[derive(QueryableByName)]
+struct Bumped {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+}
+
+/// Every conversation's bump in one statement; returns the new `last_seq` by id (a
+/// missing conversation is simply absent).
+fn bump_all_postgres(
+    pg: &mut diesel::PgConnection,
+    bumps: &[(&str, BumpValues)],
+    now: i64,
+) -> QueryResult<HashMap<String, i64>> {
+    let rows: Vec<Bumped> = diesel::sql_query(
+        "UPDATE conversations AS c SET last_seq = c.last_seq + v.n, \
+         last_message_at = $6, updated_at = $6, last_message_preview = v.preview, \
+         last_message_sender = v.sender, \
+         last_inbound_at = CASE WHEN v.inbound THEN $6 ELSE c.last_inbound_at END \
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bool[]) \
+         AS v(id, n, preview, sender, inbound) \
+         WHERE c.id = v.id RETURNING c.id AS id, c.last_seq AS last_seq",
+    )
+    .bind::<Array<Text>, _>(bumps.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(bumps.iter().map(|(_, b)| b.n).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(
+        bumps
+            .iter()
+            .map(|(_, b)| b.preview.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(bumps.iter().map(|(_, b)| b.sender).collect::<Vec<_>>())
+    .bind::<Array<Bool>, _>(bumps.iter().map(|(_, b)| b.inbound).collect::<Vec<_>>())
+    .bind::<BigInt, _>(now)
+    .load(pg)?;
+    Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
 }
 
 /// Inserts the new rows: one `UNNEST` statement on PostgreSQL, the cached one-row
@@ -354,6 +452,44 @@ fn insert_rows(conn: &mut DbConn, rows: &[&MessageRow]) -> QueryResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(kind: SenderKind, body: &str) -> NewMessage {
+        NewMessage {
+            conversation_id: "c".into(),
+            sender_kind: kind,
+            sender_id: Some("s".into()),
+            sender_name: None,
+            body: body.into(),
+            client_msg_id: None,
+            provider_id: None,
+            reopen: false,
+            channel: None,
+        }
+    }
+
+    #[test]
+    fn a_conversation_bump_takes_every_seq_and_shows_the_last_message() {
+        let (a, b) = (
+            message(SenderKind::Guest, "hello"),
+            message(SenderKind::Agent, "hi, how can I help?"),
+        );
+        let batch = [&a, &b];
+        let bump = bump_of(&batch, &[0, 1]).unwrap();
+        assert_eq!(
+            bump,
+            BumpValues {
+                n: 2,
+                preview: "hi, how can I help?".into(),
+                sender: "agent",
+                inbound: true
+            }
+        );
+        assert!(
+            !bump_of(&batch, &[1]).unwrap().inbound,
+            "only the contact's messages move last_inbound_at"
+        );
+        assert_eq!(bump_of(&batch, &[]), None);
+    }
 
     #[test]
     fn keys_need_a_sender_id_for_the_idempotency_key() {
