@@ -75,11 +75,16 @@ impl Db {
         }
     }
 
-    /// `DATABASE_URL` for the hub.
+    /// `DATABASE_URL` for the hub. PostgreSQL without TLS: libpq's default
+    /// (`sslmode=prefer`) would encrypt the hub's loopback connections while the Node
+    /// peer's `pg` pool connects in plain TCP, and the comparison needs one transport.
     pub fn hub_url(&self) -> String {
         match self {
             Db::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Db::Postgres { url, .. } => url.clone(),
+            Db::Postgres { url, .. } => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}sslmode=disable")
+            }
         }
     }
 
@@ -137,8 +142,8 @@ impl Db {
                 c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
                 c.batch_execute(ddl)?;
             }
-            Db::Postgres { url, .. } => {
-                let mut c = PgConnection::establish(url)?;
+            Db::Postgres { .. } => {
+                let mut c = PgConnection::establish(&self.hub_url())?;
                 c.batch_execute(ddl)?;
             }
         }
@@ -169,7 +174,7 @@ impl Db {
                 c.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
                 C::S(c)
             }
-            Db::Postgres { url, .. } => C::P(PgConnection::establish(url)?),
+            Db::Postgres { .. } => C::P(PgConnection::establish(&self.hub_url())?),
         };
         let mut n = 0u64;
         let mut sql = String::with_capacity(batch * 300);

@@ -134,8 +134,6 @@ where
     s.split(',').map(|x| Ok(x.trim().parse()?)).collect()
 }
 
-/// Progress on standard error.
-
 /// Messages not yet through the hub's inbound pipeline (`docs/architecture.md`).
 const PIPELINE_BEHIND_SQL: &str = "SELECT count(*) AS n FROM messages m \
      LEFT JOIN pipeline_progress p ON p.conversation_id = m.conversation_id \
@@ -175,6 +173,7 @@ impl Run {
     }
 }
 
+/// Progress on standard error.
 fn say(msg: impl AsRef<str>) {
     let _ = writeln!(std::io::stderr(), "[bench] {}", msg.as_ref());
 }

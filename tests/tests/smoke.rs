@@ -1,5 +1,7 @@
 //! Smoke test: the harness starts a server and a guest reaches an agent.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use serde_json::json;
 use switchboard_e2e::{both_backends, TestServer};
 

@@ -89,7 +89,7 @@ impl DupKey {
 /// Where each message of a batch stands once duplicates are settled.
 enum Slot {
     /// Already stored: the stored row.
-    Stored(MessageRow),
+    Stored(Box<MessageRow>),
     /// The same key as an earlier new message of this batch (its index).
     Earlier(usize),
     /// New; gets a seq.
@@ -148,7 +148,7 @@ pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec
     for (i, slot) in slots.into_iter().enumerate() {
         out.push(match slot {
             Slot::Stored(row) => Appended {
-                message: row,
+                message: *row,
                 duplicate: true,
                 reopened: false,
             },
@@ -188,14 +188,14 @@ fn settle_duplicates(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Ve
     for (i, m) in batch.iter().enumerate() {
         let keys: Vec<DupKey> = DupKey::of_message(m).collect();
         let slot = if let Some(row) = keys.iter().find_map(|k| stored.get(k)) {
-            Slot::Stored(row.clone())
+            Slot::Stored(Box::new(row.clone()))
         } else if let Some(&first) = keys.iter().find_map(|k| seen.get(k)) {
             Slot::Earlier(first)
         } else if m.sender_id.is_none() && m.client_msg_id.is_some() {
             // Not covered by the batch lookup (no sender id to match on): the
             // one-message lookup, which matches `sender_id IS NULL`. Rare — the hub's
             // own senders always have ids.
-            existing(conn, m)?.map_or(Slot::New, Slot::Stored)
+            existing(conn, m)?.map_or(Slot::New, |row| Slot::Stored(Box::new(row)))
         } else {
             Slot::New
         };
