@@ -34,6 +34,8 @@ pub mod routing;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod visitor;
 pub mod writer;
 

@@ -224,90 +224,17 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, DatabaseTarget};
     use crate::model::SenderKind;
-    use crate::store::{accounts, conversations};
 
-    /// Keeps a test database alive: a temporary SQLite directory, or a PostgreSQL
-    /// database dropped afterwards.
-    enum Scratch {
-        Sqlite(#[allow(dead_code)] tempfile::TempDir),
-        Postgres { admin: String, name: String },
-    }
+    use crate::testing::{self, Scratch};
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            if let Scratch::Postgres { admin, name } = self {
-                use diesel::{Connection, RunQueryDsl};
-                if let Ok(mut c) = diesel::PgConnection::establish(admin) {
-                    let _ =
-                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut c);
-                }
-            }
-        }
-    }
-
-    /// A fresh PostgreSQL database on `SWITCHBOARD_TEST_PG_URL`, or `None` (with a
-    /// notice) when none answers — a panic when `SWITCHBOARD_TEST_REQUIRE_PG=1`.
-    fn postgres_target() -> Option<(Scratch, DatabaseTarget)> {
-        use diesel::{Connection, RunQueryDsl};
-        let admin = std::env::var("SWITCHBOARD_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut c = match diesel::PgConnection::establish(&admin) {
-            Ok(c) => c,
-            Err(e) if std::env::var("SWITCHBOARD_TEST_REQUIRE_PG").is_ok_and(|v| v == "1") => {
-                panic!("PostgreSQL required but unreachable: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping PostgreSQL variant: {e}");
-                return None;
-            }
-        };
-        let name = format!("sbw_{}", uuid::Uuid::now_v7().simple());
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .unwrap();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.clone(), |(b, _)| b.to_string());
-        let url = format!("{base}/{name}");
-        Some((
-            Scratch::Postgres { admin, name },
-            DatabaseTarget::Postgres {
-                url: crate::config::Secret::new(url),
-            },
-        ))
-    }
-
-    fn sqlite_target() -> (Scratch, DatabaseTarget) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db").to_string_lossy().into_owned();
-        (Scratch::Sqlite(dir), DatabaseTarget::Sqlite { path })
-    }
-
-    fn open_on((scratch, database): (Scratch, DatabaseTarget)) -> (Scratch, Db, String) {
-        let config = Config {
-            database,
-            ..Config::default()
-        };
-        let db = Db::open(&config).unwrap();
-        let mut c = db.conn().unwrap();
-        let team = accounts::create_team(&mut c, "T", "t").unwrap();
-        let conv = conversations::create_with_contact(
-            &mut c,
-            conversations::NewGuestConversation {
-                team_id: team.id,
-                channel: "widget".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        (scratch, db, conv.id)
+    fn open_on((scratch, db): (Scratch, Db)) -> (Scratch, Db, String) {
+        let (_, conv) = testing::team_and_conversation(&db, "t");
+        (scratch, db, conv)
     }
 
     fn open() -> (Scratch, Db, String) {
-        open_on(sqlite_target())
+        open_on(testing::sqlite())
     }
 
     fn msg(conv: &str, key: &str) -> NewMessage {
@@ -324,21 +251,6 @@ mod tests {
         }
     }
 
-    fn second_conversation(db: &Db) -> String {
-        let mut c = db.conn().unwrap();
-        let team = accounts::create_team(&mut c, "U", "u").unwrap();
-        conversations::create_with_contact(
-            &mut c,
-            conversations::NewGuestConversation {
-                team_id: team.id,
-                channel: "widget".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .id
-    }
-
     #[test]
     fn a_batch_numbers_each_conversation_and_settles_duplicates_first_sqlite() {
         batch_numbers_each_conversation(open());
@@ -347,13 +259,13 @@ mod tests {
     /// The PostgreSQL path is its own SQL (`UNNEST` bump and insert).
     #[test]
     fn a_batch_numbers_each_conversation_and_settles_duplicates_first_postgres() {
-        if let Some(target) = postgres_target() {
+        if let Some(target) = testing::postgres() {
             batch_numbers_each_conversation(open_on(target));
         }
     }
 
     fn batch_numbers_each_conversation((_scratch, db, conv): (Scratch, Db, String)) {
-        let other = second_conversation(&db);
+        let (_, other) = testing::team_and_conversation(&db, "u");
         let mut c = db.conn().unwrap();
         let first = write_transaction(&mut c, |c| append_batch(c, &[&msg(&conv, "a")])).unwrap();
         assert_eq!((first[0].message.seq, first[0].duplicate), (1, false));
@@ -410,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_bad_append_fails_alone_and_seq_stays_gapless_postgres() {
-        if let Some(target) = postgres_target() {
+        if let Some(target) = testing::postgres() {
             bad_append_fails_alone(open_on(target));
         }
     }

@@ -15,9 +15,8 @@ use proptest::prelude::*;
 
 use super::engine::{self, PresenceMap};
 use super::settings::{self, RoutingUpdate};
-use crate::config::{Config, DatabaseTarget};
 use crate::db::schema::{agents, conversations};
-use crate::db::{Db, DbConn};
+use crate::db::DbConn;
 use crate::model::{ConversationStatus, Role};
 use crate::protocol::PresenceStatus;
 use crate::store::{accounts, conversations as convs};
@@ -44,7 +43,7 @@ fn event(agents: usize) -> impl Strategy<Value = Event> {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
+    _dir: crate::testing::Scratch,
     conn: PooledConn,
     team: String,
     agents: Vec<(String, i64)>,
@@ -55,14 +54,7 @@ struct World {
 type PooledConn = crate::db::Conn;
 
 fn world(capacities: &[i64]) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        database: DatabaseTarget::Sqlite {
-            path: dir.path().join("p.db").to_string_lossy().into_owned(),
-        },
-        ..Config::default()
-    };
-    let db = Db::open(&config).unwrap();
+    let (dir, db) = crate::testing::sqlite();
     let mut conn = db.conn().unwrap();
     let team = accounts::create_team(&mut conn, "T", "t").unwrap().id;
     settings::update(

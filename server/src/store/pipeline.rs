@@ -166,34 +166,14 @@ pub fn stalled(c: &mut DbConn, now: i64, limit: i64) -> QueryResult<Vec<String>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, DatabaseTarget};
-    use crate::db::Db;
     use crate::model::SenderKind;
     use crate::store::messages::{append, NewMessage};
-    use crate::store::{accounts, conversations as convs};
 
     #[test]
     fn progress_leases_and_the_sweep_see_what_is_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            database: DatabaseTarget::Sqlite {
-                path: dir.path().join("p.db").to_string_lossy().into_owned(),
-            },
-            ..Config::default()
-        };
-        let db = Db::open(&config).unwrap();
+        let (_scratch, db) = crate::testing::sqlite();
+        let (team_id, conv) = crate::testing::team_and_conversation(&db, "t");
         let mut c = db.conn().unwrap();
-        let team = accounts::create_team(&mut c, "T", "t").unwrap();
-        let conv = convs::create_with_contact(
-            &mut c,
-            convs::NewGuestConversation {
-                team_id: team.id.clone(),
-                channel: "widget".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .id;
         assert!(
             stalled(&mut c, 1_000, 10).unwrap().is_empty(),
             "nothing committed yet"
@@ -218,7 +198,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((backlog.done, backlog.messages.len()), (0, 2));
-        assert_eq!(backlog.team_id, team.id);
+        assert_eq!(backlog.team_id, team_id);
         // Leased: the other node neither claims it nor sees it in its sweep.
         assert!(claim(&mut c, &conv, "node-2", 2_000, 62_000, 10)
             .unwrap()
