@@ -1,0 +1,28 @@
+//! The end-to-end suite as one test binary: each module is one area of the product,
+//! driven through real servers over HTTP, WebSocket and a headless browser.
+//!
+//! One binary instead of one per file: every file linked the whole hub on its own,
+//! which made CI slow and once ran its disk out while linking. Filter by area with the
+//! module name, e.g. `cargo test -p switchboard-e2e --test e2e chat::`.
+
+mod bot;
+mod browser;
+mod browser_inbox;
+mod browser_widget;
+mod chat;
+mod delivery;
+mod hardening;
+mod http_api;
+mod knowledge;
+mod leads;
+mod lifecycle;
+mod marketing;
+mod outage;
+mod quick_chat;
+mod robustness;
+mod routing;
+mod security;
+mod smoke;
+mod whatsapp_inbound;
+mod whatsapp_outbox;
+mod widget_first_run;
