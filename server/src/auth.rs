@@ -3,9 +3,11 @@
 //!
 //! Tokens are HS256 JWTs (the `jsonwebtoken` crate) signed with the hub secret, which
 //! every node shares through the database (or `SWITCHBOARD_SECRET`). An agent token
-//! names the agent; a guest token names the contact and the one conversation it may
-//! use. The agent's role and teams are read from the database on every
-//! authentication, so a demotion or removal takes effect without waiting for expiry.
+//! names the agent and the token epoch it was issued under; a guest token names the
+//! contact and the one conversation it may use. The agent's role, teams and epoch are
+//! read from the database on every authentication: a token from an earlier epoch (before
+//! a deactivation, role change, team removal or password change — see
+//! [`crate::store::accounts::lifecycle`]) is refused without waiting for expiry.
 //! Passwords are hashed with argon2id (the `argon2` crate, default parameters).
 
 use std::future::Future;
@@ -79,6 +81,10 @@ struct Claims {
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     conv: Option<String>,
+    /// Agent tokens: the account's token epoch at issue. Tokens from before epochs
+    /// existed carry none and count as epoch 0.
+    #[serde(default)]
+    ver: i64,
 }
 
 /// What a verified token says.
@@ -88,6 +94,8 @@ pub enum TokenSubject {
     Agent {
         /// Agent id.
         agent_id: String,
+        /// The account's token epoch when the token was issued.
+        epoch: i64,
     },
     /// A guest: a contact and its one conversation.
     Guest {
@@ -137,15 +145,18 @@ impl Tokens {
             iat,
             exp: iat.saturating_add(ttl.as_secs()),
             conv,
+            ver: 0,
         }
     }
 
-    /// A token for an agent.
+    /// A token for an agent under the account's current token `epoch`.
     ///
     /// # Errors
     /// [`AppError::Internal`] if signing fails.
-    pub fn issue_agent(&self, agent_id: &str) -> Result<String, AppError> {
-        self.issue(&self.claims(agent_id.into(), TokenKind::Agent, self.agent_ttl, None))
+    pub fn issue_agent(&self, agent_id: &str, epoch: i64) -> Result<String, AppError> {
+        let mut claims = self.claims(agent_id.into(), TokenKind::Agent, self.agent_ttl, None);
+        claims.ver = epoch;
+        self.issue(&claims)
     }
 
     /// A token for a guest's contact and conversation.
@@ -178,7 +189,10 @@ impl Tokens {
             })?;
         let c = data.claims;
         match (c.kind, c.conv) {
-            (TokenKind::Agent, None) => Ok(TokenSubject::Agent { agent_id: c.sub }),
+            (TokenKind::Agent, None) => Ok(TokenSubject::Agent {
+                agent_id: c.sub,
+                epoch: c.ver,
+            }),
             (TokenKind::Guest, Some(conversation_id)) => Ok(TokenSubject::Guest {
                 contact_id: c.sub,
                 conversation_id,
@@ -212,18 +226,25 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// Resolves a bearer token: verifies it and, for agents, loads role and teams.
+    /// Resolves a bearer token: verifies it and, for agents, loads role and teams and
+    /// checks the token's epoch against the account's.
     ///
     /// # Errors
-    /// [`AppError::Unauthorized`] for bad tokens or removed agents;
-    /// [`AppError::Unavailable`] when the database is down.
+    /// [`AppError::Unauthorized`] for bad tokens, removed or deactivated agents and
+    /// revoked tokens; [`AppError::Unavailable`] when the database is down.
     pub async fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
         match state.tokens.verify(token)? {
-            TokenSubject::Agent { agent_id } => {
+            TokenSubject::Agent { agent_id, epoch } => {
                 let info = state
                     .db
                     .run(move |c| accounts::active_agent(c, &agent_id))
                     .await?;
+                if info.token_epoch != epoch {
+                    tracing::debug!(agent = %info.id, epoch, current = info.token_epoch, "token refused: revoked");
+                    return Err(AppError::Unauthorized(
+                        crate::error::INVALID_SESSION_MESSAGE.into(),
+                    ));
+                }
                 Ok(Self::Agent(info))
             }
             TokenSubject::Guest {
@@ -315,11 +336,12 @@ mod tests {
     #[test]
     fn tokens_round_trip() {
         let t = tokens();
-        let agent = t.issue_agent("a1").unwrap();
+        let agent = t.issue_agent("a1", 3).unwrap();
         assert_eq!(
             t.verify(&agent).unwrap(),
             TokenSubject::Agent {
-                agent_id: "a1".into()
+                agent_id: "a1".into(),
+                epoch: 3,
             }
         );
         let guest = t.issue_guest("c1", "v1").unwrap();
@@ -340,9 +362,9 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(60),
         );
-        let token = other.issue_agent("a1").unwrap();
+        let token = other.issue_agent("a1", 0).unwrap();
         assert!(matches!(t.verify(&token), Err(AppError::Unauthorized(_))));
-        let mut tampered = t.issue_agent("a1").unwrap();
+        let mut tampered = t.issue_agent("a1", 0).unwrap();
         tampered.push('x');
         assert!(t.verify(&tampered).is_err());
         assert!(t.verify("not.a.token").is_err());

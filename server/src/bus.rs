@@ -90,6 +90,15 @@ pub enum BusEvent {
         /// Status after the change.
         status: crate::model::ConversationStatus,
     },
+    /// An agent's access was taken away (deactivated, role changed, removed from a
+    /// team, password changed): every node closes that agent's sessions and refuses
+    /// sessions authenticated under an earlier token epoch. No frame.
+    AgentRevoked {
+        /// Agent id.
+        agent_id: String,
+        /// The agent's token epoch after the change; sessions from below it close.
+        epoch: i64,
+    },
     /// The publishing node may have missed or dropped cross-node events (its Redis
     /// link was down): every node has its sessions re-read what they may lack from
     /// the database. No frame.

@@ -26,7 +26,7 @@ use crate::actors::agent::AgentActor;
 use crate::actors::conversation::ConversationActor;
 use crate::actors::messages::{
     AttachSession, CatchUp, CloseSession, Deliver, DeliverToAgent, DetachSession, Reload,
-    SetPresence,
+    RevokeSessions, SetPresence,
 };
 use crate::actors::session::SessionRef;
 use crate::bus::{Audience, Bus, BusEvent};
@@ -93,6 +93,10 @@ pub struct Hub {
     remote_presence: RwLock<HashMap<String, PresenceStatus>>,
     /// Live sessions that can be asked to re-read what they may have missed.
     catch_up: DashMap<Arc<str>, Recipient<CatchUp>>,
+    /// agent id → the lowest token epoch a session may still attach with, learnt from
+    /// [`BusEvent::AgentRevoked`] (closes the gap between a session's database read
+    /// and its attach).
+    revoked: DashMap<String, i64>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -339,6 +343,7 @@ impl Hub {
                     }
                 }
             }
+            BusEvent::AgentRevoked { agent_id, epoch } => self.revoke_agent(agent_id, *epoch),
             // Bookkeeping between nodes, handled by `crate::cluster`; nothing to
             // deliver to sessions.
             BusEvent::Presence { .. } | BusEvent::ConversationChanged { .. } | BusEvent::Resync => {
@@ -390,9 +395,46 @@ impl Hub {
         }
     }
 
+    /// Closes every session of `agent_id` on this node and stops fanning out to it;
+    /// sessions authenticated under an epoch below `epoch` may not attach any more.
+    pub fn revoke_agent(&self, agent_id: &str, epoch: i64) {
+        self.revoked
+            .entry(agent_id.to_string())
+            .and_modify(|e| *e = (*e).max(epoch))
+            .or_insert(epoch);
+        {
+            let mut dir = self.directory.write();
+            dir.unindex(agent_id);
+            if let Some(entry) = dir.agents.get(agent_id) {
+                entry.addr.do_send(RevokeSessions {
+                    reason: crate::actors::session::REVOKED_REASON.to_string(),
+                });
+            }
+        }
+        // Conversations the agent opened outside its inbox (watching).
+        for mut list in self.watchers.iter_mut() {
+            list.retain(|s| s.agent_id.as_deref() != Some(agent_id));
+        }
+    }
+
     /// Attaches an agent session, starting the agent's actor when it has none here.
     /// `info` is fresh from the database and replaces what the directory held.
-    pub fn attach_agent_session(&self, state: &AppState, info: AgentInfo, session: SessionRef) {
+    /// Returns `false` (and attaches nothing) when the agent was revoked after `info`
+    /// was read: the session must close.
+    #[must_use]
+    pub fn attach_agent_session(
+        &self,
+        state: &AppState,
+        info: AgentInfo,
+        session: SessionRef,
+    ) -> bool {
+        if self
+            .revoked
+            .get(info.id.as_str())
+            .is_some_and(|min| info.token_epoch < *min)
+        {
+            return false;
+        }
         let mut dir = self.directory.write();
         let id: Arc<str> = Arc::from(info.id.as_str());
         let addr = match dir.agents.get_mut(&id) {
@@ -416,7 +458,8 @@ impl Hub {
         };
         dir.unindex(&id);
         dir.index(&id, &info);
-        addr.do_send(AttachSession { session });
+        addr.do_send(AttachSession { session, info });
+        true
     }
 
     /// Detaches an agent session; the agent's actor decides about presence.

@@ -146,6 +146,8 @@ pub struct AgentView {
     pub role: Role,
     /// Teams the agent belongs to.
     pub team_ids: Vec<String>,
+    /// Whether the account may log in (deactivated agents are listed for admins).
+    pub active: bool,
 }
 
 /// A team.

@@ -1009,3 +1009,33 @@ async fn redis_outage_mid_traffic_loses_and_duplicates_nothing() {
     checker.assert_exactly_once(&conv, &["guest@A", "agent@B"], &h);
     drop((g, a));
 }
+
+/// Deactivating an agent through node A closes its WebSocket on node B (close 1008,
+/// carried by the bus) and its token stops working on both nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivation_on_a_closes_the_agent_socket_on_b() {
+    let Some(c) = Cluster::start(2, SHARED_REDIS).await else {
+        return;
+    };
+    let admin = c.srv(0).admin_token().await;
+    let (agent, mut ws) = agent_on(&c, 1).await;
+    let (status, body) = c
+        .srv(0)
+        .patch(
+            &format!("/api/agents/{}", agent.id),
+            Some(&admin),
+            &json!({"active": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let close = ws.expect_close().await.map(|f| u16::from(f.code));
+    assert_eq!(
+        close,
+        Some(1008),
+        "node B closes the revoked agent's socket"
+    );
+    for i in 0..2 {
+        let (status, _) = c.srv(i).get("/api/auth/me", Some(&agent.token)).await;
+        assert_eq!(status, 401, "node {i} refuses the old token");
+    }
+}

@@ -480,6 +480,24 @@ impl TestServer {
         read(req.send().await.expect("PUT")).await
     }
 
+    /// PATCH JSON with an optional bearer token; returns status and JSON body.
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("PATCH")).await
+    }
+
+    /// DELETE with an optional bearer token; returns status and JSON body.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        read(req.send().await.expect("DELETE")).await
+    }
+
     /// The id of the team every server starts with (slug `default`).
     pub async fn default_team_id(&self) -> String {
         let admin = self.admin_token().await;
@@ -1473,16 +1491,5 @@ impl TestServer {
             (status == 200 && pred(&body)).then_some(body)
         })
         .await
-    }
-}
-
-impl TestServer {
-    /// PATCH JSON with an optional bearer token; returns status and JSON body.
-    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = self.http.patch(self.url(path)).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        read(req.send().await.expect("PATCH")).await
     }
 }

@@ -15,7 +15,7 @@ use crate::routing::actor::{PresenceChanged, WorkloadWanted};
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
 
-use super::messages::{AttachSession, DeliverToAgent, DetachSession, SetPresence};
+use super::messages::{AttachSession, DeliverToAgent, DetachSession, RevokeSessions, SetPresence};
 use super::session::SessionRef;
 
 /// The actor of one connected agent. See the module documentation.
@@ -105,6 +105,7 @@ impl Handler<AttachSession> for AgentActor {
         if let Some(handle) = self.grace.take() {
             ctx.cancel_future(handle);
         }
+        self.info = msg.info;
         if !self.sessions.iter().any(|s| s.id == msg.session.id) {
             self.sessions.push(msg.session);
         }
@@ -143,6 +144,19 @@ impl Handler<DetachSession> for AgentActor {
             // Otherwise a session is on its way (attached in the hub, its message
             // still in our mailbox): stay.
         }));
+    }
+}
+
+impl Handler<RevokeSessions> for AgentActor {
+    type Result = ();
+
+    /// Each session detaches itself as it stops, which takes presence to offline
+    /// through the usual grace period.
+    fn handle(&mut self, msg: RevokeSessions, _: &mut Self::Context) {
+        for s in &self.sessions {
+            s.close(1008, &msg.reason);
+        }
+        tracing::info!(agent = %self.info.id, sessions = self.sessions.len(), "agent sessions revoked");
     }
 }
 

@@ -122,6 +122,18 @@ pub struct ChangeStatus {
 pub struct AttachSession {
     /// The session.
     pub session: SessionRef,
+    /// The agent as just read from the database (role and teams may have changed
+    /// since the actor started).
+    pub info: crate::store::accounts::AgentInfo,
+}
+
+/// The agent's access was taken away (deactivated, role changed, removed from a team,
+/// password changed): close every session of it on this node.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct RevokeSessions {
+    /// Close reason shown to the client (≤ 123 bytes).
+    pub reason: String,
 }
 
 /// A session of this agent closed.

@@ -53,6 +53,10 @@ pub enum Endpoint {
     Guest,
 }
 
+/// Close reason when an agent's access was taken away while connected (close code
+/// 1008, policy violation, RFC 6455 §7.4.1): the client must log in again.
+pub const REVOKED_REASON: &str = "access changed; log in again";
+
 /// Most frames held while authentication is in progress.
 const MAX_QUEUED_BEFORE_AUTH: usize = 64;
 /// Most conversations in one `resume`.
@@ -70,6 +74,7 @@ pub struct SessionRef {
     /// Whether it is a guest session.
     pub is_guest: bool,
     recipient: Recipient<Deliver>,
+    closer: Recipient<CloseSession>,
     overflow: Arc<AtomicBool>,
 }
 
@@ -97,6 +102,14 @@ impl SessionRef {
                 tracing::warn!(session = %self.id, "outbound queue full; closing slow session");
             }
         }
+    }
+
+    /// Asks the session to close with an RFC 6455 close `code` and `reason`.
+    pub fn close(&self, code: u16, reason: &str) {
+        self.closer.do_send(CloseSession {
+            code,
+            reason: reason.to_string(),
+        });
     }
 }
 
@@ -255,6 +268,7 @@ impl SessionActor {
             agent_id,
             is_guest: self.endpoint == Endpoint::Guest,
             recipient: ctx.address().recipient(),
+            closer: ctx.address().recipient(),
             overflow: self.overflow.clone(),
         }
     }
@@ -384,9 +398,21 @@ impl SessionActor {
         match &principal {
             Principal::Agent(info) => {
                 let me = self.session_ref(ctx);
-                self.state
+                if !self
+                    .state
                     .hub
-                    .attach_agent_session(&self.state, info.clone(), me);
+                    .attach_agent_session(&self.state, info.clone(), me)
+                {
+                    // Revoked between the database read and now.
+                    self.send_error(
+                        ctx,
+                        "unauthorized",
+                        crate::error::INVALID_SESSION_MESSAGE,
+                        Some("auth".into()),
+                    );
+                    self.close(ctx, 1008, REVOKED_REASON);
+                    return;
+                }
             }
             Principal::Guest(g) => {
                 let key: Arc<str> = Arc::from(g.conversation_id.as_str());
@@ -1191,6 +1217,7 @@ impl Handler<CatchUp> for SessionActor {
     /// first `resume` excepted: the `resume` reads them anyway). A fetch already under
     /// way may have read before the missed commit, so a new one supersedes it.
     fn handle(&mut self, _: CatchUp, ctx: &mut Self::Context) {
+        self.recheck_access(ctx);
         let convs: Vec<Arc<str>> = self
             .cursors
             .iter()
@@ -1200,6 +1227,29 @@ impl Handler<CatchUp> for SessionActor {
         for conv in convs {
             self.fill_from_db(conv, ctx);
         }
+    }
+}
+
+impl SessionActor {
+    /// An agent session re-reads its account after the bus may have dropped events
+    /// (a missed [`crate::bus::BusEvent::AgentRevoked`] among them) and closes when the
+    /// account was deactivated or its tokens revoked meanwhile.
+    fn recheck_access(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(Principal::Agent(info)) = self.principal() else {
+            return;
+        };
+        let (id, epoch) = (info.id.clone(), info.token_epoch);
+        let db = self.state.db.clone();
+        let fut = async move {
+            db.run(move |c| crate::store::accounts::active_agent(c, &id))
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(now) if now.token_epoch == epoch => {}
+            Ok(_) | Err(AppError::Unauthorized(_)) => act.close(ctx, 1008, REVOKED_REASON),
+            // The database is down: the next catch-up checks again.
+            Err(_) => {}
+        }));
     }
 }
 

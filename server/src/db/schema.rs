@@ -37,6 +37,7 @@ diesel::table! {
         created_at -> BigInt,
         capacity -> Nullable<Integer>,
         routing_lock -> BigInt,
+        token_epoch -> BigInt,
     }
 }
 

@@ -1,5 +1,9 @@
-//! Agent and team administration: `POST/GET /api/agents`, `GET/POST /api/teams`,
-//! `POST /api/teams/{id}/members`.
+//! Agent and team administration: `POST/GET /api/agents`, `PATCH /api/agents/{id}`,
+//! `POST /api/agents/{id}/password`, `GET/POST /api/teams`,
+//! `POST /api/teams/{id}/members`, `DELETE /api/teams/{id}/members/{agent_id}`.
+//!
+//! Changes that take access away revoke the agent's tokens in the same transaction
+//! and close its WebSockets on every node ([`revoke`]); see `docs/accounts.md`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -7,9 +11,11 @@ use serde_json::json;
 
 use super::require_admin;
 use crate::auth::{hash_password, AuthAgent, MIN_PASSWORD_CHARS};
+use crate::bus::BusEvent;
 use crate::error::AppError;
 use crate::model::Role;
 use crate::state::AppState;
+use crate::store::accounts::lifecycle::{self, AgentChange};
 use crate::store::accounts::{self, CreateAgent};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -17,7 +23,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/agents", web::get().to(list_agents))
         .route("/teams", web::get().to(list_teams))
         .route("/teams", web::post().to(create_team))
-        .route("/teams/{id}/members", web::post().to(add_member));
+        .route("/agents/{id}", web::patch().to(update_agent))
+        .route("/agents/{id}/password", web::post().to(reset_password))
+        .route("/teams/{id}/members", web::post().to(add_member))
+        .route(
+            "/teams/{id}/members/{agent_id}",
+            web::delete().to(remove_member),
+        );
+}
+
+/// Tells every node that `agent_id`'s sessions from before `epoch` must close.
+pub(crate) fn revoke(state: &AppState, agent_id: &str, epoch: i64) {
+    tracing::info!(agent = %agent_id, epoch, "agent tokens revoked");
+    state.hub.publish(BusEvent::AgentRevoked {
+        agent_id: agent_id.to_string(),
+        epoch,
+    });
+}
+
+/// Checks a new password's length (the only rule: length beats composition rules,
+/// NIST SP 800-63B §5.1.1.2).
+pub(crate) fn validate_password(password: &str) -> Result<(), AppError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AppError::Validation(format!(
+            "The password must be at least {MIN_PASSWORD_CHARS} characters."
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes on the blocking pool (argon2 takes tens of milliseconds).
+pub(crate) async fn hash_off_thread(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(AppError::internal)?
 }
 
 #[derive(Deserialize)]
@@ -66,16 +105,9 @@ async fn create_agent(
     let body = body.into_inner();
     let email = validate_email(&body.email)?;
     let name = validate_name(&body.name)?;
-    if body.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(AppError::Validation(format!(
-            "The password must be at least {MIN_PASSWORD_CHARS} characters."
-        )));
-    }
+    validate_password(&body.password)?;
     let role = Role::parse(body.role.as_deref().unwrap_or("agent"))?;
-    let password = body.password;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(AppError::internal)??;
+    let password_hash = hash_off_thread(body.password).await?;
     let team_ids = body.team_ids;
     let info = state
         .db
@@ -178,6 +210,94 @@ async fn add_member(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PATCH /api/agents/{id}`: fields left out stay as they are.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentPatch {
+    name: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+    active: Option<bool>,
+}
+
+async fn update_agent(
+    state: web::Data<AppState>,
+    AuthAgent(admin): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<AgentPatch>,
+) -> Result<HttpResponse, AppError> {
+    require_admin(&admin)?;
+    let agent_id = path.into_inner();
+    let body = body.into_inner();
+    let change = AgentChange {
+        name: body.name.as_deref().map(validate_name).transpose()?,
+        email: body.email.as_deref().map(validate_email).transpose()?,
+        role: body.role.as_deref().map(Role::parse).transpose()?,
+        active: body.active,
+    };
+    let id = agent_id.clone();
+    let changed = state
+        .db
+        .run(move |c| lifecycle::update_agent(c, &id, &change))
+        .await?;
+    if let Some(epoch) = changed.revoked_epoch {
+        revoke(&state, &agent_id, epoch);
+    }
+    tracing::info!(agent = %agent_id, by = %admin.id, role = changed.info.role.as_str(), active = changed.info.active, "agent updated");
+    Ok(HttpResponse::Ok().json(json!({"agent": changed.info.view()})))
+}
+
+#[derive(Deserialize)]
+struct PasswordReset {
+    password: String,
+}
+
+/// An admin sets a new password for someone (who forgot theirs, or whose account may
+/// be compromised): every session of that agent ends.
+async fn reset_password(
+    state: web::Data<AppState>,
+    AuthAgent(admin): AuthAgent,
+    path: web::Path<String>,
+    body: web::Json<PasswordReset>,
+) -> Result<HttpResponse, AppError> {
+    require_admin(&admin)?;
+    let agent_id = path.into_inner();
+    let PasswordReset { password } = body.into_inner();
+    validate_password(&password)?;
+    let hash = hash_off_thread(password).await?;
+    let id = agent_id.clone();
+    let epoch = state
+        .db
+        .run(move |c| lifecycle::set_password(c, &id, &hash))
+        .await?;
+    revoke(&state, &agent_id, epoch);
+    tracing::info!(agent = %agent_id, by = %admin.id, "password reset by an admin");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn remove_member(
+    state: web::Data<AppState>,
+    AuthAgent(admin): AuthAgent,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    require_admin(&admin)?;
+    let (team_id, agent_id) = path.into_inner();
+    let id = agent_id.clone();
+    let removed = state
+        .db
+        .run(move |c| lifecycle::remove_member(c, &team_id, &id))
+        .await?;
+    match removed {
+        Some(epoch) => {
+            revoke(&state, &agent_id, epoch);
+            Ok(HttpResponse::NoContent().finish())
+        }
+        None => Err(AppError::NotFound(format!(
+            "agent {agent_id} is not a member of this team"
+        ))),
+    }
 }
 
 #[cfg(test)]

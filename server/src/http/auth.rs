@@ -1,4 +1,5 @@
-//! `POST /api/auth/login`, `GET /api/auth/me`.
+//! `POST /api/auth/login`, `GET /api/auth/me`, `POST /api/auth/password` (change one's
+//! own password: revokes one's other sessions, answers with a fresh token).
 //!
 //! Login is limited twice: per client address (`SWITCHBOARD_RATE_LOGIN`) and per
 //! account, with an exponential back-off after consecutive wrong passwords
@@ -19,7 +20,8 @@ use crate::store::accounts;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/me", web::get().to(me));
+        .route("/auth/me", web::get().to(me))
+        .route("/auth/password", web::post().to(change_password));
 }
 
 #[derive(Deserialize)]
@@ -65,11 +67,62 @@ async fn login(
     };
     backoff.succeeded(&account);
     let info = state.db.run(move |c| accounts::agent_info(c, row)).await?;
-    let token = state.tokens.issue_agent(&info.id)?;
+    let token = state.tokens.issue_agent(&info.id, info.token_epoch)?;
     tracing::info!(agent = %info.id, "agent logged in");
     Ok(HttpResponse::Ok().json(json!({"token": token, "agent": info.view()})))
 }
 
 async fn me(AuthAgent(agent): AuthAgent) -> HttpResponse {
     HttpResponse::Ok().json(json!({"agent": agent.view()}))
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/auth/password`: the caller changes their own password. Every other
+/// session of theirs ends (tokens from before are revoked); the answer carries a fresh
+/// token for this one, `{"token"}`.
+async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    AuthAgent(agent): AuthAgent,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    let PasswordChange {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    super::agents::validate_password(&new_password)?;
+    let backoff = state.limits.login_backoff();
+    let account = normalise_email(&agent.email);
+    backoff.check(&account, now_ms())?;
+    let id = agent.id.clone();
+    let stored = state
+        .db
+        .run(move |c| accounts::lifecycle::password_hash(c, &id))
+        .await?;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&current_password, &stored))
+        .await
+        .map_err(AppError::internal)?;
+    if !ok {
+        // Same back-off as logins: a stolen session must not become a password oracle.
+        let failures = backoff.failed(&account, now_ms());
+        tracing::warn!(agent = %agent.id, address = %super::client_ip(&req), failures, "password change refused: wrong current password");
+        return Err(AppError::Validation(
+            "The current password is not right.".into(),
+        ));
+    }
+    let hash = super::agents::hash_off_thread(new_password).await?;
+    let id = agent.id.clone();
+    let epoch = state
+        .db
+        .run(move |c| accounts::lifecycle::set_password(c, &id, &hash))
+        .await?;
+    super::agents::revoke(&state, &agent.id, epoch);
+    let token = state.tokens.issue_agent(&agent.id, epoch)?;
+    tracing::info!(agent = %agent.id, "password changed by its owner");
+    Ok(HttpResponse::Ok().json(json!({ "token": token })))
 }

@@ -5,6 +5,7 @@
 //! which made CI slow and once ran its disk out while linking. Filter by area with the
 //! module name, e.g. `cargo test -p switchboard-e2e --test e2e chat::`.
 
+mod accounts;
 mod bot;
 mod browser;
 mod browser_inbox;

@@ -1,4 +1,7 @@
-//! Settings, teams and agents (accounts and membership).
+//! Settings, teams and agents (accounts and membership); [`lifecycle`] holds the
+//! changes that can take access away (and so revoke tokens).
+
+pub mod lifecycle;
 
 use diesel::prelude::*;
 
@@ -26,6 +29,8 @@ pub struct AgentRow {
     pub active: i32,
     /// Creation time, epoch ms.
     pub created_at: i64,
+    /// Tokens issued under a lower epoch are refused (see [`lifecycle`]).
+    pub token_epoch: i64,
 }
 
 /// Insert form for `agents`.
@@ -85,6 +90,11 @@ pub struct AgentInfo {
     pub role: Role,
     /// Teams the agent is a member of.
     pub team_ids: Vec<String>,
+    /// Whether the account may log in and connect (only deactivated rows read by
+    /// admins' lists are `false`; [`active_agent`] never returns one).
+    pub active: bool,
+    /// The epoch current tokens must carry (see [`lifecycle`]).
+    pub token_epoch: i64,
 }
 
 impl AgentInfo {
@@ -102,6 +112,7 @@ impl AgentInfo {
             name: self.name.clone(),
             role: self.role,
             team_ids: self.team_ids.clone(),
+            active: self.active,
         }
     }
 }
@@ -154,6 +165,8 @@ fn info_from_row(conn: &mut DbConn, row: AgentRow) -> Result<AgentInfo, AppError
     let team_ids = team_ids_of(conn, &row.id)?;
     Ok(AgentInfo {
         role: Role::parse(&row.role)?,
+        active: row.active == 1,
+        token_epoch: row.token_epoch,
         id: row.id,
         email: row.email,
         name: row.name,
@@ -284,6 +297,8 @@ pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, A
         name: form.name.trim().to_string(),
         role: form.role,
         team_ids: form.team_ids,
+        active: true,
+        token_epoch: 0,
     })
 }
 
