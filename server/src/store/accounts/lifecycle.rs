@@ -9,9 +9,9 @@
 
 use diesel::prelude::*;
 
-use super::{info_from_row, AgentInfo, AgentRow};
+use super::{email_taken, info_from_row, AgentInfo, AgentRow};
 use crate::db::schema::{agents, team_members};
-use crate::db::{is_unique_violation, write_transaction, DbConn};
+use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 use crate::model::Role;
 
@@ -111,13 +111,7 @@ pub fn update_agent(
                 agents::active.eq(new_active),
             ))
             .execute(conn)
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    AppError::Conflict(format!("an agent with email {email} already exists"))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| email_taken(e, &email))?;
         let revoked_epoch = if revokes(role, active, change) {
             Some(bump_epoch(conn, agent_id)?)
         } else {

@@ -247,6 +247,16 @@ pub struct CreateAgent {
     pub team_ids: Vec<String>,
 }
 
+/// Maps a unique violation on `agents.email` to a 409 naming the email; other errors
+/// pass through.
+fn email_taken(e: diesel::result::Error, email: &str) -> AppError {
+    if is_unique_violation(&e) {
+        AppError::Conflict(format!("an agent with email {email} already exists"))
+    } else {
+        e.into()
+    }
+}
+
 /// Inserts an agent and their team memberships in one transaction.
 ///
 /// # Errors
@@ -274,13 +284,7 @@ pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, A
                 created_at: now_ms(),
             })
             .execute(conn)
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    AppError::Conflict(format!("an agent with email {email} already exists"))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| email_taken(e, &email))?;
         for team_id in &form.team_ids {
             diesel::insert_into(team_members::table)
                 .values((
