@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -287,18 +287,41 @@ fn state_of(req: &HttpRequest) -> Result<AppState, AppError> {
         .ok_or_else(|| AppError::internal("application state missing"))
 }
 
+impl Principal {
+    /// The caller of `req`: the principal the route table's check already left in
+    /// the request's extensions (`http::endpoints`), else from the bearer token.
+    ///
+    /// # Errors
+    /// As [`Principal::from_token`]; [`AppError::Unauthorized`] without a token.
+    pub fn authenticate(req: &HttpRequest) -> impl Future<Output = Result<Self, AppError>> {
+        let known = req.extensions().get::<Principal>().cloned();
+        let token = bearer(req);
+        let state = state_of(req);
+        async move {
+            if let Some(principal) = known {
+                return Ok(principal);
+            }
+            let token =
+                token?.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+            Principal::from_token(&state?, &token).await
+        }
+    }
+
+    /// The agent's role, `None` for a guest.
+    pub fn role(&self) -> Option<crate::model::Role> {
+        match self {
+            Self::Agent(a) => Some(a.role),
+            Self::Guest(_) => None,
+        }
+    }
+}
+
 impl FromRequest for Principal {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = state_of(req);
-        Box::pin(async move {
-            let token =
-                token?.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
-            Principal::from_token(&state?, &token).await
-        })
+        Box::pin(Principal::authenticate(req))
     }
 }
 

@@ -13,6 +13,7 @@
 //! [`Hub::deliver_local`]. The hub is a plain shared structure rather than an actor
 //! so that fan-out does not funnel every message of the node through one mailbox.
 
+use crate::access::Permission;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -61,7 +62,7 @@ impl Directory {
                 list.push(id.clone());
             }
         }
-        if info.role == crate::model::Role::Admin && !self.admins.contains(id) {
+        if info.role.all_teams() && !self.admins.contains(id) {
             self.admins.push(id.clone());
         }
     }
@@ -273,7 +274,15 @@ impl Hub {
                 let team = dir.by_team.get(team_id.as_str());
                 let whole_team = *audience == Audience::Team || assignee_id.is_none();
                 for id in team.into_iter().flatten() {
-                    let supervises = dir.agents.get(id).is_some_and(|a| a.info.role.supervises());
+                    let Some(role) = dir.agents.get(id).map(|a| a.info.role) else {
+                        continue;
+                    };
+                    // A team member whose role reads no conversations (marketing)
+                    // gets none of their events.
+                    if !role.can(Permission::ConversationsReadTeam) {
+                        continue;
+                    }
+                    let supervises = role.supervises();
                     if whole_team || supervises || assignee_id.as_deref() == Some(&**id) {
                         agents.push(id);
                     }

@@ -10,6 +10,7 @@
 //! fans events out, fed by a [`bus::Bus`]; diesel over SQLite or PostgreSQL
 //! ([`db`]) with a group-commit [`writer`] for messages.
 
+pub mod access;
 pub mod actors;
 pub mod auth;
 pub mod bootstrap;

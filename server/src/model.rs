@@ -7,46 +7,74 @@ use serde::{Deserialize, Serialize};
 use crate::clock::rfc3339;
 use crate::error::AppError;
 
-/// What an agent account may do. Stored as text in `agents.role`.
+/// What an agent account may do: a named set of permissions
+/// ([`crate::access`], `docs/roles.md`). Stored as text in `agents.role`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Works conversations of their teams.
+    /// Works the conversations and leads of their teams.
     Agent,
-    /// Team lead: also sees every conversation of their teams, presence and workload.
-    Lead,
-    /// Everything, including accounts and settings.
+    /// Team lead: also supervises their teams (presence, workload, every
+    /// conversation), assigns others and configures the team.
+    #[serde(alias = "lead")]
+    Manager,
+    /// Works conversations and leads and follows the funnel (seed 004).
+    Sales,
+    /// Campaigns, quick links and analytics; no conversations (seed 004).
+    Marketing,
+    /// Everything, including accounts, hub settings and the audit log.
     Admin,
 }
 
 impl Role {
+    /// Every role, from the most to the least access.
+    pub const ALL: [Role; 5] = [
+        Self::Admin,
+        Self::Manager,
+        Self::Sales,
+        Self::Agent,
+        Self::Marketing,
+    ];
+
     /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Agent => "agent",
-            Self::Lead => "lead",
+            Self::Manager => "manager",
+            Self::Sales => "sales",
+            Self::Marketing => "marketing",
             Self::Admin => "admin",
         }
     }
 
-    /// Parses a stored or submitted role.
+    /// Parses a stored or submitted role. `lead`, the team lead's name before roles
+    /// became permission sets, is still accepted as `manager` so older clients and
+    /// scripts keep working.
     ///
     /// # Errors
-    /// [`AppError::Validation`] for anything but `agent`, `lead`, `admin`.
+    /// [`AppError::Validation`] for anything else.
     pub fn parse(s: &str) -> Result<Self, AppError> {
         match s {
             "agent" => Ok(Self::Agent),
-            "lead" => Ok(Self::Lead),
+            "manager" | "lead" => Ok(Self::Manager),
+            "sales" => Ok(Self::Sales),
+            "marketing" => Ok(Self::Marketing),
             "admin" => Ok(Self::Admin),
             other => Err(AppError::Validation(format!(
-                "The role can be agent, lead or admin (not {other:?})."
+                "The role can be admin, manager, sales, agent or marketing (not {other:?})."
             ))),
         }
     }
 
-    /// Leads and admins see all of their teams' conversations and presence.
+    /// Whether the role sees all of its teams' conversations and presence
+    /// ([`crate::access::Permission::TeamSupervise`]).
     pub fn supervises(self) -> bool {
-        matches!(self, Self::Lead | Self::Admin)
+        self.can(crate::access::Permission::TeamSupervise)
+    }
+
+    /// Whether the role acts in every team ([`crate::access::Permission::TeamsAll`]).
+    pub fn all_teams(self) -> bool {
+        self.can(crate::access::Permission::TeamsAll)
     }
 }
 
@@ -437,9 +465,10 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for r in [Role::Agent, Role::Lead, Role::Admin] {
+        for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()).unwrap(), r);
         }
+        assert_eq!(Role::parse("lead").unwrap(), Role::Manager);
         assert!(Role::parse("root").is_err());
     }
 }

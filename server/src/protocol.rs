@@ -91,6 +91,23 @@ pub enum ClientFrame {
     Ping,
 }
 
+impl ClientFrame {
+    /// What an `error` frame about this frame names in `ref`: the idempotency key
+    /// of a `send`, else the frame's type.
+    pub fn reference(&self) -> String {
+        match self {
+            Self::Send { client_msg_id, .. } => client_msg_id.clone(),
+            Self::Auth { .. } => "auth".into(),
+            Self::Typing { .. } => "typing".into(),
+            Self::Read { .. } => "read".into(),
+            Self::Resume { .. } => "resume".into(),
+            Self::Presence { .. } => "presence".into(),
+            Self::Claim { .. } => "claim".into(),
+            Self::Ping => "ping".into(),
+        }
+    }
+}
+
 const KNOWN_TYPES: [&str; 8] = [
     "auth", "send", "typing", "read", "resume", "presence", "claim", "ping",
 ];

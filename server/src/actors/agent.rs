@@ -114,7 +114,7 @@ impl Handler<AttachSession> for AgentActor {
             // A lead's new tab needs the current workload, not the next change.
             self.state.hub.route(WorkloadWanted {
                 team_ids: self.info.team_ids.clone(),
-                all_teams: self.info.role == crate::model::Role::Admin,
+                all_teams: self.info.role.all_teams(),
             });
         }
     }

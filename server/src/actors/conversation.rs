@@ -369,7 +369,7 @@ impl Handler<ChangeAssignee> for ConversationActor {
                         &id,
                         target.as_deref(),
                         &actor.id,
-                        actor.role.supervises(),
+                        actor.role.can(crate::access::Permission::ConversationsAssignOthers),
                         now_ms(),
                     )?;
                     Ok((conversations::summary(c, &id)?, effects))

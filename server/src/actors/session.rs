@@ -513,6 +513,14 @@ impl SessionActor {
         frame: ClientFrame,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
+        if let (Principal::Agent(agent), Some(permission)) =
+            (&principal, crate::access::frame_permission(&frame))
+        {
+            if let Err(e) = crate::access::require(agent, permission) {
+                self.send_app_error(ctx, &e, Some(frame.reference()));
+                return;
+            }
+        }
         match frame {
             ClientFrame::Auth { .. } => {
                 self.send_error(

@@ -5,11 +5,12 @@
 //! Changes that take access away revoke the agent's tokens in the same transaction
 //! and close its WebSockets on every node ([`revoke`]); see `docs/accounts.md`.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::require_admin;
 use crate::auth::{hash_password, AuthAgent, MIN_PASSWORD_CHARS};
 use crate::bus::BusEvent;
 use crate::error::AppError;
@@ -18,19 +19,18 @@ use crate::state::AppState;
 use crate::store::accounts::lifecycle::{self, AgentChange};
 use crate::store::accounts::{self, CreateAgent};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/agents", web::post().to(create_agent))
-        .route("/agents", web::get().to(list_agents))
-        .route("/teams", web::get().to(list_teams))
-        .route("/teams", web::post().to(create_team))
-        .route("/agents/{id}", web::patch().to(update_agent))
-        .route("/agents/{id}/password", web::post().to(reset_password))
-        .route("/teams/{id}/members", web::post().to(add_member))
-        .route(
-            "/teams/{id}/members/{agent_id}",
-            web::delete().to(remove_member),
-        );
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(POST "/agents", Rule::Agent(P::AccountsManage), create_agent),
+    endpoint!(GET "/agents", Rule::Agent(P::AccountsRead), list_agents),
+    endpoint!(GET "/teams", Rule::Agent(P::AccountsRead), list_teams),
+    endpoint!(POST "/teams", Rule::Agent(P::AccountsManage), create_team),
+    endpoint!(PATCH "/agents/{id}", Rule::Agent(P::AccountsManage), update_agent),
+    endpoint!(POST "/agents/{id}/password", Rule::Agent(P::AccountsManage), reset_password),
+    endpoint!(POST "/teams/{id}/members", Rule::Agent(P::AccountsManage), add_member),
+    endpoint!(DELETE "/teams/{id}/members/{agent_id}", Rule::Agent(P::AccountsManage), remove_member),
+    endpoint!(GET "/roles", Rule::Agent(P::AccountsRead), list_roles),
+];
 
 /// Tells every node that `agent_id`'s sessions from before `epoch` must close.
 pub(crate) fn revoke(state: &AppState, agent_id: &str, epoch: i64) {
@@ -98,10 +98,9 @@ fn validate_name(name: &str) -> Result<String, AppError> {
 
 async fn create_agent(
     state: web::Data<AppState>,
-    AuthAgent(admin): AuthAgent,
+    AuthAgent(_admin): AuthAgent,
     body: web::Json<NewAgentBody>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&admin)?;
     let body = body.into_inner();
     let email = validate_email(&body.email)?;
     let name = validate_name(&body.name)?;
@@ -145,6 +144,16 @@ async fn list_agents(
     Ok(HttpResponse::Ok().json(json!({"agents": agents})))
 }
 
+/// `GET /api/roles`: every role with its permissions, most access first:
+/// `{"roles": [{"role": "admin", "permissions": ["conversations.read_team", …]}, …]}`.
+async fn list_roles() -> HttpResponse {
+    let roles: Vec<_> = Role::ALL
+        .into_iter()
+        .map(|role| json!({"role": role, "permissions": role.permissions()}))
+        .collect();
+    HttpResponse::Ok().json(json!({ "roles": roles }))
+}
+
 async fn list_teams(
     state: web::Data<AppState>,
     AuthAgent(viewer): AuthAgent,
@@ -164,10 +173,9 @@ struct NewTeamBody {
 
 async fn create_team(
     state: web::Data<AppState>,
-    AuthAgent(admin): AuthAgent,
+    AuthAgent(_admin): AuthAgent,
     body: web::Json<NewTeamBody>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&admin)?;
     let NewTeamBody { name, slug } = body.into_inner();
     let name = validate_name(&name)?;
     let slug_ok = !slug.is_empty()
@@ -194,11 +202,10 @@ struct MemberBody {
 
 async fn add_member(
     state: web::Data<AppState>,
-    AuthAgent(admin): AuthAgent,
+    AuthAgent(_admin): AuthAgent,
     path: web::Path<String>,
     body: web::Json<MemberBody>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&admin)?;
     let team_id = path.into_inner();
     let agent_id = body.into_inner().agent_id;
     state
@@ -228,7 +235,6 @@ async fn update_agent(
     path: web::Path<String>,
     body: web::Json<AgentPatch>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&admin)?;
     let agent_id = path.into_inner();
     let body = body.into_inner();
     let change = AgentChange {
@@ -262,7 +268,6 @@ async fn reset_password(
     path: web::Path<String>,
     body: web::Json<PasswordReset>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&admin)?;
     let agent_id = path.into_inner();
     let PasswordReset { password } = body.into_inner();
     validate_password(&password)?;
@@ -279,10 +284,9 @@ async fn reset_password(
 
 async fn remove_member(
     state: web::Data<AppState>,
-    AuthAgent(admin): AuthAgent,
+    AuthAgent(_admin): AuthAgent,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&admin)?;
     let (team_id, agent_id) = path.into_inner();
     let id = agent_id.clone();
     let removed = state

@@ -7,6 +7,8 @@
 //! asks, so a guesser cannot spread over many addresses; it only slows that one
 //! account, so a guesser cannot lock everyone out from one address.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::Rule;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,11 +20,12 @@ use crate::ratelimit::normalise_email;
 use crate::state::AppState;
 use crate::store::accounts;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/me", web::get().to(me))
-        .route("/auth/password", web::post().to(change_password));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(POST "/auth/login", Rule::Open, login),
+    endpoint!(GET "/auth/me", Rule::AnyAgent, me),
+    endpoint!(POST "/auth/password", Rule::AnyAgent, change_password),
+];
 
 #[derive(Deserialize)]
 struct Login {
@@ -69,11 +72,20 @@ async fn login(
     let info = state.db.run(move |c| accounts::agent_info(c, row)).await?;
     let token = state.tokens.issue_agent(&info.id, info.token_epoch)?;
     tracing::info!(agent = %info.id, "agent logged in");
-    Ok(HttpResponse::Ok().json(json!({"token": token, "agent": info.view()})))
+    Ok(HttpResponse::Ok().json(json!({"token": token, "agent": with_permissions(&info)})))
 }
 
+/// `GET /api/auth/me`: `{"agent": {…, "permissions": [..]}}`.
 async fn me(AuthAgent(agent): AuthAgent) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"agent": agent.view()}))
+    HttpResponse::Ok().json(json!({"agent": with_permissions(&agent)}))
+}
+
+/// The agent's public view plus its role's permissions, so a client shows only
+/// the screens the hub will allow (`docs/roles.md`).
+fn with_permissions(agent: &accounts::AgentInfo) -> serde_json::Value {
+    let mut view = json!(agent.view());
+    view["permissions"] = json!(agent.role.permissions());
+    view
 }
 
 #[derive(Deserialize)]

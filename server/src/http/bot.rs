@@ -2,11 +2,13 @@
 //! a conversation's bot state (pause/resume), reply suggestions for agents, and
 //! seed 001's `POST /api/ai/process-message`.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{require_supervisor_of, team_for};
+use super::{require_team, team_for};
 use crate::auth::AuthAgent;
 use crate::bot::engine::{self, Input};
 use crate::bot::prompt::{self, PromptForm};
@@ -20,21 +22,21 @@ use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
 use crate::store::conversations::ConversationMeta;
 
-/// Installs the bot routes under `/api`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/teams/{id}/bot", web::get().to(get_settings))
-        .route("/teams/{id}/bot", web::put().to(put_settings))
-        .route("/teams/{id}/bot/rules", web::get().to(list_rules))
-        .route("/teams/{id}/bot/rules", web::post().to(create_rule))
-        .route("/bot/rules/{id}", web::put().to(update_rule))
-        .route("/bot/rules/{id}", web::delete().to(delete_rule))
-        .route("/ai/prompts", web::get().to(get_prompts))
-        .route("/ai/prompts", web::put().to(put_prompt))
-        .route("/ai/process-message", web::post().to(process_message))
-        .route("/conversations/{id}/bot", web::get().to(get_state))
-        .route("/conversations/{id}/bot", web::put().to(put_state))
-        .route("/conversations/{id}/bot/suggest", web::post().to(suggest));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/teams/{id}/bot", Rule::Agent(P::SettingsTeam), get_settings),
+    endpoint!(PUT "/teams/{id}/bot", Rule::Agent(P::SettingsTeam), put_settings),
+    endpoint!(GET "/teams/{id}/bot/rules", Rule::Agent(P::SettingsTeam), list_rules),
+    endpoint!(POST "/teams/{id}/bot/rules", Rule::Agent(P::SettingsTeam), create_rule),
+    endpoint!(PUT "/bot/rules/{id}", Rule::Agent(P::SettingsTeam), update_rule),
+    endpoint!(DELETE "/bot/rules/{id}", Rule::Agent(P::SettingsTeam), delete_rule),
+    endpoint!(GET "/ai/prompts", Rule::Agent(P::SettingsTeam), get_prompts),
+    endpoint!(PUT "/ai/prompts", Rule::Agent(P::SettingsTeam), put_prompt),
+    endpoint!(POST "/ai/process-message", Rule::Agent(P::ConversationsReply), process_message),
+    endpoint!(GET "/conversations/{id}/bot", Rule::Agent(P::ConversationsReadTeam), get_state),
+    endpoint!(PUT "/conversations/{id}/bot", Rule::Agent(P::ConversationsReply), put_state),
+    endpoint!(POST "/conversations/{id}/bot/suggest", Rule::Agent(P::ConversationsReply), suggest),
+];
 
 async fn get_settings(
     state: web::Data<AppState>,
@@ -42,7 +44,7 @@ async fn get_settings(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let team = path.into_inner();
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let s = state.db.run(move |c| settings::load(c, &team)).await?;
     Ok(HttpResponse::Ok().json(with_model(&state, &s)))
 }
@@ -63,7 +65,7 @@ async fn put_settings(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let team = path.into_inner();
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let Value::Object(changes) = body.into_inner() else {
         return Err(AppError::Validation(
             "the body is a JSON object of settings".into(),
@@ -101,7 +103,7 @@ async fn list_rules(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let team = path.into_inner();
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let rows = state.db.run(move |c| rules::list(c, &team)).await?;
     let views: Vec<RuleView> = rows.into_iter().map(RuleView::from).collect();
     Ok(HttpResponse::Ok().json(views))
@@ -114,7 +116,7 @@ async fn create_rule(
     body: web::Json<RuleForm>,
 ) -> Result<HttpResponse, AppError> {
     let team = path.into_inner();
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let form = body.into_inner();
     let row = state
         .db
@@ -130,7 +132,7 @@ async fn rule_for(
     id: String,
 ) -> Result<rules::RuleRow, AppError> {
     let row = state.db.run(move |c| rules::get(c, &id)).await?;
-    require_supervisor_of(agent, &row.team_id)?;
+    require_team(agent, &row.team_id)?;
     Ok(row)
 }
 
@@ -173,7 +175,7 @@ async fn get_prompts(
     q: web::Query<TeamQuery>,
 ) -> Result<HttpResponse, AppError> {
     let team = team_for(&state, &agent, q.into_inner().team_id).await?;
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let t2 = team.clone();
     let (set, history) = state
         .db
@@ -201,7 +203,7 @@ async fn put_prompt(
 ) -> Result<HttpResponse, AppError> {
     let form = body.into_inner();
     let team = team_for(&state, &agent, form.team_id.clone()).await?;
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let by = agent.email.clone();
     let row = state
         .db

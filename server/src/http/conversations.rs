@@ -5,6 +5,8 @@
 //! fan-out, so a message posted over HTTP reaches WebSocket viewers exactly like one
 //! sent over a socket.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -13,19 +15,20 @@ use crate::actors::conversation::check_access;
 use crate::actors::messages::{ChangeAssignee, ChangeStatus, PostMessage};
 use crate::auth::{AuthAgent, Principal};
 use crate::error::AppError;
-use crate::model::{ConversationStatus, Role};
+use crate::model::ConversationStatus;
 use crate::state::AppState;
 use crate::store::conversations::{self, AssigneeFilter, ListFilter};
 use crate::store::messages::{self, Page};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/conversations", web::get().to(list))
-        .route("/conversations/{id}", web::get().to(get))
-        .route("/conversations/{id}/messages", web::get().to(history))
-        .route("/conversations/{id}/messages", web::post().to(post_message))
-        .route("/conversations/{id}/assign", web::post().to(assign))
-        .route("/conversations/{id}/status", web::post().to(set_status));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/conversations", Rule::Agent(P::ConversationsReadTeam), list),
+    endpoint!(GET "/conversations/{id}", Rule::GuestOr(P::ConversationsReadTeam), get),
+    endpoint!(GET "/conversations/{id}/messages", Rule::GuestOr(P::ConversationsReadTeam), history),
+    endpoint!(POST "/conversations/{id}/messages", Rule::GuestOr(P::ConversationsReply), post_message),
+    endpoint!(POST "/conversations/{id}/assign", Rule::Agent(P::ConversationsReply), assign),
+    endpoint!(POST "/conversations/{id}/status", Rule::Agent(P::ConversationsReply), set_status),
+];
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
@@ -72,7 +75,7 @@ async fn list(
         }
     }
     let filter = ListFilter {
-        visible_teams: (agent.role != Role::Admin).then(|| agent.team_ids.clone()),
+        visible_teams: (!agent.role.all_teams()).then(|| agent.team_ids.clone()),
         team_id: query.team,
         channel: query.channel.filter(|c| !c.is_empty() && c != "all"),
         status,

@@ -3,11 +3,15 @@
 //! admins write. Every write re-chunks in the store's transaction, then embeds the
 //! new chunks (when an embedding endpoint is configured) before answering.
 
+use actix_web::http::Method;
+
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::require_supervisor_of;
+use super::require_team;
 use crate::auth::AuthAgent;
 use crate::bot::knowledge::chunk;
 use crate::error::AppError;
@@ -23,24 +27,38 @@ const JSON_LIMIT: usize = 4 * MAX_BODY_BYTES;
 /// Most hits a search returns.
 const MAX_K: usize = 20;
 
-/// Installs the knowledge routes under `/api`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/knowledge")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(JSON_LIMIT)
-                    .error_handler(|err, _| AppError::from(err).into()),
-            )
-            .route("", web::get().to(list))
-            .route("", web::post().to(create))
-            // Before `/{id}`, which would take these words for ids.
-            .route("/search", web::get().to(search))
-            .route("/import", web::post().to(import))
-            .route("/{id}", web::get().to(get))
-            .route("/{id}", web::put().to(update))
-            .route("/{id}", web::delete().to(delete)),
-    );
+/// The knowledge routes and who may call them (`http::endpoints`). Writes take
+/// bodies up to [`JSON_LIMIT`] (imports of whole FAQ files).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/knowledge", Rule::Agent(P::ConversationsReadTeam), list),
+    Endpoint {
+        method: Method::POST,
+        path: "/knowledge",
+        rule: Rule::Agent(P::SettingsTeam),
+        mount: |r| r.app_data(json_config()).to(create),
+    },
+    // Before `/{id}`, which would take these words for ids.
+    endpoint!(GET "/knowledge/search", Rule::Agent(P::ConversationsReadTeam), search),
+    Endpoint {
+        method: Method::POST,
+        path: "/knowledge/import",
+        rule: Rule::Agent(P::SettingsTeam),
+        mount: |r| r.app_data(json_config()).to(import),
+    },
+    endpoint!(GET "/knowledge/{id}", Rule::Agent(P::ConversationsReadTeam), get),
+    Endpoint {
+        method: Method::PUT,
+        path: "/knowledge/{id}",
+        rule: Rule::Agent(P::SettingsTeam),
+        mount: |r| r.app_data(json_config()).to(update),
+    },
+    endpoint!(DELETE "/knowledge/{id}", Rule::Agent(P::SettingsTeam), delete),
+];
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _| AppError::from(err).into())
 }
 
 /// The team a request is about: the one named (if the caller may see it), else
@@ -127,7 +145,7 @@ async fn create(
 ) -> Result<HttpResponse, AppError> {
     let CreateBody { team_id, doc } = body.into_inner();
     let team = resolve_team(&state, &agent, team_id).await?;
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let by = agent.id.clone();
     let t = team.clone();
     let row = state
@@ -154,7 +172,7 @@ async fn update(
     body: web::Json<DocUpdate>,
 ) -> Result<HttpResponse, AppError> {
     let current = visible_doc(&state, &agent, path.into_inner()).await?;
-    require_supervisor_of(&agent, &current.team_id)?;
+    require_team(&agent, &current.team_id)?;
     let (id, by, upd) = (current.id.clone(), agent.id.clone(), body.into_inner());
     let row = state
         .db
@@ -174,7 +192,7 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let current = visible_doc(&state, &agent, path.into_inner()).await?;
-    require_supervisor_of(&agent, &current.team_id)?;
+    require_team(&agent, &current.team_id)?;
     state.db.run(move |c| store::delete(c, &current.id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -196,7 +214,7 @@ async fn import(
 ) -> Result<HttpResponse, AppError> {
     let b = body.into_inner();
     let team = resolve_team(&state, &agent, b.team_id).await?;
-    require_supervisor_of(&agent, &team)?;
+    require_team(&agent, &team)?;
     let markdown = b.markdown.unwrap_or_default();
     if markdown.trim().is_empty() {
         return Err(AppError::Validation("The text is empty.".into()));

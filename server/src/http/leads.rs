@@ -5,11 +5,13 @@
 //! changed by team leads and admins. Every change is recorded on the timeline with
 //! its actor and pushed live (`lead`, `timeline` frames).
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::require_supervisor_of as supervisor;
+use super::require_team;
 use crate::actors::messages::ChangeAssignee;
 use crate::auth::{AuthAgent, Principal};
 use crate::clock::now_ms;
@@ -17,30 +19,30 @@ use crate::db::write_transaction;
 use crate::error::AppError;
 use crate::leads::campaign;
 use crate::leads::config::{priority_rank, LeadConfig, PRIORITIES};
-use crate::model::Role;
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
 use crate::store::leads::{self as store, Actor, CampaignCodeRow, LeadFilter, NewTask};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/leads", web::get().to(list))
-        .route("/leads/{id}", web::get().to(get))
-        .route("/leads/{id}", web::patch().to(update))
-        .route("/leads/{id}/timeline", web::get().to(timeline))
-        .route("/leads/{id}/tasks", web::get().to(lead_tasks))
-        .route("/leads/{id}/tasks", web::post().to(create_task))
-        .route("/tasks", web::get().to(list_tasks))
-        .route("/tasks/{id}", web::patch().to(update_task))
-        .route("/conversations/handover", web::post().to(handover))
-        .route("/conversations/{id}/lead", web::get().to(conversation_lead))
-        .route("/teams/{id}/pipeline", web::get().to(get_pipeline))
-        .route("/teams/{id}/pipeline", web::put().to(put_pipeline))
-        .route("/campaign-codes", web::get().to(list_codes))
-        .route("/campaign-codes", web::post().to(create_code))
-        .route("/campaign-codes/{code}", web::get().to(get_code))
-        .route("/campaign-codes/{code}", web::put().to(update_code))
-        .route("/campaign-codes/{code}", web::delete().to(delete_code));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/leads", Rule::Agent(P::LeadsRead), list),
+    endpoint!(GET "/leads/{id}", Rule::Agent(P::LeadsRead), get),
+    endpoint!(PATCH "/leads/{id}", Rule::Agent(P::LeadsEdit), update),
+    endpoint!(GET "/leads/{id}/timeline", Rule::Agent(P::LeadsRead), timeline),
+    endpoint!(GET "/leads/{id}/tasks", Rule::Agent(P::LeadsRead), lead_tasks),
+    endpoint!(POST "/leads/{id}/tasks", Rule::Agent(P::LeadsEdit), create_task),
+    endpoint!(GET "/tasks", Rule::Agent(P::LeadsRead), list_tasks),
+    endpoint!(PATCH "/tasks/{id}", Rule::Agent(P::LeadsEdit), update_task),
+    endpoint!(POST "/conversations/handover", Rule::Agent(P::ConversationsReply), handover),
+    endpoint!(GET "/conversations/{id}/lead", Rule::Agent(P::ConversationsReadTeam), conversation_lead),
+    endpoint!(GET "/teams/{id}/pipeline", Rule::Agent(P::LeadsRead), get_pipeline),
+    endpoint!(PUT "/teams/{id}/pipeline", Rule::Agent(P::SettingsTeam), put_pipeline),
+    endpoint!(GET "/campaign-codes", Rule::Agent(P::LeadsRead), list_codes),
+    endpoint!(POST "/campaign-codes", Rule::Agent(P::CampaignsManage), create_code),
+    endpoint!(GET "/campaign-codes/{code}", Rule::Agent(P::LeadsRead), get_code),
+    endpoint!(PUT "/campaign-codes/{code}", Rule::Agent(P::CampaignsManage), update_code),
+    endpoint!(DELETE "/campaign-codes/{code}", Rule::Agent(P::CampaignsManage), delete_code),
+];
 
 /// Loads a lead and checks the agent may see its team.
 async fn visible_lead(
@@ -90,7 +92,7 @@ fn team_scope(agent: &AgentInfo, team: Option<String>) -> Result<Option<Vec<Stri
     match team {
         Some(t) if agent.can_access_team(&t) => Ok(Some(vec![t])),
         Some(_) => Err(AppError::Forbidden("not your team".into())),
-        None => Ok((agent.role != Role::Admin).then(|| agent.team_ids.clone())),
+        None => Ok((!agent.role.all_teams()).then(|| agent.team_ids.clone())),
     }
 }
 
@@ -527,7 +529,7 @@ async fn put_pipeline(
     body: web::Json<PipelineBody>,
 ) -> Result<HttpResponse, AppError> {
     let team = path.into_inner();
-    supervisor(&agent, &team)?;
+    require_team(&agent, &team)?;
     let b = body.into_inner();
     let by = agent.id.clone();
     let cfg = state
@@ -653,7 +655,7 @@ async fn create_code(
         )
     })?;
     let team = default_team(&state, &agent, b.team_id.clone()).await?;
-    supervisor(&agent, &team)?;
+    require_team(&agent, &team)?;
     let row = code_row(b, code, team, now_ms())?;
     let stored = row.clone();
     state.db.run(move |c| store::create_code(c, &row)).await?;
@@ -699,7 +701,7 @@ async fn list_codes(
 ) -> Result<HttpResponse, AppError> {
     use crate::db::schema::campaign_codes;
     use diesel::prelude::*;
-    let teams = (agent.role != Role::Admin).then(|| agent.team_ids.clone());
+    let teams = (!agent.role.all_teams()).then(|| agent.team_ids.clone());
     let rows: Vec<CampaignCodeRow> = state
         .db
         .run(move |c| {
@@ -725,7 +727,7 @@ async fn update_code(
     use crate::db::schema::campaign_codes;
     use diesel::prelude::*;
     let old = load_code(&state, &agent, path.into_inner()).await?;
-    supervisor(&agent, &old.team_id)?;
+    require_team(&agent, &old.team_id)?;
     let mut row = code_row(
         body.into_inner(),
         old.code.clone(),
@@ -767,7 +769,7 @@ async fn delete_code(
     use crate::db::schema::campaign_codes;
     use diesel::prelude::*;
     let old = load_code(&state, &agent, path.into_inner()).await?;
-    supervisor(&agent, &old.team_id)?;
+    require_team(&agent, &old.team_id)?;
     state
         .db
         .run(move |c| {

@@ -2,6 +2,8 @@
 //! `POST /api/marketing/leads`, `GET /api/marketing/dashboard`,
 //! `GET /api/marketing/analytics`.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -15,12 +17,13 @@ use crate::model::new_id;
 use crate::state::AppState;
 use crate::store::leads::{self as store, Actor, LeadOrigin};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/marketing/leads", web::post().to(create_lead))
-        .route("/leads", web::post().to(create_lead))
-        .route("/marketing/dashboard", web::get().to(dashboard))
-        .route("/marketing/analytics", web::get().to(analytics));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(POST "/marketing/leads", Rule::Agent(P::LeadsCreate), create_lead),
+    endpoint!(POST "/leads", Rule::Agent(P::LeadsCreate), create_lead),
+    endpoint!(GET "/marketing/dashboard", Rule::Agent(P::AnalyticsRead), dashboard),
+    endpoint!(GET "/marketing/analytics", Rule::Agent(P::AnalyticsRead), analytics),
+];
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

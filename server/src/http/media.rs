@@ -9,6 +9,8 @@
 //! content type and a sandboxing CSP, so a hostile file cannot run script on the
 //! hub's origin.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
@@ -23,10 +25,10 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::conversations;
 
-/// Registers the route (inside `/api`).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/media/{message_id}", web::get().to(get_media));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/media/{message_id}", Rule::GuestOr(P::ConversationsReadTeam), get_media),
+];
 
 fn bad_gateway(why: &str) -> AppError {
     // The provider, not the caller, is at fault; 503 tells clients to retry later.

@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod bot;
 mod conversations;
+pub mod endpoints;
 mod health;
 mod knowledge;
 mod leads;
@@ -61,20 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                         .max_age(3600),
                 )
-                .configure(auth::routes)
-                .configure(agents::routes)
-                .configure(widget::routes)
-                // Before conversations: `/conversations/handover` must not be taken
-                // for a conversation id.
-                .configure(leads::routes)
-                .configure(marketing::routes)
-                .configure(quick_chat::routes)
-                .configure(conversations::routes)
-                .configure(routing::routes)
-                .configure(whatsapp::routes)
-                .configure(media::routes)
-                .configure(bot::routes)
-                .configure(knowledge::routes)
+                .configure(endpoints::mount)
                 .default_service(web::to(not_found)),
         )
         .configure(webhooks::routes)
@@ -182,33 +170,20 @@ where
     })
 }
 
-/// Admins only.
+/// Whether `agent` may act in `team_id` (its own teams; every team with
+/// `teams.all`). *What* it may do there is the route's rule (`endpoints`); this is
+/// *where*.
 ///
 /// # Errors
-/// [`AppError::Forbidden`] for agents and team leads.
-pub(crate) fn require_admin(agent: &crate::store::accounts::AgentInfo) -> Result<(), AppError> {
-    if agent.role == crate::model::Role::Admin {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("admins only".into()))
-    }
-}
-
-/// The team's leads and admins only (leads may read their own teams' settings and
-/// workload; admins every team's).
-///
-/// # Errors
-/// [`AppError::Forbidden`] for agents and for leads of other teams.
-pub(crate) fn require_supervisor_of(
+/// [`AppError::Forbidden`] for a team the agent is not in.
+pub(crate) fn require_team(
     agent: &crate::store::accounts::AgentInfo,
     team_id: &str,
 ) -> Result<(), AppError> {
-    if agent.role.supervises() && agent.can_access_team(team_id) {
+    if agent.can_access_team(team_id) {
         Ok(())
     } else {
-        Err(AppError::Forbidden(
-            "team leads of this team and admins only".into(),
-        ))
+        Err(AppError::Forbidden("not your team".into()))
     }
 }
 

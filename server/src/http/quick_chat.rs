@@ -9,6 +9,8 @@
 //! Also here: `POST /api/widget/contact`, where a guest leaves an email or phone
 //! (progressive engagement), which may merge its lead with the same person's lead.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
@@ -26,13 +28,13 @@ use crate::state::AppState;
 
 use super::pages::{self, PageText};
 
-/// API routes (under `/api`).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/quick-links", web::get().to(list))
-        .route("/quick-links", web::post().to(create))
-        .route("/quick-links/{id}", web::delete().to(deactivate))
-        .route("/widget/contact", web::post().to(contact));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/quick-links", Rule::Agent(P::QuickLinksManage), list),
+    endpoint!(POST "/quick-links", Rule::Agent(P::QuickLinksManage), create),
+    endpoint!(DELETE "/quick-links/{id}", Rule::Agent(P::QuickLinksManage), deactivate),
+    endpoint!(POST "/widget/contact", Rule::Guest, contact),
+];
 
 /// Page routes (outside `/api`).
 pub fn pages(cfg: &mut web::ServiceConfig) {
@@ -260,7 +262,7 @@ async fn list(
                 .select(QuickLinkRow::as_select())
                 .order(quick_links::created_at.asc())
                 .into_boxed();
-            if agent.role == crate::model::Role::Admin {
+            if agent.role.all_teams() {
             } else if agent.role.supervises() {
                 q = q.filter(quick_links::team_id.eq_any(agent.team_ids.clone()));
             } else {

@@ -2,11 +2,13 @@
 //! offers and claims, hand-back, transfer, the routing audit and the team lead's
 //! workload.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{require_admin, require_supervisor_of};
+use super::require_team;
 use crate::actors::messages::{Authorize, ChangeAssignee, Refresh};
 use crate::auth::{AuthAgent, Principal};
 use crate::clock::now_ms;
@@ -18,17 +20,18 @@ use crate::state::AppState;
 use crate::store::accounts;
 use crate::store::conversations;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/teams/{id}/routing", web::get().to(get_settings))
-        .route("/teams/{id}/routing", web::put().to(put_settings))
-        .route("/agents/{id}/capacity", web::put().to(put_capacity))
-        .route("/team/workload", web::get().to(workload))
-        .route("/offers", web::get().to(my_offers))
-        .route("/offers/{id}/claim", web::post().to(claim))
-        .route("/conversations/{id}/requeue", web::post().to(requeue))
-        .route("/conversations/{id}/transfer", web::post().to(transfer))
-        .route("/conversations/{id}/routing", web::get().to(audit));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(GET "/teams/{id}/routing", Rule::Agent(P::SettingsTeam), get_settings),
+    endpoint!(PUT "/teams/{id}/routing", Rule::Agent(P::SettingsTeam), put_settings),
+    endpoint!(PUT "/agents/{id}/capacity", Rule::Agent(P::AccountsManage), put_capacity),
+    endpoint!(GET "/team/workload", Rule::Agent(P::TeamSupervise), workload),
+    endpoint!(GET "/offers", Rule::Agent(P::ConversationsReply), my_offers),
+    endpoint!(POST "/offers/{id}/claim", Rule::Agent(P::ConversationsReply), claim),
+    endpoint!(POST "/conversations/{id}/requeue", Rule::Agent(P::ConversationsReply), requeue),
+    endpoint!(POST "/conversations/{id}/transfer", Rule::Agent(P::ConversationsAssignOthers), transfer),
+    endpoint!(GET "/conversations/{id}/routing", Rule::Agent(P::ConversationsReadTeam), audit),
+];
 
 async fn get_settings(
     state: web::Data<AppState>,
@@ -36,7 +39,7 @@ async fn get_settings(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let team_id = path.into_inner();
-    require_supervisor_of(&agent, &team_id)?;
+    require_team(&agent, &team_id)?;
     let team = state.db.run(move |c| settings::load(c, &team_id)).await?;
     Ok(HttpResponse::Ok().json(team))
 }
@@ -47,8 +50,8 @@ async fn put_settings(
     path: web::Path<String>,
     body: web::Json<settings::RoutingUpdate>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&agent)?;
     let team_id = path.into_inner();
+    require_team(&agent, &team_id)?;
     let update = body.into_inner();
     let id = team_id.clone();
     let team = state
@@ -68,11 +71,10 @@ struct CapacityBody {
 
 async fn put_capacity(
     state: web::Data<AppState>,
-    AuthAgent(agent): AuthAgent,
+    AuthAgent(_admin): AuthAgent,
     path: web::Path<String>,
     body: web::Json<CapacityBody>,
 ) -> Result<HttpResponse, AppError> {
-    require_admin(&agent)?;
     let capacity = body.into_inner().capacity;
     if let Some(n) = capacity {
         if !(1..=1000).contains(&n) {
@@ -115,14 +117,9 @@ async fn workload(
     AuthAgent(agent): AuthAgent,
     query: web::Query<WorkloadQuery>,
 ) -> Result<HttpResponse, AppError> {
-    if !agent.role.supervises() {
-        return Err(AppError::Forbidden(
-            "the workload view is for team leads and admins".into(),
-        ));
-    }
     let wanted = query.into_inner().team_id;
     if let Some(t) = &wanted {
-        require_supervisor_of(&agent, t)?;
+        require_team(&agent, t)?;
     }
     let presence = state.hub.presence_snapshot();
     let teams = state
@@ -194,11 +191,6 @@ async fn transfer(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let TransferBody { team_id, agent_id } = body.into_inner();
-    if !agent.role.supervises() {
-        return Err(AppError::Forbidden(
-            "team leads and admins transfer conversations".into(),
-        ));
-    }
     let principal = Principal::Agent(agent.clone());
     state
         .hub

@@ -6,6 +6,8 @@
 //!   (Meta typing indicator, WAHA `startTyping`), best effort and not queued: a late
 //!   typing indicator is worse than none.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,21 +20,12 @@ use crate::state::AppState;
 use crate::store::conversations::ConversationMeta;
 use crate::store::whatsapp::{self as store, NewOutbox};
 
-/// Registers the routes (inside `/api`).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/conversations/{id}/attachments",
-        web::post().to(send_attachment),
-    )
-    .route(
-        "/conversations/{id}/whatsapp/read",
-        web::post().to(mark_read),
-    )
-    .route(
-        "/conversations/{id}/whatsapp/typing",
-        web::post().to(typing),
-    );
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(POST "/conversations/{id}/attachments", Rule::Agent(P::ConversationsReply), send_attachment),
+    endpoint!(POST "/conversations/{id}/whatsapp/read", Rule::Agent(P::ConversationsReply), mark_read),
+    endpoint!(POST "/conversations/{id}/whatsapp/typing", Rule::Agent(P::ConversationsReply), typing),
+];
 
 #[derive(Deserialize)]
 struct AttachmentBody {

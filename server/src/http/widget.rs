@@ -3,6 +3,8 @@
 //! what to show (pre-chat form, greeting, away message, whether anyone answers now);
 //! `GET`/`PUT /api/teams/{id}/widget` read and change those settings.
 
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,12 +20,13 @@ use crate::store::conversations::{self, NewGuestConversation, VisitorProfile};
 use crate::store::widget_settings::{self, WidgetUpdate};
 use crate::visitor;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/widget/sessions", web::post().to(create_session))
-        .route("/widget/config", web::get().to(config))
-        .route("/teams/{id}/widget", web::get().to(get_settings))
-        .route("/teams/{id}/widget", web::put().to(put_settings));
-}
+/// This area's `/api` routes and who may call them (`http::endpoints`).
+pub(super) const ENDPOINTS: &[Endpoint] = &[
+    endpoint!(POST "/widget/sessions", Rule::Open, create_session),
+    endpoint!(GET "/widget/config", Rule::Open, config),
+    endpoint!(GET "/teams/{id}/widget", Rule::Agent(P::SettingsTeam), get_settings),
+    endpoint!(PUT "/teams/{id}/widget", Rule::Agent(P::SettingsTeam), put_settings),
+];
 
 #[derive(Deserialize)]
 struct ConfigQuery {
@@ -75,7 +78,7 @@ async fn get_settings(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let team_id = path.into_inner();
-    super::require_supervisor_of(&agent, &team_id)?;
+    super::require_team(&agent, &team_id)?;
     let settings = state
         .db
         .run(move |c| {
@@ -94,8 +97,8 @@ async fn put_settings(
     path: web::Path<String>,
     body: web::Json<WidgetUpdate>,
 ) -> Result<HttpResponse, AppError> {
-    super::require_admin(&agent)?;
     let team_id = path.into_inner();
+    super::require_team(&agent, &team_id)?;
     let update = body.into_inner();
     let settings = state
         .db

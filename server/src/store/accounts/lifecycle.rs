@@ -195,7 +195,7 @@ mod tests {
     #[test]
     fn deactivation_and_role_changes_revoke_the_rest_does_not() {
         assert!(revokes(Role::Agent, true, &change(None, Some(false))));
-        assert!(revokes(Role::Agent, true, &change(Some(Role::Lead), None)));
+        assert!(revokes(Role::Agent, true, &change(Some(Role::Manager), None)));
         assert!(revokes(Role::Admin, true, &change(Some(Role::Agent), None)));
         assert!(!revokes(
             Role::Agent,
@@ -209,7 +209,7 @@ mod tests {
             email: Some("new@example.com".into()),
             ..AgentChange::default()
         };
-        assert!(!revokes(Role::Lead, true, &rename));
+        assert!(!revokes(Role::Manager, true, &rename));
     }
 
     #[test]
@@ -217,7 +217,7 @@ mod tests {
         assert!(removes_an_admin(
             Role::Admin,
             true,
-            &change(Some(Role::Lead), None)
+            &change(Some(Role::Manager), None)
         ));
         assert!(removes_an_admin(
             Role::Admin,
@@ -235,7 +235,7 @@ mod tests {
             &change(Some(Role::Agent), None)
         ));
         assert!(!removes_an_admin(
-            Role::Lead,
+            Role::Manager,
             true,
             &change(None, Some(false))
         ));

@@ -101,7 +101,7 @@ impl AgentInfo {
     /// Whether this agent may see and write conversations of `team_id`
     /// (admins: every team; others: their own teams).
     pub fn can_access_team(&self, team_id: &str) -> bool {
-        self.role == Role::Admin || self.team_ids.iter().any(|t| t == team_id)
+        self.role.all_teams() || self.team_ids.iter().any(|t| t == team_id)
     }
 
     /// The public view.
@@ -311,7 +311,7 @@ pub fn create_agent(conn: &mut DbConn, form: CreateAgent) -> Result<AgentInfo, A
 /// # Errors
 /// Database errors.
 pub fn list_agents(conn: &mut DbConn, viewer: &AgentInfo) -> Result<Vec<AgentView>, AppError> {
-    let rows: Vec<AgentRow> = if viewer.role == Role::Admin {
+    let rows: Vec<AgentRow> = if viewer.role.all_teams() {
         agents::table
             .select(AgentRow::as_select())
             .order(agents::name)
@@ -353,7 +353,7 @@ pub fn list_teams(conn: &mut DbConn, viewer: &AgentInfo) -> Result<Vec<TeamView>
         .select(TeamRow::as_select())
         .order(teams::name)
         .into_boxed();
-    if viewer.role != Role::Admin {
+    if !viewer.role.all_teams() {
         q = q.filter(teams::id.eq_any(viewer.team_ids.clone()));
     }
     Ok(q.load(conn)?.into_iter().map(TeamView::from).collect())
