@@ -19,6 +19,7 @@ mod leads;
 mod lifecycle;
 mod marketing;
 mod outage;
+mod permissions;
 mod quick_chat;
 mod robustness;
 mod routing;
