@@ -5,6 +5,7 @@
 
 mod agents;
 mod assets;
+mod audit;
 mod auth;
 mod bot;
 mod conversations;
@@ -75,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
                 .configure(media::routes)
                 .configure(bot::routes)
                 .configure(knowledge::routes)
+                .configure(audit::routes)
                 .default_service(web::to(not_found)),
         )
         .configure(webhooks::routes)
