@@ -65,7 +65,10 @@ struct ListQuery {
 /// # Errors
 /// [`AppError::Validation`] naming the parameter.
 fn time_param(value: Option<String>, name: &str) -> Result<Option<i64>, AppError> {
-    let Some(v) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
         return Ok(None);
     };
     if let Ok(ms) = v.parse::<i64>() {
@@ -116,7 +119,10 @@ mod tests {
     fn times_are_milliseconds_or_rfc3339() {
         assert_eq!(time_param(None, "since").unwrap(), None);
         assert_eq!(time_param(Some(" ".into()), "since").unwrap(), None);
-        assert_eq!(time_param(Some("1500".into()), "since").unwrap(), Some(1500));
+        assert_eq!(
+            time_param(Some("1500".into()), "since").unwrap(),
+            Some(1500)
+        );
         assert_eq!(
             time_param(Some("1970-01-01T00:00:02.5Z".into()), "since").unwrap(),
             Some(2500)

@@ -2,7 +2,7 @@
 //! offers and claims, hand-back, transfer, the routing audit and the team lead's
 //! workload.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -16,6 +16,7 @@ use crate::routing::actor::{ApplyEffects, Drain, RouteConversation, SettingsChan
 use crate::routing::{self, engine, settings};
 use crate::state::AppState;
 use crate::store::accounts;
+use crate::store::audit::{self as audit_log, AuditAction, AuditEntry};
 use crate::store::conversations;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -43,6 +44,7 @@ async fn get_settings(
 
 async fn put_settings(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<settings::RoutingUpdate>,
@@ -50,10 +52,22 @@ async fn put_settings(
     require_admin(&agent)?;
     let team_id = path.into_inner();
     let update = body.into_inner();
-    let id = team_id.clone();
+    let (id, who) = (team_id.clone(), super::audit::actor(&agent, &req));
     let team = state
         .db
-        .run(move |c| settings::update(c, &id, &update))
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                let before = settings::load(c, &id)?;
+                let team = settings::update(c, &id, &update)?;
+                let entry = AuditEntry::new(&who, AuditAction::RoutingSettingsChanged)
+                    .target("team", &id)
+                    .team(&id)
+                    .before(&before)
+                    .after(&team);
+                audit_log::record(c, &entry, now_ms())?;
+                Ok(team)
+            })
+        })
         .await?;
     state.hub.route(SettingsChanged { team_id });
     Ok(HttpResponse::Ok().json(team))
@@ -68,6 +82,7 @@ struct CapacityBody {
 
 async fn put_capacity(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<CapacityBody>,
@@ -82,18 +97,30 @@ async fn put_capacity(
         }
     }
     let agent_id = path.into_inner();
-    let id = agent_id.clone();
+    let (id, who) = (agent_id.clone(), super::audit::actor(&agent, &req));
     let info = state
         .db
         .run(move |c| {
             use diesel::prelude::*;
-            let n = diesel::update(agents::table.find(&id))
-                .set(agents::capacity.eq(capacity))
-                .execute(c)?;
-            if n == 0 {
-                return Err(AppError::NotFound(format!("no agent {id}")));
-            }
-            accounts::active_agent(c, &id)
+            crate::db::write_transaction(c, |c| {
+                let before: Option<Option<i32>> = agents::table
+                    .find(&id)
+                    .select(agents::capacity)
+                    .first(c)
+                    .optional()?;
+                let Some(before) = before else {
+                    return Err(AppError::NotFound(format!("no agent {id}")));
+                };
+                diesel::update(agents::table.find(&id))
+                    .set(agents::capacity.eq(capacity))
+                    .execute(c)?;
+                let entry = AuditEntry::new(&who, AuditAction::AgentCapacityChanged)
+                    .target("agent", &id)
+                    .before(json!({ "capacity": before }))
+                    .after(json!({ "capacity": capacity }));
+                audit_log::record(c, &entry, now_ms())?;
+                accounts::active_agent(c, &id)
+            })
         })
         .await?;
     // More room may mean waiting conversations can go to this agent now.

@@ -368,9 +368,8 @@ pub struct AuditView {
 impl From<AuditRow> for AuditView {
     fn from(r: AuditRow) -> Self {
         // Stored by `record`, so JSON; anything else is shown as the text it is.
-        let decode = |s: Option<String>| {
-            s.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)))
-        };
+        let decode =
+            |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
         Self {
             id: r.id,
             at: rfc3339(r.at),

@@ -33,7 +33,11 @@ fn secrets_are_redacted_at_any_depth_and_nothing_else() {
     assert_eq!(r["keys"][0]["api_key"], REDACTED);
     assert_eq!(r["keys"][0]["name"], "first");
     assert_eq!(r["keys"][1]["API_KEY"], REDACTED);
-    assert_eq!(r["client_secret"], Value::Null, "an unset secret stays null");
+    assert_eq!(
+        r["client_secret"],
+        Value::Null,
+        "an unset secret stays null"
+    );
     let text = r.to_string();
     for secret in ["hunter2", "argon2", "s3cr3t", "sk-1", "sk-2", "\"vt\""] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
@@ -77,7 +81,10 @@ fn filters_and_paging(db: &Db) {
     let (alice, bob) = (actor("alice"), actor("bob"));
     let mut written = Vec::new();
     let entries = [
-        (1_000, AuditEntry::new(&alice, AuditAction::Login).target("agent", "alice")),
+        (
+            1_000,
+            AuditEntry::new(&alice, AuditAction::Login).target("agent", "alice"),
+        ),
         (
             2_000,
             AuditEntry::new(&alice, AuditAction::AgentUpdated)
@@ -116,7 +123,11 @@ fn filters_and_paging(db: &Db) {
     assert_eq!(all.entries[0].actor_label.chars().count(), 254);
     assert_eq!(all.entries[4].at, "1970-01-01T00:00:01.000Z");
 
-    let updated = all.entries.iter().find(|e| e.action == "agent.updated").unwrap();
+    let updated = all
+        .entries
+        .iter()
+        .find(|e| e.action == "agent.updated")
+        .unwrap();
     assert_eq!(updated.before.as_ref().unwrap()["name"], "Bob");
     assert_eq!(updated.after.as_ref().unwrap()["name"], "Robert");
     assert_eq!(updated.after.as_ref().unwrap()["password"], REDACTED);
@@ -131,24 +142,51 @@ fn filters_and_paging(db: &Db) {
     );
 
     let by = |f: AuditFilter| list(&mut db.conn().unwrap(), &f).unwrap();
-    let bobs = by(AuditFilter { actor_id: Some("bob".into()), ..Default::default() });
+    let bobs = by(AuditFilter {
+        actor_id: Some("bob".into()),
+        ..Default::default()
+    });
     assert_eq!(ids(&bobs), vec![written[3].clone()]);
-    let agent_area = by(AuditFilter { action: Some("agent.".into()), ..Default::default() });
+    let agent_area = by(AuditFilter {
+        action: Some("agent.".into()),
+        ..Default::default()
+    });
     assert_eq!(agent_area.entries.len(), 2);
-    let exact = by(AuditFilter { action: Some("auth.login".into()), ..Default::default() });
-    assert_eq!(ids(&exact), vec![written[0].clone()], "exact, not a prefix of login_failed");
-    let target = by(AuditFilter { target_id: Some("bob".into()), ..Default::default() });
+    let exact = by(AuditFilter {
+        action: Some("auth.login".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        ids(&exact),
+        vec![written[0].clone()],
+        "exact, not a prefix of login_failed"
+    );
+    let target = by(AuditFilter {
+        target_id: Some("bob".into()),
+        ..Default::default()
+    });
     assert_eq!(target.entries.len(), 2);
-    let team = by(AuditFilter { team_id: Some("t1".into()), ..Default::default() });
+    let team = by(AuditFilter {
+        team_id: Some("t1".into()),
+        ..Default::default()
+    });
     assert_eq!(ids(&team), vec![written[3].clone()]);
-    let window = by(AuditFilter { since: Some(2_000), until: Some(4_000), ..Default::default() });
+    let window = by(AuditFilter {
+        since: Some(2_000),
+        until: Some(4_000),
+        ..Default::default()
+    });
     assert_eq!(window.entries.len(), 3, "since inclusive, until exclusive");
 
     // Pages of two, across the two entries sharing a millisecond: each entry once.
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = by(AuditFilter { limit: Some(2), before: cursor.clone(), ..Default::default() });
+        let page = by(AuditFilter {
+            limit: Some(2),
+            before: cursor.clone(),
+            ..Default::default()
+        });
         assert!(page.entries.len() <= 2);
         seen.extend(ids(&page));
         match page.next_before {
@@ -159,10 +197,34 @@ fn filters_and_paging(db: &Db) {
     assert_eq!(seen, ids(&all));
 
     let bad = |f: AuditFilter| list(&mut db.conn().unwrap(), &f).unwrap_err();
-    assert!(matches!(bad(AuditFilter { limit: Some(201), ..Default::default() }), AppError::Validation(_)));
-    assert!(matches!(bad(AuditFilter { limit: Some(0), ..Default::default() }), AppError::Validation(_)));
-    assert!(matches!(bad(AuditFilter { before: Some("nope".into()), ..Default::default() }), AppError::Validation(_)));
-    assert!(matches!(bad(AuditFilter { action: Some("nope".into()), ..Default::default() }), AppError::Validation(_)));
+    assert!(matches!(
+        bad(AuditFilter {
+            limit: Some(201),
+            ..Default::default()
+        }),
+        AppError::Validation(_)
+    ));
+    assert!(matches!(
+        bad(AuditFilter {
+            limit: Some(0),
+            ..Default::default()
+        }),
+        AppError::Validation(_)
+    ));
+    assert!(matches!(
+        bad(AuditFilter {
+            before: Some("nope".into()),
+            ..Default::default()
+        }),
+        AppError::Validation(_)
+    ));
+    assert!(matches!(
+        bad(AuditFilter {
+            action: Some("nope".into()),
+            ..Default::default()
+        }),
+        AppError::Validation(_)
+    ));
 }
 
 /// The table refuses changes to entries, whatever code asks.
@@ -180,11 +242,55 @@ fn append_only(db: &Db) {
     assert_eq!(page.entries[0].action, "auth.login");
 }
 
+/// An entry shares the fate of its change: written in one transaction with a store
+/// function that opens its own (`write_transaction` nests as a savepoint), it is
+/// rolled back with it and committed with it.
+fn shares_the_change_transaction(db: &Db) {
+    use crate::db::schema::settings;
+    use crate::db::write_transaction;
+    let mut c = db.conn().unwrap();
+    let change = |c: &mut DbConn, key: &str, fail: bool| {
+        write_transaction(c, |c| {
+            write_transaction(c, |c| {
+                diesel::insert_into(settings::table)
+                    .values((settings::key.eq(key), settings::value.eq("v")))
+                    .execute(c)
+                    .map_err(AppError::from)
+            })?;
+            let entry = AuditEntry::new(&actor("a"), AuditAction::WidgetSettingsChanged);
+            record(c, &entry, 5)?;
+            if fail {
+                return Err(AppError::Conflict("refused after the entry".into()));
+            }
+            Ok(())
+        })
+    };
+    assert!(change(&mut c, "audit-test-failed", true).is_err());
+    assert!(list(&mut c, &AuditFilter::default())
+        .unwrap()
+        .entries
+        .is_empty());
+    let kept: i64 = settings::table
+        .filter(settings::key.eq("audit-test-failed"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(kept, 0, "the change went with its entry");
+    change(&mut c, "audit-test-kept", false).unwrap();
+    assert_eq!(
+        list(&mut c, &AuditFilter::default()).unwrap().entries.len(),
+        1
+    );
+}
+
 #[test]
 fn filters_and_paging_sqlite() {
     let (_keep, db) = testing::sqlite();
     filters_and_paging(&db);
-    append_only(&testing::sqlite().1);
+    let (_keep2, db2) = testing::sqlite();
+    append_only(&db2);
+    let (_keep3, db3) = testing::sqlite();
+    shares_the_change_transaction(&db3);
 }
 
 #[test]
@@ -197,4 +303,8 @@ fn filters_and_paging_postgres() {
         return;
     };
     append_only(&db2);
+    let Some((_keep3, db3)) = testing::postgres() else {
+        return;
+    };
+    shares_the_change_transaction(&db3);
 }
