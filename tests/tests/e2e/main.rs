@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod bot;
 mod browser;
+mod browser_audit;
 mod browser_inbox;
 mod browser_widget;
 mod chat;
