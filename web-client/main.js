@@ -19,6 +19,7 @@ import { setupNotifications } from './notify.js';
 import { createBotApi } from './bot-api.js';
 import { setupBotPanel } from './bot-panel.js';
 import { setupBotSettings } from './bot-settings.js';
+import { setupAuditPage } from './audit.js';
 import { contactName } from './contact.js';
 import { registerServiceWorker, setOffline } from './pwa.js';
 
@@ -86,6 +87,7 @@ const navTeam = document.getElementById('nav-team');
 const teamBack = document.getElementById('team-back');
 const navBot = document.getElementById('nav-bot');
 const botBack = document.getElementById('bot-back');
+const navAudit = document.getElementById('nav-audit');
 
 document.getElementById('logout').addEventListener('click', () => logout());
 document.getElementById('view-back').addEventListener('click', goBack);
@@ -153,6 +155,9 @@ async function start() {
   const supervises = me.role === 'lead' || me.role === 'admin';
   const team = supervises ? setupTeamPage({ store, routingApi, assign: api.assign, signal }) : null;
   const botPage = supervises ? setupBotSettings({ botApi, teams: api.teams, me, signal }) : null;
+  // The audit log (issue 16): admins only.
+  const auditPage =
+    me.role === 'admin' ? setupAuditPage({ request: api.request, agents: api.agents, teams: api.teams, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -179,6 +184,7 @@ async function start() {
   });
   navTeam.hidden = !supervises;
   navBot.hidden = !supervises;
+  navAudit.hidden = !auditPage;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
   // details, a stacked view on narrow screens), #/team, #/bot. In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
@@ -190,12 +196,15 @@ async function start() {
     routed = hash;
     const onTeam = Boolean(team) && hash === '#/team';
     const onBot = Boolean(botPage) && hash === '#/bot';
+    const onAudit = Boolean(auditPage) && hash === '#/audit';
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
+    if (auditPage && !onAudit) auditPage.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
+      [navAudit, onAudit],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -205,6 +214,7 @@ async function start() {
     botBack.href = lastInbox;
     if (onTeam) return team.show();
     if (onBot) return botPage.show();
+    if (onAudit) return auditPage.show(lastInbox);
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -346,6 +356,7 @@ function logout(notice) {
   appEl.hidden = true;
   navTeam.hidden = true;
   navBot.hidden = true;
+  navAudit.hidden = true;
   teamBack.href = '#/';
   botBack.href = '#/';
   navigateTo = null;

@@ -19,6 +19,8 @@ const SHELL = [
   '/app/icons.svg',
   '/app/pwa/icon-192.png',
   '/app/api.js',
+  '/app/audit.css',
+  '/app/audit.js',
   '/app/bot-api.js',
   '/app/bot-panel.js',
   '/app/bot-settings.js',

@@ -222,7 +222,9 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 /// `BEGIN IMMEDIATE`, which waits for the lock up front instead. On PostgreSQL this
 /// is an ordinary transaction (row locks do the same job there).
 ///
-/// Must not be called inside another transaction.
+/// Inside another transaction (a caller that writes an audit entry with the change,
+/// `store::audit`) it becomes a savepoint of that transaction, which already holds
+/// the lock when it was opened by this function.
 ///
 /// # Errors
 /// Whatever `f` returns, or the database error of BEGIN/COMMIT.
@@ -234,6 +236,12 @@ where
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     match conn {
         DbConn::Sqlite(sqlite) => {
+            let nested = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+                .transaction_depth()?
+                .is_some();
+            if nested {
+                return conn.transaction(f);
+            }
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
         }
         DbConn::Postgresql(_) => return conn.transaction(f),

@@ -450,3 +450,19 @@ diesel::allow_tables_to_appear_in_same_query!(knowledge_chunks, knowledge_docs);
 diesel::allow_tables_to_appear_in_same_query!(bot_conversations, conversations);
 diesel::allow_tables_to_appear_in_same_query!(pipeline_progress, conversations);
 diesel::allow_tables_to_appear_in_same_query!(pipeline_progress, messages);
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> BigInt,
+        actor_id -> Nullable<Text>,
+        actor_label -> Text,
+        ip -> Nullable<Text>,
+        action -> Text,
+        target_kind -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        before -> Nullable<Text>,
+        after -> Nullable<Text>,
+    }
+}

@@ -5,19 +5,23 @@
 //! Changes that take access away revoke the agent's tokens in the same transaction
 //! and close its WebSockets on every node ([`revoke`]); see `docs/accounts.md`.
 
-use super::endpoints::{endpoint, Endpoint};
-use crate::access::{Permission as P, Rule};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::audit::actor;
+use super::endpoints::{endpoint, Endpoint};
+use crate::access::{Permission as P, Rule};
 use crate::auth::{hash_password, AuthAgent, MIN_PASSWORD_CHARS};
 use crate::bus::BusEvent;
+use crate::clock::now_ms;
+use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
-use crate::model::Role;
+use crate::model::{AgentView, Role};
 use crate::state::AppState;
 use crate::store::accounts::lifecycle::{self, AgentChange};
 use crate::store::accounts::{self, CreateAgent};
+use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
@@ -39,6 +43,40 @@ pub(crate) fn revoke(state: &AppState, agent_id: &str, epoch: i64) {
         agent_id: agent_id.to_string(),
         epoch,
     });
+}
+
+/// Writes the `agent.tokens_revoked` entry that goes with a change revoking
+/// `agent_id`'s tokens (`epoch` is the one they must now carry), in the caller's
+/// transaction.
+///
+/// # Errors
+/// Database errors.
+pub(crate) fn record_revocation(
+    conn: &mut DbConn,
+    who: &AuditActor,
+    agent_id: &str,
+    epoch: i64,
+) -> Result<(), AppError> {
+    let entry = AuditEntry::new(who, AuditAction::AgentTokensRevoked)
+        .target("agent", agent_id)
+        .after(json!({ "token_epoch": epoch }));
+    audit::record(conn, &entry, now_ms()).map(|_| ())
+}
+
+/// An agent as stored, deactivated or not, for the log's before/after.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+fn agent_state(conn: &mut DbConn, agent_id: &str) -> Result<AgentView, AppError> {
+    use crate::db::schema::agents;
+    use diesel::prelude::*;
+    let row = agents::table
+        .find(agent_id)
+        .select(accounts::AgentRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no agent {agent_id}")))?;
+    Ok(accounts::agent_info(conn, row)?.view())
 }
 
 /// Checks a new password's length (the only rule: length beats composition rules,
@@ -98,7 +136,8 @@ fn validate_name(name: &str) -> Result<String, AppError> {
 
 async fn create_agent(
     state: web::Data<AppState>,
-    AuthAgent(_admin): AuthAgent,
+    req: HttpRequest,
+    AuthAgent(admin): AuthAgent,
     body: web::Json<NewAgentBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
@@ -108,25 +147,33 @@ async fn create_agent(
     let role = Role::parse(body.role.as_deref().unwrap_or("agent"))?;
     let password_hash = hash_off_thread(body.password).await?;
     let team_ids = body.team_ids;
+    let who = actor(&admin, &req);
     let info = state
         .db
         .run(move |c| {
-            let team_ids = match team_ids {
-                Some(ids) => ids,
-                None => accounts::get_setting(c, crate::bootstrap::DEFAULT_TEAM_SETTING)?
-                    .into_iter()
-                    .collect(),
-            };
-            accounts::create_agent(
-                c,
-                CreateAgent {
-                    email,
-                    name,
-                    password_hash,
-                    role,
-                    team_ids,
-                },
-            )
+            write_transaction(c, |c| {
+                let team_ids = match team_ids {
+                    Some(ids) => ids,
+                    None => accounts::get_setting(c, crate::bootstrap::DEFAULT_TEAM_SETTING)?
+                        .into_iter()
+                        .collect(),
+                };
+                let info = accounts::create_agent(
+                    c,
+                    CreateAgent {
+                        email,
+                        name,
+                        password_hash,
+                        role,
+                        team_ids,
+                    },
+                )?;
+                let entry = AuditEntry::new(&who, AuditAction::AgentCreated)
+                    .target("agent", &info.id)
+                    .after(info.view());
+                audit::record(c, &entry, now_ms())?;
+                Ok(info)
+            })
         })
         .await?;
     tracing::info!(agent = %info.id, role = info.role.as_str(), "agent created");
@@ -173,7 +220,8 @@ struct NewTeamBody {
 
 async fn create_team(
     state: web::Data<AppState>,
-    AuthAgent(_admin): AuthAgent,
+    req: HttpRequest,
+    AuthAgent(admin): AuthAgent,
     body: web::Json<NewTeamBody>,
 ) -> Result<HttpResponse, AppError> {
     let NewTeamBody { name, slug } = body.into_inner();
@@ -188,9 +236,20 @@ async fn create_team(
             "The short name (slug) can have up to 48 lower-case letters, digits and dashes.".into(),
         ));
     }
+    let who = actor(&admin, &req);
     let team = state
         .db
-        .run(move |c| accounts::create_team(c, &name, &slug))
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let team = accounts::create_team(c, &name, &slug)?;
+                let entry = AuditEntry::new(&who, AuditAction::TeamCreated)
+                    .target("team", &team.id)
+                    .team(&team.id)
+                    .after(&team);
+                audit::record(c, &entry, now_ms())?;
+                Ok(team)
+            })
+        })
         .await?;
     Ok(HttpResponse::Created().json(json!({"team": team})))
 }
@@ -202,18 +261,29 @@ struct MemberBody {
 
 async fn add_member(
     state: web::Data<AppState>,
-    AuthAgent(_admin): AuthAgent,
+    req: HttpRequest,
+    AuthAgent(admin): AuthAgent,
     path: web::Path<String>,
     body: web::Json<MemberBody>,
 ) -> Result<HttpResponse, AppError> {
     let team_id = path.into_inner();
     let agent_id = body.into_inner().agent_id;
+    let who = actor(&admin, &req);
     state
         .db
         .run(move |c| {
-            accounts::active_agent(c, &agent_id)
-                .map_err(|_| AppError::NotFound(format!("no agent {agent_id}")))?;
-            accounts::add_member(c, &team_id, &agent_id)
+            write_transaction(c, |c| {
+                let before = accounts::active_agent(c, &agent_id)
+                    .map_err(|_| AppError::NotFound(format!("no agent {agent_id}")))?;
+                accounts::add_member(c, &team_id, &agent_id)?;
+                let after = accounts::team_ids_of(c, &agent_id)?;
+                let entry = AuditEntry::new(&who, AuditAction::TeamMemberAdded)
+                    .target("agent", &agent_id)
+                    .team(&team_id)
+                    .before(json!({ "team_ids": before.team_ids }))
+                    .after(json!({ "team_ids": after }));
+                audit::record(c, &entry, now_ms()).map(|_| ())
+            })
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -231,6 +301,7 @@ struct AgentPatch {
 
 async fn update_agent(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(admin): AuthAgent,
     path: web::Path<String>,
     body: web::Json<AgentPatch>,
@@ -243,10 +314,24 @@ async fn update_agent(
         role: body.role.as_deref().map(Role::parse).transpose()?,
         active: body.active,
     };
-    let id = agent_id.clone();
+    let (id, who) = (agent_id.clone(), actor(&admin, &req));
     let changed = state
         .db
-        .run(move |c| lifecycle::update_agent(c, &id, &change))
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let before = agent_state(c, &id)?;
+                let changed = lifecycle::update_agent(c, &id, &change)?;
+                let entry = AuditEntry::new(&who, AuditAction::AgentUpdated)
+                    .target("agent", &id)
+                    .before(before)
+                    .after(changed.info.view());
+                audit::record(c, &entry, now_ms())?;
+                if let Some(epoch) = changed.revoked_epoch {
+                    record_revocation(c, &who, &id, epoch)?;
+                }
+                Ok(changed)
+            })
+        })
         .await?;
     if let Some(epoch) = changed.revoked_epoch {
         revoke(&state, &agent_id, epoch);
@@ -264,6 +349,7 @@ struct PasswordReset {
 /// be compromised): every session of that agent ends.
 async fn reset_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(admin): AuthAgent,
     path: web::Path<String>,
     body: web::Json<PasswordReset>,
@@ -272,10 +358,21 @@ async fn reset_password(
     let PasswordReset { password } = body.into_inner();
     validate_password(&password)?;
     let hash = hash_off_thread(password).await?;
-    let id = agent_id.clone();
+    let (id, who) = (agent_id.clone(), actor(&admin, &req));
     let epoch = state
         .db
-        .run(move |c| lifecycle::set_password(c, &id, &hash))
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let epoch = lifecycle::set_password(c, &id, &hash)?;
+                // The hash is redacted by `record`: the entry says a password was set.
+                let entry = AuditEntry::new(&who, AuditAction::AgentPasswordReset)
+                    .target("agent", &id)
+                    .after(json!({ "password_hash": hash }));
+                audit::record(c, &entry, now_ms())?;
+                record_revocation(c, &who, &id, epoch)?;
+                Ok(epoch)
+            })
+        })
         .await?;
     revoke(&state, &agent_id, epoch);
     tracing::info!(agent = %agent_id, by = %admin.id, "password reset by an admin");
@@ -284,24 +381,36 @@ async fn reset_password(
 
 async fn remove_member(
     state: web::Data<AppState>,
-    AuthAgent(_admin): AuthAgent,
+    req: HttpRequest,
+    AuthAgent(admin): AuthAgent,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (team_id, agent_id) = path.into_inner();
-    let id = agent_id.clone();
-    let removed = state
+    let (id, who) = (agent_id.clone(), actor(&admin, &req));
+    let epoch = state
         .db
-        .run(move |c| lifecycle::remove_member(c, &team_id, &id))
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let before = accounts::team_ids_of(c, &id)?;
+                let Some(epoch) = lifecycle::remove_member(c, &team_id, &id)? else {
+                    return Err(AppError::NotFound(format!(
+                        "agent {id} is not a member of this team"
+                    )));
+                };
+                let after = accounts::team_ids_of(c, &id)?;
+                let entry = AuditEntry::new(&who, AuditAction::TeamMemberRemoved)
+                    .target("agent", &id)
+                    .team(&team_id)
+                    .before(json!({ "team_ids": before }))
+                    .after(json!({ "team_ids": after }));
+                audit::record(c, &entry, now_ms())?;
+                record_revocation(c, &who, &id, epoch)?;
+                Ok(epoch)
+            })
+        })
         .await?;
-    match removed {
-        Some(epoch) => {
-            revoke(&state, &agent_id, epoch);
-            Ok(HttpResponse::NoContent().finish())
-        }
-        None => Err(AppError::NotFound(format!(
-            "agent {agent_id} is not a member of this team"
-        ))),
-    }
+    revoke(&state, &agent_id, epoch);
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]

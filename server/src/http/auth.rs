@@ -19,6 +19,7 @@ use crate::error::AppError;
 use crate::ratelimit::normalise_email;
 use crate::state::AppState;
 use crate::store::accounts;
+use crate::store::audit::{self, AuditAction, AuditEntry};
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
@@ -42,6 +43,7 @@ async fn login(
     state.limits.login(ip)?;
     let Login { email, password } = body.into_inner();
     let account = normalise_email(&email);
+    let attempted = super::audit::anonymous(&account, &req);
     let backoff = state.limits.login_backoff();
     if let Err(e) = backoff.check(&account, now_ms()) {
         tracing::warn!(%account, address = %ip, "login refused: account is backing off");
@@ -66,10 +68,30 @@ async fn login(
     let Some(row) = verified else {
         let failures = backoff.failed(&account, now_ms());
         tracing::warn!(%account, address = %ip, failures, "login failed");
+        // Nothing else is written for a failed login: the entry stands alone.
+        let entry = AuditEntry::new(&attempted, AuditAction::LoginFailed);
+        state
+            .db
+            .run(move |c| audit::record(c, &entry, now_ms()))
+            .await?;
         return Err(AppError::InvalidCredentials);
     };
     backoff.succeeded(&account);
-    let info = state.db.run(move |c| accounts::agent_info(c, row)).await?;
+    let req_ip = super::audit::ip_of(&req);
+    let info = state
+        .db
+        .run(move |c| {
+            let info = accounts::agent_info(c, row)?;
+            let who = audit::AuditActor {
+                id: Some(info.id.clone()),
+                label: info.email.clone(),
+                ip: req_ip,
+            };
+            let entry = AuditEntry::new(&who, AuditAction::Login).target("agent", &info.id);
+            audit::record(c, &entry, now_ms())?;
+            Ok(info)
+        })
+        .await?;
     let token = state.tokens.issue_agent(&info.id, info.token_epoch)?;
     tracing::info!(agent = %info.id, "agent logged in");
     Ok(HttpResponse::Ok().json(json!({"token": token, "agent": with_permissions(&info)})))
@@ -128,10 +150,21 @@ async fn change_password(
         ));
     }
     let hash = super::agents::hash_off_thread(new_password).await?;
-    let id = agent.id.clone();
+    let (id, who) = (agent.id.clone(), super::audit::actor(&agent, &req));
     let epoch = state
         .db
-        .run(move |c| accounts::lifecycle::set_password(c, &id, &hash))
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                let epoch = accounts::lifecycle::set_password(c, &id, &hash)?;
+                // The hash is redacted by `record`: the entry says a password was set.
+                let entry = AuditEntry::new(&who, AuditAction::PasswordChanged)
+                    .target("agent", &id)
+                    .after(serde_json::json!({ "password_hash": hash }));
+                audit::record(c, &entry, now_ms())?;
+                super::agents::record_revocation(c, &who, &id, epoch)?;
+                Ok(epoch)
+            })
+        })
         .await?;
     super::agents::revoke(&state, &agent.id, epoch);
     let token = state.tokens.issue_agent(&agent.id, epoch)?;

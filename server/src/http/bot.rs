@@ -2,9 +2,9 @@
 //! a conversation's bot state (pause/resume), reply suggestions for agents, and
 //! seed 001's `POST /api/ai/process-message`.
 
+use actix_web::{web, HttpRequest, HttpResponse};
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
-use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::routing::actor::RouteConversation;
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
+use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
 use crate::store::conversations::ConversationMeta;
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
@@ -60,6 +61,7 @@ fn with_model(state: &AppState, s: &BotSettings) -> Value {
 /// `PUT /api/teams/{id}/bot`: the fields given replace the stored ones; the rest stay.
 async fn put_settings(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<Value>,
@@ -72,11 +74,13 @@ async fn put_settings(
         ));
     };
     let (t2, by) = (team.clone(), agent.email.clone());
+    let who = super::audit::actor(&agent, &req);
     let saved = state
         .db
         .run(move |c| {
             crate::db::write_transaction(c, |c| {
-                let mut current = json!(settings::load(c, &t2)?);
+                let before = settings::load(c, &t2)?;
+                let mut current = json!(before);
                 for (k, v) in changes {
                     if k == "model_configured" || k == "model" {
                         continue;
@@ -86,6 +90,12 @@ async fn put_settings(
                 let next: BotSettings = serde_json::from_value(current)
                     .map_err(|e| AppError::Validation(format!("bot settings: {e}")))?;
                 settings::save(c, &t2, &next, &by)?;
+                let entry = AuditEntry::new(&who, AuditAction::BotSettingsChanged)
+                    .target("team", &t2)
+                    .team(&t2)
+                    .before(&before)
+                    .after(&next);
+                audit::record(c, &entry, now_ms())?;
                 Ok(next)
             })
         })
@@ -111,6 +121,7 @@ async fn list_rules(
 
 async fn create_rule(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<RuleForm>,
@@ -118,11 +129,42 @@ async fn create_rule(
     let team = path.into_inner();
     require_team(&agent, &team)?;
     let form = body.into_inner();
+    let who = super::audit::actor(&agent, &req);
     let row = state
         .db
-        .run(move |c| rules::create(c, &team, &form))
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                let row = rules::create(c, &team, &form)?;
+                record_rule(c, &who, AuditAction::BotRuleCreated, None, Some(&row))?;
+                Ok(row)
+            })
+        })
         .await?;
     Ok(HttpResponse::Created().json(RuleView::from(row)))
+}
+
+/// Writes a bot-rule entry (`before`/`after` as the API shows the rule) in the
+/// caller's transaction.
+fn record_rule(
+    c: &mut crate::db::DbConn,
+    who: &AuditActor,
+    action: AuditAction,
+    before: Option<&rules::RuleRow>,
+    after: Option<&rules::RuleRow>,
+) -> Result<(), AppError> {
+    let Some(rule) = after.or(before) else {
+        return Ok(());
+    };
+    let mut entry = AuditEntry::new(who, action)
+        .target("bot_rule", &rule.id)
+        .team(&rule.team_id);
+    if let Some(b) = before {
+        entry = entry.before(RuleView::from(b.clone()));
+    }
+    if let Some(a) = after {
+        entry = entry.after(RuleView::from(a.clone()));
+    }
+    audit::record(c, &entry, now_ms()).map(|_| ())
 }
 
 /// Loads a rule and checks the caller supervises its team.
@@ -138,26 +180,46 @@ async fn rule_for(
 
 async fn update_rule(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<RuleForm>,
 ) -> Result<HttpResponse, AppError> {
     let row = rule_for(&state, &agent, path.into_inner()).await?;
     let form = body.into_inner();
+    let who = super::audit::actor(&agent, &req);
     let row = state
         .db
-        .run(move |c| rules::update(c, &row.id, &form))
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                let before = rules::get(c, &row.id)?;
+                let after = rules::update(c, &row.id, &form)?;
+                let action = AuditAction::BotRuleUpdated;
+                record_rule(c, &who, action, Some(&before), Some(&after))?;
+                Ok(after)
+            })
+        })
         .await?;
     Ok(HttpResponse::Ok().json(RuleView::from(row)))
 }
 
 async fn delete_rule(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let row = rule_for(&state, &agent, path.into_inner()).await?;
-    state.db.run(move |c| rules::delete(c, &row.id)).await?;
+    let who = super::audit::actor(&agent, &req);
+    state
+        .db
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                rules::delete(c, &row.id)?;
+                record_rule(c, &who, AuditAction::BotRuleDeleted, Some(&row), None)
+            })
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -198,6 +260,7 @@ async fn get_prompts(
 /// `PUT /api/ai/prompts` (seed 001): stores a new version of one prompt part.
 async fn put_prompt(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     body: web::Json<PromptForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -205,9 +268,30 @@ async fn put_prompt(
     let team = team_for(&state, &agent, form.team_id.clone()).await?;
     require_team(&agent, &team)?;
     let by = agent.email.clone();
+    let who = super::audit::actor(&agent, &req);
+    // The texts are kept as versions (`GET /api/ai/prompts`); the entry names them.
+    let summary = |r: &prompt::PromptRow| json!({"prompt_type": r.prompt_type, "revision": r.revision, "version": r.version});
     let row = state
         .db
-        .run(move |c| prompt::put(c, &team, &form, &by))
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                let set = prompt::current(c, &team)?;
+                let before = set
+                    .parts
+                    .iter()
+                    .find(|(t, _)| *t == form.prompt_type)
+                    .and_then(|(_, r)| r.as_ref())
+                    .map(summary);
+                let row = prompt::put(c, &team, &form, &by)?;
+                let mut entry = AuditEntry::new(&who, AuditAction::PromptChanged)
+                    .target("prompt", &row.id)
+                    .team(&team)
+                    .after(summary(&row));
+                entry.before = before;
+                audit::record(c, &entry, now_ms())?;
+                Ok(row)
+            })
+        })
         .await?;
     Ok(HttpResponse::Ok().json(row))
 }

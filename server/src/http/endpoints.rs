@@ -67,6 +67,7 @@ pub fn all() -> Vec<Endpoint> {
         super::media::ENDPOINTS,
         super::bot::ENDPOINTS,
         super::knowledge::ENDPOINTS,
+        super::audit::ENDPOINTS,
     ]
     .concat()
 }

@@ -3,20 +3,22 @@
 //! admins write. Every write re-chunks in the store's transaction, then embeds the
 //! new chunks (when an embedding endpoint is configured) before answering.
 
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web::http::Method;
-
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
-use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::require_team;
 use crate::auth::AuthAgent;
 use crate::bot::knowledge::chunk;
+use crate::clock::now_ms;
+use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::accounts::{self, AgentInfo};
+use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
 use crate::store::knowledge::{self as store, DocUpdate, NewDoc, MAX_BODY_BYTES};
 
 /// Request bodies may be larger here than elsewhere in the API: a document may
@@ -110,6 +112,36 @@ async fn view(state: &AppState, row: store::DocRow) -> Result<store::DocView, Ap
     state.db.run(move |c| store::view(c, row)).await
 }
 
+/// A document as the log shows it: what identifies it, never its text.
+fn doc_summary(row: &store::DocRow) -> serde_json::Value {
+    json!({
+        "id": row.id,
+        "kind": row.kind,
+        "ref_code": row.ref_code,
+        "title": row.title,
+        "revision": row.revision,
+    })
+}
+
+/// Writes a knowledge entry about one document in the caller's transaction.
+fn record_doc(
+    c: &mut DbConn,
+    who: &AuditActor,
+    action: AuditAction,
+    before: Option<&store::DocRow>,
+    after: Option<&store::DocRow>,
+) -> Result<(), AppError> {
+    let Some(doc) = after.or(before) else {
+        return Ok(());
+    };
+    let mut entry = AuditEntry::new(who, action)
+        .target("knowledge_doc", &doc.id)
+        .team(&doc.team_id);
+    entry.before = before.map(doc_summary);
+    entry.after = after.map(doc_summary);
+    audit::record(c, &entry, now_ms()).map(|_| ())
+}
+
 #[derive(Deserialize)]
 struct ListQuery {
     team_id: Option<String>,
@@ -140,6 +172,7 @@ struct CreateBody {
 
 async fn create(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -147,10 +180,16 @@ async fn create(
     let team = resolve_team(&state, &agent, team_id).await?;
     require_team(&agent, &team)?;
     let by = agent.id.clone();
-    let t = team.clone();
+    let (t, who) = (team.clone(), super::audit::actor(&agent, &req));
     let row = state
         .db
-        .run(move |c| store::create(c, &t, doc, &by))
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let row = store::create(c, &t, doc, &by)?;
+                record_doc(c, &who, AuditAction::KnowledgeCreated, None, Some(&row))?;
+                Ok(row)
+            })
+        })
         .await?;
     state.bot.knowledge.embed_document(&team, &row.id).await;
     Ok(HttpResponse::Created().json(json!({"document": view(&state, row).await?})))
@@ -167,6 +206,7 @@ async fn get(
 
 async fn update(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<DocUpdate>,
@@ -174,9 +214,18 @@ async fn update(
     let current = visible_doc(&state, &agent, path.into_inner()).await?;
     require_team(&agent, &current.team_id)?;
     let (id, by, upd) = (current.id.clone(), agent.id.clone(), body.into_inner());
+    let who = super::audit::actor(&agent, &req);
     let row = state
         .db
-        .run(move |c| store::update(c, &id, upd, &by))
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let before = store::get(c, &id)?;
+                let row = store::update(c, &id, upd, &by)?;
+                let action = AuditAction::KnowledgeUpdated;
+                record_doc(c, &who, action, Some(&before), Some(&row))?;
+                Ok(row)
+            })
+        })
         .await?;
     state
         .bot
@@ -188,12 +237,22 @@ async fn update(
 
 async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let current = visible_doc(&state, &agent, path.into_inner()).await?;
     require_team(&agent, &current.team_id)?;
-    state.db.run(move |c| store::delete(c, &current.id)).await?;
+    let who = super::audit::actor(&agent, &req);
+    state
+        .db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                store::delete(c, &current.id)?;
+                record_doc(c, &who, AuditAction::KnowledgeDeleted, Some(&current), None)
+            })
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -209,6 +268,7 @@ struct ImportBody {
 
 async fn import(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     body: web::Json<ImportBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -256,24 +316,24 @@ async fn import(
         }]
     };
     let by = agent.id.clone();
-    let t = team.clone();
-    // All entries or none: one failing entry (a too-long question) fails the import.
+    let (t, who) = (team.clone(), super::audit::actor(&agent, &req));
+    // All entries or none: one failing entry (a too-long question) rolls the import
+    // back, log entry included.
     let rows = state
         .db
         .run(move |c| {
-            let mut rows = Vec::with_capacity(docs.len());
-            for d in docs {
-                match store::create(c, &t, d, &by) {
-                    Ok(r) => rows.push(r),
-                    Err(e) => {
-                        for r in &rows {
-                            let _ = store::delete(c, &r.id);
-                        }
-                        return Err(e);
-                    }
+            write_transaction(c, |c| {
+                let mut rows = Vec::with_capacity(docs.len());
+                for d in docs {
+                    rows.push(store::create(c, &t, d, &by)?);
                 }
-            }
-            Ok(rows)
+                let mut entry = AuditEntry::new(&who, AuditAction::KnowledgeImported).team(&t);
+                entry.after = Some(json!({
+                    "documents": rows.iter().map(doc_summary).collect::<Vec<_>>(),
+                }));
+                audit::record(c, &entry, now_ms())?;
+                Ok(rows)
+            })
         })
         .await?;
     let mut views = Vec::with_capacity(rows.len());

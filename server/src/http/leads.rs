@@ -5,9 +5,9 @@
 //! changed by team leads and admins. Every change is recorded on the timeline with
 //! its actor and pushed live (`lead`, `timeline` frames).
 
+use actix_web::{web, HttpRequest, HttpResponse};
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
-use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,6 +21,7 @@ use crate::leads::campaign;
 use crate::leads::config::{priority_rank, LeadConfig, PRIORITIES};
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
+use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
 use crate::store::leads::{self as store, Actor, CampaignCodeRow, LeadFilter, NewTask};
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
@@ -524,6 +525,7 @@ struct PipelineBody {
 /// their stage key until moved by hand.
 async fn put_pipeline(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<PipelineBody>,
@@ -532,26 +534,36 @@ async fn put_pipeline(
     require_team(&agent, &team)?;
     let b = body.into_inner();
     let by = agent.id.clone();
+    let who = super::audit::actor(&agent, &req);
     let cfg = state
         .db
         .run(move |c| {
-            let mut cfg = if b.reset {
-                LeadConfig::default()
-            } else {
-                store::config(c, &team)?
-            };
-            if let Some(s) = b.stages {
-                cfg.stages = s;
-            }
-            if let Some(r) = b.rules {
-                cfg.rules = r;
-            }
-            if let Some(w) = b.welcome {
-                cfg.welcome = w;
-            }
-            cfg.validate()?;
-            store::save_config(c, &team, &cfg, &by)?;
-            Ok(cfg)
+            write_transaction(c, |c| {
+                let before = store::config(c, &team)?;
+                let mut cfg = if b.reset {
+                    LeadConfig::default()
+                } else {
+                    before.clone()
+                };
+                if let Some(s) = b.stages {
+                    cfg.stages = s;
+                }
+                if let Some(r) = b.rules {
+                    cfg.rules = r;
+                }
+                if let Some(w) = b.welcome {
+                    cfg.welcome = w;
+                }
+                cfg.validate()?;
+                store::save_config(c, &team, &cfg, &by)?;
+                let entry = AuditEntry::new(&who, AuditAction::PipelineChanged)
+                    .target("team", &team)
+                    .team(&team)
+                    .before(&before)
+                    .after(&cfg);
+                audit::record(c, &entry, now_ms())?;
+                Ok(cfg)
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(cfg))
@@ -625,6 +637,31 @@ fn code_row(
     })
 }
 
+/// Writes a campaign-code entry (`before`/`after` the rows as the API shows them) in
+/// the caller's transaction.
+fn record_code(
+    c: &mut crate::db::DbConn,
+    who: &AuditActor,
+    action: AuditAction,
+    before: Option<&CampaignCodeRow>,
+    after: &CampaignCodeRow,
+) -> Result<(), AppError> {
+    // `active` as a boolean, like the rest of the log.
+    let state = |r: &CampaignCodeRow| {
+        let mut v = json!(r);
+        v["active"] = json!(r.active != 0);
+        v
+    };
+    let mut entry = AuditEntry::new(who, action)
+        .target("campaign_code", &after.code)
+        .team(&after.team_id)
+        .after(state(after));
+    if let Some(b) = before {
+        entry = entry.before(state(b));
+    }
+    audit::record(c, &entry, now_ms()).map(|_| ())
+}
+
 async fn default_team(
     state: &AppState,
     agent: &AgentInfo,
@@ -645,6 +682,7 @@ async fn default_team(
 
 async fn create_code(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     body: web::Json<CodeBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -658,7 +696,16 @@ async fn create_code(
     require_team(&agent, &team)?;
     let row = code_row(b, code, team, now_ms())?;
     let stored = row.clone();
-    state.db.run(move |c| store::create_code(c, &row)).await?;
+    let who = super::audit::actor(&agent, &req);
+    state
+        .db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                store::create_code(c, &row)?;
+                record_code(c, &who, AuditAction::CampaignCodeCreated, None, &row)
+            })
+        })
+        .await?;
     Ok(HttpResponse::Created().json(stored))
 }
 
@@ -720,6 +767,7 @@ async fn list_codes(
 
 async fn update_code(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<CodeBody>,
@@ -736,25 +784,28 @@ async fn update_code(
     )?;
     row.created_at = old.created_at;
     let stored = row.clone();
+    let who = super::audit::actor(&agent, &req);
     state
         .db
         .run(move |c| {
-            diesel::update(campaign_codes::table.find(&row.code))
-                .set((
-                    campaign_codes::package_name.eq(&row.package_name),
-                    campaign_codes::price.eq(row.price),
-                    campaign_codes::currency.eq(&row.currency),
-                    campaign_codes::departure_date.eq(&row.departure_date),
-                    campaign_codes::duration_days.eq(row.duration_days),
-                    campaign_codes::quota.eq(row.quota),
-                    campaign_codes::image_url.eq(&row.image_url),
-                    campaign_codes::brochure_url.eq(&row.brochure_url),
-                    campaign_codes::itinerary.eq(&row.itinerary),
-                    campaign_codes::active.eq(row.active),
-                    campaign_codes::updated_at.eq(row.updated_at),
-                ))
-                .execute(c)?;
-            Ok(())
+            write_transaction(c, |c| {
+                diesel::update(campaign_codes::table.find(&row.code))
+                    .set((
+                        campaign_codes::package_name.eq(&row.package_name),
+                        campaign_codes::price.eq(row.price),
+                        campaign_codes::currency.eq(&row.currency),
+                        campaign_codes::departure_date.eq(&row.departure_date),
+                        campaign_codes::duration_days.eq(row.duration_days),
+                        campaign_codes::quota.eq(row.quota),
+                        campaign_codes::image_url.eq(&row.image_url),
+                        campaign_codes::brochure_url.eq(&row.brochure_url),
+                        campaign_codes::itinerary.eq(&row.itinerary),
+                        campaign_codes::active.eq(row.active),
+                        campaign_codes::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(c)?;
+                record_code(c, &who, AuditAction::CampaignCodeUpdated, Some(&old), &row)
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(stored))
@@ -763,6 +814,7 @@ async fn update_code(
 /// Deactivates a code (leads keep their tag; the code stops matching).
 async fn delete_code(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -770,16 +822,26 @@ async fn delete_code(
     use diesel::prelude::*;
     let old = load_code(&state, &agent, path.into_inner()).await?;
     require_team(&agent, &old.team_id)?;
+    let who = super::audit::actor(&agent, &req);
     state
         .db
         .run(move |c| {
-            diesel::update(campaign_codes::table.find(&old.code))
-                .set((
-                    campaign_codes::active.eq(0),
-                    campaign_codes::updated_at.eq(now_ms()),
-                ))
-                .execute(c)?;
-            Ok(())
+            write_transaction(c, |c| {
+                let now = now_ms();
+                diesel::update(campaign_codes::table.find(&old.code))
+                    .set((
+                        campaign_codes::active.eq(0),
+                        campaign_codes::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+                let after = CampaignCodeRow {
+                    active: 0,
+                    updated_at: now,
+                    ..old.clone()
+                };
+                let action = AuditAction::CampaignCodeDeactivated;
+                record_code(c, &who, action, Some(&old), &after)
+            })
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -5,6 +5,7 @@
 
 mod agents;
 mod assets;
+mod audit;
 mod auth;
 mod bot;
 mod conversations;

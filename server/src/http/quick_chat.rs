@@ -25,6 +25,7 @@ use crate::error::AppError;
 use crate::model::new_id;
 use crate::protocol::PresenceStatus;
 use crate::state::AppState;
+use crate::store::audit::{self, AuditAction, AuditEntry};
 
 use super::pages::{self, PageText};
 
@@ -161,6 +162,7 @@ struct CreateBody {
 /// form); a handle belongs to one agent (409 otherwise).
 async fn create(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -187,66 +189,93 @@ async fn create(
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .take(32)
         .collect();
+    let who = super::audit::actor(&agent, &req);
     let row = state
         .db
         .run(move |c| {
-            let now = now_ms();
-            let current: Option<String> = agent_handles::table
-                .filter(agent_handles::agent_id.eq(&agent_id))
-                .select(agent_handles::handle)
-                .first(c)
-                .optional()?;
-            let handle = match (current, wanted) {
-                (Some(h), Some(w)) if h != w => {
-                    return Err(AppError::Conflict(format!("your handle is already {h:?}")))
-                }
-                (Some(h), _) => h,
-                (None, w) => {
-                    let h = w.unwrap_or(fallback);
-                    let h = slug(&h, "handle")?;
-                    match c.transaction(|c| {
-                        diesel::insert_into(agent_handles::table)
-                            .values((
-                                agent_handles::handle.eq(&h),
-                                agent_handles::agent_id.eq(&agent_id),
-                                agent_handles::created_at.eq(now),
-                            ))
-                            .execute(c)
-                    }) {
-                        Ok(_) => h,
-                        Err(e) if is_unique_violation(&e) => {
-                            return Err(AppError::Conflict(format!("handle {h:?} is taken")))
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            };
-            let row = QuickLinkRow {
-                id: new_id(),
-                agent_id,
-                team_id: team,
-                handle,
-                source,
-                clicks: 0,
-                conversations: 0,
-                active: 1,
-                created_at: now,
-            };
-            match c.transaction(|c| {
-                diesel::insert_into(quick_links::table)
-                    .values(&row)
-                    .execute(c)
-            }) {
-                Ok(_) => Ok(row),
-                Err(e) if is_unique_violation(&e) => Err(AppError::Conflict(
-                    "you already have a link for this source".into(),
-                )),
-                Err(e) => Err(e.into()),
-            }
+            crate::db::write_transaction(c, |c| {
+                let row = store_link(c, agent_id, team, wanted, fallback, source)?;
+                let entry = AuditEntry::new(&who, AuditAction::QuickLinkCreated)
+                    .target("quick_link", &row.id)
+                    .team(&row.team_id)
+                    .after(QuickLinkView::from(row.clone()));
+                audit::record(c, &entry, row.created_at)?;
+                Ok(row)
+            })
         })
         .await?;
     let url = format!("/q/{}/{}", row.handle, row.source);
     Ok(HttpResponse::Created().json(json!({"link": QuickLinkView::from(row), "url": url})))
+}
+
+/// Stores the caller's link for `source`, claiming the handle (`wanted`, else
+/// `fallback`) on the agent's first link.
+///
+/// # Errors
+/// [`AppError::Conflict`] for a handle taken or differing from the agent's, or a
+/// second link for the source; [`AppError::Validation`] for a bad handle; database
+/// errors.
+fn store_link(
+    c: &mut DbConn,
+    agent_id: String,
+    team: String,
+    wanted: Option<String>,
+    fallback: String,
+    source: String,
+) -> Result<QuickLinkRow, AppError> {
+    let now = now_ms();
+    let current: Option<String> = agent_handles::table
+        .filter(agent_handles::agent_id.eq(&agent_id))
+        .select(agent_handles::handle)
+        .first(c)
+        .optional()?;
+    let handle = match (current, wanted) {
+        (Some(h), Some(w)) if h != w => {
+            return Err(AppError::Conflict(format!("your handle is already {h:?}")))
+        }
+        (Some(h), _) => h,
+        (None, w) => {
+            let h = w.unwrap_or(fallback);
+            let h = slug(&h, "handle")?;
+            match c.transaction(|c| {
+                diesel::insert_into(agent_handles::table)
+                    .values((
+                        agent_handles::handle.eq(&h),
+                        agent_handles::agent_id.eq(&agent_id),
+                        agent_handles::created_at.eq(now),
+                    ))
+                    .execute(c)
+            }) {
+                Ok(_) => h,
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(AppError::Conflict(format!("handle {h:?} is taken")))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let row = QuickLinkRow {
+        id: new_id(),
+        agent_id,
+        team_id: team,
+        handle,
+        source,
+        clicks: 0,
+        conversations: 0,
+        active: 1,
+        created_at: now,
+    };
+    match c.transaction(|c| {
+        diesel::insert_into(quick_links::table)
+            .values(&row)
+            .execute(c)
+    }) {
+        Ok(_) => Ok(row),
+        Err(e) if is_unique_violation(&e) => Err(AppError::Conflict(
+            "you already have a link for this source".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /api/quick-links`: the caller's links; team leads and admins see their
@@ -277,28 +306,41 @@ async fn list(
 
 async fn deactivate(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
+    let who = super::audit::actor(&agent, &req);
     state
         .db
         .run(move |c| {
-            let row: QuickLinkRow = quick_links::table
-                .find(&id)
-                .select(QuickLinkRow::as_select())
-                .first(c)
-                .optional()?
-                .ok_or_else(|| AppError::NotFound("no such link".into()))?;
-            let allowed = row.agent_id == agent.id
-                || (agent.role.supervises() && agent.can_access_team(&row.team_id));
-            if !allowed {
-                return Err(AppError::Forbidden("not your link".into()));
-            }
-            diesel::update(quick_links::table.find(&id))
-                .set(quick_links::active.eq(0))
-                .execute(c)?;
-            Ok(())
+            crate::db::write_transaction(c, |c| {
+                let row: QuickLinkRow = quick_links::table
+                    .find(&id)
+                    .select(QuickLinkRow::as_select())
+                    .first(c)
+                    .optional()?
+                    .ok_or_else(|| AppError::NotFound("no such link".into()))?;
+                let allowed = row.agent_id == agent.id
+                    || (agent.role.supervises() && agent.can_access_team(&row.team_id));
+                if !allowed {
+                    return Err(AppError::Forbidden("not your link".into()));
+                }
+                diesel::update(quick_links::table.find(&id))
+                    .set(quick_links::active.eq(0))
+                    .execute(c)?;
+                let after = QuickLinkRow {
+                    active: 0,
+                    ..row.clone()
+                };
+                let entry = AuditEntry::new(&who, AuditAction::QuickLinkDeactivated)
+                    .target("quick_link", &id)
+                    .team(&row.team_id)
+                    .before(QuickLinkView::from(row))
+                    .after(QuickLinkView::from(after));
+                audit::record(c, &entry, now_ms()).map(|_| ())
+            })
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

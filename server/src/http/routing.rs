@@ -2,9 +2,9 @@
 //! offers and claims, hand-back, transfer, the routing audit and the team lead's
 //! workload.
 
+use actix_web::{web, HttpRequest, HttpResponse};
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
-use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,6 +18,7 @@ use crate::routing::actor::{ApplyEffects, Drain, RouteConversation, SettingsChan
 use crate::routing::{self, engine, settings};
 use crate::state::AppState;
 use crate::store::accounts;
+use crate::store::audit::{self as audit_log, AuditAction, AuditEntry};
 use crate::store::conversations;
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
@@ -46,6 +47,7 @@ async fn get_settings(
 
 async fn put_settings(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<settings::RoutingUpdate>,
@@ -53,10 +55,22 @@ async fn put_settings(
     let team_id = path.into_inner();
     require_team(&agent, &team_id)?;
     let update = body.into_inner();
-    let id = team_id.clone();
+    let (id, who) = (team_id.clone(), super::audit::actor(&agent, &req));
     let team = state
         .db
-        .run(move |c| settings::update(c, &id, &update))
+        .run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                let before = settings::load(c, &id)?;
+                let team = settings::update(c, &id, &update)?;
+                let entry = AuditEntry::new(&who, AuditAction::RoutingSettingsChanged)
+                    .target("team", &id)
+                    .team(&id)
+                    .before(&before)
+                    .after(&team);
+                audit_log::record(c, &entry, now_ms())?;
+                Ok(team)
+            })
+        })
         .await?;
     state.hub.route(SettingsChanged { team_id });
     Ok(HttpResponse::Ok().json(team))
@@ -71,7 +85,8 @@ struct CapacityBody {
 
 async fn put_capacity(
     state: web::Data<AppState>,
-    AuthAgent(_admin): AuthAgent,
+    req: HttpRequest,
+    AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<CapacityBody>,
 ) -> Result<HttpResponse, AppError> {
@@ -84,18 +99,30 @@ async fn put_capacity(
         }
     }
     let agent_id = path.into_inner();
-    let id = agent_id.clone();
+    let (id, who) = (agent_id.clone(), super::audit::actor(&agent, &req));
     let info = state
         .db
         .run(move |c| {
             use diesel::prelude::*;
-            let n = diesel::update(agents::table.find(&id))
-                .set(agents::capacity.eq(capacity))
-                .execute(c)?;
-            if n == 0 {
-                return Err(AppError::NotFound(format!("no agent {id}")));
-            }
-            accounts::active_agent(c, &id)
+            crate::db::write_transaction(c, |c| {
+                let before: Option<Option<i32>> = agents::table
+                    .find(&id)
+                    .select(agents::capacity)
+                    .first(c)
+                    .optional()?;
+                let Some(before) = before else {
+                    return Err(AppError::NotFound(format!("no agent {id}")));
+                };
+                diesel::update(agents::table.find(&id))
+                    .set(agents::capacity.eq(capacity))
+                    .execute(c)?;
+                let entry = AuditEntry::new(&who, AuditAction::AgentCapacityChanged)
+                    .target("agent", &id)
+                    .before(json!({ "capacity": before }))
+                    .after(json!({ "capacity": capacity }));
+                audit_log::record(c, &entry, now_ms())?;
+                accounts::active_agent(c, &id)
+            })
         })
         .await?;
     // More room may mean waiting conversations can go to this agent now.

@@ -16,6 +16,7 @@ use crate::error::AppError;
 use crate::protocol::PresenceStatus;
 use crate::state::AppState;
 use crate::store::accounts;
+use crate::store::audit::{self, AuditAction, AuditEntry};
 use crate::store::conversations::{self, NewGuestConversation, VisitorProfile};
 use crate::store::widget_settings::{self, WidgetUpdate};
 use crate::visitor;
@@ -93,6 +94,7 @@ async fn get_settings(
 
 async fn put_settings(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AuthAgent(agent): AuthAgent,
     path: web::Path<String>,
     body: web::Json<WidgetUpdate>,
@@ -100,13 +102,24 @@ async fn put_settings(
     let team_id = path.into_inner();
     super::require_team(&agent, &team_id)?;
     let update = body.into_inner();
+    let who = super::audit::actor(&agent, &req);
     let settings = state
         .db
         .run(move |c| {
-            if !accounts::team_exists(c, &team_id)? {
-                return Err(AppError::NotFound("no such team".into()));
-            }
-            widget_settings::update(c, &team_id, &update)
+            crate::db::write_transaction(c, |c| {
+                if !accounts::team_exists(c, &team_id)? {
+                    return Err(AppError::NotFound("no such team".into()));
+                }
+                let before = widget_settings::load(c, &team_id)?;
+                let after = widget_settings::update(c, &team_id, &update)?;
+                let entry = AuditEntry::new(&who, AuditAction::WidgetSettingsChanged)
+                    .target("team", &team_id)
+                    .team(&team_id)
+                    .before(&before)
+                    .after(&after);
+                audit::record(c, &entry, now_ms())?;
+                Ok(after)
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(settings))

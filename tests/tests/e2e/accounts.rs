@@ -148,10 +148,10 @@ both_backends! {
 
         let mut ws = srv.ws_agent(&agent.token).await;
         let (status, body) = srv
-            .patch(&format!("/api/agents/{}", agent.id), Some(&admin), &json!({"role": "lead"}))
+            .patch(&format!("/api/agents/{}", agent.id), Some(&admin), &json!({"role": "manager"}))
             .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["agent"]["role"], "lead");
+        assert_eq!(body["agent"]["role"], "manager");
         assert_eq!(close_code(&mut ws).await, Some(1008));
         assert_eq!(me_status(&srv, &agent.token).await, 401);
 
@@ -200,7 +200,7 @@ both_backends! {
         }
         assert_eq!(me_status(&srv, &agent.token).await, 200);
 
-        for change in [json!({"active": false}), json!({"role": "lead"})] {
+        for change in [json!({"active": false}), json!({"role": "manager"})] {
             let (status, body) = srv
                 .patch(&format!("/api/agents/{admin_id}"), Some(&admin), &change)
                 .await;
@@ -221,7 +221,7 @@ both_backends! {
             .await;
         assert_eq!(status, 200);
         let (status, body) = srv
-            .patch(&format!("/api/agents/{admin_id}"), Some(&admin), &json!({"role": "lead"}))
+            .patch(&format!("/api/agents/{admin_id}"), Some(&admin), &json!({"role": "manager"}))
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(me_status(&srv, &admin).await, 401, "stepping down signs out");

@@ -6,8 +6,10 @@
 //! module name, e.g. `cargo test -p switchboard-e2e --test e2e chat::`.
 
 mod accounts;
+mod audit;
 mod bot;
 mod browser;
+mod browser_audit;
 mod browser_inbox;
 mod browser_widget;
 mod chat;
