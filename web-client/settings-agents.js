@@ -84,7 +84,8 @@ export function setupAgentsSection(ctx) {
   );
   head.heading.id = 'agents-heading';
 
-  for (const el of [search, roleFilter, statusFilter]) el.addEventListener('input', renderList, { signal });
+  search.addEventListener('input', renderList, { signal });
+  for (const el of [roleFilter, statusFilter]) el.addEventListener('change', renderList, { signal });
 
   // ------------------------------------------------------------------ data
 
@@ -271,7 +272,7 @@ export function setupAgentsSection(ctx) {
       for (const [f, p] of problems) f.setError(p);
       const first = problems.find(([, p]) => p);
       if (first) {
-        error.show('Please fix the fields marked below.');
+        error.show('Please fix the fields marked above.');
         first[0].input.focus();
         return;
       }

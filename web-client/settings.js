@@ -14,6 +14,8 @@ import { setupAgentsSection } from './settings-agents.js';
 import { setupTeamsSection } from './settings-teams.js';
 import { setupAccountSection } from './settings-account.js';
 
+const PHONE = window.matchMedia('(max-width: 760px)');
+
 const SECTIONS = [
   { key: 'agents', title: 'Agents & roles', allowed: (me) => can(me, 'accounts.manage'), needs: 'manage agents and roles' },
   {
@@ -105,9 +107,16 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
       page.hidden = false;
       layout.hidden = true;
     }
+    // Wide screens have room for a section beside the menu: the first one allowed
+    // (a phone shows the menu alone, a view of its own).
+    if (!parts.length && !PHONE.matches) {
+      parts.push(SECTIONS.find((s) => s.allowed(me)).key);
+      history.replaceState(history.state, '', `#/settings/${parts[0]}`);
+    }
     page.dataset.depth = String(Math.min(parts.length, 2));
-    // Wide screens have room for a section beside the menu: the first one allowed.
-    const key = parts[0] || SECTIONS.find((s) => s.allowed(me)).key;
+    // A new view starts at its top, not where the last one was scrolled to.
+    page.scrollTop = 0;
+    const key = parts[0];
     for (const s of SECTIONS) {
       const link = document.getElementById(`settings-nav-${s.key}`);
       if (!link) continue;
@@ -117,6 +126,11 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
     const s = SECTIONS.find((x) => x.key === key);
     if (current && current !== key && mounted.has(current)) mounted.get(current).leave();
     current = key;
+    if (!key) {
+      body.replaceChildren();
+      title.focus({ preventScroll: true });
+      return;
+    }
     if (!s) {
       body.replaceChildren(notFound());
       focusFirst(parts.length);
@@ -130,7 +144,6 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
     const view = section(key);
     if (body.firstElementChild !== view.element) body.replaceChildren(view.element);
     view.route(parts.slice(1), handover);
-    if (!parts.length) title.focus({ preventScroll: true });
   }
 
   function focusFirst(depth) {
