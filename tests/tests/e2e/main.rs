@@ -8,6 +8,7 @@
 mod accounts;
 mod bot;
 mod browser;
+mod browser_admin;
 mod browser_inbox;
 mod browser_widget;
 mod chat;
