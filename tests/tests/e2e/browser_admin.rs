@@ -42,7 +42,8 @@ async fn choose(s: &Session, testid: &str, value: &str) {
 
 /// Moves to `hash` inside the app (as a link would).
 async fn go(s: &Session, hash: &str) {
-    s.execute("location.hash = arguments[0]", json!([hash])).await;
+    s.execute("location.hash = arguments[0]", json!([hash]))
+        .await;
 }
 
 /// An agent as the admin's API sees it.
@@ -201,7 +202,10 @@ async fn browser_admin_accounts_screens() {
     assert_eq!(priya["role"], "agent");
     assert_eq!(priya["active"], true);
     assert!(
-        !priya["team_ids"].as_array().unwrap().contains(&json!(sales)),
+        !priya["team_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(sales)),
         "invited into the default team only: {priya}"
     );
 
@@ -225,21 +229,24 @@ async fn browser_admin_accounts_screens() {
     d.click("add to team", &inbox("edit-team-add-submit")).await;
     d.wait_for(
         "Sales chip",
-        &format!("Boolean(document.querySelector('[data-testid=team-chip][data-team=\"{sales}\"]'))"),
+        &format!(
+            "Boolean(document.querySelector('[data-testid=team-chip][data-team=\"{sales}\"]'))"
+        ),
     )
     .await;
     let priya = agent_by_id(&server, &admin_token, &priya_id).await;
     assert!(
-        priya["team_ids"].as_array().unwrap().contains(&json!(sales)),
+        priya["team_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(sales)),
         "{priya}"
     );
     d.check_screen("admin-agents-1366").await;
 
     // Deactivate: the dialog says the sessions end; afterwards the hub agrees and
     // refuses the token Priya had.
-    let old_token = server
-        .login("priya@test.local", "short-and-longer")
-        .await;
+    let old_token = server.login("priya@test.local", "short-and-longer").await;
     let (status, _) = server.get("/api/auth/me", Some(&old_token)).await;
     assert_eq!(status, 200);
     d.click("deactivate", &inbox("agent-deactivate")).await;
@@ -282,12 +289,18 @@ async fn browser_admin_accounts_screens() {
     // The last admin cannot deactivate themselves: the refusal in plain words.
     d.click(
         "the admin's row",
-        &format!("document.querySelector('[data-testid=agent-row][data-id=\"{}\"] a')", admin.id),
+        &format!(
+            "document.querySelector('[data-testid=agent-row][data-id=\"{}\"] a')",
+            admin.id
+        ),
     )
     .await;
     d.wait_for(
         "admin's editor",
-        &format!("document.querySelector('[data-testid=agent-editor]')?.dataset.id === '{}'", admin.id),
+        &format!(
+            "document.querySelector('[data-testid=agent-editor]')?.dataset.id === '{}'",
+            admin.id
+        ),
     )
     .await;
     d.click("deactivate self", &inbox("agent-deactivate")).await;
@@ -298,7 +311,10 @@ async fn browser_admin_accounts_screens() {
          return Boolean(e && !e.hidden && e.textContent.includes('last active admin') && e.textContent.includes('Make another agent an admin first')); })()",
     )
     .await;
-    assert_eq!(agent_by_id(&server, &admin_token, &admin.id).await["active"], true);
+    assert_eq!(
+        agent_by_id(&server, &admin_token, &admin.id).await["active"],
+        true
+    );
 
     // Teams: create one, add Priya to it.
     d.click("teams section", &inbox("settings-nav-teams")).await;
@@ -320,7 +336,8 @@ async fn browser_admin_accounts_screens() {
         .expect("team id")
         .to_string();
     choose(&d, "team-member-add", &priya_id).await;
-    d.click("add member", &inbox("team-member-add-submit")).await;
+    d.click("add member", &inbox("team-member-add-submit"))
+        .await;
     d.wait_for(
         "Priya listed",
         &format!("Boolean(document.querySelector('[data-testid=team-member][data-agent=\"{priya_id}\"]'))"),
@@ -328,7 +345,10 @@ async fn browser_admin_accounts_screens() {
     .await;
     let priya = agent_by_id(&server, &admin_token, &priya_id).await;
     assert!(
-        priya["team_ids"].as_array().unwrap().contains(&json!(support)),
+        priya["team_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(support)),
         "{priya}"
     );
     d.check_screen("admin-teams-1366").await;
@@ -336,8 +356,11 @@ async fn browser_admin_accounts_screens() {
     // My account, before the phone: the desktop layout.
     d.click("account section", &inbox("settings-nav-account"))
         .await;
-    d.wait_for("password form", &shown("[data-testid=account-password-form]"))
-        .await;
+    d.wait_for(
+        "password form",
+        &shown("[data-testid=account-password-form]"),
+    )
+    .await;
     d.check_screen("admin-account-1366").await;
 
     // The phone: menu → section → agent, each with a back button.
@@ -387,7 +410,11 @@ async fn browser_admin_accounts_screens() {
     .await;
     d.wait_for(
         "list again",
-        &format!("{} && !{}", shown("[data-testid=agent-list]"), shown("[data-testid=agent-editor]")),
+        &format!(
+            "{} && !{}",
+            shown("[data-testid=agent-list]"),
+            shown("[data-testid=agent-editor]")
+        ),
     )
     .await;
     go(&d, &format!("#/settings/teams/{support}")).await;
@@ -403,7 +430,10 @@ async fn browser_admin_accounts_screens() {
     // then the change keeps this session (a new token, stored) and ends the others.
     let other_session = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let before = d
-        .execute("return sessionStorage.getItem('switchboard.agent_token')", json!([]))
+        .execute(
+            "return sessionStorage.getItem('switchboard.agent_token')",
+            json!([]),
+        )
         .await;
     d.type_into("current", &inbox("account-current"), ADMIN_PASSWORD)
         .await;
@@ -440,7 +470,10 @@ async fn browser_admin_accounts_screens() {
     )
     .await;
     let after = d
-        .execute("return sessionStorage.getItem('switchboard.agent_token')", json!([]))
+        .execute(
+            "return sessionStorage.getItem('switchboard.agent_token')",
+            json!([]),
+        )
         .await;
     assert_ne!(before, after, "the new token is stored");
     let fresh = after.as_str().expect("stored token").to_string();
@@ -457,14 +490,15 @@ async fn browser_admin_accounts_screens() {
     )
     .await;
     assert!(
-        d.execute("return document.getElementById('login-screen').hidden", json!([]))
-            .await
+        d.execute(
+            "return document.getElementById('login-screen').hidden",
+            json!([])
+        )
+        .await
             == json!(true),
         "not sent back to the login screen"
     );
-    server
-        .login(ADMIN_EMAIL, "a-brand-new-passphrase")
-        .await;
+    server.login(ADMIN_EMAIL, "a-brand-new-passphrase").await;
     d.close().await;
 
     // A manager: no accounts screens offered, and the address says "not allowed".
