@@ -6,6 +6,7 @@
  * assignee. Rows are keyed by id and reused so
  * keyboard focus survives live reordering.
  */
+import { can } from './permissions.js';
 import { h } from './dom.js';
 import { relativeTime, formatAge, toneClass } from './format.js';
 import { contactName, contactBadges, originText } from './contact.js';
@@ -187,7 +188,7 @@ export function setupConversationList({ store, api, onSelect, signal }) {
     try {
       const { teams } = await api.teams();
       const me = store.me || {};
-      const mineOnly = me.role !== 'admin';
+      const mineOnly = !can(me, 'teams.all');
       const choices = (teams || []).filter((t) => !mineOnly || (me.team_ids || []).includes(t.id));
       teamSelect.replaceChildren(
         h('option', { value: '' }, 'All teams'),

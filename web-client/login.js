@@ -22,6 +22,15 @@ export const auth = {
       /* storage blocked: the token only lives in memory for this page */
     }
   },
+  /** Replaces the stored token where it is kept (a password change issues a new one). */
+  renew(token) {
+    try {
+      sessionStorage.setItem(KEY, token);
+      if (localStorage.getItem(KEY)) localStorage.setItem(KEY, token);
+    } catch {
+      /* storage blocked: the token only lives in memory for this page */
+    }
+  },
   clear() {
     try {
       sessionStorage.removeItem(KEY);

@@ -22,6 +22,9 @@ import { setupBotSettings } from './bot-settings.js';
 import { setupAuditPage } from './audit.js';
 import { contactName } from './contact.js';
 import { registerServiceWorker, setOffline } from './pwa.js';
+import { can } from './permissions.js';
+import { createAccountsApi } from './accounts-api.js';
+import { setupSettings } from './settings.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -51,12 +54,16 @@ function navigate(hash) {
  * entries, or to the list when the page was opened on a deep link.
  */
 function goBack() {
+  const hash = location.hash;
+  goUp(/\/details$/.test(hash) ? hash.replace(/\/details$/, '') : '#/');
+}
+
+/** goBack() for a view whose parent is `up` (the settings' stacked views). */
+function goUp(up) {
   if (history.state && history.state.inbox) {
     history.back();
     return;
   }
-  const hash = location.hash;
-  const up = /\/details$/.test(hash) ? hash.replace(/\/details$/, '') : '#/';
   history.replaceState(null, '', up);
   if (routeNow) routeNow();
 }
@@ -68,6 +75,7 @@ const api = createApi({
 });
 
 const routingApi = createRoutingApi(api);
+const accountsApi = createAccountsApi(api.request);
 const botApi = createBotApi(api);
 
 const login = setupLogin({
@@ -88,6 +96,8 @@ const teamBack = document.getElementById('team-back');
 const navBot = document.getElementById('nav-bot');
 const botBack = document.getElementById('bot-back');
 const navAudit = document.getElementById('nav-audit');
+const navSettings = document.getElementById('nav-settings');
+const settingsBack = document.getElementById('settings-back');
 
 document.getElementById('logout').addEventListener('click', () => logout());
 document.getElementById('view-back').addEventListener('click', goBack);
@@ -118,9 +128,11 @@ async function start() {
   const store = new Store();
   store.setMe(me);
 
+  let socketToken = null; // the token the socket last authenticated with
+  let renewing = null; // our own password change in flight: a revocation is expected
   const socket = new HubSocket({
     url: WS_URL,
-    getToken: () => token,
+    getToken: () => (socketToken = token),
     getCursors: () => {
       const cursors = store.cursors();
       const active = view.cursor();
@@ -151,13 +163,13 @@ async function start() {
   });
   session = { controller, socket, store };
 
-  // Routing (issue 4): poll offers for everyone, the team page for leads and admins.
-  const supervises = me.role === 'lead' || me.role === 'admin';
+  // Routing (issue 4): poll offers for everyone, the team page for supervisors.
+  const supervises = can(me, 'team.supervise');
   const team = supervises ? setupTeamPage({ store, routingApi, assign: api.assign, signal }) : null;
   const botPage = supervises ? setupBotSettings({ botApi, teams: api.teams, me, signal }) : null;
-  // The audit log (issue 16): admins only.
+  // The audit log (issue 16): for audit.read (admins).
   const auditPage =
-    me.role === 'admin' ? setupAuditPage({ request: api.request, agents: api.agents, teams: api.teams, signal }) : null;
+    can(me, 'audit.read') ? setupAuditPage({ request: api.request, agents: api.agents, teams: api.teams, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -173,6 +185,28 @@ async function start() {
     },
   });
   setupRoutingPanel({ store, routingApi, signal });
+  // Accounts (issue 16): "My account" for everyone, the rest by permission.
+  const settings = setupSettings({
+    accounts: accountsApi,
+    me,
+    signal,
+    navigate,
+    back: goUp,
+    async changeOwnPassword(current, next) {
+      let settle;
+      renewing = new Promise((resolve) => {
+        settle = resolve;
+      });
+      try {
+        const { token: fresh } = await accountsApi.changeOwnPassword(current, next);
+        token = fresh;
+        auth.renew(fresh);
+      } finally {
+        renewing = null;
+        settle();
+      }
+    },
+  });
   const notify = setupNotifications({
     store,
     signal,
@@ -185,8 +219,11 @@ async function start() {
   navTeam.hidden = !supervises;
   navBot.hidden = !supervises;
   navAudit.hidden = !auditPage;
+  document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
+  navSettings.hidden = false;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
-  // details, a stacked view on narrow screens), #/team, #/bot. In-app moves push
+  // details, a stacked view on narrow screens), #/team, #/bot, #/settings/… (its
+  // own stacked views, settings.js). In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
   let lastInbox = '#/';
@@ -197,14 +234,17 @@ async function start() {
     const onTeam = Boolean(team) && hash === '#/team';
     const onBot = Boolean(botPage) && hash === '#/bot';
     const onAudit = Boolean(auditPage) && hash === '#/audit';
+    const settingsMatch = /^#\/settings(?:\/(.*))?$/.exec(hash);
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
     if (auditPage && !onAudit) auditPage.hide();
+    if (!settingsMatch) settings.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
       [navAudit, onAudit],
+      [navSettings, Boolean(settingsMatch)],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -212,9 +252,11 @@ async function start() {
     // "← Inbox" returns to the conversation that was open, if any.
     teamBack.href = lastInbox;
     botBack.href = lastInbox;
+    settingsBack.href = lastInbox;
     if (onTeam) return team.show();
     if (onBot) return botPage.show();
     if (onAudit) return auditPage.show(lastInbox);
+    if (settingsMatch) return settings.show(settingsMatch[1] || '');
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -278,7 +320,16 @@ async function start() {
     offers.load();
     if (team && team.isVisible()) team.load();
   });
-  socket.addEventListener('unauthorized', () => logout('Your session has expired. Please sign in again.'));
+  socket.addEventListener('unauthorized', async () => {
+    // Changing one's own password ends every session of one's own, this socket's
+    // too: reconnect with the new token instead of signing out.
+    if (renewing) await renewing;
+    if (token && socketToken !== token) {
+      socket.start();
+      return;
+    }
+    logout('Your session has expired. Please sign in again.');
+  });
   socket.addEventListener('frame', (e) => {
     const f = e.detail;
     switch (f.type) {
@@ -357,7 +408,9 @@ function logout(notice) {
   navTeam.hidden = true;
   navBot.hidden = true;
   navAudit.hidden = true;
+  navSettings.hidden = true;
   teamBack.href = '#/';
+  settingsBack.href = '#/';
   botBack.href = '#/';
   navigateTo = null;
   routeNow = null;

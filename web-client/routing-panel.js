@@ -2,8 +2,9 @@
  * "Routing" affordance of the conversation view (issue 4): a button in the
  * view header that unfolds the routing history of the open conversation (who
  * was considered, who was skipped and why, GET /api/conversations/{id}/routing)
- * and lets the assignee, a lead or an admin hand it back to the queue, and a
- * lead or an admin transfer it to another team (POST .../transfer; the target
+ * and lets the assignee, or anyone who may assign others' conversations
+ * (conversations.assign_others), hand it back to the queue, and the latter
+ * transfer it to another team (POST .../transfer; the target
  * team routes it). Resolve/reopen stays in conversation-view.js.
  * It only adds elements next to the ones conversation-view.js owns and follows
  * the open conversation through the store (store.activeId).
@@ -11,6 +12,7 @@
 import { h } from './dom.js';
 import { timeElement } from './format.js';
 import { toast, toastError } from './toast.js';
+import { can } from './permissions.js';
 
 const KIND_TEXT = {
   assigned: 'Assigned',
@@ -75,7 +77,7 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
 
   let shownFor = null; // conversation id the panel shows
   let loadSeq = 0;
-  let teams = null; // [{id, name}] once loaded (leads and admins)
+  let teams = null; // [{id, name}] once loaded (conversations.assign_others)
 
   function agentName(id) {
     return id ? store.agentName(id) : '';
@@ -133,15 +135,15 @@ export function setupRoutingPanel({ store, routingApi, signal }) {
   function paintRequeue() {
     const conv = store.activeId && store.conversations.get(store.activeId);
     const me = store.me;
-    const allowed = Boolean(conv && conv.assignee_id && me && (conv.assignee_id === me.id || me.role === 'lead' || me.role === 'admin'));
+    const allowed = Boolean(conv && conv.assignee_id && me && (conv.assignee_id === me.id || can(me, 'conversations.assign_others')));
     requeueBtn.hidden = !allowed;
   }
 
-  /** The transfer choices: every other team (leads and admins only). */
+  /** The transfer choices: every other team (for those who may assign to others). */
   async function paintTransfer() {
     const conv = store.activeId && store.conversations.get(store.activeId);
     const me = store.me;
-    const allowed = Boolean(conv && me && (me.role === 'lead' || me.role === 'admin'));
+    const allowed = Boolean(conv && can(me, 'conversations.assign_others'));
     if (!allowed) {
       transferForm.hidden = true;
       return;

@@ -11,6 +11,7 @@
  * and today's average first response per agent (GET /api/marketing/analytics
  * with since = local midnight, reloaded every minute while the page shows).
  */
+import { can } from './permissions.js';
 import { h } from './dom.js';
 import { toast, toastError } from './toast.js';
 import { serverNow } from './routing-api.js';
@@ -46,7 +47,7 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
   const teamsEl = document.getElementById('team-list');
   const emptyEl = document.getElementById('team-empty');
   const alertsEl = document.getElementById('team-alerts');
-  const isAdmin = Boolean(store.me && store.me.role === 'admin');
+  const isAdmin = can(store.me, 'teams.all');
   const sections = new Map(); // team id -> section parts
   let visible = false;
   let clock = 0;
