@@ -95,7 +95,6 @@ const navTeam = document.getElementById('nav-team');
 const teamBack = document.getElementById('team-back');
 const navBot = document.getElementById('nav-bot');
 const botBack = document.getElementById('bot-back');
-const navAudit = document.getElementById('nav-audit');
 const navSettings = document.getElementById('nav-settings');
 const settingsBack = document.getElementById('settings-back');
 
@@ -218,7 +217,6 @@ async function start() {
   });
   navTeam.hidden = !supervises;
   navBot.hidden = !supervises;
-  navAudit.hidden = !auditPage;
   document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
   navSettings.hidden = false;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
@@ -243,8 +241,7 @@ async function start() {
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
-      [navAudit, onAudit],
-      [navSettings, Boolean(settingsMatch)],
+      [navSettings, Boolean(settingsMatch) || onAudit],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -407,7 +404,6 @@ function logout(notice) {
   appEl.hidden = true;
   navTeam.hidden = true;
   navBot.hidden = true;
-  navAudit.hidden = true;
   navSettings.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';

@@ -369,7 +369,9 @@ impl Handler<ChangeAssignee> for ConversationActor {
                         &id,
                         target.as_deref(),
                         &actor.id,
-                        actor.role.can(crate::access::Permission::ConversationsAssignOthers),
+                        actor
+                            .role
+                            .can(crate::access::Permission::ConversationsAssignOthers),
                         now_ms(),
                     )?;
                     Ok((conversations::summary(c, &id)?, effects))

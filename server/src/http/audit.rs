@@ -17,7 +17,8 @@ use crate::store::accounts::AgentInfo;
 use crate::store::audit::{self, AuditActor, AuditFilter};
 
 /// The audit route and who may call it (`http::endpoints`).
-pub(super) const ENDPOINTS: &[Endpoint] = &[endpoint!(GET "/audit", Rule::Agent(P::AuditRead), list)];
+pub(super) const ENDPOINTS: &[Endpoint] =
+    &[endpoint!(GET "/audit", Rule::Agent(P::AuditRead), list)];
 
 /// The request's address for the log: `None` when the peer is unknown.
 pub(crate) fn ip_of(req: &HttpRequest) -> Option<String> {

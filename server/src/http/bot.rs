@@ -2,9 +2,9 @@
 //! a conversation's bot state (pause/resume), reply suggestions for agents, and
 //! seed 001's `POST /api/ai/process-message`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -78,7 +78,9 @@ pub(super) fn mount(cfg: &mut web::ServiceConfig) {
         let rule = endpoint.rule;
         let resource = web::resource(endpoint.path).guard(guard::Method(endpoint.method.clone()));
         cfg.service((endpoint.mount)(resource).wrap(from_fn(
-            move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| enforce(rule, req, next),
+            move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
+                enforce(rule, req, next)
+            },
         )));
     }
 }
@@ -153,9 +155,16 @@ mod tests {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
-                let mounts = ["web::get()", "web::post()", "web::put()", "web::patch()", "web::delete()", "web::scope("]
-                    .iter()
-                    .any(|m| line.contains(m));
+                let mounts = [
+                    "web::get()",
+                    "web::post()",
+                    "web::put()",
+                    "web::patch()",
+                    "web::delete()",
+                    "web::scope(",
+                ]
+                .iter()
+                .any(|m| line.contains(m));
                 if mounts && !line.contains("pages:") {
                     offenders.push(format!("{name}:{}: {}", n + 1, line.trim()));
                 }
@@ -163,6 +172,68 @@ mod tests {
         }
         // quick_chat.rs mounts the public quick-chat page (`/q/...`) outside /api.
         offenders.retain(|o| !o.starts_with("quick_chat.rs") || !o.contains("/q/{handle}"));
-        assert!(offenders.is_empty(), "mounted outside the route table: {offenders:#?}");
+        assert!(
+            offenders.is_empty(),
+            "mounted outside the route table: {offenders:#?}"
+        );
+    }
+
+    /// `docs/roles.md` shows the permission matrix and the route table as this
+    /// code has them: the section between the markers is rendered here and must
+    /// match (`SWITCHBOARD_UPDATE_DOCS=1` rewrites it; tests never write otherwise).
+    #[test]
+    fn roles_doc_matches_the_code() {
+        use crate::access::Permission;
+        use crate::model::Role;
+        let mut md = String::from("| permission | ");
+        md += &Role::ALL.map(|r| r.as_str()).join(" | ");
+        md += " |\n|---|";
+        md += &"---|".repeat(Role::ALL.len());
+        md += "\n";
+        for p in Permission::ALL {
+            md += &format!("| `{}` |", p.as_str());
+            for r in Role::ALL {
+                md += if r.can(p) { " ✓ |" } else { " · |" };
+            }
+            md += "\n";
+        }
+        md += "\n| route | needs | ";
+        md += &Role::ALL.map(|r| r.as_str()).join(" | ");
+        md += " | guest |\n|---|---|";
+        md += &"---|".repeat(Role::ALL.len() + 1);
+        md += "\n";
+        for e in all() {
+            let needs = match e.rule {
+                Rule::Open => "open".to_string(),
+                Rule::AnyAgent => "any agent".to_string(),
+                Rule::Guest => "guest token".to_string(),
+                Rule::Agent(p) => format!("`{}`", p.as_str()),
+                Rule::GuestOr(p) => format!("guest or `{}`", p.as_str()),
+            };
+            md += &format!("| `{} /api{}` | {needs} |", e.method, e.path);
+            for who in Role::ALL.map(Some).into_iter().chain([None]) {
+                md += if e.rule.refusal(who).is_none() {
+                    " ✓ |"
+                } else {
+                    " · |"
+                };
+            }
+            md += "\n";
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/roles.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let (begin, end) = ("<!-- matrix:begin -->\n", "<!-- matrix:end -->");
+        let start = doc.find(begin).expect("begin marker") + begin.len();
+        let stop = doc.find(end).expect("end marker");
+        if std::env::var("SWITCHBOARD_UPDATE_DOCS").as_deref() == Ok("1") {
+            let updated = format!("{}{md}{}", &doc[..start], &doc[stop..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        assert_eq!(
+            &doc[start..stop],
+            md,
+            "docs/roles.md is out of date: SWITCHBOARD_UPDATE_DOCS=1 cargo test -p switchboard --lib roles_doc"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! admins write. Every write re-chunks in the store's transaction, then embeds the
 //! new chunks (when an embedding endpoint is configured) before answering.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web::http::Method;
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -5,9 +5,9 @@
 //! changed by team leads and admins. Every change is recorded on the timeline with
 //! its actor and pushed live (`lead`, `timeline` frames).
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::leads::campaign;
 use crate::leads::config::{priority_rank, LeadConfig, PRIORITIES};
 use crate::state::AppState;
-use crate::store::accounts::AgentInfo;
+use crate::store::accounts::{self, AgentInfo};
 use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
 use crate::store::leads::{self as store, Actor, CampaignCodeRow, LeadFilter, NewTask};
 
@@ -228,6 +228,9 @@ async fn update(
                 }
                 let mut changes = serde_json::Map::new();
                 if let Some(o) = b.owner_id.clone() {
+                    if let Some(owner) = &o {
+                        accounts::require_active_member(c, &l.team_id, owner)?;
+                    }
                     changes.insert("owner_id".into(), json!(o));
                     l.owner_id = o;
                 }
@@ -338,6 +341,9 @@ async fn create_task(
     let (task, view, timeline) = state
         .db
         .run(move |c| {
+            if let Some(assignee) = &b.assignee_id {
+                accounts::require_active_member(c, &lead.team_id, assignee)?;
+            }
             let mut out = Vec::new();
             let task = store::create_task(
                 c,
@@ -409,7 +415,12 @@ async fn update_task(
     let by = agent.id.clone();
     let (task, event) = state
         .db
-        .run(move |c| store::update_task(c, &id, b.status, b.due_at, b.assignee_id, b.title, &by))
+        .run(move |c| {
+            if let Some(Some(assignee)) = &b.assignee_id {
+                accounts::require_active_member(c, &t.team_id, assignee)?;
+            }
+            store::update_task(c, &id, b.status, b.due_at, b.assignee_id, b.title, &by)
+        })
         .await?;
     let lead_id = task.lead_id.clone();
     if let Ok(view) = state

@@ -98,6 +98,9 @@ async fn create_lead(
                         contacts::updated_at.eq(now),
                     ))
                     .execute(c)?;
+                if let Some(owner) = &b.owner_id {
+                    crate::store::accounts::require_active_member(c, &team, owner)?;
+                }
                 let mut out = Vec::new();
                 let origin = LeadOrigin {
                     team_id: team.clone(),

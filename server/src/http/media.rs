@@ -26,9 +26,8 @@ use crate::state::AppState;
 use crate::store::conversations;
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
-pub(super) const ENDPOINTS: &[Endpoint] = &[
-    endpoint!(GET "/media/{message_id}", Rule::GuestOr(P::ConversationsReadTeam), get_media),
-];
+pub(super) const ENDPOINTS: &[Endpoint] =
+    &[endpoint!(GET "/media/{message_id}", Rule::GuestOr(P::ConversationsReadTeam), get_media)];
 
 fn bad_gateway(why: &str) -> AppError {
     // The provider, not the caller, is at fault; 503 tells clients to retry later.

@@ -2,9 +2,9 @@
 //! offers and claims, hand-back, transfer, the routing audit and the team lead's
 //! workload.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -77,12 +77,12 @@ both_backends! {
         assert!(!created.to_string().contains(&agent.password));
 
         let path = format!("/api/agents/{}", agent.id);
-        let (status, body) = srv.patch(&path, Some(&admin), &json!({"role": "lead"})).await;
+        let (status, body) = srv.patch(&path, Some(&admin), &json!({"role": "manager"})).await;
         assert_eq!(status, 200, "{body}");
         let updated = latest(&srv, &admin, "agent.updated").await;
         assert_entry(&updated, &admin_id, "agent", &agent.id);
         assert_eq!(updated["before"]["role"], "agent");
-        assert_eq!(updated["after"]["role"], "lead");
+        assert_eq!(updated["after"]["role"], "manager");
         let revoked = latest(&srv, &admin, "agent.tokens_revoked").await;
         assert_entry(&revoked, &admin_id, "agent", &agent.id);
         let revocations = entries(&srv, &admin, "action=agent.tokens_revoked").await.len();

@@ -1,5 +1,5 @@
 //! The audit log page in a real headless Chromium (`web-client/audit.js`): an admin
-//! opens `#/audit` from the top bar, sees the entries newest first with their
+//! opens `#/audit` from the Settings menu, sees the entries newest first with their
 //! changes, filters by an area of actions, and the page holds at 1366 and 390 px in
 //! the light and dark schemes (no sideways scrolling, no serious axe violation;
 //! screenshots `audit-1366*`, `audit-390*`). SQLite only, like the other browser
@@ -37,7 +37,7 @@ async fn browser_audit_log_lists_filters_and_fits() {
         .patch(
             &format!("/api/agents/{}", agent.id),
             Some(&admin_token),
-            &json!({"role": "lead"}),
+            &json!({"role": "manager"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -61,7 +61,12 @@ async fn browser_audit_log_lists_filters_and_fits() {
         name: "Admin".into(),
     };
     inbox_login(&s, &server.base, &admin).await;
-    s.click("audit nav link", &inbox("nav-audit")).await;
+    s.click("settings nav link", &inbox("nav-settings")).await;
+    s.click(
+        "audit log entry of the settings menu",
+        &inbox("settings-nav-audit"),
+    )
+    .await;
     // Newest first: the admin's own sign-in through the form, then the greeting.
     s.wait_for(
         "the entries, newest first",
@@ -90,7 +95,7 @@ async fn browser_audit_log_lists_filters_and_fits() {
     .await;
     s.wait_for(
         "role before and after",
-        "[...document.querySelectorAll('[data-action=\"agent.updated\"] tbody tr')].some(r => r.textContent === 'roleagentlead')",
+        "[...document.querySelectorAll('[data-action=\"agent.updated\"] tbody tr')].some(r => r.textContent === 'roleagentmanager')",
     )
     .await;
     s.check_screen("audit-1366").await;

@@ -163,3 +163,42 @@ both_backends! {
         assert!(body["message"].as_str().unwrap().contains("admin, manager, sales, agent or marketing"), "{body}");
     }
 }
+
+both_backends! {
+    /// Work goes only to people who can see it: a lead's owner and a task's
+    /// assignee must be active members of the lead's team, on every route that sets
+    /// them; a member of the team is accepted.
+    async fn lead_owners_and_task_assignees_must_be_in_the_leads_team(backend) {
+        let srv = TestServer::start(backend).await;
+        let other_team = srv.create_team("Elsewhere", "elsewhere").await;
+        let outsider = srv.agent_in("agent", Some(&[&other_team])).await;
+        let member = srv.agent("agent").await;
+        let manager = srv.agent("manager").await;
+        let refused = |status: u16, body: &Value| status == 400 && body["message"].as_str().unwrap_or_default().contains("not an active member");
+
+        let (status, body) = srv.post("/api/leads", Some(&manager.token), &json!({"name": "Ana", "email": "ana@fixture.test", "owner_id": outsider.id})).await;
+        assert!(refused(status, &body), "create with an outside owner: {status} {body}");
+        let (status, body) = srv.post("/api/leads", Some(&manager.token), &json!({"name": "Ana", "email": "ana@fixture.test", "owner_id": member.id})).await;
+        assert_eq!(status, 201, "{body}");
+        let lead = body["lead"]["id"].as_str().unwrap().to_string();
+
+        let (status, body) = srv.patch(&format!("/api/leads/{lead}"), Some(&manager.token), &json!({"owner_id": outsider.id})).await;
+        assert!(refused(status, &body), "owner from another team: {status} {body}");
+        let (status, body) = srv.post(&format!("/api/leads/{lead}/tasks"), Some(&manager.token), &json!({"title": "Call back", "assignee_id": outsider.id})).await;
+        assert!(refused(status, &body), "task for another team: {status} {body}");
+        let (status, task) = srv.post(&format!("/api/leads/{lead}/tasks"), Some(&manager.token), &json!({"title": "Call back", "assignee_id": member.id})).await;
+        assert_eq!(status, 201, "{task}");
+        let task_id = task["id"].as_str().unwrap();
+        let (status, body) = srv.patch(&format!("/api/tasks/{task_id}"), Some(&manager.token), &json!({"assignee_id": outsider.id})).await;
+        assert!(refused(status, &body), "reassigned to another team: {status} {body}");
+
+        // A deactivated member is no owner either.
+        let admin = srv.admin_token().await;
+        let (status, _) = srv.patch(&format!("/api/agents/{}", member.id), Some(&admin), &json!({"active": false})).await;
+        assert_eq!(status, 200);
+        let (status, body) = srv.patch(&format!("/api/leads/{lead}"), Some(&manager.token), &json!({"owner_id": member.id})).await;
+        assert!(refused(status, &body), "deactivated owner: {status} {body}");
+        let (_, view) = srv.get(&format!("/api/leads/{lead}"), Some(&manager.token)).await;
+        assert_eq!(view["lead"]["owner_id"].as_str().or(view["owner_id"].as_str()), Some(member.id.as_str()), "refusals changed nothing: {view}");
+    }
+}

@@ -195,7 +195,11 @@ mod tests {
     #[test]
     fn deactivation_and_role_changes_revoke_the_rest_does_not() {
         assert!(revokes(Role::Agent, true, &change(None, Some(false))));
-        assert!(revokes(Role::Agent, true, &change(Some(Role::Manager), None)));
+        assert!(revokes(
+            Role::Agent,
+            true,
+            &change(Some(Role::Manager), None)
+        ));
         assert!(revokes(Role::Admin, true, &change(Some(Role::Agent), None)));
         assert!(!revokes(
             Role::Agent,

@@ -232,6 +232,33 @@ pub fn team_exists(conn: &mut DbConn, team_id: &str) -> Result<bool, AppError> {
     Ok(n > 0)
 }
 
+/// Refuses an assignment target outside `team_id`: a lead owner or task assignee
+/// must be an active member of the lead's team (as a conversation's assignee must
+/// be of the conversation's team), or the work lands where its owner cannot see it.
+///
+/// # Errors
+/// [`AppError::Validation`] naming the rule; database errors.
+pub fn require_active_member(
+    conn: &mut DbConn,
+    team_id: &str,
+    agent_id: &str,
+) -> Result<(), AppError> {
+    let n: i64 = team_members::table
+        .inner_join(agents::table.on(agents::id.eq(team_members::agent_id)))
+        .filter(team_members::team_id.eq(team_id))
+        .filter(team_members::agent_id.eq(agent_id))
+        .filter(agents::active.eq(1))
+        .count()
+        .get_result(conn)?;
+    if n == 0 {
+        return Err(AppError::Validation(
+            "That agent is not an active member of this team, so they cannot be given its work."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Form for [`create_agent`].
 #[derive(Debug, Clone)]
 pub struct CreateAgent {
