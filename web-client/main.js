@@ -20,6 +20,7 @@ import { createBotApi } from './bot-api.js';
 import { setupBotPanel } from './bot-panel.js';
 import { setupBotSettings } from './bot-settings.js';
 import { setupAuditPage } from './audit.js';
+import { setupDashboard } from './dashboard.js';
 import { contactName } from './contact.js';
 import { registerServiceWorker, setOffline } from './pwa.js';
 import { can } from './permissions.js';
@@ -96,6 +97,7 @@ const teamBack = document.getElementById('team-back');
 const navBot = document.getElementById('nav-bot');
 const botBack = document.getElementById('bot-back');
 const navSettings = document.getElementById('nav-settings');
+const navDashboard = document.getElementById('nav-dashboard');
 const settingsBack = document.getElementById('settings-back');
 
 document.getElementById('logout').addEventListener('click', () => logout());
@@ -169,6 +171,21 @@ async function start() {
   // The audit log (issue 16): for audit.read (admins).
   const auditPage =
     can(me, 'audit.read') ? setupAuditPage({ request: api.request, agents: api.agents, teams: api.teams, signal }) : null;
+  // The marketing dashboard (seed 001): for analytics.read.
+  const dashboard = can(me, 'analytics.read')
+    ? setupDashboard({
+        request: api.request,
+        teams: api.teams,
+        me,
+        canTakeOver: can(me, 'conversations.reply'),
+        navigate,
+        signal,
+      })
+    : null;
+  // Roles that read no conversations (marketing) have no inbox: the hub would
+  // refuse the list, so the app opens on their first page instead.
+  const readsConversations = can(me, 'conversations.read_team');
+  const homeHash = readsConversations ? null : dashboard ? '#/dashboard' : '#/settings';
   const offers = setupOffers({
     store,
     routingApi,
@@ -219,6 +236,7 @@ async function start() {
   navBot.hidden = !supervises;
   document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
   navSettings.hidden = false;
+  navDashboard.hidden = !dashboard;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
   // details, a stacked view on narrow screens), #/team, #/bot, #/settings/… (its
   // own stacked views, settings.js). In-app moves push
@@ -227,20 +245,27 @@ async function start() {
   let lastInbox = '#/';
   let routed = null; // the hash last routed: hashchange and popstate both report one move
   function route() {
-    const hash = location.hash || '#/';
+    let hash = location.hash || '#/';
+    if (homeHash && (hash === '#/' || hash.startsWith('#/c/'))) {
+      history.replaceState(null, '', homeHash);
+      hash = homeHash;
+    }
     routed = hash;
     const onTeam = Boolean(team) && hash === '#/team';
     const onBot = Boolean(botPage) && hash === '#/bot';
     const onAudit = Boolean(auditPage) && hash === '#/audit';
+    const onDashboard = Boolean(dashboard) && hash === '#/dashboard';
     const settingsMatch = /^#\/settings(?:\/(.*))?$/.exec(hash);
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
     if (auditPage && !onAudit) auditPage.hide();
+    if (dashboard && !onDashboard) dashboard.hide();
     if (!settingsMatch) settings.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
+      [navDashboard, onDashboard],
       [navSettings, Boolean(settingsMatch) || onAudit],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
@@ -253,6 +278,7 @@ async function start() {
     if (onTeam) return team.show();
     if (onBot) return botPage.show();
     if (onAudit) return auditPage.show(lastInbox);
+    if (onDashboard) return dashboard.show();
     if (settingsMatch) return settings.show(settingsMatch[1] || '');
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
@@ -312,9 +338,9 @@ async function start() {
     view.flushOutbox();
     view.markRead();
     // Summaries of conversations nobody resumed may have changed while away.
-    if (connectedBefore) list.load();
+    if (connectedBefore && readsConversations) list.load();
     connectedBefore = true;
-    offers.load();
+    if (can(me, 'conversations.reply')) offers.load();
     if (team && team.isVisible()) team.load();
   });
   socket.addEventListener('unauthorized', async () => {
@@ -329,6 +355,7 @@ async function start() {
   });
   socket.addEventListener('frame', (e) => {
     const f = e.detail;
+    if (dashboard) dashboard.onFrame(f);
     switch (f.type) {
       case 'message':
         if (!store.applyMessage(f)) fetchUnknown(f.conversation_id);
@@ -389,7 +416,7 @@ async function start() {
     .catch(() => {
       /* names fall back to "Agent" */
     });
-  await list.load();
+  if (readsConversations) await list.load();
 
   if (!signal.aborted) route();
 }
@@ -405,6 +432,7 @@ function logout(notice) {
   navTeam.hidden = true;
   navBot.hidden = true;
   navSettings.hidden = true;
+  navDashboard.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';
   botBack.href = '#/';

@@ -23,6 +23,8 @@ const SHELL = [
   '/app/api.js',
   '/app/audit.css',
   '/app/audit.js',
+  '/app/dashboard.css',
+  '/app/dashboard.js',
   '/app/bot-api.js',
   '/app/bot-panel.js',
   '/app/bot-settings.js',

@@ -2051,14 +2051,16 @@ pub fn dashboard(c: &mut DbConn, team_id: &str) -> Result<Value, AppError> {
             .select((conversations::id, conversations::last_message_preview))
             .first(c)
             .optional()?;
-        let phone: Option<Option<String>> = contacts::table
+        let contact: Option<(Option<String>, Option<String>)> = contacts::table
             .find(&l.contact_id)
-            .select(contacts::phone)
+            .select((contacts::phone, contacts::name))
             .first(c)
             .optional()?;
+        let (phone, name) = contact.unzip();
         let (conv, last_message) = last.unzip();
         handovers.push(json!({
             "lead_id": l.id,
+            "name": name.flatten(),
             "phone": phone.flatten(),
             "stage": l.stage,
             "last_message": last_message.flatten(),
