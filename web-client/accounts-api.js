@@ -21,6 +21,8 @@ export function createAccountsApi(request) {
     changeOwnPassword: (current, next) =>
       request('POST', '/api/auth/password', { body: { current_password: current, new_password: next } }),
     roles: () => loadRoles(request),
+    widget: (teamId) => request('GET', `/api/teams/${enc(teamId)}/widget`),
+    setWidget: (teamId, body) => request('PUT', `/api/teams/${enc(teamId)}/widget`, { body }),
   };
 }
 

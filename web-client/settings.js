@@ -1,6 +1,6 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
- * Teams, My account, and the slot of the audit log — and the section on show.
+ * Teams, Widget, My account, and the slot of the audit log — and the section on show.
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
  * (menu → section → one agent or team, data-depth 0/1/2 on the page; wider
@@ -13,6 +13,7 @@ import { sectionHead } from './settings-ui.js';
 import { setupAgentsSection } from './settings-agents.js';
 import { setupTeamsSection } from './settings-teams.js';
 import { setupAccountSection } from './settings-account.js';
+import { setupWidgetSection } from './settings-widget.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -24,6 +25,7 @@ const SECTIONS = [
     allowed: (me) => can(me, 'accounts.manage') || can(me, 'accounts.read'),
     needs: 'see or change teams',
   },
+  { key: 'widget', title: 'Widget', allowed: (me) => can(me, 'settings.team'), needs: "change a team's settings" },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
 
@@ -60,7 +62,7 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
 
   function section(key) {
     if (!mounted.has(key)) {
-      const make = { agents: setupAgentsSection, teams: setupTeamsSection, account: setupAccountSection }[key];
+      const make = { agents: setupAgentsSection, teams: setupTeamsSection, widget: setupWidgetSection, account: setupAccountSection }[key];
       mounted.set(key, make(ctx));
     }
     return mounted.get(key);

@@ -17,6 +17,8 @@ const SHELL = [
   '/app/leads.css',
   '/app/bot.css',
   '/app/settings.css',
+  '/app/settings-widget.css',
+  '/app/settings-widget.js',
   '/app/icons.svg',
   '/app/pwa/icon-192.png',
   '/app/accounts-api.js',

@@ -14,6 +14,7 @@ mod browser_audit;
 mod browser_dashboard;
 mod browser_inbox;
 mod browser_widget;
+mod browser_widget_settings;
 mod chat;
 mod delivery;
 mod hardening;
