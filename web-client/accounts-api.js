@@ -23,6 +23,8 @@ export function createAccountsApi(request) {
     roles: () => loadRoles(request),
     widget: (teamId) => request('GET', `/api/teams/${enc(teamId)}/widget`),
     setWidget: (teamId, body) => request('PUT', `/api/teams/${enc(teamId)}/widget`, { body }),
+    pipeline: (teamId) => request('GET', `/api/teams/${enc(teamId)}/pipeline`),
+    setPipeline: (teamId, body) => request('PUT', `/api/teams/${enc(teamId)}/pipeline`, { body }),
   };
 }
 

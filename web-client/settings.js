@@ -1,6 +1,6 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
- * Teams, Widget, My account, and the slot of the audit log — and the section on show.
+ * Teams, Widget, Pipeline, My account, and the slot of the audit log — and the section on show.
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
  * (menu → section → one agent or team, data-depth 0/1/2 on the page; wider
@@ -14,6 +14,7 @@ import { setupAgentsSection } from './settings-agents.js';
 import { setupTeamsSection } from './settings-teams.js';
 import { setupAccountSection } from './settings-account.js';
 import { setupWidgetSection } from './settings-widget.js';
+import { setupPipelineSection } from './settings-pipeline.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -26,6 +27,7 @@ const SECTIONS = [
     needs: 'see or change teams',
   },
   { key: 'widget', title: 'Widget', allowed: (me) => can(me, 'settings.team'), needs: "change a team's settings" },
+  { key: 'pipeline', title: 'Pipeline', allowed: (me) => can(me, 'settings.team'), needs: "change a team's settings" },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
 
@@ -62,7 +64,7 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
 
   function section(key) {
     if (!mounted.has(key)) {
-      const make = { agents: setupAgentsSection, teams: setupTeamsSection, widget: setupWidgetSection, account: setupAccountSection }[key];
+      const make = { agents: setupAgentsSection, teams: setupTeamsSection, widget: setupWidgetSection, pipeline: setupPipelineSection, account: setupAccountSection }[key];
       mounted.set(key, make(ctx));
     }
     return mounted.get(key);

@@ -19,6 +19,7 @@ const SHELL = [
   '/app/settings.css',
   '/app/settings-widget.css',
   '/app/settings-widget.js',
+  '/app/settings-pipeline.js',
   '/app/icons.svg',
   '/app/pwa/icon-192.png',
   '/app/accounts-api.js',
