@@ -25,6 +25,9 @@ import { registerServiceWorker, setOffline } from './pwa.js';
 import { can } from './permissions.js';
 import { createAccountsApi } from './accounts-api.js';
 import { setupSettings } from './settings.js';
+import { createLeadsData } from './leads-data.js';
+import { setupLeadsPage } from './leads-page.js';
+import { setupTasksPage } from './tasks-page.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -97,6 +100,8 @@ const navBot = document.getElementById('nav-bot');
 const botBack = document.getElementById('bot-back');
 const navSettings = document.getElementById('nav-settings');
 const settingsBack = document.getElementById('settings-back');
+const navLeads = document.getElementById('nav-leads');
+const navTasks = document.getElementById('nav-tasks');
 
 document.getElementById('logout').addEventListener('click', () => logout());
 document.getElementById('view-back').addEventListener('click', goBack);
@@ -169,6 +174,10 @@ async function start() {
   // The audit log (issue 16): for audit.read (admins).
   const auditPage =
     can(me, 'audit.read') ? setupAuditPage({ request: api.request, agents: api.agents, teams: api.teams, signal }) : null;
+  // Leads and tasks screens (issue 16): for leads.read; read-only without leads.edit.
+  const leadsData = can(me, 'leads.read') ? createLeadsData({ request: api.request, me }) : null;
+  const leadsPage = leadsData ? setupLeadsPage({ request: api.request, data: leadsData, signal }) : null;
+  const tasksPage = leadsData ? setupTasksPage({ request: api.request, data: leadsData, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -219,9 +228,12 @@ async function start() {
   navBot.hidden = !supervises;
   document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
   navSettings.hidden = false;
+  navLeads.hidden = !leadsPage;
+  navTasks.hidden = !tasksPage;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
-  // details, a stacked view on narrow screens), #/team, #/bot, #/settings/… (its
-  // own stacked views, settings.js). In-app moves push
+  // details, a stacked view on narrow screens), #/team, #/bot, #/leads,
+  // #/leads/{id}, #/tasks, #/settings/… (its own stacked views, settings.js).
+  // In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
   let lastInbox = '#/';
@@ -233,15 +245,21 @@ async function start() {
     const onBot = Boolean(botPage) && hash === '#/bot';
     const onAudit = Boolean(auditPage) && hash === '#/audit';
     const settingsMatch = /^#\/settings(?:\/(.*))?$/.exec(hash);
+    const leadsMatch = leadsPage && /^#\/leads(?:\/([^/]+))?$/.exec(hash);
+    const onTasks = Boolean(tasksPage) && hash === '#/tasks';
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
     if (auditPage && !onAudit) auditPage.hide();
     if (!settingsMatch) settings.hide();
+    if (leadsPage && !leadsMatch) leadsPage.hide();
+    if (tasksPage && !onTasks) tasksPage.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
       [navSettings, Boolean(settingsMatch) || onAudit],
+      [navLeads, Boolean(leadsMatch)],
+      [navTasks, onTasks],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -254,6 +272,8 @@ async function start() {
     if (onBot) return botPage.show();
     if (onAudit) return auditPage.show(lastInbox);
     if (settingsMatch) return settings.show(settingsMatch[1] || '');
+    if (leadsMatch) return leadsPage.show(leadsMatch[1] ? decodeURIComponent(leadsMatch[1]) : '', lastInbox);
+    if (onTasks) return tasksPage.show(lastInbox);
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -364,6 +384,8 @@ async function start() {
       case 'timeline':
       case 'task_due':
         leadPanel.onFrame(f);
+        if (leadsPage) leadsPage.onFrame(f);
+        if (tasksPage && f.type !== 'timeline') tasksPage.onFrame(f);
         if (f.type === 'timeline') botPanel.onFrame(f);
         break;
       case 'bot':
@@ -405,6 +427,8 @@ function logout(notice) {
   navTeam.hidden = true;
   navBot.hidden = true;
   navSettings.hidden = true;
+  navLeads.hidden = true;
+  navTasks.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';
   botBack.href = '#/';

@@ -12,6 +12,7 @@ mod browser;
 mod browser_admin;
 mod browser_audit;
 mod browser_inbox;
+mod browser_leads;
 mod browser_widget;
 mod chat;
 mod delivery;
