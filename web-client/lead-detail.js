@@ -151,7 +151,8 @@ export function setupLeadDetail({ request, data, signal }) {
     const owners = [['', 'No owner'], ...data.members(lead.team_id).map((a) => [a.id, a.name])];
     if (lead.owner_id && !owners.some(([id]) => id === lead.owner_id)) owners.push([lead.owner_id, data.agentName(lead.owner_id)]);
     const ordered = orderTasks(tasks);
-    el.replaceChildren(
+    // replaceChildren would turn a null into the text "null": drop absent parts.
+    const parts = [
       h('h2', { className: 'lead-detail-name', dataset: { testid: 'lead-detail-name' } }, leadName(lead)),
       lead.handover_pending ? h('p', { className: 'lead-handover' }, 'Waiting for a human: ', lead.handover_reason || '') : null,
       h('div', { className: 'team-fields lead-detail-edit' },
@@ -170,7 +171,8 @@ export function setupLeadDetail({ request, data, signal }) {
         h('ol', { className: 'lead-timeline', dataset: { testid: 'lead-detail-timeline' } },
           [...timeline].reverse().map((e) => h('li', { className: `tl tl-${e.kind}` }, timeElement(e.at_ms), ' ', describeEntry(e)))),
       ),
-    );
+    ];
+    el.replaceChildren(...parts.filter(Boolean));
   }
 
   async function complete(t) {

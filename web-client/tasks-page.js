@@ -12,7 +12,7 @@ import { h, icon } from './dom.js';
 import { formatFull, formatWhen } from './format.js';
 import { toastError } from './toast.js';
 import { can } from './permissions.js';
-import { isOverdue, orderTasks } from './leads-data.js';
+import { isOverdue, leadName, orderTasks } from './leads-data.js';
 
 const enc = encodeURIComponent;
 
@@ -25,6 +25,7 @@ export function setupTasksPage({ request, data, signal }) {
   let visible = false;
   let scope = 'mine';
   let seq = 0;
+  const leadNames = new Map(); // lead id -> name, for the links
 
   const tabs = [
     ['mine', 'My tasks'],
@@ -69,7 +70,7 @@ export function setupTasksPage({ request, data, signal }) {
       overdue ? h('span', { className: 'chip badge-danger task-overdue' }, icon('triangle-alert'), 'Overdue') : null,
       h('span', { className: 'task-due', title: formatFull(t.due_at) }, `Due ${formatWhen(t.due_at)}`),
       scope === 'team' ? h('span', { className: 'task-who' }, t.assignee_id ? data.agentName(t.assignee_id) : 'Nobody') : null,
-      h('a', { href: `#/leads/${enc(t.lead_id)}`, className: 'task-lead' }, 'Open the lead'),
+      h('a', { href: `#/leads/${enc(t.lead_id)}`, className: 'task-lead' }, icon('kanban'), leadNames.get(t.lead_id) || 'Open the lead'),
     );
   }
 
@@ -79,7 +80,11 @@ export function setupTasksPage({ request, data, signal }) {
     try {
       await data.load();
       const query = { status: 'open', assignee: scope === 'mine' ? 'me' : undefined };
-      const result = await request('GET', '/api/tasks', { query });
+      const [result, known] = await Promise.all([
+        request('GET', '/api/tasks', { query }),
+        request('GET', '/api/leads', { query: { limit: 500 } }),
+      ]);
+      for (const l of known.leads || []) leadNames.set(l.id, leadName(l));
       if (mine !== seq || signal.aborted) return;
       const tasks = orderTasks(result.tasks || []);
       list.replaceChildren(...tasks.map(item));

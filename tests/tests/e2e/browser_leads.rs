@@ -138,6 +138,8 @@ both_backends! {
         )
         .await;
         s.wait_for("Ana back under Interested", &format!("{} === 'interested'", column_of(&ana))).await;
+        // The refusal's toast has been read: out of the way of the screenshots.
+        s.execute("document.querySelectorAll('.toast').forEach(t => t.remove());", json!([])).await;
         let (_, lead) = server.get(&format!("/api/leads/{ana}"), Some(&admin_token)).await;
         assert_eq!(lead["stage"], "interested", "{lead}");
         if shots {
@@ -172,6 +174,7 @@ both_backends! {
             "my tasks, overdue first",
             "(rows => rows.length >= 2 && rows[0].dataset.overdue === 'true'
                 && rows[0].textContent.includes('Call Bruno back') && rows[0].textContent.includes('Overdue')
+                && rows[0].querySelector('.task-lead').textContent === 'Bruno Costa'
                 && rows.some(r => r.dataset.overdue === 'false' && r.textContent.includes('Send the brochure')))
              ([...document.querySelectorAll('[data-testid=task-row]')])",
         )
