@@ -1,7 +1,8 @@
 //! The Leads and Tasks screens in a real headless Chromium (`web-client/leads-page.js`,
 //! `leads-board.js`, `lead-detail.js`, `tasks-page.js`; docs/leads-screens.md): an
 //! admin sees the seeded leads with their owners' names, switches to the board and
-//! moves a card with its "Move to…" select (the path without a mouse) — a manual
+//! moves a card with its "Move to…" select (the path without a mouse) and
+//! another by dragging it (synthetic drag events) — a manual
 //! stage change the API and the timeline confirm; a move the hub refuses is said in
 //! words and the card stays where it was; on a lead's page a task is added and
 //! shows under "My tasks" after an overdue one. A marketing user sees the board
@@ -138,6 +139,25 @@ both_backends! {
         )
         .await;
         s.wait_for("Ana back under Interested", &format!("{} === 'interested'", column_of(&ana))).await;
+        // The mouse's path: Bruno dragged onto Qualified (synthetic drag events
+        // carrying one DataTransfer, as a real drag does).
+        s.execute(
+            "const card = document.querySelector(`[data-testid=board-card][data-lead=\"${arguments[0]}\"]`);
+             const col = document.querySelector('[data-testid=board-column][data-stage=qualified]');
+             const dt = new DataTransfer();
+             card.dispatchEvent(new DragEvent('dragstart', {bubbles: true, dataTransfer: dt}));
+             col.dispatchEvent(new DragEvent('dragover', {bubbles: true, cancelable: true, dataTransfer: dt}));
+             col.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt}));",
+            json!([bruno]),
+        )
+        .await;
+        s.wait_for(
+            "Bruno moved to Qualified",
+            "document.querySelector('[data-testid=leads-status]').textContent.includes('Bruno Costa moved to Qualified')",
+        )
+        .await;
+        let (_, lead) = server.get(&format!("/api/leads/{bruno}"), Some(&admin_token)).await;
+        assert_eq!(lead["stage"], "qualified", "{lead}");
         // The refusal's toast has been read: out of the way of the screenshots.
         s.execute("document.querySelectorAll('.toast').forEach(t => t.remove());", json!([])).await;
         let (_, lead) = server.get(&format!("/api/leads/{ana}"), Some(&admin_token)).await;
