@@ -15,6 +15,28 @@ import { contactFacts } from './contact.js';
 
 const TIMELINE_LIMIT = 60;
 
+/** A timeline entry in words (shared with the lead page, lead-detail.js). */
+export function describeEntry(e) {
+  const d = e.detail || {};
+  switch (e.kind) {
+    case 'message_in':
+    case 'message_out':
+      return `${e.kind === 'message_in' ? '←' : '→'} ${d.body || ''}`;
+    case 'stage_changed':
+      return `Stage ${d.from} → ${d.to}${d.manual ? ' (by hand)' : ''}`;
+    case 'intent_detected':
+      return `Intent: ${d.intent}`;
+    case 'task_created':
+      return `Task: ${d.title}`;
+    case 'campaign_tagged':
+      return `Campaign ${d.campaign_code}`;
+    case 'handover_requested':
+      return `Handover requested (${d.intent})`;
+    default:
+      return e.kind.replace(/_/g, ' ');
+  }
+}
+
 /**
  * @param {{request: Function, store: import('./store.js').Store, signal: AbortSignal,
  *          onBack: () => void}} opts  request: api.js's wrapper; onBack: leave the
@@ -78,27 +100,6 @@ export function setupLeadPanel({ request, store, signal, onBack }) {
   }
 
 
-  function describe(e) {
-    const d = e.detail || {};
-    switch (e.kind) {
-      case 'message_in':
-      case 'message_out':
-        return `${e.kind === 'message_in' ? '←' : '→'} ${d.body || ''}`;
-      case 'stage_changed':
-        return `Stage ${d.from} → ${d.to}${d.manual ? ' (by hand)' : ''}`;
-      case 'intent_detected':
-        return `Intent: ${d.intent}`;
-      case 'task_created':
-        return `Task: ${d.title}`;
-      case 'campaign_tagged':
-        return `Campaign ${d.campaign_code}`;
-      case 'handover_requested':
-        return `Handover requested (${d.intent})`;
-      default:
-        return e.kind.replace(/_/g, ' ');
-    }
-  }
-
   function render() {
     if (!conversationId) {
       panel.hidden = true;
@@ -152,7 +153,7 @@ export function setupLeadPanel({ request, store, signal, onBack }) {
       }) : h('li', { className: 'muted' }, 'No open tasks'),
     );
     const items = timeline.slice(-TIMELINE_LIMIT).reverse().map((e) =>
-      h('li', { className: `tl tl-${e.kind}` }, timeElement(e.at_ms), ' ', describe(e)),
+      h('li', { className: `tl tl-${e.kind}` }, timeElement(e.at_ms), ' ', describeEntry(e)),
     );
     // replaceChildren would turn a null into the text "null": drop absent parts.
     const parts = [

@@ -26,6 +26,9 @@ import { registerServiceWorker, setOffline } from './pwa.js';
 import { can } from './permissions.js';
 import { createAccountsApi } from './accounts-api.js';
 import { setupSettings } from './settings.js';
+import { createLeadsData } from './leads-data.js';
+import { setupLeadsPage } from './leads-page.js';
+import { setupTasksPage } from './tasks-page.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -99,6 +102,8 @@ const botBack = document.getElementById('bot-back');
 const navSettings = document.getElementById('nav-settings');
 const navDashboard = document.getElementById('nav-dashboard');
 const settingsBack = document.getElementById('settings-back');
+const navLeads = document.getElementById('nav-leads');
+const navTasks = document.getElementById('nav-tasks');
 
 document.getElementById('logout').addEventListener('click', () => logout());
 document.getElementById('view-back').addEventListener('click', goBack);
@@ -186,6 +191,10 @@ async function start() {
   // refuse the list, so the app opens on their first page instead.
   const readsConversations = can(me, 'conversations.read_team');
   const homeHash = readsConversations ? null : dashboard ? '#/dashboard' : '#/settings';
+  // Leads and tasks screens (issue 16): for leads.read; read-only without leads.edit.
+  const leadsData = can(me, 'leads.read') ? createLeadsData({ request: api.request, me }) : null;
+  const leadsPage = leadsData ? setupLeadsPage({ request: api.request, data: leadsData, signal }) : null;
+  const tasksPage = leadsData ? setupTasksPage({ request: api.request, data: leadsData, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -237,9 +246,12 @@ async function start() {
   document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
   navSettings.hidden = false;
   navDashboard.hidden = !dashboard;
+  navLeads.hidden = !leadsPage;
+  navTasks.hidden = !tasksPage;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
-  // details, a stacked view on narrow screens), #/team, #/bot, #/settings/… (its
-  // own stacked views, settings.js). In-app moves push
+  // details, a stacked view on narrow screens), #/team, #/bot, #/leads,
+  // #/leads/{id}, #/tasks, #/settings/… (its own stacked views, settings.js).
+  // In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
   let lastInbox = '#/';
@@ -256,17 +268,23 @@ async function start() {
     const onAudit = Boolean(auditPage) && hash === '#/audit';
     const onDashboard = Boolean(dashboard) && hash === '#/dashboard';
     const settingsMatch = /^#\/settings(?:\/(.*))?$/.exec(hash);
+    const leadsMatch = leadsPage && /^#\/leads(?:\/([^/]+))?$/.exec(hash);
+    const onTasks = Boolean(tasksPage) && hash === '#/tasks';
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
     if (auditPage && !onAudit) auditPage.hide();
     if (dashboard && !onDashboard) dashboard.hide();
     if (!settingsMatch) settings.hide();
+    if (leadsPage && !leadsMatch) leadsPage.hide();
+    if (tasksPage && !onTasks) tasksPage.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
       [navDashboard, onDashboard],
       [navSettings, Boolean(settingsMatch) || onAudit],
+      [navLeads, Boolean(leadsMatch)],
+      [navTasks, onTasks],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -280,6 +298,8 @@ async function start() {
     if (onAudit) return auditPage.show(lastInbox);
     if (onDashboard) return dashboard.show();
     if (settingsMatch) return settings.show(settingsMatch[1] || '');
+    if (leadsMatch) return leadsPage.show(leadsMatch[1] ? decodeURIComponent(leadsMatch[1]) : '', lastInbox);
+    if (onTasks) return tasksPage.show(lastInbox);
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -391,6 +411,8 @@ async function start() {
       case 'timeline':
       case 'task_due':
         leadPanel.onFrame(f);
+        if (leadsPage) leadsPage.onFrame(f);
+        if (tasksPage && f.type !== 'timeline') tasksPage.onFrame(f);
         if (f.type === 'timeline') botPanel.onFrame(f);
         break;
       case 'bot':
@@ -433,6 +455,8 @@ function logout(notice) {
   navBot.hidden = true;
   navSettings.hidden = true;
   navDashboard.hidden = true;
+  navLeads.hidden = true;
+  navTasks.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';
   botBack.href = '#/';

@@ -13,6 +13,7 @@ mod browser_admin;
 mod browser_audit;
 mod browser_dashboard;
 mod browser_inbox;
+mod browser_leads;
 mod browser_widget;
 mod browser_widget_settings;
 mod chat;
