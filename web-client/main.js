@@ -25,6 +25,7 @@ import { registerServiceWorker, setOffline } from './pwa.js';
 import { can } from './permissions.js';
 import { createAccountsApi } from './accounts-api.js';
 import { setupSettings } from './settings.js';
+import { setupAlerts } from './alerts.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -215,6 +216,15 @@ async function start() {
     },
     onOpen: (id) => navigate(conversationHash(id)),
   });
+  // The notification centre (issue 16): handovers and overdue tasks, docs/alerts.md.
+  const alerts = setupAlerts({
+    me,
+    request: api.request,
+    signal,
+    who: (id) => (store.conversations.get(id) ? contactName(store.conversations.get(id).contact) : ''),
+    raise: notify.raise,
+    navigate,
+  });
   navTeam.hidden = !supervises;
   navBot.hidden = !supervises;
   document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
@@ -365,6 +375,10 @@ async function start() {
       case 'task_due':
         leadPanel.onFrame(f);
         if (f.type === 'timeline') botPanel.onFrame(f);
+        if (f.type === 'task_due') alerts.onFrame(f);
+        break;
+      case 'handover':
+        alerts.onFrame(f);
         break;
       case 'bot':
         botPanel.onFrame(f);

@@ -1,6 +1,7 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
  * Teams, My account, and the slot of the audit log — and the section on show.
+ * Campaign codes, Quick-chat links (settings-campaigns.js, settings-links.js).
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
  * (menu → section → one agent or team, data-depth 0/1/2 on the page; wider
@@ -13,6 +14,8 @@ import { sectionHead } from './settings-ui.js';
 import { setupAgentsSection } from './settings-agents.js';
 import { setupTeamsSection } from './settings-teams.js';
 import { setupAccountSection } from './settings-account.js';
+import { setupCampaignsSection } from './settings-campaigns.js';
+import { setupLinksSection } from './settings-links.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -24,8 +27,23 @@ const SECTIONS = [
     allowed: (me) => can(me, 'accounts.manage') || can(me, 'accounts.read'),
     needs: 'see or change teams',
   },
+  {
+    key: 'campaigns',
+    title: 'Campaign codes',
+    allowed: (me) => can(me, 'leads.read') || can(me, 'campaigns.manage'),
+    needs: 'see campaign codes',
+  },
+  { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
+
+const MAKERS = {
+  agents: setupAgentsSection,
+  teams: setupTeamsSection,
+  campaigns: setupCampaignsSection,
+  links: setupLinksSection,
+  account: setupAccountSection,
+};
 
 /**
  * @param {{accounts: object, me: object, signal: AbortSignal,
@@ -60,8 +78,7 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
 
   function section(key) {
     if (!mounted.has(key)) {
-      const make = { agents: setupAgentsSection, teams: setupTeamsSection, account: setupAccountSection }[key];
-      mounted.set(key, make(ctx));
+      mounted.set(key, MAKERS[key](ctx));
     }
     return mounted.get(key);
   }

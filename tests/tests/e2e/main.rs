@@ -10,6 +10,7 @@ mod audit;
 mod bot;
 mod browser;
 mod browser_admin;
+mod browser_alerts;
 mod browser_audit;
 mod browser_inbox;
 mod browser_widget;
