@@ -186,7 +186,8 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
     paint();
     if (announce) {
       showBanner(alert);
-      raise(alert.title, alert.detail, alert.conversation_id);
+      // A desktop notification needs somewhere to go: a task's waits for its lead.
+      if (alert.conversation_id) raise(alert.title, alert.detail, alert.conversation_id);
     }
   }
 
@@ -250,10 +251,13 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
       const a = state.alerts.find((x) => x.key === alert.key);
       if (!a || !ids.length || signal.aborted) return;
       a.conversation_id = ids[ids.length - 1];
-      const name = who(a.conversation_id);
+      const c0 = (lead.contacts || [])[0];
+      const name = who(a.conversation_id) || (c0 && (c0.name || c0.phone || c0.email)) || '';
       if (name) a.detail = [name, a.detail].filter(Boolean).join(' — ');
       save();
       paint();
+      if (banner.dataset.key === a.key) showBanner(a);
+      raise(a.title, a.detail, a.conversation_id);
     } catch {
       /* not visible to us: the alert stays without a link */
     }

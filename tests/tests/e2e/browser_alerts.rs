@@ -38,7 +38,12 @@ async fn payment_question(server: &TestServer, n: u32) -> String {
         .await;
     assert_eq!(status, 201);
     let (status, _) = server
-        .post_message(&guest.token, &conv, &format!("pay{n}"), "cara bayar? DP berapa")
+        .post_message(
+            &guest.token,
+            &conv,
+            &format!("pay{n}"),
+            "cara bayar? DP berapa",
+        )
         .await;
     assert_eq!(status, 201);
     conv
@@ -66,14 +71,21 @@ async fn browser_alerts_handover_is_shown_kept_and_dismissed() {
     let driver = Driver::start().await;
     let s = driver.session_sized(DESKTOP.0, DESKTOP.1).await;
     inbox_login(&s, &server.base, &manager).await;
-    s.wait_for("the bell", "!document.querySelector('[data-testid=alerts-toggle]').hidden")
-        .await;
+    s.wait_for(
+        "the bell",
+        "!document.querySelector('[data-testid=alerts-toggle]').hidden",
+    )
+    .await;
     assert_eq!(s.execute(&format!("return {COUNT};"), json!([])).await, "");
 
     let conv = payment_question(&server, 1).await;
-    s.wait_for("the bell counts one", &format!("{COUNT} === '1'")).await;
+    s.wait_for("the bell counts one", &format!("{COUNT} === '1'"))
+        .await;
     let words = s
-        .execute("return document.querySelector('[data-testid=alerts-toggle]').textContent;", json!([]))
+        .execute(
+            "return document.querySelector('[data-testid=alerts-toggle]').textContent;",
+            json!([]),
+        )
         .await;
     assert!(words.as_str().unwrap().contains("1 unread"), "{words}");
     s.wait_for(
@@ -87,8 +99,12 @@ async fn browser_alerts_handover_is_shown_kept_and_dismissed() {
     let rows = s.execute(&format!("return {ROWS};"), json!([])).await;
     let first = rows[0].as_str().unwrap();
     assert!(first.starts_with("handover|"), "{first}");
-    assert!(first.to_lowercase().contains("cara bayar"), "the reason quotes the question: {first}");
-    s.wait_for("the count is read", &format!("{COUNT} === ''")).await;
+    assert!(
+        first.to_lowercase().contains("cara bayar"),
+        "the reason quotes the question: {first}"
+    );
+    s.wait_for("the count is read", &format!("{COUNT} === ''"))
+        .await;
     s.check_screen("alerts-1366").await;
     s.click("open the conversation", &inbox("alert-open")).await;
     s.wait_for(
@@ -112,12 +128,19 @@ async fn browser_alerts_handover_is_shown_kept_and_dismissed() {
     // At 390 px, with a conversation open, a new handover's banner sits above the
     // conversation: the composer stays visible and clickable.
     s.resize(PHONE.0, PHONE.1).await;
-    s.execute("location.hash = arguments[0]", json!([format!("#/c/{conv}")]))
-        .await;
-    s.wait_for("composer shown", "document.getElementById('composer-input').getClientRects().length > 0")
-        .await;
+    s.execute(
+        "location.hash = arguments[0]",
+        json!([format!("#/c/{conv}")]),
+    )
+    .await;
+    s.wait_for(
+        "composer shown",
+        "document.getElementById('composer-input').getClientRects().length > 0",
+    )
+    .await;
     payment_question(&server, 2).await;
-    s.wait_for("the bell counts one new", &format!("{COUNT} === '1'")).await;
+    s.wait_for("the bell counts one new", &format!("{COUNT} === '1'"))
+        .await;
     let covered = s
         .wait_for(
             "banner and composer measured",
@@ -140,9 +163,12 @@ async fn browser_alerts_handover_is_shown_kept_and_dismissed() {
     // Dismissed: gone, and still gone after a reload although the hub still lists
     // both leads as waiting for a person.
     s.click("dismiss the newest", &inbox("alert-dismiss")).await;
-    s.wait_for("one left", &format!("({ROWS}).length === 1")).await;
+    s.wait_for("one left", &format!("({ROWS}).length === 1"))
+        .await;
     s.click("dismiss all", &inbox("alerts-clear")).await;
-    let (status, body) = server.get("/api/leads?handover=true", Some(&manager.token)).await;
+    let (status, body) = server
+        .get("/api/leads?handover=true", Some(&manager.token))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["leads"].as_array().unwrap().len(), 2, "{body}");
     s.refresh().await;
@@ -158,6 +184,40 @@ async fn browser_alerts_handover_is_shown_kept_and_dismissed() {
     )
     .await;
     assert_eq!(s.execute(&format!("return {COUNT};"), json!([])).await, "");
+    s.click("close the panel", &inbox("alerts-close")).await;
+
+    // An overdue task of the first lead: an alert linking to its conversation.
+    let lead = server.lead_where(&manager.token, &conv, |_| true).await;
+    let lead_id = lead["id"].as_str().unwrap();
+    let (_, t) = server
+        .get(
+            &format!("/api/leads/{lead_id}/timeline"),
+            Some(&manager.token),
+        )
+        .await;
+    let now = t["timeline"].as_array().unwrap().last().unwrap()["at_ms"]
+        .as_i64()
+        .unwrap();
+    let (status, task) = server
+        .post(
+            &format!("/api/leads/{lead_id}/tasks"),
+            Some(&manager.token),
+            &json!({"title": "Call back about the DP", "due_at": now - 1000, "assignee_id": manager.id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    s.wait_for("the bell counts the task", &format!("{COUNT} === '1'"))
+        .await;
+    open_panel(&s, 1).await;
+    s.wait_for(
+        "the task alert with its conversation",
+        &format!(
+            "(r => r && r.dataset.kind === 'task_due' && r.textContent.includes('Task overdue: Call back about the DP')
+               && r.querySelector('[data-testid=alert-open]')?.getAttribute('href') === '#/c/{conv}')
+             (document.querySelector('[data-testid=alert-item]'))"
+        ),
+    )
+    .await;
     s.close().await;
 }
 
@@ -173,32 +233,51 @@ async fn browser_settings_campaign_codes_and_quick_links() {
     let s = driver.session_sized(DESKTOP.0, DESKTOP.1).await;
     inbox_login(&s, &server.base, &manager).await;
     s.click("settings", &inbox("nav-settings")).await;
-    s.click("campaign codes", &inbox("settings-nav-campaigns")).await;
+    s.click("campaign codes", &inbox("settings-nav-campaigns"))
+        .await;
     s.wait_for("the empty list", "document.querySelector('[data-testid=campaign-list]').textContent.includes('No campaign codes')")
         .await;
 
     // A bad code is refused in words; a good one is created and listed.
-    s.type_into("code", &inbox("campaign-code"), "umrah march").await;
+    s.type_into("code", &inbox("campaign-code"), "umrah march")
+        .await;
     s.click("create", &inbox("campaign-submit")).await;
     s.wait_for(
         "the code's error",
         "document.querySelector('[data-testid=campaign-code]').getAttribute('aria-invalid') === 'true'",
     )
     .await;
-    s.execute("document.querySelector('[data-testid=campaign-code]').value = ''", json!([]))
+    s.execute(
+        "document.querySelector('[data-testid=campaign-code]').value = ''",
+        json!([]),
+    )
+    .await;
+    s.type_into("code", &inbox("campaign-code"), "UMR_MAR_2025_HEMAT")
         .await;
-    s.type_into("code", &inbox("campaign-code"), "UMR_MAR_2025_HEMAT").await;
-    s.type_into("package", &inbox("campaign-package-name"), "Umrah Hemat Maret").await;
-    s.type_into("price", &inbox("campaign-price"), "28500000").await;
-    s.type_into("currency", &inbox("campaign-currency"), "IDR").await;
-    s.type_into("duration", &inbox("campaign-duration-days"), "9").await;
+    s.type_into(
+        "package",
+        &inbox("campaign-package-name"),
+        "Umrah Hemat Maret",
+    )
+    .await;
+    s.type_into("price", &inbox("campaign-price"), "28500000")
+        .await;
+    s.type_into("currency", &inbox("campaign-currency"), "IDR")
+        .await;
+    s.type_into("duration", &inbox("campaign-duration-days"), "9")
+        .await;
     s.click("create", &inbox("campaign-submit")).await;
     s.wait_for(
         "the code listed",
         "(r => r && r.textContent.includes('Umrah Hemat Maret') && r.textContent.includes('9 days'))(document.querySelector('[data-testid=campaign-row][data-code=UMR_MAR_2025_HEMAT]'))",
     )
     .await;
-    let (status, code) = server.get("/api/campaign-codes/UMR_MAR_2025_HEMAT", Some(&manager.token)).await;
+    let (status, code) = server
+        .get(
+            "/api/campaign-codes/UMR_MAR_2025_HEMAT",
+            Some(&manager.token),
+        )
+        .await;
     assert_eq!(status, 200, "{code}");
     assert_eq!(code["price"], 28_500_000);
     assert_eq!(code["duration_days"], 9);
@@ -208,8 +287,10 @@ async fn browser_settings_campaign_codes_and_quick_links() {
 
     // A quick-chat link: its address, QR code, copy button and counts.
     s.resize(DESKTOP.0, DESKTOP.1).await;
-    s.execute("location.hash = '#/settings/links'", json!([])).await;
-    s.type_into("source", &inbox("link-source"), "linkedin").await;
+    s.execute("location.hash = '#/settings/links'", json!([]))
+        .await;
+    s.type_into("source", &inbox("link-source"), "linkedin")
+        .await;
     s.type_into("handle", &inbox("link-handle"), "morgan").await;
     s.click("create link", &inbox("link-submit")).await;
     let url = s
@@ -225,11 +306,17 @@ async fn browser_settings_campaign_codes_and_quick_links() {
     )
     .await;
     let counts = s
-        .execute("return document.querySelector('[data-testid=link-counts]').textContent;", json!([]))
+        .execute(
+            "return document.querySelector('[data-testid=link-counts]').textContent;",
+            json!([]),
+        )
         .await;
     assert_eq!(counts, json!("0 visits · 0 conversations"));
-    s.wait_for("copy button", "Boolean(document.querySelector('[data-testid=link-copy]'))")
-        .await;
+    s.wait_for(
+        "copy button",
+        "Boolean(document.querySelector('[data-testid=link-copy]'))",
+    )
+    .await;
     s.check_screen("settings-links-1366").await;
     s.resize(PHONE.0, PHONE.1).await;
     s.check_screen("settings-links-390").await;
