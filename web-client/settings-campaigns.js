@@ -56,16 +56,20 @@ export function setupCampaignsSection(ctx) {
   const form = manage ? codeForm() : null;
   const element = h(
     'section',
-    { className: 'settings-section', dataset: { testid: 'settings-campaigns' }, attrs: { 'aria-labelledby': 'campaigns-heading' } },
-    head.root,
+    { className: 'settings-section growth-split', dataset: { testid: 'settings-campaigns' }, attrs: { 'aria-labelledby': 'campaigns-heading' } },
     h(
-      'p',
-      { className: 'sf-note' },
-      icon('info'),
-      h('span', {}, 'A customer who writes a code (from an ad) gets its package as the first answer, and their lead is tagged with it.'),
+      'div',
+      {},
+      head.root,
+      h(
+        'p',
+        { className: 'sf-note' },
+        icon('info'),
+        h('span', {}, 'A customer who writes a code (from an ad) gets its package as the first answer, and their lead is tagged with it.'),
+      ),
+      list,
     ),
     form ? form.root : h('p', { className: 'sf-note' }, icon('info'), h('span', {}, 'You can see the codes. Changing them needs the campaigns permission.')),
-    list,
   );
 
   function codeForm() {

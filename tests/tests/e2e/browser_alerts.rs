@@ -282,6 +282,47 @@ async fn browser_settings_campaign_codes_and_quick_links() {
     assert_eq!(code["price"], 28_500_000);
     assert_eq!(code["duration_days"], 9);
     s.check_screen("settings-campaigns-1366").await;
+
+    // Edit: the form takes the code's values; the new name is listed and stored.
+    s.click("edit", &inbox("campaign-edit")).await;
+    s.wait_for(
+        "the form filled",
+        "document.querySelector('[data-testid=campaign-package-name]').value === 'Umrah Hemat Maret'",
+    )
+    .await;
+    s.execute(
+        "document.querySelector('[data-testid=campaign-package-name]').value = ''",
+        json!([]),
+    )
+    .await;
+    s.type_into(
+        "package",
+        &inbox("campaign-package-name"),
+        "Umrah Hemat Maret Plus",
+    )
+    .await;
+    s.click("save", &inbox("campaign-submit")).await;
+    s.wait_for(
+        "the new name listed",
+        "document.querySelector('[data-testid=campaign-row]').textContent.includes('Maret Plus')",
+    )
+    .await;
+    // Deactivate, after the dialog: listed as inactive, stored as inactive.
+    s.click("deactivate", &inbox("campaign-deactivate")).await;
+    s.click("confirm", &inbox("confirm-dialog-confirm")).await;
+    s.wait_for(
+        "listed as inactive",
+        "document.querySelector('[data-testid=campaign-row]').textContent.includes('Inactive')",
+    )
+    .await;
+    let (_, code) = server
+        .get(
+            "/api/campaign-codes/UMR_MAR_2025_HEMAT",
+            Some(&manager.token),
+        )
+        .await;
+    assert_eq!(code["package_name"], "Umrah Hemat Maret Plus");
+    assert_eq!(code["active"], 0, "{code}");
     s.resize(PHONE.0, PHONE.1).await;
     s.check_screen("settings-campaigns-390").await;
 
