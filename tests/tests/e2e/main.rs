@@ -6,6 +6,7 @@
 //! module name, e.g. `cargo test -p switchboard-e2e --test e2e chat::`.
 
 mod accounts;
+mod alerts;
 mod audit;
 mod bot;
 mod browser;
