@@ -8,6 +8,8 @@ import { loadRoles } from './permissions.js';
 export function createAccountsApi(request) {
   const enc = encodeURIComponent;
   return {
+    /** The plain request (settings sections beyond accounts: campaign codes, links). */
+    request,
     agents: () => request('GET', '/api/agents'),
     createAgent: (body) => request('POST', '/api/agents', { body }),
     updateAgent: (id, patch) => request('PATCH', `/api/agents/${enc(id)}`, { body: patch }),

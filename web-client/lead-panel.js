@@ -9,7 +9,7 @@
  * nodes), never as HTML.
  */
 import { h, icon } from './dom.js';
-import { toastError, toast } from './toast.js';
+import { toastError } from './toast.js';
 import { timeElement, formatWhen, formatFull } from './format.js';
 import { contactFacts } from './contact.js';
 
@@ -203,7 +203,8 @@ export function setupLeadPanel({ request, store, signal, onBack }) {
         }
         break;
       case 'task_due':
-        toast(`Task overdue: ${f.title}`);
+        // Announced (banner, bell, desktop notification) by alerts.js; here only
+        // the open lead's task list is refreshed.
         if (lead && f.lead_id === lead.id) adopt(lead).catch(toastError);
         break;
       default:

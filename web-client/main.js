@@ -29,6 +29,7 @@ import { setupSettings } from './settings.js';
 import { createLeadsData } from './leads-data.js';
 import { setupLeadsPage } from './leads-page.js';
 import { setupTasksPage } from './tasks-page.js';
+import { setupAlerts } from './alerts.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -241,6 +242,15 @@ async function start() {
     },
     onOpen: (id) => navigate(conversationHash(id)),
   });
+  // The notification centre (issue 16): handovers and overdue tasks, docs/alerts.md.
+  const alerts = setupAlerts({
+    me,
+    request: api.request,
+    signal,
+    who: (id) => (store.conversations.get(id) ? contactName(store.conversations.get(id).contact) : ''),
+    raise: notify.raise,
+    navigate,
+  });
   navTeam.hidden = !supervises;
   navBot.hidden = !supervises;
   document.getElementById('settings-nav-audit').closest('li').hidden = !auditPage;
@@ -414,6 +424,10 @@ async function start() {
         if (leadsPage) leadsPage.onFrame(f);
         if (tasksPage && f.type !== 'timeline') tasksPage.onFrame(f);
         if (f.type === 'timeline') botPanel.onFrame(f);
+        if (f.type === 'task_due') alerts.onFrame(f);
+        break;
+      case 'handover':
+        alerts.onFrame(f);
         break;
       case 'bot':
         botPanel.onFrame(f);

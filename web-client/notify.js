@@ -130,6 +130,8 @@ export function setupNotifications({ store, signal, describe, onOpen }) {
   window.addEventListener('switchboard:open', (e) => onOpen(e.detail), { signal });
 
   return {
+    /** A notification of one's own (the alerts centre): `raise(title, body, conversationId)`. */
+    raise,
     /** Call with every `assigned` frame. */
     onAssigned(frame) {
       if (!store.me || frame.agent_id !== store.me.id) return;

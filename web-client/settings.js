@@ -1,6 +1,7 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
- * Teams, Widget, Pipeline, My account, and the slot of the audit log — and the section on show.
+ * Teams, Widget, Pipeline, Campaign codes, Quick-chat links, My account, and the
+ * slot of the audit log — and the section on show.
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
  * (menu → section → one agent or team, data-depth 0/1/2 on the page; wider
@@ -15,6 +16,8 @@ import { setupTeamsSection } from './settings-teams.js';
 import { setupAccountSection } from './settings-account.js';
 import { setupWidgetSection } from './settings-widget.js';
 import { setupPipelineSection } from './settings-pipeline.js';
+import { setupCampaignsSection } from './settings-campaigns.js';
+import { setupLinksSection } from './settings-links.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -28,8 +31,25 @@ const SECTIONS = [
   },
   { key: 'widget', title: 'Widget', allowed: (me) => can(me, 'settings.team'), needs: "change a team's settings" },
   { key: 'pipeline', title: 'Pipeline', allowed: (me) => can(me, 'settings.team'), needs: "change a team's settings" },
+  {
+    key: 'campaigns',
+    title: 'Campaign codes',
+    allowed: (me) => can(me, 'leads.read') || can(me, 'campaigns.manage'),
+    needs: 'see campaign codes',
+  },
+  { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
+
+const MAKERS = {
+  agents: setupAgentsSection,
+  teams: setupTeamsSection,
+  campaigns: setupCampaignsSection,
+  links: setupLinksSection,
+  widget: setupWidgetSection,
+  pipeline: setupPipelineSection,
+  account: setupAccountSection,
+};
 
 /**
  * @param {{accounts: object, me: object, signal: AbortSignal,
@@ -64,8 +84,7 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
 
   function section(key) {
     if (!mounted.has(key)) {
-      const make = { agents: setupAgentsSection, teams: setupTeamsSection, widget: setupWidgetSection, pipeline: setupPipelineSection, account: setupAccountSection }[key];
-      mounted.set(key, make(ctx));
+      mounted.set(key, MAKERS[key](ctx));
     }
     return mounted.get(key);
   }

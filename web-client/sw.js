@@ -24,6 +24,8 @@ const SHELL = [
   '/app/icons.svg',
   '/app/pwa/icon-192.png',
   '/app/accounts-api.js',
+  '/app/alerts.css',
+  '/app/alerts.js',
   '/app/api.js',
   '/app/audit.css',
   '/app/audit.js',
@@ -54,6 +56,9 @@ const SHELL = [
   '/app/settings-account.js',
   '/app/settings-agent-edit.js',
   '/app/settings-agents.js',
+  '/app/settings-campaigns.js',
+  '/app/settings-growth.css',
+  '/app/settings-links.js',
   '/app/settings-teams.js',
   '/app/settings-ui.js',
   '/app/settings.js',
@@ -62,6 +67,7 @@ const SHELL = [
   '/app/tasks-page.js',
   '/app/team.js',
   '/app/toast.js',
+  '/app/vendor/qrcode-generator.js',
 ];
 
 self.addEventListener('install', (event) => {

@@ -6,10 +6,12 @@
 //! module name, e.g. `cargo test -p switchboard-e2e --test e2e chat::`.
 
 mod accounts;
+mod alerts;
 mod audit;
 mod bot;
 mod browser;
 mod browser_admin;
+mod browser_alerts;
 mod browser_audit;
 mod browser_dashboard;
 mod browser_inbox;
