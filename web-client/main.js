@@ -106,6 +106,31 @@ const settingsBack = document.getElementById('settings-back');
 const navLeads = document.getElementById('nav-leads');
 const navTasks = document.getElementById('nav-tasks');
 
+const navMenu = document.getElementById('nav-menu');
+const mainNav = document.getElementById('main-nav');
+
+/**
+ * The Pages menu of a phone (style.css folds the page links into it below 760 px):
+ * its button opens it; following a link, Escape or a click elsewhere closes it.
+ */
+function setNavMenu(open) {
+  mainNav.classList.toggle('is-open', open);
+  navMenu.setAttribute('aria-expanded', String(open));
+}
+navMenu.addEventListener('click', () => setNavMenu(!mainNav.classList.contains('is-open')));
+mainNav.addEventListener('click', (e) => {
+  if (e.target.closest('a')) setNavMenu(false);
+});
+document.addEventListener('click', (e) => {
+  if (!mainNav.contains(e.target) && !navMenu.contains(e.target)) setNavMenu(false);
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && mainNav.classList.contains('is-open')) {
+    setNavMenu(false);
+    navMenu.focus();
+  }
+});
+
 document.getElementById('logout').addEventListener('click', () => logout());
 document.getElementById('view-back').addEventListener('click', goBack);
 document.getElementById('view-details').addEventListener('click', () => navigate(detailsHash()));

@@ -128,5 +128,32 @@ async fn browser_dashboard_shows_figures_live_handovers_and_takes_over() {
         .await;
     assert_eq!(take_over, 0, "marketing cannot take a conversation over");
     s.check_screen("marketing-dashboard-390").await;
+
+    // A phone folds the page links into the Pages menu: closed, they take no room;
+    // opened, they have their words and lead on.
+    let hidden = s
+        .execute(
+            "return getComputedStyle(document.getElementById('main-nav')).display",
+            json!([]),
+        )
+        .await;
+    assert_eq!(hidden, "none", "the page links are folded away on a phone");
+    s.click("the Pages menu", &inbox("nav-menu")).await;
+    s.wait_for(
+        "the menu open with words",
+        &format!(
+            "{}.getAttribute('aria-expanded') === 'true' && {}.getBoundingClientRect().width > 100",
+            inbox("nav-menu"),
+            inbox("nav-settings")
+        ),
+    )
+    .await;
+    s.click("Settings in the menu", &inbox("nav-settings"))
+        .await;
+    s.wait_for(
+        "settings, and the menu closed",
+        &format!("location.hash.startsWith('#/settings') && {}.getAttribute('aria-expanded') === 'false'", inbox("nav-menu")),
+    )
+    .await;
     s.close().await;
 }
