@@ -16,6 +16,7 @@ mod browser_widget;
 mod chat;
 mod delivery;
 mod hardening;
+mod hours;
 mod http_api;
 mod knowledge;
 mod leads;
