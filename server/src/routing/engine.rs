@@ -25,8 +25,8 @@ use crate::db::schema::{
 use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 use crate::model::new_id;
-use crate::store::agent_hours;
 use crate::protocol::PresenceStatus;
+use crate::store::agent_hours;
 
 use super::settings::{self, EscalationStep, RoutingMode, TeamRouting};
 use super::views::{

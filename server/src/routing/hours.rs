@@ -124,7 +124,12 @@ impl WeeklyHours {
         DAY_KEYS
             .iter()
             .zip(&self.days)
-            .map(|(key, list)| (key.to_string(), list.iter().map(|i| i.to_string()).collect()))
+            .map(|(key, list)| {
+                (
+                    key.to_string(),
+                    list.iter().map(|i| i.to_string()).collect(),
+                )
+            })
             .collect()
     }
 
@@ -222,7 +227,9 @@ fn parse_interval(text: &str) -> Option<Interval> {
 /// A sentence when the name is not a known zone.
 pub fn parse_time_zone(name: &str) -> Result<Tz, String> {
     name.trim().parse::<Tz>().map_err(|_| {
-        format!("\"{name}\" is not a known time zone; choose one like Asia/Jakarta or Europe/Berlin.")
+        format!(
+            "\"{name}\" is not a known time zone; choose one like Asia/Jakarta or Europe/Berlin."
+        )
     })
 }
 
@@ -371,7 +378,13 @@ mod tests {
             err(&[("mon", &["9-17"])]),
             "Monday: \"9-17\" is not a time range; write it like 09:00-17:00."
         );
-        for bad in ["25:00-26:00", "09:60-10:00", "24:00-02:00", "09:00", "a:bc-d:ef"] {
+        for bad in [
+            "25:00-26:00",
+            "09:60-10:00",
+            "24:00-02:00",
+            "09:00",
+            "a:bc-d:ef",
+        ] {
             assert!(err(&[("tue", &[bad])]).starts_with("Tuesday: "), "{bad}");
         }
         assert_eq!(
@@ -387,15 +400,17 @@ mod tests {
             "Thursday 09:00–13:00 overlaps Thursday 12:00–17:00."
         );
         // Sunday's overnight shift runs into Monday's morning.
-        assert!(err(&[("sun", &["22:00-07:00"]), ("mon", &["06:00-09:00"])])
-            .contains("overlaps"));
+        assert!(err(&[("sun", &["22:00-07:00"]), ("mon", &["06:00-09:00"])]).contains("overlaps"));
         let many = ["00:00-01:00"; 9];
         assert!(err(&[("fri", &many)]).starts_with("Friday has 9 ranges"));
     }
 
     #[test]
     fn touching_intervals_are_fine() {
-        let h = hours(&[("mon", &["09:00-12:00", "12:00-17:00"]), ("sun", &["20:00-00:00"])]);
+        let h = hours(&[
+            ("mon", &["09:00-12:00", "12:00-17:00"]),
+            ("sun", &["20:00-00:00"]),
+        ]);
         assert!(is_working(&h, UTC, utc(2026, 12, 7, 12, 0)));
         // Sunday 20:00-00:00 is overnight by form and ends at Monday midnight.
         assert!(is_working(&h, UTC, utc(2026, 12, 6, 23, 59)));

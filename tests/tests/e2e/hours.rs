@@ -50,7 +50,11 @@ async fn load_of(srv: &TestServer, admin: &str, team: &str, agent: &str) -> Valu
 }
 
 /// Two online agents in the default team, the first outside their hours.
-async fn off_and_on(srv: &TestServer, admin: &str, team: &str) -> ((TestAgent, Ws), (TestAgent, Ws)) {
+async fn off_and_on(
+    srv: &TestServer,
+    admin: &str,
+    team: &str,
+) -> ((TestAgent, Ws), (TestAgent, Ws)) {
     let off = srv.agent_in("agent", None).await;
     let off_ws = srv.ws_agent(&off.token).await;
     let on = srv.agent_in("agent", None).await;
@@ -72,7 +76,12 @@ async fn off_and_on(srv: &TestServer, admin: &str, team: &str) -> ((TestAgent, W
 async fn lead(srv: &TestServer, n: usize) -> TestGuest {
     let guest = srv.guest().await;
     let (status, body) = srv
-        .post_message(&guest.token, &guest.conversation_id, &format!("hours-{n}"), "Hello")
+        .post_message(
+            &guest.token,
+            &guest.conversation_id,
+            &format!("hours-{n}"),
+            "Hello",
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     guest
@@ -80,7 +89,9 @@ async fn lead(srv: &TestServer, n: usize) -> TestGuest {
 
 async fn wait_assignee(srv: &TestServer, token: &str, id: &str) -> String {
     eventually("an assignee", || async {
-        let (status, body) = srv.get(&format!("/api/conversations/{id}"), Some(token)).await;
+        let (status, body) = srv
+            .get(&format!("/api/conversations/{id}"), Some(token))
+            .await;
         assert_eq!(status, 200, "{body}");
         body["assignee_id"].as_str().map(str::to_string)
     })
@@ -94,7 +105,10 @@ async fn skipped(srv: &TestServer, admin: &str, conv: &str, kind: &str, agent: &
         .await;
     assert_eq!(status, 200, "{body}");
     let events = body["events"].as_array().unwrap();
-    let decision = events.iter().find(|e| e["kind"] == kind).expect("a decision");
+    let decision = events
+        .iter()
+        .find(|e| e["kind"] == kind)
+        .expect("a decision");
     decision["candidates"]
         .as_array()
         .unwrap()
