@@ -85,8 +85,12 @@ export function hoursCard({ accounts, agent, card, attempt, refresh }) {
   const error = formError('hours-error');
   const save = h('button', { type: 'submit', className: 'btn', dataset: { testid: 'hours-save' } }, icon('clock'), 'Save hours');
   const form = h('form', { noValidate: true }, alwaysLabel, schedule, error.el, h('div', { className: 'sf-actions' }, save));
+  // What the hub said when the card loaded; while the toggle disagrees with it the
+  // line says the change is not saved yet rather than repeat a stale state.
+  let saved = { always: true, text: '' };
   const paint = () => {
     schedule.hidden = always.checked;
+    if (saved.text) status.textContent = always.checked === saved.always ? saved.text : 'Not saved yet.';
   };
   always.addEventListener('change', paint);
   always.checked = true;
@@ -101,12 +105,15 @@ export function hoursCard({ accounts, agent, card, attempt, refresh }) {
         zoneSelect.value = view.time_zone;
       }
       for (const d of days) d.f.input.value = ((view.hours && view.hours[d.key]) || []).join(', ');
+      saved = {
+        always: !view.hours,
+        text: !view.hours
+          ? 'Always available: routing ignores the clock.'
+          : view.working_now
+            ? 'Inside their working hours now.'
+            : 'Outside their working hours now: offered no new conversations.',
+      };
       paint();
-      status.textContent = !view.hours
-        ? 'Always available: routing ignores the clock.'
-        : view.working_now
-          ? 'Inside their working hours now.'
-          : 'Outside their working hours now: offered no new conversations.';
     })
     .catch((err) => {
       if (err.status !== 401) status.textContent = 'The working hours could not be loaded.';

@@ -11,6 +11,7 @@ mod bot;
 mod browser;
 mod browser_admin;
 mod browser_audit;
+mod browser_hours;
 mod browser_inbox;
 mod browser_widget;
 mod chat;
