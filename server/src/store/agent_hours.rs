@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::db::schema::agent_hours;
+use crate::db::schema::{agent_hours, conversations, team_members};
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::routing::hours::{self, RawHours, Schedule, WeeklyHours};
@@ -90,6 +90,33 @@ pub fn for_agents(
         .into_iter()
         .filter_map(|(id, tz, json)| from_row(&id, &tz, &json).map(|s| (id, s)))
         .collect())
+}
+
+/// Teams with conversations waiting in their queue and at least one member with
+/// working hours: the ones whose queue a shift start may unblock.
+///
+/// # Errors
+/// Database errors.
+pub fn teams_waiting_with_hours(c: &mut DbConn) -> Result<Vec<String>, AppError> {
+    // Plain lists rather than subqueries: diesel would need every pair of these
+    // tables declared joinable, and the lists are small (agents with hours, teams).
+    let agents: Vec<String> = agent_hours::table.select(agent_hours::agent_id).load(c)?;
+    if agents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let with_hours: Vec<String> = team_members::table
+        .filter(team_members::agent_id.eq_any(&agents))
+        .select(team_members::team_id)
+        .distinct()
+        .load(c)?;
+    Ok(conversations::table
+        .filter(conversations::status.eq("open"))
+        .filter(conversations::assignee_id.is_null())
+        .filter(conversations::queued_at.is_not_null())
+        .filter(conversations::team_id.eq_any(&with_hours))
+        .select(conversations::team_id)
+        .distinct()
+        .load(c)?)
 }
 
 /// Sets (`Some`) or clears (`None`) the agent's working hours.

@@ -111,7 +111,10 @@ async fn browser_hours_card() {
     )
     .await;
     d.check_screen("agent-hours-1366").await;
-    assert_eq!(hours_of(&server, &token, &agent.id).await["hours"], Value::Null);
+    assert_eq!(
+        hours_of(&server, &token, &agent.id).await["hours"],
+        Value::Null
+    );
 
     // A valid schedule is saved and read back.
     fill(&d, "hours-tue", "09:00-12:00, 13:00-17:00").await;
@@ -140,6 +143,9 @@ async fn browser_hours_card() {
     d.click("always available", &inbox("hours-always")).await;
     d.click("save hours", &inbox("hours-save")).await;
     says(&d, "agent-notice", "is always available").await;
-    assert_eq!(hours_of(&server, &token, &agent.id).await["hours"], Value::Null);
+    assert_eq!(
+        hours_of(&server, &token, &agent.id).await["hours"],
+        Value::Null
+    );
     d.close().await;
 }
