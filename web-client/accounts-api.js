@@ -1,7 +1,7 @@
 /*
  * The account calls of the settings screens (docs/api.md "Auth and agents",
  * docs/accounts.md) on top of api.js's request(): agents, teams and membership,
- * capacity, an admin's password reset, one's own password change, the roles.
+ * capacity, working hours, an admin's password reset, one's own password change, the roles.
  */
 import { loadRoles } from './permissions.js';
 
@@ -15,6 +15,8 @@ export function createAccountsApi(request) {
     updateAgent: (id, patch) => request('PATCH', `/api/agents/${enc(id)}`, { body: patch }),
     resetPassword: (id, password) => request('POST', `/api/agents/${enc(id)}/password`, { body: { password } }),
     setCapacity: (id, capacity) => request('PUT', `/api/agents/${enc(id)}/capacity`, { body: { capacity } }),
+    hours: (id) => request('GET', `/api/agents/${enc(id)}/hours`),
+    setHours: (id, body) => request('PUT', `/api/agents/${enc(id)}/hours`, { body }),
     teams: () => request('GET', '/api/teams'),
     createTeam: (name, slug) => request('POST', '/api/teams', { body: { name, slug } }),
     addMember: (teamId, agentId) => request('POST', `/api/teams/${enc(teamId)}/members`, { body: { agent_id: agentId } }),

@@ -28,6 +28,7 @@ const AREAS = [
     ['agent.password_reset', "Reset an agent's password"],
     ['agent.tokens_revoked', "Ended an agent's sessions"],
     ['agent.capacity_changed', "Changed an agent's capacity"],
+    ['agent.hours_changed', "Changed an agent's working hours"],
   ]],
   ['team.', 'Teams', [
     ['team.created', 'Created a team'],

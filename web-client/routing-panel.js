@@ -30,6 +30,7 @@ const SKIP_TEXT = {
   offline: 'offline',
   away: 'away',
   at_capacity: 'at capacity',
+  off_hours: 'outside working hours',
   not_in_team: 'not in team',
   not_next: 'not next in rotation',
 };

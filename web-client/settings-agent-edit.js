@@ -2,6 +2,7 @@
  * The editor of one agent (#/settings/agents/{id}, part of "Agents & roles"):
  * name and email, role (each with its one-line description and, unfolded, its
  * permissions from GET /api/roles), team membership as removable chips, capacity,
+ * working hours (settings-hours.js),
  * a temporary password set by the admin, and deactivate/reactivate behind a
  * confirm dialog. Says beforehand which changes end the agent's open sessions
  * (docs/accounts.md) and shows the hub's refusals — the last-admin guard above
@@ -24,6 +25,7 @@ import {
   roleValue,
   statusBadge,
 } from './settings-ui.js';
+import { hoursCard } from './settings-hours.js';
 
 function card(title, testid, ...children) {
   const id = `card-${testid}`;
@@ -80,6 +82,7 @@ export function renderAgentEditor({ ctx, agent, data, notice, refresh }) {
     roleCard(),
     teamsCard(),
     capacityCard(),
+    hoursCard({ accounts, agent, card, attempt, refresh }),
     passwordCard(),
     accessCard(),
   );

@@ -55,6 +55,7 @@ const SHELL = [
   '/app/routing-panel.js',
   '/app/settings-account.js',
   '/app/settings-agent-edit.js',
+  '/app/settings-hours.js',
   '/app/settings-agents.js',
   '/app/settings-campaigns.js',
   '/app/settings-growth.css',

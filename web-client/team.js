@@ -1,7 +1,8 @@
 /*
  * Team lead page (#/team, issue 4): per team the routing mode, how many
  * conversations wait and for how long (ticking live), open offers, every
- * agent's presence and load (open / capacity) and the queue. Kept live by
+ * agent's presence and load (open / capacity), "off hours" when outside their
+ * working hours (routing offers them nothing then), and the queue. Kept live by
  * `workload` frames (first snapshot from GET /api/team/workload); admins also
  * get the team's routing settings form. `routing_alert` frames show as a toast
  * and in a banner on this page. A waiting conversation can be handed to an agent
@@ -174,6 +175,7 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
       presence: h('span', { className: 'presence-word', dataset: { testid: 'workload-presence' } }),
       name: h('span', { className: 'workload-name' }),
       role: h('span', { className: 'workload-role' }),
+      hours: h('span', { className: 'workload-role', dataset: { testid: 'workload-off-hours' } }, 'off hours'),
       fill: h('span', { className: 'load-fill' }),
       bar: null,
       load: h('span', { className: 'load-text', dataset: { testid: 'workload-load' } }),
@@ -183,7 +185,7 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     const tr = h(
       'tr',
       { dataset: { testid: 'workload-agent', agentId } },
-      h('td', {}, h('span', { className: 'workload-who' }, parts.dot, parts.name, parts.role, parts.presence)),
+      h('td', {}, h('span', { className: 'workload-who' }, parts.dot, parts.name, parts.role, parts.presence, parts.hours)),
       h('td', {}, h('span', { className: 'load' }, parts.bar, parts.load)),
       parts.offers,
     );
@@ -203,6 +205,8 @@ export function setupTeamPage({ store, routingApi, assign, signal }) {
     q.name.textContent = store.me && a.agent_id === store.me.id ? `${a.name} (you)` : a.name;
     q.role.textContent = a.role === 'agent' ? '' : a.role;
     q.role.hidden = a.role === 'agent';
+    // Outside their working hours routing offers them nothing: say why they get nothing.
+    q.hours.hidden = !a.off_hours;
     const open = Number(a.open) || 0;
     const cap = Math.max(0, Number(a.capacity) || 0);
     q.load.textContent = `${open} / ${cap}`;

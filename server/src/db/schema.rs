@@ -466,3 +466,15 @@ diesel::table! {
         after -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    agent_hours (agent_id) {
+        agent_id -> Text,
+        time_zone -> Text,
+        hours -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(agent_hours -> agents (agent_id));
+diesel::allow_tables_to_appear_in_same_query!(agent_hours, agents);

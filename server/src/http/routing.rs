@@ -1,6 +1,8 @@
 //! Routing routes (`docs/api.md`, "Routing"): team routing settings, agent capacity,
 //! offers and claims, hand-back, transfer, the routing audit and the team lead's
-//! workload.
+//! workload; an agent's working hours (in [`hours`]).
+
+mod hours;
 
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
@@ -26,6 +28,8 @@ pub(super) const ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/teams/{id}/routing", Rule::Agent(P::SettingsTeam), get_settings),
     endpoint!(PUT "/teams/{id}/routing", Rule::Agent(P::SettingsTeam), put_settings),
     endpoint!(PUT "/agents/{id}/capacity", Rule::Agent(P::AccountsManage), put_capacity),
+    endpoint!(GET "/agents/{id}/hours", Rule::Agent(P::AccountsRead), hours::get_hours),
+    endpoint!(PUT "/agents/{id}/hours", Rule::Agent(P::AccountsManage), hours::put_hours),
     endpoint!(GET "/team/workload", Rule::Agent(P::TeamSupervise), workload),
     endpoint!(GET "/offers", Rule::Agent(P::ConversationsReply), my_offers),
     endpoint!(POST "/offers/{id}/claim", Rule::Agent(P::ConversationsReply), claim),

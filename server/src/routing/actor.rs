@@ -28,12 +28,18 @@ use crate::clock::now_ms;
 use crate::error::AppError;
 use crate::protocol::{PresenceStatus, ServerFrame};
 use crate::state::AppState;
+use crate::store::agent_hours;
 
 use super::engine::{self, Effect};
 use super::settings;
 
 /// Longest a team lead waits for a workload change to be pushed.
 pub const WORKLOAD_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// How often queues are drained for agents whose working hours may have begun: a
+/// shift that starts by the clock is no event, so without this a waiting lead would
+/// wait for the next trigger (`docs/routing.md`, "Working hours").
+pub const HOURS_TICK: Duration = Duration::from_secs(60);
 
 /// A contact wrote in a conversation that may need an agent (or reopened it).
 #[derive(Message, Clone, Debug)]
@@ -461,6 +467,15 @@ impl Actor for Router {
         if cluster.redis_url.is_some() {
             ctx.run_interval(cluster.offer_sweep, |act, ctx| act.sweep_offers(ctx));
         }
+        ctx.run_interval(HOURS_TICK, |act, ctx| {
+            act.decide("hours tick", ctx, |c, presence, now| {
+                let mut effects = Vec::new();
+                for team_id in agent_hours::teams_waiting_with_hours(c)? {
+                    effects.extend(engine::drain(c, &team_id, presence, now)?);
+                }
+                Ok(effects)
+            });
+        });
     }
 }
 

@@ -26,6 +26,7 @@ use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 use crate::model::new_id;
 use crate::protocol::PresenceStatus;
+use crate::store::agent_hours;
 
 use super::settings::{self, EscalationStep, RoutingMode, TeamRouting};
 use super::views::{
@@ -123,14 +124,18 @@ pub struct Candidate {
     pub open: i64,
     /// Capacity.
     pub capacity: i64,
+    /// Outside their working hours at decision time (`routing::hours`).
+    pub off_hours: bool,
 }
 
 impl Candidate {
     /// Why this agent cannot take a new conversation now (`None`: eligible).
-    /// `allow_away` is used when an offer is widened to the whole team.
+    /// `allow_away` is used when an offer is widened to the whole team; working hours
+    /// hold even then (an agent off shift is not paged by an escalation).
     pub fn skip(&self, allow_away: bool) -> Option<SkipReason> {
         match self.presence {
             PresenceStatus::Offline => Some(SkipReason::Offline),
+            _ if self.off_hours => Some(SkipReason::OffHours),
             PresenceStatus::Away if !allow_away => Some(SkipReason::Away),
             _ if self.open >= self.capacity => Some(SkipReason::AtCapacity),
             _ => None,
@@ -221,8 +226,8 @@ fn capacity_of(c: &mut DbConn, agent_id: &str, default_capacity: i32) -> Result<
     Ok(i64::from(own.unwrap_or(default_capacity)))
 }
 
-/// Every active member of the team with presence, load and capacity, ordered by id
-/// (the rotation order).
+/// Every active member of the team with presence, load, capacity and whether they are
+/// inside their working hours at `now` (epoch ms), ordered by id (the rotation order).
 ///
 /// # Errors
 /// Database errors.
@@ -230,6 +235,7 @@ pub fn candidates(
     c: &mut DbConn,
     team: &TeamRouting,
     presence: &PresenceMap,
+    now: i64,
 ) -> Result<Vec<Candidate>, AppError> {
     let members: Vec<(String, String, String, Option<i32>)> = team_members::table
         .inner_join(agents::table)
@@ -248,6 +254,7 @@ pub fn candidates(
         .into_iter()
         .filter_map(|(id, n)| id.map(|id| (id, n)))
         .collect();
+    let hours = agent_hours::for_agents(c, &ids)?;
     Ok(members
         .into_iter()
         .map(|(agent_id, name, role, cap)| Candidate {
@@ -257,6 +264,7 @@ pub fn candidates(
                 .unwrap_or(PresenceStatus::Offline),
             open: counts.get(&agent_id).copied().unwrap_or(0),
             capacity: i64::from(cap.unwrap_or(team.default_capacity)),
+            off_hours: hours.get(&agent_id).is_some_and(|h| !h.is_working(now)),
             agent_id,
             name,
             role,
@@ -646,7 +654,7 @@ pub fn route(
         {
             return Ok(Vec::new());
         }
-        let mut cands = candidates(c, &team, presence)?;
+        let mut cands = candidates(c, &team, presence, now)?;
         if team.routing_mode != RoutingMode::Manual && !waiting_ids(c, &team_id, 1)?.is_empty() {
             // Others are already waiting: this lead joins the back of the line and the
             // line moves first, so a newcomer never takes a place freed a moment ago
@@ -723,7 +731,7 @@ fn drain_locked(
     if waiting.is_empty() {
         return Ok(Vec::new());
     }
-    let mut cands = candidates(c, team, presence)?;
+    let mut cands = candidates(c, team, presence, now)?;
     let mut effects = Vec::new();
     for id in waiting {
         if !cands.iter().any(|x| x.skip(false).is_none()) {
@@ -922,7 +930,7 @@ pub fn expire_offer(
         let step = usize::try_from(round - 1)
             .ok()
             .and_then(|i| team.escalation.get(i).copied());
-        let mut cands = candidates(c, &team, presence)?;
+        let mut cands = candidates(c, &team, presence, now)?;
         let next_round = |c: &mut DbConn, team: &TeamRouting| -> Result<i64, AppError> {
             let expires_at = now + team.offer_timeout_ms;
             diesel::update(offers::table.find(offer_id))
@@ -1498,7 +1506,7 @@ pub fn workload(
     now: i64,
 ) -> Result<TeamWorkload, AppError> {
     let team = settings::load(c, team_id)?;
-    let cands = candidates(c, &team, presence)?;
+    let cands = candidates(c, &team, presence, now)?;
     let offers_by_agent: HashMap<String, i64> = offer_recipients::table
         .inner_join(offers::table)
         .filter(offers::team_id.eq(team_id))
@@ -1536,6 +1544,7 @@ pub fn workload(
                 presence: x.presence,
                 open: x.open,
                 capacity: x.capacity,
+                off_hours: x.off_hours,
             })
             .collect(),
         waiting,

@@ -1,6 +1,7 @@
 //! Lead routing (`docs/routing.md`): who gets a new conversation, when, and why.
 //!
 //! - [`settings`]: per-team mode, capacity, offer timeout, escalation, grace, requeue.
+//! - [`hours`]: working hours, the pure policy (is this agent working now?).
 //! - [`engine`]: each decision as one database transaction under the team's routing
 //!   lock — round-robin with a stored cursor, poll offers with exactly one winner,
 //!   owner-first, the queue, requeue of an offline agent's unanswered conversations,
@@ -11,6 +12,7 @@
 
 pub mod actor;
 pub mod engine;
+pub mod hours;
 pub mod settings;
 pub mod views;
 

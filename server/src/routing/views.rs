@@ -37,6 +37,8 @@ pub enum SkipReason {
     Away,
     /// Open conversations already at capacity.
     AtCapacity,
+    /// Outside their working hours (`PUT /api/agents/{id}/hours`).
+    OffHours,
     /// Not a member of the conversation's team.
     NotInTeam,
     /// Another eligible agent was next in the rotation.
@@ -102,6 +104,8 @@ pub struct AgentLoad {
     pub capacity: i64,
     /// Offers this agent can claim right now.
     pub offers_open: i64,
+    /// Outside their working hours at the snapshot: offered nothing new.
+    pub off_hours: bool,
 }
 
 /// A waiting conversation in the workload view.

@@ -85,6 +85,8 @@ audit_actions! {
     AgentTokensRevoked => "agent.tokens_revoked",
     /// An admin changed an agent's capacity.
     AgentCapacityChanged => "agent.capacity_changed",
+    /// An admin set or cleared an agent's working hours.
+    AgentHoursChanged => "agent.hours_changed",
     /// An admin created a team.
     TeamCreated => "team.created",
     /// An admin added an agent to a team.

@@ -5,6 +5,7 @@
 //! Row structs mirror tables; insert forms (`New…`) carry only what an insert sets.
 
 pub mod accounts;
+pub mod agent_hours;
 pub mod audit;
 pub mod conversations;
 pub mod knowledge;
