@@ -7,7 +7,7 @@
  * while the hash is #/bot. The knowledge API may be missing on a hub; a 404 there
  * shows "knowledge base unavailable" instead of failing the page.
  */
-import { can } from './permissions.js';
+import { workableTeams } from './permissions.js';
 import { formatWhen } from './format.js';
 import { h } from './dom.js';
 import { toast, toastError } from './toast.js';
@@ -110,8 +110,7 @@ export function setupBotSettings({ botApi, teams, me, signal }) {
   async function loadTeams() {
     if (teamList) return teamList;
     const { teams: all } = await teams();
-    const mine = new Set(me.team_ids || []);
-    teamList = (all || []).filter((t) => can(me, 'teams.all') || mine.has(t.id));
+    teamList = workableTeams(me, all);
     teamSelect.replaceChildren(...teamList.map((t) => h('option', { value: t.id }, t.name || t.slug)));
     teamLabel.hidden = teamList.length < 2;
     return teamList;

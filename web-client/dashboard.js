@@ -12,6 +12,7 @@
  * Mounted like audit.js: a page that replaces the inbox layout while the hash is
  * #/dashboard, built inside #app.
  */
+import { workableTeams } from './permissions.js';
 import { drawBars } from './charts.js';
 import { h, icon } from './dom.js';
 import { formatAge } from './format.js';
@@ -86,8 +87,7 @@ export function setupDashboard({ request, teams, me, canTakeOver, navigate, sign
   async function loadTeams() {
     if (teamSelect.options.length) return;
     const { teams: list } = await teams();
-    const mine = new Set(me.team_ids || []);
-    const shown = (list || []).filter((t) => mine.has(t.id) || me.permissions.includes('teams.all'));
+    const shown = workableTeams(me, list);
     teamSelect.replaceChildren(...shown.map((t) => h('option', { value: t.id }, t.name || t.slug)));
   }
 
@@ -206,7 +206,6 @@ export function setupDashboard({ request, teams, me, canTakeOver, navigate, sign
     stageOrder = (pipeline.stages || []).map((s) => s.key);
     stageLabels = new Map((pipeline.stages || []).map((s) => [s.key, s.name || s.key]));
     draw(dash, stats);
-    page.dataset.loaded = String(seq);
   }
 
   /** Loads now, or once more after the load in flight (never two at a time). */

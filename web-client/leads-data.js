@@ -6,7 +6,7 @@
  * once per session and kept; the lists themselves are always fetched fresh.
  */
 
-import { can } from './permissions.js';
+import { workableTeams } from './permissions.js';
 
 const enc = encodeURIComponent;
 
@@ -27,9 +27,7 @@ export function createLeadsData({ request, me }) {
         ([a, t]) => {
           agents = (a.agents || []).filter((x) => x.active !== false);
           for (const x of a.agents || []) agentNames.set(x.id, x.name);
-          const mine = new Set(me.team_ids || []);
-          // Admins see every team; everyone else the teams they belong to.
-          teams = (t.teams || []).filter((x) => mine.has(x.id) || can(me, 'teams.all'));
+          teams = workableTeams(me, t.teams);
           if (!teams.length) teams = t.teams || [];
         },
         (err) => {

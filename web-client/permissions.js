@@ -11,6 +11,15 @@ export function can(me, permission) {
   return Boolean(me && Array.isArray(me.permissions) && me.permissions.includes(permission));
 }
 
+/**
+ * The teams `me` may act in, from a list of teams: its own, or every one with
+ * teams.all — the same rule the hub's team checks apply.
+ */
+export function workableTeams(me, teams) {
+  const mine = new Set((me && me.team_ids) || []);
+  return (teams || []).filter((t) => can(me, 'teams.all') || mine.has(t.id));
+}
+
 /** The roles in the order the hub lists them, with a one-line description each. */
 export const ROLE_INFO = {
   admin: { label: 'Admin', description: 'Everything: accounts, teams, hub settings and the audit log.' },

@@ -9,6 +9,7 @@
  * and the lists redraw from it, so moving or removing a row never loses what was
  * typed in another.
  */
+import { workableTeams } from './permissions.js';
 import { h, icon } from './dom.js';
 import { sectionHead, field, select, formError, savedNote, confirmDialog } from './settings-ui.js';
 
@@ -209,8 +210,7 @@ export function setupPipelineSection(ctx) {
       loaded = true;
       try {
         const { teams: all } = await accounts.teams();
-        const mine = new Set(me.team_ids || []);
-        const teams = (all || []).filter((t) => mine.has(t.id) || (me.permissions || []).includes('teams.all'));
+        const teams = workableTeams(me, all);
         teamSelect.input.replaceChildren(...teams.map((t) => h('option', { value: t.id }, t.name)));
         if (teams.length) await load();
       } catch (err) {

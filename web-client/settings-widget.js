@@ -9,6 +9,7 @@
  * The preview is drawn here from the form's values instead of loading the real
  * widget: the real one would open a guest session on every look.
  */
+import { workableTeams } from './permissions.js';
 import { h, icon } from './dom.js';
 import { sectionHead, field, select, formError, savedNote } from './settings-ui.js';
 
@@ -198,8 +199,7 @@ export function setupWidgetSection(ctx) {
       loaded = true;
       try {
         const { teams: all } = await accounts.teams();
-        const mine = new Set(me.team_ids || []);
-        teams = (all || []).filter((t) => mine.has(t.id) || (me.permissions || []).includes('teams.all'));
+        teams = workableTeams(me, all);
         teamSelect.input.replaceChildren(...teams.map((t) => h('option', { value: t.id }, t.name)));
         if (teams.length) await loadTeam();
       } catch (err) {

@@ -38,7 +38,9 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// Declares an [`Endpoint`]: `endpoint!(GET "/agents", Rule::AnyAgent, list_agents)`.
+/// Declares an [`Endpoint`]: `endpoint!(GET "/agents", Rule::AnyAgent, list_agents)`;
+/// `…, handler, app_data = expr)` also gives the route its own app data (a larger
+/// JSON body limit, say).
 macro_rules! endpoint {
     ($method:ident $path:literal, $rule:expr, $handler:path) => {
         $crate::http::endpoints::Endpoint {
@@ -46,6 +48,14 @@ macro_rules! endpoint {
             path: $path,
             rule: $rule,
             mount: |r| r.to($handler),
+        }
+    };
+    ($method:ident $path:literal, $rule:expr, $handler:path, app_data = $data:expr) => {
+        $crate::http::endpoints::Endpoint {
+            method: ::actix_web::http::Method::$method,
+            path: $path,
+            rule: $rule,
+            mount: |r| r.app_data($data).to($handler),
         }
     };
 }

@@ -5,7 +5,6 @@
 
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
-use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,27 +32,12 @@ const MAX_K: usize = 20;
 /// bodies up to [`JSON_LIMIT`] (imports of whole FAQ files).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/knowledge", Rule::Agent(P::ConversationsReadTeam), list),
-    Endpoint {
-        method: Method::POST,
-        path: "/knowledge",
-        rule: Rule::Agent(P::SettingsTeam),
-        mount: |r| r.app_data(json_config()).to(create),
-    },
+    endpoint!(POST "/knowledge", Rule::Agent(P::SettingsTeam), create, app_data = json_config()),
     // Before `/{id}`, which would take these words for ids.
     endpoint!(GET "/knowledge/search", Rule::Agent(P::ConversationsReadTeam), search),
-    Endpoint {
-        method: Method::POST,
-        path: "/knowledge/import",
-        rule: Rule::Agent(P::SettingsTeam),
-        mount: |r| r.app_data(json_config()).to(import),
-    },
+    endpoint!(POST "/knowledge/import", Rule::Agent(P::SettingsTeam), import, app_data = json_config()),
     endpoint!(GET "/knowledge/{id}", Rule::Agent(P::ConversationsReadTeam), get),
-    Endpoint {
-        method: Method::PUT,
-        path: "/knowledge/{id}",
-        rule: Rule::Agent(P::SettingsTeam),
-        mount: |r| r.app_data(json_config()).to(update),
-    },
+    endpoint!(PUT "/knowledge/{id}", Rule::Agent(P::SettingsTeam), update, app_data = json_config()),
     endpoint!(DELETE "/knowledge/{id}", Rule::Agent(P::SettingsTeam), delete),
 ];
 
