@@ -656,6 +656,12 @@ pub struct WhatsAppConfig {
     pub provider_timeout: Duration,
     /// Largest media file the hub relays to agents (`SWITCHBOARD_MEDIA_MAX_BYTES`, default 25 MiB).
     pub media_max_bytes: usize,
+    /// Accept WAHA webhooks without `WAHA_WEBHOOK_HMAC_KEY` (`WAHA_INSECURE_UNSIGNED=true`);
+    /// otherwise such webhooks are refused (fail closed).
+    pub waha_insecure_unsigned: bool,
+    /// Key material for WhatsApp number secrets at rest (`SWITCHBOARD_NUMBERS_KEY`);
+    /// unset: derived from the hub secret (`secrets.rs`).
+    pub numbers_key: Option<Secret>,
 }
 
 impl Default for WhatsAppConfig {
@@ -681,6 +687,8 @@ impl Default for WhatsAppConfig {
             outbox_lease: Duration::from_secs(60),
             provider_timeout: Duration::from_secs(15),
             media_max_bytes: 25 * 1024 * 1024,
+            waha_insecure_unsigned: false,
+            numbers_key: None,
         }
     }
 }
@@ -695,8 +703,12 @@ impl WhatsAppConfig {
             waha_url: get("WAHA_URL").map(|v| v.trim().trim_end_matches('/').to_string()),
             waha_api_key: get("WAHA_API_KEY").map(Secret::new),
             waha_hmac_key: get("WAHA_WEBHOOK_HMAC_KEY").map(Secret::new),
+            numbers_key: get("SWITCHBOARD_NUMBERS_KEY").map(Secret::new),
             ..Self::default()
         };
+        if let Some(v) = get("WAHA_INSECURE_UNSIGNED") {
+            c.waha_insecure_unsigned = parse(&v, "WAHA_INSECURE_UNSIGNED")?;
+        }
         if let Some(v) = get("WHATSAPP_GRAPH_URL") {
             c.graph_url = v.trim().trim_end_matches('/').to_string();
         }

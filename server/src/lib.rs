@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod protocol;
 pub mod ratelimit;
 pub mod routing;
+pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -197,7 +198,21 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         outbox: outbox::Outbox::new(&config.whatsapp)?,
         pipeline: pipeline::Pipeline::new(),
         bot: Arc::new(bot::Bot::new(&config, db.clone())),
+        secrets: Arc::new(secrets::SecretBox::new(
+            config.whatsapp.numbers_key.as_ref(),
+            &boot.secret,
+        )),
     };
+    // The env WhatsApp configuration as the first numbers (zero-config upgrade).
+    {
+        let (db, config) = (db.clone(), config.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            store::numbers::sync_env(&mut conn, &config.whatsapp)
+        })
+        .await
+        .map_err(AppError::internal)??;
+    }
 
     // Every team's bot settings before the first message, so routing a message
     // never waits on them.

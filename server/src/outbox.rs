@@ -31,11 +31,13 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
 use crate::actors::messages::PublishStatus;
+use crate::channels::numbers::Credentials;
 use crate::channels::{meta, waha, Attachment, Provider, SendError, StatusError};
 use crate::clock::now_ms;
 use crate::config::WhatsAppConfig;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::numbers;
 use crate::store::whatsapp::{self as store, OutboxRow, SendContext, StatusChange};
 
 /// Rows claimed per pass (sent concurrently).
@@ -241,13 +243,32 @@ fn missing(what: &str) -> SendError {
     })
 }
 
+/// The credentials of the number the row's conversation came in on (replies go
+/// out from it). A deleted conversation or deactivated number fails the message;
+/// a database error is retried.
+async fn credentials(state: &AppState, row: &OutboxRow) -> Result<Credentials, SendError> {
+    let st = state.clone();
+    let id = row.conversation_id.clone();
+    state
+        .db
+        .run(move |c| {
+            numbers::credentials_for_conversation(c, &st.secrets, &st.config.whatsapp, &id)
+        })
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(m) | AppError::Conflict(m) => {
+                SendError::Permanent(StatusError { code: 0, title: m })
+            }
+            other => SendError::Transient(format!("credentials: {other}")),
+        })
+}
+
 /// Sends one row to its provider.
 async fn send(
     state: &AppState,
     row: &OutboxRow,
     ctx: &SendContext,
 ) -> Result<Option<String>, SendError> {
-    let cfg = &state.config.whatsapp;
     let provider = Provider::parse(&row.provider).ok_or_else(|| {
         SendError::Permanent(StatusError {
             code: 0,
@@ -274,16 +295,15 @@ async fn send(
                 .collect()
         })
         .unwrap_or_default();
-    match provider {
-        Provider::Meta => {
+    match (provider, credentials(state, row).await?) {
+        (Provider::Meta, Credentials::Meta(cfg)) => {
             let token = cfg
                 .access_token
                 .as_ref()
-                .ok_or_else(|| missing("WHATSAPP_ACCESS_TOKEN"))?;
-            let number = cfg
-                .phone_number_id
-                .as_deref()
-                .ok_or_else(|| missing("WHATSAPP_PHONE_NUMBER_ID"))?;
+                .ok_or_else(|| missing("the number's access token (WHATSAPP_ACCESS_TOKEN)"))?;
+            let number = cfg.phone_number_id.as_deref().ok_or_else(|| {
+                missing("the number's phone number id (WHATSAPP_PHONE_NUMBER_ID)")
+            })?;
             let body = match (row.kind.as_str(), &attachment) {
                 ("media", Some(a)) => meta::media_request(wa_id, a),
                 ("read", _) => match read_ids.first() {
@@ -306,10 +326,13 @@ async fn send(
             let answer: Value = resp.json().await.unwrap_or(Value::Null);
             meta::read_response(status, &answer)
         }
-        Provider::Waha => {
-            let base = cfg.waha_url.as_deref().ok_or_else(|| missing("WAHA_URL"))?;
+        (Provider::Waha, Credentials::Waha(cfg)) => {
+            let base = cfg
+                .base_url
+                .as_deref()
+                .ok_or_else(|| missing("the number's WAHA address (WAHA_URL)"))?;
             let chat = waha::chat_id(wa_id);
-            let session = &cfg.waha_session;
+            let session = &cfg.session;
             let (path, body) = match (row.kind.as_str(), &attachment) {
                 ("media", Some(a)) => waha::media_request(session, &chat, a),
                 ("read", _) => (
@@ -322,7 +345,7 @@ async fn send(
                 ),
             };
             let mut req = state.outbox.http.post(format!("{base}{path}")).json(&body);
-            if let Some(key) = &cfg.waha_api_key {
+            if let Some(key) = &cfg.api_key {
                 req = req.header("X-Api-Key", key.expose());
             }
             let resp = req
@@ -333,6 +356,13 @@ async fn send(
             let answer: Value = resp.json().await.unwrap_or(Value::Null);
             waha::read_response(status, &answer)
         }
+        (provider, _) => Err(SendError::Permanent(StatusError {
+            code: 0,
+            title: format!(
+                "the conversation's number is not a {} number",
+                provider.as_str()
+            ),
+        })),
     }
 }
 

@@ -343,6 +343,9 @@ pub enum ServerFrame {
     /// The bot's state of a conversation changed (paused, resumed, handed over): to
     /// the conversation's agents. `{conversation_id, status, reason, summary}`.
     Bot(serde_json::Value),
+    /// A WhatsApp number's WAHA session changed state: to admins and the number's
+    /// team leads (`docs/channels/whatsapp.md`).
+    NumberStatus(Box<crate::channels::numbers::NumberStatusFrame>),
 }
 
 impl ServerFrame {

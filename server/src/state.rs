@@ -30,4 +30,6 @@ pub struct AppState {
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// The bot: model endpoint and knowledge retrieval.
     pub bot: Arc<crate::bot::Bot>,
+    /// Seals and opens WhatsApp number secrets at rest (`secrets.rs`).
+    pub secrets: Arc<crate::secrets::SecretBox>,
 }

@@ -19,6 +19,21 @@ use super::{
 /// # Errors
 /// A sentence when the payload is not a WhatsApp Business Account webhook at all.
 pub fn parse_webhook(payload: &Value) -> Result<Vec<InboundEvent>, String> {
+    Ok(parse_webhook_by_number(payload)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// As [`parse_webhook`], each event with the business phone number id it came in
+/// on (`value.metadata.phone_number_id`; one POST may carry several numbers of a
+/// WhatsApp Business Account), which picks the number (inbox) it belongs to.
+///
+/// # Errors
+/// A sentence when the payload is not a WhatsApp Business Account webhook at all.
+pub fn parse_webhook_by_number(
+    payload: &Value,
+) -> Result<Vec<(Option<String>, InboundEvent)>, String> {
     let entries = payload
         .get("entry")
         .and_then(Value::as_array)
@@ -35,6 +50,7 @@ pub fn parse_webhook(payload: &Value) -> Result<Vec<InboundEvent>, String> {
         let Some(value) = change.get("value") else {
             continue;
         };
+        let number = str_at(value, &["metadata", "phone_number_id"]).map(str::to_string);
         let contacts = value.get("contacts").and_then(Value::as_array);
         for m in value
             .get("messages")
@@ -43,7 +59,7 @@ pub fn parse_webhook(payload: &Value) -> Result<Vec<InboundEvent>, String> {
             .flatten()
         {
             match message(m, contacts) {
-                Some(msg) => events.push(InboundEvent::Message(msg)),
+                Some(msg) => events.push((number.clone(), InboundEvent::Message(msg))),
                 None => tracing::warn!("skipped a WhatsApp message without id or sender"),
             }
         }
@@ -54,7 +70,7 @@ pub fn parse_webhook(payload: &Value) -> Result<Vec<InboundEvent>, String> {
             .flatten()
         {
             if let Some(st) = status(s) {
-                events.push(InboundEvent::Status(st));
+                events.push((number.clone(), InboundEvent::Status(st)));
             }
         }
     }

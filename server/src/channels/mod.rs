@@ -15,6 +15,7 @@
 //! `http/webhooks.rs`, persistence in `store/whatsapp.rs`, sending in `outbox.rs`.
 
 pub mod meta;
+pub mod numbers;
 pub mod phone;
 pub mod waha;
 
@@ -253,6 +254,17 @@ pub enum InboundEvent {
     Message(InboundMessage),
     /// A delivery status.
     Status(StatusUpdate),
+    /// A WAHA session changed state (`session.status`).
+    Session(SessionUpdate),
+}
+
+/// A WAHA `session.status` event (WAHA docs, "Events — session.status").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionUpdate {
+    /// Session name.
+    pub session: String,
+    /// Its new state.
+    pub status: numbers::SessionStatus,
 }
 
 /// Makes provider text storable: no NUL (PostgreSQL text cannot hold it), at most

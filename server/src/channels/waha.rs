@@ -3,15 +3,16 @@
 //!
 //! Events handled (WAHA docs, "Events"): `message` (a customer's message),
 //! `message.ack` (delivery of ours: -1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE,
-//! 3 READ, 4 PLAYED), `message.reaction`, and `session.status` (logged). Own
+//! 3 READ, 4 PLAYED), `message.reaction`, and `session.status` (a [`SessionUpdate`], stored per number). Own
 //! messages (`fromMe`) are never ingested; group chats (`@g.us`), broadcasts and
 //! channels are ignored with a log line.
 
 use serde_json::{json, Value};
 
+use super::numbers::SessionStatus;
 use super::{
     clean_body, phone, Attachment, DeliveryStatus, InboundEvent, InboundMessage, Provider,
-    SendError, Sender, StatusError, StatusUpdate,
+    SendError, SessionUpdate, Sender, StatusError, StatusUpdate,
 };
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -146,7 +147,13 @@ pub fn parse_webhook(body: &Value) -> Result<Vec<InboundEvent>, String> {
                     "WAHA session is not working; WhatsApp messages may not flow"
                 );
             }
-            Ok(vec![])
+            match SessionStatus::parse(status) {
+                Some(status) => Ok(vec![InboundEvent::Session(SessionUpdate {
+                    session: session.to_string(),
+                    status,
+                })]),
+                None => Ok(vec![]),
+            }
         }
         other => {
             tracing::debug!(event = other, "WAHA event ignored");
@@ -204,6 +211,12 @@ fn content(payload: &Value) -> (String, Option<Attachment>) {
         return (format!("[unsupported message: {kind}]"), None);
     }
     (text, None)
+}
+
+/// The state in WAHA's answer to `GET /api/sessions/{name}` (`{"name": …,
+/// "status": "WORKING", …}`); `None` when absent or unknown.
+pub fn session_status_of(answer: &Value) -> Option<SessionStatus> {
+    str_at(answer, &["status"]).and_then(SessionStatus::parse)
 }
 
 /// Body of `POST {WAHA_URL}/api/sendText`.
@@ -286,9 +299,13 @@ mod tests {
         assert!(matches!(&events[0], InboundEvent::Status(s) if s.status == DeliveryStatus::Read));
         let events = parse_webhook(&fixture("waha_message_reaction.json")).unwrap();
         assert!(matches!(&events[0], InboundEvent::Message(m) if m.body == "[reaction] 🙏"));
-        assert!(parse_webhook(&fixture("waha_session_status.json"))
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            parse_webhook(&fixture("waha_session_status.json")).unwrap(),
+            vec![InboundEvent::Session(SessionUpdate {
+                session: "default".into(),
+                status: SessionStatus::Working
+            })]
+        );
     }
 
     #[test]

@@ -87,6 +87,7 @@ diesel::table! {
         queued_at -> Nullable<BigInt>,
         preferred_agent_id -> Nullable<Text>,
         assigned_at -> Nullable<BigInt>,
+        number_id -> Nullable<Text>,
     }
 }
 
@@ -478,3 +479,30 @@ diesel::table! {
 
 diesel::joinable!(agent_hours -> agents (agent_id));
 diesel::allow_tables_to_appear_in_same_query!(agent_hours, agents);
+
+diesel::table! {
+    whatsapp_numbers (id) {
+        id -> Text,
+        provider -> Text,
+        source -> Text,
+        label -> Text,
+        team_id -> Nullable<Text>,
+        active -> Bool,
+        phone_number_id -> Nullable<Text>,
+        waba_id -> Nullable<Text>,
+        waha_url -> Nullable<Text>,
+        waha_session -> Nullable<Text>,
+        insecure_unsigned -> Bool,
+        access_token_enc -> Nullable<Text>,
+        app_secret_enc -> Nullable<Text>,
+        api_key_enc -> Nullable<Text>,
+        hmac_key_enc -> Nullable<Text>,
+        session_status -> Nullable<Text>,
+        session_status_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(whatsapp_numbers, teams);
+diesel::allow_tables_to_appear_in_same_query!(whatsapp_numbers, conversations);

@@ -78,6 +78,7 @@ pub fn all() -> Vec<Endpoint> {
         super::bot::ENDPOINTS,
         super::knowledge::ENDPOINTS,
         super::audit::ENDPOINTS,
+        super::numbers::ENDPOINTS,
     ]
     .concat()
 }

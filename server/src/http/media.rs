@@ -2,8 +2,9 @@
 //! guest of the conversation), fetched from the provider on demand.
 //!
 //! The fetch is guarded because the URLs come from outside: only the configured
-//! provider hosts are contacted (Meta: the Graph API host and `WHATSAPP_MEDIA_HOSTS`;
-//! WAHA: `WAHA_URL` only — its file URL's path is re-based onto it), redirects are
+//! provider hosts are contacted, with the credentials of the number the
+//! conversation came in on (Meta: the Graph API host and `WHATSAPP_MEDIA_HOSTS`;
+//! WAHA: that number's WAHA address only — its file URL's path is re-based onto it), redirects are
 //! not followed, the download is cut at `SWITCHBOARD_MEDIA_MAX_BYTES` (413) and
 //! bounded by `SWITCHBOARD_PROVIDER_TIMEOUT`. The answer is served with a safe
 //! content type and a sandboxing CSP, so a hostile file cannot run script on the
@@ -18,12 +19,13 @@ use serde_json::Value;
 
 use crate::actors::conversation::check_access;
 use crate::auth::Principal;
+use crate::channels::numbers::Credentials;
 use crate::channels::{Attachment, Provider};
 use crate::config::WhatsAppConfig;
 use crate::db::schema::messages;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::conversations;
+use crate::store::{conversations, numbers};
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] =
@@ -53,7 +55,8 @@ async fn get_media(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let message_id = path.into_inner();
-    let (meta, attachment) = state
+    let st = state.clone();
+    let (meta, attachment, creds) = state
         .db
         .run(move |c| {
             let (conversation_id, attachment): (String, Option<String>) = messages::table
@@ -62,7 +65,15 @@ async fn get_media(
                 .first(c)
                 .optional()?
                 .ok_or_else(|| AppError::NotFound("no such message".into()))?;
-            Ok((conversations::meta(c, &conversation_id)?, attachment))
+            // Media comes from the number the conversation came in on.
+            let creds = numbers::credentials_for_conversation(
+                c,
+                &st.secrets,
+                &st.config.whatsapp,
+                &conversation_id,
+            )
+            .ok();
+            Ok((conversations::meta(c, &conversation_id)?, attachment, creds))
         })
         .await?;
     check_access(&principal, &meta)?;
@@ -74,10 +85,13 @@ async fn get_media(
     let http = state.outbox.http();
     let request = match attachment.provider {
         Some(Provider::Meta) => {
-            let token = cfg
+            let Some(Credentials::Meta(number)) = &creds else {
+                return Err(bad_gateway("the conversation has no usable Meta number"));
+            };
+            let token = number
                 .access_token
                 .as_ref()
-                .ok_or_else(|| bad_gateway("WHATSAPP_ACCESS_TOKEN is unset"))?;
+                .ok_or_else(|| bad_gateway("the number has no access token"))?;
             let media_id = attachment
                 .media_id
                 .as_deref()
@@ -88,7 +102,7 @@ async fn get_media(
                 .ok_or_else(|| AppError::NotFound("no media id".into()))?;
             // Step 1: the media id yields a short-lived download URL (Meta "Media" docs).
             let info: Value = http
-                .get(format!("{}/{media_id}", cfg.graph_url))
+                .get(format!("{}/{media_id}", number.graph_url))
                 .bearer_auth(token.expose())
                 .send()
                 .await
@@ -112,10 +126,13 @@ async fn get_media(
             http.get(url).bearer_auth(token.expose())
         }
         Some(Provider::Waha) => {
-            let base = cfg
-                .waha_url
+            let Some(Credentials::Waha(number)) = &creds else {
+                return Err(bad_gateway("the conversation has no usable WAHA number"));
+            };
+            let base = number
+                .base_url
                 .as_deref()
-                .ok_or_else(|| bad_gateway("WAHA_URL is unset"))?;
+                .ok_or_else(|| bad_gateway("the number has no WAHA address"))?;
             let given = attachment
                 .url
                 .as_deref()
@@ -127,7 +144,7 @@ async fn get_media(
                 return Err(AppError::Forbidden("not a WAHA file URL".into()));
             }
             let mut r = http.get(format!("{base}{}", given.path()));
-            if let Some(key) = &cfg.waha_api_key {
+            if let Some(key) = &number.api_key {
                 r = r.header("X-Api-Key", key.expose());
             }
             r

@@ -15,6 +15,7 @@ mod knowledge;
 mod leads;
 mod marketing;
 mod media;
+mod numbers;
 mod pages;
 mod quick_chat;
 mod routing;

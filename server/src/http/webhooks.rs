@@ -1,5 +1,7 @@
 //! Provider webhooks: `GET|POST /webhooks/whatsapp` (Meta Cloud API) and
-//! `POST /webhooks/waha` (WAHA).
+//! `POST /webhooks/waha` (WAHA). Each event lands in the WhatsApp number (inbox)
+//! it came in on — Meta by `metadata.phone_number_id`, WAHA by `session` — and so
+//! in that number's team (`store/numbers.rs`).
 //!
 //! Order of work for a POST, and why: rate limit; read the RAW body with a size
 //! limit (signatures cover the exact bytes; 413 above the limit); verify the
@@ -13,14 +15,18 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::actors::messages::PostInbound;
+use crate::channels::numbers::{
+    waha_webhook_auth, Credentials, MetaCredentials, NumberId, WahaWebhookAuth,
+};
 use crate::channels::{self, InboundEvent, InboundMessage, StatusUpdate};
 use crate::error::AppError;
 use crate::outbox;
 use crate::state::AppState;
+use crate::store::numbers;
 use crate::store::whatsapp as store;
 
 /// Registers the webhook routes (outside `/api`: providers call them, not clients).
@@ -46,22 +52,23 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Meta's subscription handshake: echo `hub.challenge` when `hub.verify_token`
-/// matches `WHATSAPP_VERIFY_TOKEN` (Meta docs, "Webhooks — Verification requests").
+/// matches `WHATSAPP_VERIFY_TOKEN` or the hub's own verify token shown in the
+/// numbers screen (`SecretBox::meta_verify_token`; Meta docs, "Webhooks —
+/// Verification requests").
 async fn meta_verify(
     state: web::Data<AppState>,
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, AppError> {
     let q = query.into_inner();
-    let expected = state
+    let given = q.verify_token.as_deref().unwrap_or_default().as_bytes();
+    let env_match = state
         .config
         .whatsapp
         .verify_token
         .as_ref()
-        .ok_or_else(|| AppError::Forbidden("WHATSAPP_VERIFY_TOKEN is not configured".into()))?;
-    let matches = q.mode.as_deref() == Some("subscribe")
-        && q.verify_token
-            .as_deref()
-            .is_some_and(|t| same(t.as_bytes(), expected.expose().as_bytes()));
+        .is_some_and(|t| same(given, t.expose().as_bytes()));
+    let hub_match = same(given, state.secrets.meta_verify_token().as_bytes());
+    let matches = q.mode.as_deref() == Some("subscribe") && (env_match || hub_match);
     match (matches, q.challenge) {
         (true, Some(challenge)) => Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
@@ -105,34 +112,95 @@ fn parse_json(body: &[u8]) -> Result<Value, AppError> {
     serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("invalid JSON: {e}")))
 }
 
+/// Where an accepted event goes: its number and that number's team.
+#[derive(Clone, Debug)]
+struct Target {
+    number_id: NumberId,
+    team_id: Option<String>,
+}
+
+impl Target {
+    fn of(c: &Credentials) -> Self {
+        let (number_id, team_id) = match c {
+            Credentials::Meta(m) => (m.number_id.clone(), m.team_id.clone()),
+            Credentials::Waha(w) => (w.number_id.clone(), w.team_id.clone()),
+        };
+        Self { number_id, team_id }
+    }
+}
+
+/// Meta: the signature is checked against the app secret of every active Meta
+/// number (there are few, and nothing is parsed before a match); each message
+/// then goes to the number of its `metadata.phone_number_id` among those whose
+/// secret matched — or to the env number, which, as before several numbers
+/// existed, takes any phone number id of its app.
 async fn meta_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     state.limits.webhook(super::client_ip(&req))?;
-    // Fail closed: without the app secret nobody can be told apart from Meta.
-    let secret = state.config.whatsapp.app_secret.clone().ok_or_else(|| {
-        AppError::Forbidden(
-            "WhatsApp webhook disabled: WHATSAPP_APP_SECRET is not configured".into(),
-        )
-    })?;
-    let body = read_body(&req, payload, state.config.whatsapp.webhook_max_bytes).await?;
-    if !channels::verify_meta_signature(
-        secret.expose().as_bytes(),
-        &body,
-        header_str(&req, "x-hub-signature-256"),
-    ) {
+    let rows = state.db.run(numbers::active_meta_rows).await?;
+    let cfg = &state.config.whatsapp;
+    let signed: Vec<MetaCredentials> = rows
+        .iter()
+        .filter_map(|r| match numbers::credentials_of(r, &state.secrets, cfg) {
+            Credentials::Meta(m) if m.app_secret.is_some() => Some(m),
+            _ => None,
+        })
+        .collect();
+    // Fail closed: without an app secret nobody can be told apart from Meta.
+    if signed.is_empty() {
+        return Err(AppError::Forbidden(
+            "WhatsApp webhook disabled: no Meta number has an app secret (WHATSAPP_APP_SECRET)"
+                .into(),
+        ));
+    }
+    let body = read_body(&req, payload, cfg.webhook_max_bytes).await?;
+    let header = header_str(&req, "x-hub-signature-256");
+    let verified: Vec<MetaCredentials> = signed
+        .into_iter()
+        .filter(|m| {
+            m.app_secret.as_ref().is_some_and(|s| {
+                channels::verify_meta_signature(s.expose().as_bytes(), &body, header)
+            })
+        })
+        .collect();
+    if verified.is_empty() {
         return Err(AppError::Unauthorized(
             "missing or wrong X-Hub-Signature-256".into(),
         ));
     }
-    let events =
-        channels::meta::parse_webhook(&parse_json(&body)?).map_err(AppError::BadRequest)?;
-    let n = handle(&state, events).await?;
-    Ok(HttpResponse::Ok().json(json!({"received": n})))
+    let events = channels::meta::parse_webhook_by_number(&parse_json(&body)?)
+        .map_err(AppError::BadRequest)?;
+    let n = events.len();
+    for (phone_number_id, event) in events {
+        let number = verified
+            .iter()
+            .find(|m| m.phone_number_id.is_some() && m.phone_number_id == phone_number_id)
+            .or_else(|| {
+                verified
+                    .iter()
+                    .find(|m| m.number_id.as_str() == NumberId::ENV_META)
+            });
+        match (event, number) {
+            (InboundEvent::Message(m), Some(number)) => {
+                ingest(&state, &Target::of(&Credentials::Meta(number.clone())), m).await?;
+            }
+            (InboundEvent::Message(_), None) => tracing::warn!(
+                phone_number_id = ?phone_number_id,
+                "WhatsApp message for a phone number id no number with this app secret has; skipped"
+            ),
+            (InboundEvent::Status(s), _) => status(&state, s).await?,
+            (InboundEvent::Session(_), _) => {}
+        }
+    }
+    Ok(HttpResponse::Ok().json(Received { received: n }))
 }
 
+/// WAHA: the number is found by the event's `session` (else the env number takes
+/// any session); its HMAC key is checked, and a number without one refuses
+/// (fail closed) unless it explicitly accepts unsigned webhooks.
 async fn waha_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -140,47 +208,90 @@ async fn waha_post(
 ) -> Result<HttpResponse, AppError> {
     state.limits.webhook(super::client_ip(&req))?;
     let cfg = &state.config.whatsapp;
-    if cfg.waha_url.is_none() && cfg.waha_hmac_key.is_none() {
-        return Err(AppError::Forbidden(
-            "WAHA webhook disabled: set WAHA_URL (and WAHA_WEBHOOK_HMAC_KEY)".into(),
-        ));
-    }
     let body = read_body(&req, payload, cfg.webhook_max_bytes).await?;
-    if let Some(key) = &cfg.waha_hmac_key {
-        if !channels::verify_waha_hmac(
-            key.expose().as_bytes(),
-            &body,
-            header_str(&req, "x-webhook-hmac"),
-        ) {
-            return Err(AppError::Unauthorized(
-                "missing or wrong X-Webhook-Hmac".into(),
-            ));
+    let parsed = parse_json(&body);
+    let session = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("session"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let row = {
+        let session = session.clone();
+        state
+            .db
+            .run(move |c| numbers::waha_by_session(c, &session))
+            .await?
+    };
+    let Some(row) = row else {
+        return Err(AppError::Forbidden(format!(
+            "WAHA webhook disabled: no WhatsApp number has session {session:?} (set WAHA_URL or add a number)"
+        )));
+    };
+    if !row.active {
+        return Err(AppError::Forbidden(format!(
+            "the WhatsApp number for session {session:?} is deactivated"
+        )));
+    }
+    let Credentials::Waha(number) = numbers::credentials_of(&row, &state.secrets, cfg) else {
+        return Err(AppError::internal("a WAHA lookup found a Meta number"));
+    };
+    match waha_webhook_auth(&number) {
+        WahaWebhookAuth::Verify(key) => {
+            if !channels::verify_waha_hmac(
+                key.expose().as_bytes(),
+                &body,
+                header_str(&req, "x-webhook-hmac"),
+            ) {
+                return Err(AppError::Unauthorized(
+                    "missing or wrong X-Webhook-Hmac".into(),
+                ));
+            }
+        }
+        WahaWebhookAuth::Unsigned => {}
+        WahaWebhookAuth::Refuse => {
+            return Err(AppError::Forbidden(
+                "WAHA webhook refused: this number has no HMAC key (set one, or insecure_unsigned)"
+                    .into(),
+            ))
         }
     }
-    let events =
-        channels::waha::parse_webhook(&parse_json(&body)?).map_err(AppError::BadRequest)?;
-    let n = handle(&state, events).await?;
-    Ok(HttpResponse::Ok().json(json!({"received": n})))
-}
-
-/// Stores every event in payload order; returns how many there were.
-async fn handle(state: &AppState, events: Vec<InboundEvent>) -> Result<usize, AppError> {
+    let events = channels::waha::parse_webhook(&parsed?).map_err(AppError::BadRequest)?;
     let n = events.len();
+    let target = Target::of(&Credentials::Waha(number.clone()));
     for event in events {
         match event {
-            InboundEvent::Message(m) => ingest(state, m).await?,
-            InboundEvent::Status(s) => status(state, s).await?,
+            InboundEvent::Message(m) => ingest(&state, &target, m).await?,
+            InboundEvent::Status(s) => status(&state, s).await?,
+            InboundEvent::Session(s) => {
+                super::numbers::record_session_status(&state, &number.number_id, s.status).await?
+            }
         }
     }
-    Ok(n)
+    Ok(HttpResponse::Ok().json(Received { received: n }))
 }
 
-async fn ingest(state: &AppState, m: InboundMessage) -> Result<(), AppError> {
-    let team = state.config.whatsapp.team.clone();
-    let (provider, sender) = (m.provider, m.sender.clone());
+/// Answer to an accepted webhook POST.
+#[derive(Serialize)]
+struct Received {
+    /// Events in the payload.
+    received: usize,
+}
+
+async fn ingest(state: &AppState, target: &Target, m: InboundMessage) -> Result<(), AppError> {
+    let team_slug = state.config.whatsapp.team.clone();
+    let (provider, sender, target) = (m.provider, m.sender.clone(), target.clone());
     let conversation_id = state
         .db
-        .run(move |c| store::resolve_conversation(c, provider, &sender, &team))
+        .run(move |c| {
+            let inbox = store::Inbox {
+                number_id: target.number_id.as_str(),
+                team_id: target.team_id.as_deref(),
+                team_slug: &team_slug,
+            };
+            store::resolve_conversation(c, provider, &sender, &inbox)
+        })
         .await
         .map_err(|e| match e {
             // A misconfigured team must not make the provider drop the message.

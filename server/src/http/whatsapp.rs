@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::actors::messages::{Authorize, PostMedia};
 use crate::auth::{AuthAgent, Principal};
+use crate::channels::numbers::Credentials;
 use crate::channels::{meta, waha, Attachment, Provider};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -141,7 +142,8 @@ async fn typing(
     let id = path.into_inner();
     let (meta, provider) = whatsapp_meta(&state, Principal::Agent(agent), &id).await?;
     let contact = meta.contact_id.clone();
-    let (last, wa_id) = state
+    let st = state.clone();
+    let (last, wa_id, creds) = state
         .db
         .run(move |c| {
             use crate::db::schema::contacts;
@@ -150,13 +152,20 @@ async fn typing(
                 .find(&contact)
                 .select(contacts::wa_id)
                 .first(c)?;
-            Ok((store::inbound_provider_ids(c, &id, None, 1)?, wa_id))
+            // The number the conversation came in on; none usable: no indicator.
+            let creds = crate::store::numbers::credentials_for_conversation(
+                c,
+                &st.secrets,
+                &st.config.whatsapp,
+                &id,
+            )
+            .ok();
+            Ok((store::inbound_provider_ids(c, &id, None, 1)?, wa_id, creds))
         })
         .await?;
-    let cfg = state.config.whatsapp.clone();
     let http = state.outbox.http().clone();
-    let request = match provider {
-        Provider::Meta => match (last.first(), &cfg.access_token, &cfg.phone_number_id) {
+    let request = match (provider, creds) {
+        (Provider::Meta, Some(Credentials::Meta(cfg))) => match (last.first(), &cfg.access_token, &cfg.phone_number_id) {
             (Some(pid), Some(token), Some(number)) => Some(
                 http.post(format!("{}/{number}/messages", cfg.graph_url))
                     .bearer_auth(token.expose())
@@ -164,19 +173,20 @@ async fn typing(
             ),
             _ => None,
         },
-        Provider::Waha => match (&cfg.waha_url, &wa_id) {
+        (Provider::Waha, Some(Credentials::Waha(cfg))) => match (&cfg.base_url, &wa_id) {
             (Some(base), Some(wa_id)) => {
                 let mut r = http.post(format!("{base}/api/startTyping")).json(&json!({
-                    "session": cfg.waha_session,
+                    "session": cfg.session,
                     "chatId": waha::chat_id(wa_id),
                 }));
-                if let Some(key) = &cfg.waha_api_key {
+                if let Some(key) = &cfg.api_key {
                     r = r.header("X-Api-Key", key.expose());
                 }
                 Some(r)
             }
             _ => None,
         },
+        _ => None,
     };
     let sent = request.is_some();
     if let Some(request) = request {

@@ -127,6 +127,12 @@ audit_actions! {
     KnowledgeDeleted => "knowledge.deleted",
     /// Markdown was imported into the knowledge base (one entry per import).
     KnowledgeImported => "knowledge.imported",
+    /// An admin added a WhatsApp number (inbox).
+    WhatsAppNumberCreated => "whatsapp_number.created",
+    /// An admin changed a WhatsApp number (settings, team, secrets set or cleared).
+    WhatsAppNumberUpdated => "whatsapp_number.updated",
+    /// An admin deactivated a WhatsApp number.
+    WhatsAppNumberDeactivated => "whatsapp_number.deactivated",
 }
 
 /// Who acted: the agent (`id`, `label` its email), an anonymous caller (`id` `None`,

@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod knowledge;
 pub mod leads;
 pub mod messages;
+pub mod numbers;
 pub mod pipeline;
 pub mod whatsapp;
 pub mod widget_settings;

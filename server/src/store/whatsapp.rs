@@ -2,7 +2,8 @@
 //! statuses (deduplicated, forward-only), and the durable outbox.
 //!
 //! Races are settled by unique indexes (migration `2026-11-21-000002_whatsapp`):
-//! `contacts_wa_id`, `conversations_contact_whatsapp`, `whatsapp_statuses`' primary
+//! `contacts_wa_id`, `conversations_contact_number` (migration
+//! `2026-12-05-100001_whatsapp_numbers`), `whatsapp_statuses`' primary
 //! key and `messages_provider_id`. The loser of a race catches the unique violation
 //! inside a savepoint and reads the winner's row.
 
@@ -37,6 +38,7 @@ struct NewWaConversation<'a> {
     source: Option<&'a str>,
     created_at: i64,
     updated_at: i64,
+    number_id: &'a str,
 }
 
 fn contact_by_wa_id(
@@ -53,21 +55,35 @@ fn contact_by_wa_id(
 fn conversation_of(
     conn: &mut DbConn,
     contact_id: &str,
-    channel: &str,
+    number_id: &str,
 ) -> QueryResult<Option<String>> {
     conversations::table
         .filter(conversations::contact_id.eq(contact_id))
-        .filter(conversations::channel.eq(channel))
+        .filter(conversations::number_id.eq(number_id))
         .select(conversations::id)
         .first(conn)
         .optional()
 }
 
+/// The WhatsApp number (inbox) a message came in on, and where its new
+/// conversations land.
+#[derive(Clone, Debug)]
+pub struct Inbox<'a> {
+    /// The number (`whatsapp_numbers.id`).
+    pub number_id: &'a str,
+    /// Its team; `None` (an env number whose team did not exist at start-up):
+    /// the team with slug `team_slug`.
+    pub team_id: Option<&'a str>,
+    /// `WHATSAPP_TEAM`, used when `team_id` is `None`.
+    pub team_slug: &'a str,
+}
+
 /// The conversation a customer's message belongs to: the contact with this
 /// WhatsApp id (created, with its E.164 phone and profile name, on first contact;
 /// the name refreshed when the profile name changed) and its one conversation on
-/// this provider's channel (created open in team `team_slug` on first contact). A
-/// resolved conversation is returned as is: appending the message reopens it.
+/// this number (created open in the number's team on first contact; the same
+/// customer writing to two numbers has two conversations). A resolved
+/// conversation is returned as is: appending the message reopens it.
 ///
 /// # Errors
 /// [`AppError::NotFound`] when the team does not exist; database errors.
@@ -75,7 +91,7 @@ pub fn resolve_conversation(
     conn: &mut DbConn,
     provider: Provider,
     sender: &Sender,
-    team_slug: &str,
+    inbox: &Inbox<'_>,
 ) -> Result<String, AppError> {
     let now = now_ms();
     let contact_id = match contact_by_wa_id(conn, &sender.wa_id)? {
@@ -113,15 +129,20 @@ pub fn resolve_conversation(
         }
     };
     let channel = provider.channel();
-    if let Some(id) = conversation_of(conn, &contact_id, channel)? {
+    if let Some(id) = conversation_of(conn, &contact_id, inbox.number_id)? {
         return Ok(id);
     }
-    let team_id: String = teams::table
-        .filter(teams::slug.eq(team_slug))
-        .select(teams::id)
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| AppError::NotFound(format!("no team {team_slug:?} (WHATSAPP_TEAM)")))?;
+    let team_id: String = match inbox.team_id {
+        Some(id) => id.to_string(),
+        None => teams::table
+            .filter(teams::slug.eq(inbox.team_slug))
+            .select(teams::id)
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no team {:?} (WHATSAPP_TEAM)", inbox.team_slug))
+            })?,
+    };
     let row = NewWaConversation {
         id: new_id(),
         team_id: &team_id,
@@ -131,6 +152,7 @@ pub fn resolve_conversation(
         source: Some(channel),
         created_at: now,
         updated_at: now,
+        number_id: inbox.number_id,
     };
     let inserted = conn.transaction(|c| {
         diesel::insert_into(conversations::table)
@@ -139,7 +161,7 @@ pub fn resolve_conversation(
     });
     match inserted {
         Ok(_) => Ok(row.id),
-        Err(e) if is_unique_violation(&e) => conversation_of(conn, &contact_id, channel)?
+        Err(e) if is_unique_violation(&e) => conversation_of(conn, &contact_id, inbox.number_id)?
             .ok_or_else(|| AppError::internal("conversation vanished after a unique violation")),
         Err(e) => Err(e.into()),
     }
