@@ -1311,6 +1311,8 @@ struct FakeState {
     fail_status: u16,
     fail_body: Value,
     sent: usize,
+    /// What `GET /api/sessions/{name}` reports as the WAHA session's status.
+    session_status: Option<String>,
 }
 
 /// A fake Graph API + WAHA server on 127.0.0.1:0 (its own actix system and thread).
@@ -1350,6 +1352,10 @@ impl FakeProvider {
                             let is_lookup = req.method() == actix_web::http::Method::GET && !is_media;
                             let (status, reply): (u16, HttpResponse) = if is_media {
                                 (200, HttpResponse::Ok().content_type("image/jpeg").body(FAKE_MEDIA))
+                            } else if is_lookup && path.starts_with("/api/sessions/") {
+                                let name = path.trim_start_matches("/api/sessions/").to_string();
+                                let status = s.session_status.clone().unwrap_or_else(|| "WORKING".into());
+                                (200, HttpResponse::Ok().json(json!({"name": name, "status": status})))
                             } else if is_lookup {
                                 let host = header("host").unwrap_or_default();
                                 (200, HttpResponse::Ok().json(json!({
@@ -1407,6 +1413,11 @@ impl FakeProvider {
         s.fail_next = n;
         s.fail_status = status;
         s.fail_body = body;
+    }
+
+    /// Sets the status WAHA's `GET /api/sessions/{name}` reports (default `WORKING`).
+    pub fn set_session_status(&self, status: &str) {
+        self.state.lock().unwrap().session_status = Some(status.to_string());
     }
 
     /// Every call so far.
@@ -1491,5 +1502,43 @@ impl TestServer {
             (status == 200 && pred(&body)).then_some(body)
         })
         .await
+    }
+}
+
+/// One text column of a raw SQL query's rows (`SELECT x AS value …`).
+#[derive(diesel::QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    value: Option<String>,
+}
+
+impl TestServer {
+    /// Reads one text column straight from the server's database (both backends):
+    /// the query must name it `value`. For checks no API can make, such as that a
+    /// secret is not stored as plaintext.
+    pub async fn query_text(&self, sql: &str) -> Vec<Option<String>> {
+        let storage = self.storage.clone();
+        let sql = sql.to_string();
+        tokio::task::spawn_blocking(move || match &*storage {
+            Storage::Sqlite(dir) => {
+                let path = dir.path().join("switchboard.db");
+                let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("open sqlite");
+                diesel::sql_query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut c)
+                    .expect("busy_timeout");
+                diesel::sql_query(sql).load::<TextRow>(&mut c).expect("sql")
+            }
+            Storage::Postgres(db) => {
+                let mut c = PgConnection::establish(db.url()).expect("connect");
+                diesel::sql_query(sql).load::<TextRow>(&mut c).expect("sql")
+            }
+            Storage::External => panic!("query_text needs a server this harness started"),
+        })
+        .await
+        .expect("sql task")
+        .into_iter()
+        .map(|r| r.value)
+        .collect()
     }
 }

@@ -36,5 +36,6 @@ mod routing;
 mod security;
 mod smoke;
 mod whatsapp_inbound;
+mod whatsapp_numbers;
 mod whatsapp_outbox;
 mod widget_first_run;
