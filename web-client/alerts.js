@@ -18,6 +18,7 @@ const MAX_ALERTS = 100; // the oldest fall off: a panel, not an archive
 const MAX_DISMISSED = 300;
 
 const conversationHash = (id) => `#/c/${encodeURIComponent(id)}`;
+const alertIcon = (a) => ({ handover: 'hand', number_status: 'triangle-alert' })[a.kind] || 'list-todo';
 
 /**
  * An alert from a `handover` frame (a lead's payment intent or the bot's
@@ -51,6 +52,25 @@ export function alertFromTask(t, now) {
     lead_id: t.lead_id,
     title: `Task overdue: ${t.title}`,
     detail: t.due_at ? `Was due ${new Date(t.due_at).toLocaleString()}` : '',
+    at: now,
+    read: false,
+  };
+}
+
+/**
+ * An alert from a `number_status` frame whose WAHA session needs an admin
+ * (FAILED/STOPPED): it links to Settings → WhatsApp numbers.
+ */
+export function alertFromNumberStatus(f, now) {
+  const word = f.status === 'STOPPED' ? 'stopped' : 'failed';
+  return {
+    key: `number:${f.number_id}`,
+    kind: 'number_status',
+    conversation_id: null,
+    lead_id: null,
+    href: '#/settings/numbers',
+    title: `WhatsApp number “${f.label}” has ${word}`,
+    detail: 'No WhatsApp messages flow through it until its WAHA session is restarted.',
     at: now,
     read: false,
   };
@@ -117,6 +137,7 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
     closePanel();
     hideBanner();
     if (alert.conversation_id) navigate(conversationHash(alert.conversation_id));
+    else if (alert.href) navigate(alert.href);
   }
 
   function dismiss(k) {
@@ -128,7 +149,21 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
   }
 
   function row(a) {
-    const link = a.conversation_id
+    const link = a.href
+      ? h(
+          'a',
+          {
+            href: a.href,
+            className: 'alert-open',
+            dataset: { testid: 'alert-open' },
+            onclick: (e) => {
+              e.preventDefault();
+              open(a);
+            },
+          },
+          'Open WhatsApp numbers',
+        )
+      : a.conversation_id
       ? h(
           'a',
           {
@@ -146,7 +181,7 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
     return h(
       'li',
       { className: `alert-item${a.read ? '' : ' is-unread'}`, dataset: { testid: 'alert-item', kind: a.kind, key: a.key } },
-      icon(a.kind === 'handover' ? 'hand' : 'list-todo'),
+      icon(alertIcon(a)),
       h(
         'div',
         { className: 'alert-text' },
@@ -194,9 +229,9 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
   function showBanner(a) {
     banner.dataset.key = a.key;
     banner.replaceChildren(
-      icon(a.kind === 'handover' ? 'hand' : 'list-todo'),
+      icon(alertIcon(a)),
       h('p', { className: 'alert-banner-text' }, h('strong', {}, a.title), a.detail ? ` — ${a.detail}` : ''),
-      a.conversation_id
+      a.conversation_id || a.href
         ? h('button', { type: 'button', className: 'btn btn-primary', dataset: { testid: 'alert-banner-open' }, onclick: () => open(a) }, 'Open')
         : null,
       h(
@@ -313,11 +348,13 @@ export function setupAlerts({ me, request, signal, who, raise, navigate }) {
   fetchPending();
 
   return {
-    /** Call with every `handover` and `task_due` frame. */
+    /** Call with every `handover`, `task_due` and `number_status` frame. */
     onFrame(f) {
       if (f.type === 'handover') {
         if (!supervises || !f.conversation_id) return;
         add(alertFromHandover(f, who, Date.now()), true);
+      } else if (f.type === 'number_status') {
+        if (f.attention && can(me, 'accounts.manage')) add(alertFromNumberStatus(f, Date.now()), true);
       } else if (f.type === 'task_due') {
         const a = alertFromTask(f, Date.now());
         add(a, true);

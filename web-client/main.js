@@ -454,6 +454,10 @@ async function start() {
       case 'handover':
         alerts.onFrame(f);
         break;
+      case 'number_status':
+        alerts.onFrame(f);
+        settings.onFrame(f);
+        break;
       case 'bot':
         botPanel.onFrame(f);
         break;

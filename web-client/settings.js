@@ -1,6 +1,6 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
- * Teams, Widget, Pipeline, Campaign codes, Quick-chat links, My account, and the
+ * Teams, Widget, Pipeline, Campaign codes, Quick-chat links, WhatsApp numbers, My account, and the
  * slot of the audit log — and the section on show.
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
@@ -18,6 +18,7 @@ import { setupWidgetSection } from './settings-widget.js';
 import { setupPipelineSection } from './settings-pipeline.js';
 import { setupCampaignsSection } from './settings-campaigns.js';
 import { setupLinksSection } from './settings-links.js';
+import { setupNumbersSection } from './settings-numbers.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -38,6 +39,7 @@ const SECTIONS = [
     needs: 'see campaign codes',
   },
   { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
+  { key: 'numbers', title: 'WhatsApp numbers', allowed: (me) => can(me, 'accounts.manage'), needs: 'manage WhatsApp numbers' },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
 
@@ -46,6 +48,7 @@ const MAKERS = {
   teams: setupTeamsSection,
   campaigns: setupCampaignsSection,
   links: setupLinksSection,
+  numbers: setupNumbersSection,
   widget: setupWidgetSection,
   pipeline: setupPipelineSection,
   account: setupAccountSection,
@@ -189,5 +192,10 @@ export function setupSettings({ accounts, me, signal, navigate, back, changeOwnP
     mounted.clear();
   });
 
-  return { show, hide, isVisible: () => visible };
+  /** Live frames for the sections that want them (`number_status`). */
+  function onFrame(f) {
+    for (const s of mounted.values()) if (s.onFrame) s.onFrame(f);
+  }
+
+  return { show, hide, isVisible: () => visible, onFrame };
 }

@@ -59,6 +59,8 @@ const SHELL = [
   '/app/settings-agents.js',
   '/app/settings-campaigns.js',
   '/app/settings-growth.css',
+  '/app/settings-numbers.css',
+  '/app/settings-numbers.js',
   '/app/settings-links.js',
   '/app/settings-teams.js',
   '/app/settings-ui.js',
