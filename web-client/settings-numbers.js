@@ -172,7 +172,7 @@ export function setupNumbersSection(ctx) {
     attention.hidden = !down.length;
     attention.replaceChildren(
       ...(down.length
-        ? [icon('triangle-alert'), h('p', {}, h('strong', {}, down.length === 1 ? `${down[0].label} is ${statusWords(down[0].session_status).toLowerCase()}.` : `${down.length} numbers are down.`), ' No WhatsApp messages flow through a stopped or failed WAHA session until it is restarted in WAHA.')]
+        ? [icon('triangle-alert'), h('p', {}, h('strong', {}, down.length === 1 ? `${down[0].label} ${down[0].session_status === 'STOPPED' ? 'is stopped' : 'has failed'}.` : `${down.length} numbers are down.`), ' No WhatsApp messages flow through a stopped or failed WAHA session until it is restarted in WAHA.')]
         : []),
     );
     list.replaceChildren(...(numbers.length ? numbers.map(row) : [h('li', { className: 'empty' }, 'No WhatsApp number yet: add the first one.')]));
@@ -231,6 +231,8 @@ export function setupNumbersSection(ctx) {
     };
     provider.input.addEventListener('change', showProvider);
     showProvider();
+    // A field's error goes as soon as it is edited; the next submit checks again.
+    for (const f of [label, pnid, url, session]) f.input.addEventListener('input', () => f.setError(''));
     const error = formError('number-error');
     const saved = savedNote('number-saved');
     const submit = h('button', { type: 'submit', className: 'btn btn-primary', dataset: { testid: 'number-submit' } }, isNew ? 'Add number' : 'Save');

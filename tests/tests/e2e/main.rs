@@ -17,6 +17,7 @@ mod browser_dashboard;
 mod browser_hours;
 mod browser_inbox;
 mod browser_leads;
+mod browser_numbers;
 mod browser_widget;
 mod browser_widget_settings;
 mod chat;
