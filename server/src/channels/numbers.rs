@@ -401,9 +401,7 @@ mod tests {
         w.insecure_unsigned = true;
         assert!(matches!(waha_webhook_auth(&w), WahaWebhookAuth::Unsigned));
         w.hmac_key = Some(Secret::new("k"));
-        assert!(
-            matches!(waha_webhook_auth(&w), WahaWebhookAuth::Verify(k) if k.expose() == "k")
-        );
+        assert!(matches!(waha_webhook_auth(&w), WahaWebhookAuth::Verify(k) if k.expose() == "k"));
     }
 
     #[test]
@@ -411,9 +409,15 @@ mod tests {
         assert!(clean_label("  ").is_err());
         assert_eq!(clean_label(" Sales ").unwrap(), "Sales");
         assert!(clean_meta_id("12a", "phone number id").is_err());
-        assert_eq!(clean_meta_id(" 106540352242922 ", "x").unwrap(), "106540352242922");
+        assert_eq!(
+            clean_meta_id(" 106540352242922 ", "x").unwrap(),
+            "106540352242922"
+        );
         assert!(clean_base_url("ftp://x").is_err());
-        assert_eq!(clean_base_url("http://waha:3000/").unwrap(), "http://waha:3000");
+        assert_eq!(
+            clean_base_url("http://waha:3000/").unwrap(),
+            "http://waha:3000"
+        );
         assert!(clean_session("a/b").is_err());
         assert_eq!(clean_session("sales-1").unwrap(), "sales-1");
         assert!(NumberId::env(Provider::Waha).is_env());

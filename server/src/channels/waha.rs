@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::numbers::SessionStatus;
 use super::{
     clean_body, phone, Attachment, DeliveryStatus, InboundEvent, InboundMessage, Provider,
-    SendError, SessionUpdate, Sender, StatusError, StatusUpdate,
+    SendError, Sender, SessionUpdate, StatusError, StatusUpdate,
 };
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {

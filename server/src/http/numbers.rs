@@ -427,8 +427,8 @@ async fn refresh_session(
         .json()
         .await
         .map_err(|_| unavailable("unreadable answer"))?;
-    let status = waha::session_status_of(&answer)
-        .ok_or_else(|| unavailable("no known session status"))?;
+    let status =
+        waha::session_status_of(&answer).ok_or_else(|| unavailable("no known session status"))?;
     record_session_status(&state, &w.number_id, status).await?;
     let st = state.clone();
     let number = state

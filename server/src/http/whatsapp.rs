@@ -165,14 +165,16 @@ async fn typing(
         .await?;
     let http = state.outbox.http().clone();
     let request = match (provider, creds) {
-        (Provider::Meta, Some(Credentials::Meta(cfg))) => match (last.first(), &cfg.access_token, &cfg.phone_number_id) {
-            (Some(pid), Some(token), Some(number)) => Some(
-                http.post(format!("{}/{number}/messages", cfg.graph_url))
-                    .bearer_auth(token.expose())
-                    .json(&meta::read_request(provider.raw_id(pid), true)),
-            ),
-            _ => None,
-        },
+        (Provider::Meta, Some(Credentials::Meta(cfg))) => {
+            match (last.first(), &cfg.access_token, &cfg.phone_number_id) {
+                (Some(pid), Some(token), Some(number)) => Some(
+                    http.post(format!("{}/{number}/messages", cfg.graph_url))
+                        .bearer_auth(token.expose())
+                        .json(&meta::read_request(provider.raw_id(pid), true)),
+                ),
+                _ => None,
+            }
+        }
         (Provider::Waha, Some(Credentials::Waha(cfg))) => match (&cfg.base_url, &wa_id) {
             (Some(base), Some(wa_id)) => {
                 let mut r = http.post(format!("{base}/api/startTyping")).json(&json!({

@@ -41,7 +41,8 @@ async fn says(s: &Session, testid: &str, part: &str) {
 }
 
 async fn open_numbers(s: &Session) {
-    s.execute("location.hash = '#/settings/numbers'", json!([])).await;
+    s.execute("location.hash = '#/settings/numbers'", json!([]))
+        .await;
     s.wait_for(
         "numbers listed",
         "document.querySelectorAll('[data-testid=number-row]').length >= 2",
@@ -56,7 +57,8 @@ async fn browser_whatsapp_numbers() {
     };
     let fake = FakeProvider::start().await;
     let base = fake.base.clone();
-    let server = TestServer::start_with(Backend::Sqlite, move |cfg| whatsapp_config(cfg, &base)).await;
+    let server =
+        TestServer::start_with(Backend::Sqlite, move |cfg| whatsapp_config(cfg, &base)).await;
     let token = server.admin_token().await;
     let (status, me) = server.get("/api/auth/me", Some(&token)).await;
     assert_eq!(status, 200);
