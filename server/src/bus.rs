@@ -99,6 +99,9 @@ pub enum BusEvent {
         /// The agent's token epoch after the change; sessions from below it close.
         epoch: i64,
     },
+    /// A WhatsApp number was added, changed or deactivated: every node drops its
+    /// cached, decrypted copy of the numbers (`store::numbers::cache`). No frame.
+    NumbersChanged,
     /// The publishing node may have missed or dropped cross-node events (its Redis
     /// link was down): every node has its sessions re-read what they may lack from
     /// the database. No frame.

@@ -372,7 +372,11 @@ impl RedisBus {
                     },
                 );
             }
-            BusEvent::Resync => hub.catch_up_all(),
+            BusEvent::Resync => {
+                // What this node missed may include a number change.
+                hub.numbers_changed();
+                hub.catch_up_all();
+            }
             other => hub.deliver_local(&other),
         }
     }

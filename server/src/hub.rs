@@ -15,6 +15,7 @@
 
 use crate::access::Permission;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -98,6 +99,10 @@ pub struct Hub {
     /// [`BusEvent::AgentRevoked`] (closes the gap between a session's database read
     /// and its attach).
     revoked: DashMap<String, i64>,
+    /// Bumped whenever a WhatsApp number changes on any node
+    /// ([`BusEvent::NumbersChanged`], or a resync): the per-node cache of decrypted
+    /// numbers (`store::numbers::cache`) reloads when it sees a new value.
+    numbers_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -113,6 +118,17 @@ impl Hub {
     /// An empty hub; install its bus with [`Hub::set_bus`] before use.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// The generation of the WhatsApp numbers as this node knows it: a cache built
+    /// under an older value is stale.
+    pub fn numbers_generation(&self) -> u64 {
+        self.numbers_generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every cached copy of the WhatsApp numbers on this node as stale.
+    pub fn numbers_changed(&self) {
+        self.numbers_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Installs the bus (once; later calls are ignored).
@@ -353,6 +369,7 @@ impl Hub {
                 }
             }
             BusEvent::AgentRevoked { agent_id, epoch } => self.revoke_agent(agent_id, *epoch),
+            BusEvent::NumbersChanged => self.numbers_changed(),
             // Bookkeeping between nodes, handled by `crate::cluster`; nothing to
             // deliver to sessions.
             BusEvent::Presence { .. } | BusEvent::ConversationChanged { .. } | BusEvent::Resync => {

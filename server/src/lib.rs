@@ -202,6 +202,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             config.whatsapp.numbers_key.as_ref(),
             &boot.secret,
         )),
+        numbers: Arc::new(store::numbers::cache::NumberCache::new()),
     };
     // The env WhatsApp configuration as the first numbers (zero-config upgrade).
     {
@@ -212,6 +213,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         })
         .await
         .map_err(AppError::internal)??;
+        // Nodes already running may hold the env numbers as they were.
+        hub.publish(bus::BusEvent::NumbersChanged);
     }
 
     // Every team's bot settings before the first message, so routing a message

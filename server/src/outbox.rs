@@ -244,23 +244,36 @@ fn missing(what: &str) -> SendError {
 }
 
 /// The credentials of the number the row's conversation came in on (replies go
-/// out from it). A deleted conversation or deactivated number fails the message;
-/// a database error is retried.
+/// out from it), from this node's cache of numbers: one primary-key read of the
+/// conversation per send, no secret opened. A deleted conversation or deactivated
+/// number fails the message; a database error is retried.
 async fn credentials(state: &AppState, row: &OutboxRow) -> Result<Credentials, SendError> {
-    let st = state.clone();
+    let classify = |e: AppError| match e {
+        AppError::NotFound(m) | AppError::Conflict(m) => {
+            SendError::Permanent(StatusError { code: 0, title: m })
+        }
+        other => SendError::Transient(format!("credentials: {other}")),
+    };
     let id = row.conversation_id.clone();
-    state
+    let number_id = state
         .db
-        .run(move |c| {
-            numbers::credentials_for_conversation(c, &st.secrets, &st.config.whatsapp, &id)
-        })
+        .run(move |c| numbers::number_of_conversation(c, &id))
         .await
-        .map_err(|e| match e {
-            AppError::NotFound(m) | AppError::Conflict(m) => {
-                SendError::Permanent(StatusError { code: 0, title: m })
-            }
-            other => SendError::Transient(format!("credentials: {other}")),
-        })
+        .map_err(classify)?;
+    let snapshot = state.numbers.snapshot(state).await.map_err(classify)?;
+    let number = snapshot.get(&number_id.0).ok_or_else(|| {
+        classify(AppError::NotFound(format!(
+            "no WhatsApp number {}",
+            number_id.0
+        )))
+    })?;
+    if !number.row.active {
+        return Err(classify(AppError::Conflict(format!(
+            "the WhatsApp number {:?} is deactivated",
+            number.row.label
+        ))));
+    }
+    Ok(number.credentials.clone())
 }
 
 /// Sends one row to its provider.

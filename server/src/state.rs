@@ -32,4 +32,7 @@ pub struct AppState {
     pub bot: Arc<crate::bot::Bot>,
     /// Seals and opens WhatsApp number secrets at rest (`secrets.rs`).
     pub secrets: Arc<crate::secrets::SecretBox>,
+    /// This node's copy of the WhatsApp numbers, secrets opened (webhooks and the
+    /// outbox read it instead of the database).
+    pub numbers: Arc<crate::store::numbers::cache::NumberCache>,
 }

@@ -1039,3 +1039,78 @@ async fn deactivation_on_a_closes_the_agent_socket_on_b() {
         assert_eq!(status, 401, "node {i} refuses the old token");
     }
 }
+
+/// A webhook to node B signed with `secret`, as Meta would send it; its HTTP status.
+async fn meta_webhook_status(srv: &TestServer, secret: &str, wamid: &str) -> u16 {
+    let mut v = switchboard_e2e::meta_text_webhook("6281234567001", wamid, "Halo");
+    v["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("55501");
+    let body = v.to_string().into_bytes();
+    let sig = switchboard_e2e::meta_signature(secret, &body);
+    srv.post_webhook("/webhooks/whatsapp", body, &[("x-hub-signature-256", sig)])
+        .await
+        .0
+}
+
+/// Node B keeps the WhatsApp numbers' opened secrets in memory; a number added
+/// and its app secret rotated through node A take effect on B at once (the
+/// change is carried by the bus), long before B's copy would age out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_changed_on_a_is_used_by_b_at_once() {
+    let Some(c) = Cluster::start(2, SHARED_REDIS).await else {
+        return;
+    };
+    let admin = c.srv(0).admin_token().await;
+    let team = c.srv(0).default_team_id().await;
+    // B loads its copy now: no Meta number yet, so webhooks are refused.
+    assert_eq!(
+        meta_webhook_status(c.srv(1), "first", "wamid.MN0").await,
+        403
+    );
+    let (status, body) = c
+        .srv(0)
+        .post(
+            "/api/whatsapp/numbers",
+            Some(&admin),
+            &json!({"provider": "meta", "label": "Tours", "team_id": team,
+                "phone_number_id": "55501", "access_token": "t", "app_secret": "first"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["number"]["id"].as_str().expect("id").to_string();
+    let b = c.srv(1);
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let status_on_b = |secret: &'static str| {
+        let wamid = format!(
+            "wamid.MN{}",
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+        );
+        async move { meta_webhook_status(b, secret, &wamid).await }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_on_b("first").await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "node B never learnt the new number"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = c
+        .srv(0)
+        .patch(
+            &format!("/api/whatsapp/numbers/{id}"),
+            Some(&admin),
+            &json!({"app_secret": "second"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status_on_b("second").await != 200 {
+        assert!(Instant::now() < deadline, "node B kept the old app secret");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status_on_b("first").await,
+        401,
+        "the old secret is refused on B"
+    );
+}

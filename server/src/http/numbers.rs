@@ -295,6 +295,7 @@ async fn create(
             })
         })
         .await?;
+    state.hub.publish(BusEvent::NumbersChanged);
     tracing::info!(number = %number.id, provider = number.provider.as_str(), "WhatsApp number added");
     Ok(HttpResponse::Created().json(NumberOne { number }))
 }
@@ -307,7 +308,7 @@ async fn apply(
     change: impl FnOnce(&NumberRow) -> Result<NumberChange, AppError> + Send + 'static,
 ) -> Result<NumberView, AppError> {
     let st = state.clone();
-    state
+    let view = state
         .db
         .run(move |c| {
             write_transaction(c, |c| {
@@ -320,7 +321,10 @@ async fn apply(
                 Ok(after)
             })
         })
-        .await
+        .await?;
+    // After the commit: every node's cached credentials are now stale.
+    state.hub.publish(BusEvent::NumbersChanged);
+    Ok(view)
 }
 
 async fn update(

@@ -26,7 +26,6 @@ use crate::channels::{self, InboundEvent, InboundMessage, StatusUpdate};
 use crate::error::AppError;
 use crate::outbox;
 use crate::state::AppState;
-use crate::store::numbers;
 use crate::store::whatsapp as store;
 
 /// Registers the webhook routes (outside `/api`: providers call them, not clients).
@@ -140,14 +139,11 @@ async fn meta_post(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     state.limits.webhook(super::client_ip(&req))?;
-    let rows = state.db.run(numbers::active_meta_rows).await?;
     let cfg = &state.config.whatsapp;
-    let signed: Vec<MetaCredentials> = rows
-        .iter()
-        .filter_map(|r| match numbers::credentials_of(r, &state.secrets, cfg) {
-            Credentials::Meta(m) if m.app_secret.is_some() => Some(m),
-            _ => None,
-        })
+    let snapshot = state.numbers.snapshot(&state).await?;
+    let signed: Vec<&MetaCredentials> = snapshot
+        .active_meta()
+        .filter(|m| m.app_secret.is_some())
         .collect();
     // Fail closed: without an app secret nobody can be told apart from Meta.
     if signed.is_empty() {
@@ -165,6 +161,7 @@ async fn meta_post(
                 channels::verify_meta_signature(s.expose().as_bytes(), &body, header)
             })
         })
+        .cloned()
         .collect();
     if verified.is_empty() {
         return Err(AppError::Unauthorized(
@@ -217,24 +214,18 @@ async fn waha_post(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let row = {
-        let session = session.clone();
-        state
-            .db
-            .run(move |c| numbers::waha_by_session(c, &session))
-            .await?
-    };
-    let Some(row) = row else {
+    let snapshot = state.numbers.snapshot(&state).await?;
+    let Some(cached) = snapshot.waha_by_session(&session) else {
         return Err(AppError::Forbidden(format!(
             "WAHA webhook disabled: no WhatsApp number has session {session:?} (set WAHA_URL or add a number)"
         )));
     };
-    if !row.active {
+    if !cached.row.active {
         return Err(AppError::Forbidden(format!(
             "the WhatsApp number for session {session:?} is deactivated"
         )));
     }
-    let Credentials::Waha(number) = numbers::credentials_of(&row, &state.secrets, cfg) else {
+    let Credentials::Waha(number) = cached.credentials.clone() else {
         return Err(AppError::internal("a WAHA lookup found a Meta number"));
     };
     match waha_webhook_auth(&number) {

@@ -22,6 +22,7 @@ use crate::error::AppError;
 use crate::model::new_id;
 use crate::secrets::SecretBox;
 
+pub mod cache;
 mod view;
 pub use view::{team_name, view, NumberView, SecretsView};
 
@@ -70,6 +71,39 @@ pub struct NumberRow {
 }
 
 impl NumberRow {
+    /// An active number with no settings, secrets or session status yet, made at
+    /// `now` (epoch ms).
+    pub fn blank(
+        id: &str,
+        provider: Provider,
+        source: NumberSource,
+        label: &str,
+        team_id: Option<String>,
+        now: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            provider: provider.as_str().into(),
+            source: source.as_str().into(),
+            label: label.into(),
+            team_id,
+            active: true,
+            phone_number_id: None,
+            waba_id: None,
+            waha_url: None,
+            waha_session: None,
+            insecure_unsigned: false,
+            access_token_enc: None,
+            app_secret_enc: None,
+            api_key_enc: None,
+            hmac_key_enc: None,
+            session_status: None,
+            session_status_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The provider.
     pub fn provider(&self) -> Provider {
         Provider::parse(&self.provider).unwrap_or(Provider::Meta)
@@ -206,25 +240,8 @@ pub fn sync_env(conn: &mut DbConn, cfg: &WhatsAppConfig) -> Result<(), AppError>
     }
     let now = now_ms();
     let base = |id: &str, provider: Provider, label: &str, active: bool| NumberRow {
-        id: id.into(),
-        provider: provider.as_str().into(),
-        source: NumberSource::Env.as_str().into(),
-        label: label.into(),
-        team_id: team_id.clone(),
         active,
-        phone_number_id: None,
-        waba_id: None,
-        waha_url: None,
-        waha_session: None,
-        insecure_unsigned: false,
-        access_token_enc: None,
-        app_secret_enc: None,
-        api_key_enc: None,
-        hmac_key_enc: None,
-        session_status: None,
-        session_status_at: None,
-        created_at: now,
-        updated_at: now,
+        ..NumberRow::blank(id, provider, NumberSource::Env, label, team_id.clone(), now)
     };
     let meta_on =
         cfg.phone_number_id.is_some() || cfg.app_secret.is_some() || cfg.access_token.is_some();
@@ -351,27 +368,14 @@ pub fn create(conn: &mut DbConn, sb: &SecretBox, new: &NewNumber) -> Result<Numb
     team_exists(conn, &new.team_id)?;
     let now = now_ms();
     let provider = new.settings.provider();
-    let mut row = NumberRow {
-        id: new_id(),
-        provider: provider.as_str().into(),
-        source: NumberSource::Admin.as_str().into(),
-        label: new.label.clone(),
-        team_id: Some(new.team_id.clone()),
-        active: true,
-        phone_number_id: None,
-        waba_id: None,
-        waha_url: None,
-        waha_session: None,
-        insecure_unsigned: false,
-        access_token_enc: None,
-        app_secret_enc: None,
-        api_key_enc: None,
-        hmac_key_enc: None,
-        session_status: None,
-        session_status_at: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut row = NumberRow::blank(
+        &new_id(),
+        provider,
+        NumberSource::Admin,
+        &new.label,
+        Some(new.team_id.clone()),
+        now,
+    );
     apply_settings(&mut row, &new.settings);
     for (field, value) in &new.secrets {
         if SecretField::of(provider).contains(field) {
@@ -488,31 +492,6 @@ pub fn set_session_status(
     Ok(old.as_deref() != Some(status.as_str()))
 }
 
-/// The WAHA number a webhook with `session` belongs to: the number with that
-/// session name (active or not: the caller refuses inactive ones), else the
-/// active env WAHA number, which — as before several numbers existed — takes any
-/// session.
-///
-/// # Errors
-/// Database errors.
-pub fn waha_by_session(conn: &mut DbConn, session: &str) -> Result<Option<NumberRow>, AppError> {
-    let exact = whatsapp_numbers::table
-        .filter(whatsapp_numbers::provider.eq(Provider::Waha.as_str()))
-        .filter(whatsapp_numbers::waha_session.eq(session))
-        .select(NumberRow::as_select())
-        .first(conn)
-        .optional()?;
-    if exact.is_some() {
-        return Ok(exact);
-    }
-    Ok(whatsapp_numbers::table
-        .find(NumberId::ENV_WAHA)
-        .filter(whatsapp_numbers::active.eq(true))
-        .select(NumberRow::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 /// Active Meta numbers as stored (webhook verification picks among them).
 ///
 /// # Errors
@@ -572,6 +551,27 @@ pub fn credentials_for_conversation(
     cfg: &WhatsAppConfig,
     conversation_id: &str,
 ) -> Result<Credentials, AppError> {
+    let id = number_of_conversation(conn, conversation_id)?;
+    let row = get(conn, &id.0)?;
+    if !row.active {
+        return Err(AppError::Conflict(format!(
+            "the WhatsApp number {:?} is deactivated",
+            row.label
+        )));
+    }
+    Ok(credentials_of(&row, sb, cfg))
+}
+
+/// The number a WhatsApp conversation came in on; a conversation from before
+/// numbers existed (no `number_id`) has its provider's env number.
+///
+/// # Errors
+/// [`AppError::NotFound`] when the conversation is gone or not a WhatsApp
+/// conversation; database errors.
+pub fn number_of_conversation(
+    conn: &mut DbConn,
+    conversation_id: &str,
+) -> Result<NumberId, AppError> {
     let (channel, number_id): (String, Option<String>) = conversations::table
         .find(conversation_id)
         .select((conversations::channel, conversations::number_id))
@@ -580,13 +580,5 @@ pub fn credentials_for_conversation(
         .ok_or_else(|| AppError::NotFound(format!("no conversation {conversation_id}")))?;
     let provider = Provider::of_channel(&channel)
         .ok_or_else(|| AppError::NotFound("not a WhatsApp conversation".into()))?;
-    let id = number_id.unwrap_or_else(|| NumberId::env(provider).0);
-    let row = get(conn, &id)?;
-    if !row.active {
-        return Err(AppError::Conflict(format!(
-            "the WhatsApp number {:?} is deactivated",
-            row.label
-        )));
-    }
-    Ok(credentials_of(&row, sb, cfg))
+    Ok(number_id.map_or_else(|| NumberId::env(provider), NumberId))
 }
