@@ -15,6 +15,7 @@ pub mod actors;
 pub mod auth;
 pub mod bootstrap;
 pub mod bot;
+pub mod broadcasts;
 pub mod bus;
 pub mod channels;
 pub mod clock;
