@@ -1,6 +1,6 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
- * Teams, Widget, Pipeline, Campaign codes, Quick-chat links, WhatsApp numbers, My account, and the
+ * Teams, Widget, Pipeline, Campaign codes, Quick-chat links, WhatsApp numbers, Scheduled jobs, My account, and the
  * slot of the audit log — and the section on show.
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
@@ -19,6 +19,7 @@ import { setupPipelineSection } from './settings-pipeline.js';
 import { setupCampaignsSection } from './settings-campaigns.js';
 import { setupLinksSection } from './settings-links.js';
 import { setupNumbersSection } from './settings-numbers.js';
+import { setupJobsSection } from './settings-jobs.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -40,6 +41,7 @@ const SECTIONS = [
   },
   { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
   { key: 'numbers', title: 'WhatsApp numbers', allowed: (me) => can(me, 'accounts.manage'), needs: 'manage WhatsApp numbers' },
+  { key: 'jobs', title: 'Scheduled jobs', allowed: (me) => can(me, 'audit.read'), needs: 'see what the hub has scheduled' },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
 
@@ -49,6 +51,7 @@ const MAKERS = {
   campaigns: setupCampaignsSection,
   links: setupLinksSection,
   numbers: setupNumbersSection,
+  jobs: setupJobsSection,
   widget: setupWidgetSection,
   pipeline: setupPipelineSection,
   account: setupAccountSection,

@@ -61,6 +61,8 @@ const SHELL = [
   '/app/settings-growth.css',
   '/app/settings-numbers.css',
   '/app/settings-numbers.js',
+  '/app/settings-jobs.css',
+  '/app/settings-jobs.js',
   '/app/settings-links.js',
   '/app/settings-teams.js',
   '/app/settings-ui.js',

@@ -176,6 +176,11 @@ pub struct Config {
     /// How often open tasks are checked for being overdue (`task_due` pushes).
     /// `SWITCHBOARD_LEAD_TASK_CHECK_MS`, default 30 s.
     pub lead_task_check: Duration,
+    /// Where "now" comes from for the scheduler (not from the environment: always
+    /// the system clock in production; tests pass a manual clock).
+    pub clock: crate::clock::Clock,
+    /// The durable scheduler (`docs/scheduler.md`).
+    pub scheduler: crate::scheduler::SchedulerConfig,
 }
 
 impl Default for Config {
@@ -215,6 +220,8 @@ impl Default for Config {
             ai: AiConfig::default(),
             lead_task_check: Duration::from_secs(30),
             pipeline_sweep: Duration::from_secs(10),
+            clock: crate::clock::Clock::System,
+            scheduler: crate::scheduler::SchedulerConfig::default(),
         }
     }
 }
@@ -293,6 +300,15 @@ impl Config {
             let ms: u64 = parse(&v, "SWITCHBOARD_LEAD_TASK_CHECK_MS")?;
             c.lead_task_check = Duration::from_millis(ms.max(10));
         }
+        if let Some(v) = get("SWITCHBOARD_JOBS_LEASE") {
+            c.scheduler.lease = seconds(&v, "SWITCHBOARD_JOBS_LEASE")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_JOBS_POLL") {
+            c.scheduler.poll = seconds(&v, "SWITCHBOARD_JOBS_POLL")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_JOBS_MAX_ATTEMPTS") {
+            c.scheduler.backoff.max_attempts = parse(&v, "SWITCHBOARD_JOBS_MAX_ATTEMPTS")?;
+        }
         if let Some(v) = get("SWITCHBOARD_CONVERSATION_IDLE") {
             c.conversation_idle = seconds(&v, "SWITCHBOARD_CONVERSATION_IDLE")?;
         }
@@ -345,6 +361,10 @@ impl Config {
             return bad(
                 "SWITCHBOARD_WRITER_BATCH and SWITCHBOARD_WS_OUTBOUND_QUEUE must be positive",
             );
+        }
+        let s = &self.scheduler;
+        if s.lease.is_zero() || s.poll.is_zero() || s.batch < 1 || s.backoff.max_attempts < 1 {
+            return bad("SWITCHBOARD_JOBS_LEASE, SWITCHBOARD_JOBS_POLL and SWITCHBOARD_JOBS_MAX_ATTEMPTS must be positive");
         }
         if self.max_frame_bytes < 1024 || self.max_body_bytes < 1024 {
             return bad("frame and body limits must be at least 1024 bytes");

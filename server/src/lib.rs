@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod protocol;
 pub mod ratelimit;
 pub mod routing;
+pub mod scheduler;
 pub mod secrets;
 pub mod state;
 pub mod store;
@@ -85,6 +86,7 @@ pub struct ShutdownHandle {
     writer: Writer,
     outbox: Arc<outbox::Outbox>,
     pipeline: Arc<pipeline::Pipeline>,
+    scheduler: Arc<scheduler::Scheduler>,
 }
 
 impl std::fmt::Debug for ShutdownHandle {
@@ -108,6 +110,7 @@ impl ShutdownHandle {
         self.pipeline.stop().await;
         self.server.stop(true).await;
         self.outbox.stop().await;
+        self.scheduler.stop().await;
         self.writer.shutdown().await;
     }
 }
@@ -199,6 +202,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         outbox: outbox::Outbox::new(&config.whatsapp)?,
         pipeline: pipeline::Pipeline::new(),
         bot: Arc::new(bot::Bot::new(&config, db.clone())),
+        clock: config.clock.clone(),
+        scheduler: scheduler::Scheduler::new(config.cluster.node_id.as_deref()),
         secrets: Arc::new(secrets::SecretBox::new(
             config.whatsapp.numbers_key.as_ref(),
             &boot.secret,
@@ -260,10 +265,12 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         writer,
         outbox: state.outbox.clone(),
         pipeline: state.pipeline.clone(),
+        scheduler: state.scheduler.clone(),
     };
     state.outbox.start(state.clone());
     state.pipeline.start(state.clone());
-    leads::start(&state);
+    // The working-hours tick and the overdue-task check are recurring jobs.
+    state.scheduler.start(state.clone()).await?;
 
     let limits = state.limits.clone();
     actix_rt::spawn(async move {

@@ -4,7 +4,7 @@
 //!
 //! Counters and histograms are process-wide statics, updated where the work happens
 //! (the writer, the pipeline, claims, routing); gauges that describe a moment
-//! (sessions, the pipeline's and the outbox's backlog) are read when scraped, so they
+//! (sessions, the pipeline's, the outbox's and the scheduler's backlog) are read when scraped, so they
 //! cost nothing in between. Names carry the `switchboard_` prefix; times are in
 //! seconds, as Prometheus expects.
 
@@ -41,6 +41,13 @@ pub struct Metrics {
     pub pipeline_backlog: Gauge,
     /// WhatsApp outbox rows still to send, across nodes (set when scraped).
     pub outbox_pending: Gauge,
+    /// Scheduler jobs pending or running, across nodes (set when scraped).
+    pub jobs_backlog: Gauge,
+    /// Of those, pending jobs already due (set when scraped): a growing number means
+    /// the nodes do not keep up.
+    pub jobs_due: Gauge,
+    /// Jobs that gave up (set when scraped).
+    pub jobs_failed: Gauge,
 }
 
 /// Buckets from 0.5 ms doubling up to about 16 s.
@@ -63,6 +70,9 @@ impl Metrics {
             conversations_active: Gauge::default(),
             pipeline_backlog: Gauge::default(),
             outbox_pending: Gauge::default(),
+            jobs_backlog: Gauge::default(),
+            jobs_due: Gauge::default(),
+            jobs_failed: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -120,6 +130,21 @@ impl Metrics {
             "outbox_pending",
             "WhatsApp outbox rows still to send",
             m.outbox_pending.clone(),
+        );
+        r.register(
+            "jobs_backlog",
+            "Scheduler jobs pending or running",
+            m.jobs_backlog.clone(),
+        );
+        r.register(
+            "jobs_due",
+            "Scheduler jobs pending and already due",
+            m.jobs_due.clone(),
+        );
+        r.register(
+            "jobs_failed",
+            "Scheduler jobs that gave up",
+            m.jobs_failed.clone(),
         );
         Self { registry, ..m }
     }

@@ -30,6 +30,10 @@ pub struct AppState {
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// The bot: model endpoint and knowledge retrieval.
     pub bot: Arc<crate::bot::Bot>,
+    /// Where "now" comes from (`config.clock`): the system clock, or a manual one in tests.
+    pub clock: crate::clock::Clock,
+    /// The durable scheduler's runner on this node (`scheduler`).
+    pub scheduler: Arc<crate::scheduler::Scheduler>,
     /// Seals and opens WhatsApp number secrets at rest (`secrets.rs`).
     pub secrets: Arc<crate::secrets::SecretBox>,
     /// This node's copy of the WhatsApp numbers, secrets opened (webhooks and the

@@ -26,6 +26,8 @@ use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use switchboard::config::{DatabaseTarget, GuestMessageLimits, Secret};
+use switchboard::clock::{Clock, ManualClock};
+use switchboard::scheduler::NewJob;
 use switchboard::{Config, ShutdownHandle};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -307,6 +309,69 @@ impl TestServer {
             handle: Some(handle),
             thread: Some(thread),
         }
+    }
+
+    /// Starts a server whose clock is manual (reading the real time at start; it
+    /// moves only with [`TestServer::advance`]), so tests of scheduled work never
+    /// sleep.
+    pub async fn start_manual(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(backend, |cfg| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis();
+            cfg.clock = Clock::Manual(ManualClock::new(i64::try_from(now).expect("ms fit i64")));
+            adjust(cfg);
+        })
+        .await
+    }
+
+    /// The manual clock this server (and its siblings) run on.
+    pub fn manual_clock(&self) -> ManualClock {
+        match &self.config.clock {
+            Clock::Manual(m) => m.clone(),
+            Clock::System => panic!("this server runs on the system clock; use start_manual"),
+        }
+    }
+
+    /// What the manual clock reads, epoch ms.
+    pub fn now_ms(&self) -> i64 {
+        self.manual_clock().now_ms()
+    }
+
+    /// Moves the manual clock forward; every node on it wakes its scheduler.
+    pub fn advance(&self, by: Duration) {
+        self.manual_clock().advance(by);
+    }
+
+    /// A second node on the same database (and the same clock), with its own
+    /// config adjustments (e.g. a node id). Stopped when dropped, like any server.
+    pub async fn sibling(&self, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().expect("literal address");
+        adjust(&mut config);
+        Self::launch(self.backend, config, self.storage.clone()).await
+    }
+
+    /// Schedules a job through the scheduler's own API, on this server's database
+    /// (as a feature would, from outside the server's process state). The server
+    /// is not nudged: it finds the job when its clock moves or it polls.
+    pub async fn schedule_job(&self, job: NewJob) -> String {
+        self.schedule_jobs(vec![job]).await.remove(0)
+    }
+
+    /// [`TestServer::schedule_job`] for several jobs, on one connection.
+    pub async fn schedule_jobs(&self, jobs: Vec<NewJob>) -> Vec<String> {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = switchboard::db::Db::open(&config).expect("open the database");
+            let mut conn = db.conn().expect("a connection");
+            jobs.into_iter()
+                .map(|job| switchboard::scheduler::schedule(&mut conn, job).expect("schedule").0)
+                .collect()
+        })
+        .await
+        .expect("schedule task")
     }
 
     /// A client for a server this harness did not start (e.g. a separate

@@ -506,3 +506,22 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(whatsapp_numbers, teams);
 diesel::allow_tables_to_appear_in_same_query!(whatsapp_numbers, conversations);
+
+// ---- scheduler ----
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        key -> Text,
+        payload -> Text,
+        due_at -> BigInt,
+        state -> Text,
+        attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

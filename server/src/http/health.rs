@@ -12,7 +12,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /metrics`: the OpenMetrics text of [`crate::metrics::Metrics`]. The moment
-/// gauges are read now; the outbox count is left as last read when the database does
+/// gauges are read now; the outbox and job counts are left as last read when the database does
 /// not answer (the scrape itself still succeeds, so the other numbers arrive).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = &METRICS;
@@ -26,6 +26,19 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             m.outbox_pending.set(n);
         }
         Err(e) => tracing::debug!(error = %e, "outbox count unavailable for /metrics"),
+    }
+    let now = state.clock.now_ms();
+    match state
+        .db
+        .run(move |c| crate::scheduler::store::counts(c, now))
+        .await
+    {
+        Ok((backlog, due, failed)) => {
+            m.jobs_backlog.set(backlog);
+            m.jobs_due.set(due);
+            m.jobs_failed.set(failed);
+        }
+        Err(e) => tracing::debug!(error = %e, "job counts unavailable for /metrics"),
     }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

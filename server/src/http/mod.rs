@@ -11,6 +11,7 @@ mod bot;
 mod conversations;
 pub mod endpoints;
 mod health;
+mod jobs;
 mod knowledge;
 mod leads;
 mod marketing;

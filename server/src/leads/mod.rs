@@ -8,7 +8,8 @@
 //!   `timeline`, `handover`) and, when the message asked for one, posts the automatic
 //!   reply through the conversation actor like any message (so it gets a seq, fans
 //!   out, and goes through the WhatsApp outbox).
-//! - [`start`] runs the overdue-task check (`task_due` frames).
+//! - [`push_overdue_tasks`] is the overdue-task check (`task_due` frames), a
+//!   recurring job of the scheduler ([`crate::scheduler`]).
 
 pub mod campaign;
 pub mod config;
@@ -18,7 +19,7 @@ use serde_json::Value;
 
 use crate::actors::messages::PostAutoReply;
 use crate::bus::{Audience, BusEvent};
-use crate::clock::now_ms;
+use crate::error::AppError;
 use crate::protocol::ServerFrame;
 use crate::state::AppState;
 use crate::store::leads::{self as store, LeadView, Outcome, TimelineEntry};
@@ -90,33 +91,28 @@ pub fn publish_handover(state: &AppState, team_id: &str, handover: Value) {
     });
 }
 
-/// Starts the overdue-task check: every `lead_task_check`, open tasks past due are
-/// pushed once as `task_due` to their assignee and to the team's leads and admins.
-pub fn start(state: &AppState) {
-    let state = state.clone();
-    actix_rt::spawn(async move {
-        let mut every = tokio::time::interval(state.config.lead_task_check);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match state.db.run(|c| store::take_overdue(c, now_ms())).await {
-                Ok(tasks) => {
-                    for t in tasks {
-                        let frame = ServerFrame::TaskDue(Box::new(t.clone())).encode();
-                        if let Some(a) = &t.assignee_id {
-                            state.hub.publish(BusEvent::Agent {
-                                agent_id: a.clone(),
-                                frame: frame.clone(),
-                            });
-                        }
-                        state.hub.publish(BusEvent::Supervisors {
-                            team_id: t.team_id.clone(),
-                            frame,
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "overdue task check failed"),
-            }
+/// The overdue-task check, run by the scheduler (`JobKind::OverdueTasks`, every
+/// `lead_task_check`): open tasks past due (by `state.clock`) are pushed once as
+/// `task_due` to their assignee and to the team's leads and admins. Idempotent:
+/// `take_overdue` marks what it returns, so a rerun pushes nothing twice.
+///
+/// # Errors
+/// Database errors (the scheduler retries).
+pub async fn push_overdue_tasks(state: &AppState) -> Result<(), AppError> {
+    let now = state.clock.now_ms();
+    let tasks = state.db.run(move |c| store::take_overdue(c, now)).await?;
+    for t in tasks {
+        let frame = ServerFrame::TaskDue(Box::new(t.clone())).encode();
+        if let Some(a) = &t.assignee_id {
+            state.hub.publish(BusEvent::Agent {
+                agent_id: a.clone(),
+                frame: frame.clone(),
+            });
         }
-    });
+        state.hub.publish(BusEvent::Supervisors {
+            team_id: t.team_id.clone(),
+            frame,
+        });
+    }
+    Ok(())
 }

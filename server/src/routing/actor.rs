@@ -38,8 +38,16 @@ pub const WORKLOAD_DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// How often queues are drained for agents whose working hours may have begun: a
 /// shift that starts by the clock is no event, so without this a waiting lead would
-/// wait for the next trigger (`docs/routing.md`, "Working hours").
+/// wait for the next trigger (`docs/routing.md`, "Working hours"). The period of the
+/// scheduler's recurring `routing.hours_tick` job (`crate::scheduler`).
 pub const HOURS_TICK: Duration = Duration::from_secs(60);
+
+/// The working-hours tick: drain every team that has agents with working hours
+/// and a waiting queue. Sent by the scheduler's recurring job, on whichever node
+/// claimed it; draining is idempotent (a queue already served stays served).
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct HoursTick;
 
 /// A contact wrote in a conversation that may need an agent (or reopened it).
 #[derive(Message, Clone, Debug)]
@@ -467,14 +475,19 @@ impl Actor for Router {
         if cluster.redis_url.is_some() {
             ctx.run_interval(cluster.offer_sweep, |act, ctx| act.sweep_offers(ctx));
         }
-        ctx.run_interval(HOURS_TICK, |act, ctx| {
-            act.decide("hours tick", ctx, |c, presence, now| {
-                let mut effects = Vec::new();
-                for team_id in agent_hours::teams_waiting_with_hours(c)? {
-                    effects.extend(engine::drain(c, &team_id, presence, now)?);
-                }
-                Ok(effects)
-            });
+    }
+}
+
+impl Handler<HoursTick> for Router {
+    type Result = ();
+
+    fn handle(&mut self, _: HoursTick, ctx: &mut Self::Context) {
+        self.decide("hours tick", ctx, |c, presence, now| {
+            let mut effects = Vec::new();
+            for team_id in agent_hours::teams_waiting_with_hours(c)? {
+                effects.extend(engine::drain(c, &team_id, presence, now)?);
+            }
+            Ok(effects)
         });
     }
 }
