@@ -130,9 +130,16 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             // More rows may be due right away.
             continue;
         }
+        let wait = match state.db.run(store::next_due).await {
+            Ok(Some(due)) => {
+                let ms = u64::try_from(due - now_ms()).unwrap_or(0);
+                poll.min(Duration::from_millis(ms))
+            }
+            _ => poll,
+        };
         tokio::select! {
             () = outbox.notify.notified() => {}
-            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
         }
     }

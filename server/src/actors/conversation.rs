@@ -13,6 +13,8 @@
 //! and are published in that order; sessions additionally reorder by `seq`, so even a
 //! reordering here could not show a viewer messages out of order.
 
+pub mod broadcast;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -566,6 +568,7 @@ impl ConversationActor {
                 provider,
                 kind,
                 payload: "{}".into(),
+                not_before: None,
             }),
         }))
     }

@@ -525,3 +525,55 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+// ---- broadcasts ----
+
+diesel::table! {
+    broadcasts (id) {
+        id -> Text,
+        name -> Text,
+        number_id -> Text,
+        content -> Text,
+        segment_id -> Nullable<Text>,
+        filter -> Text,
+        state -> Text,
+        send_at -> Nullable<BigInt>,
+        time_zone -> Nullable<Text>,
+        attribution_ms -> BigInt,
+        recipients -> BigInt,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    broadcast_recipients (broadcast_id, contact_id) {
+        broadcast_id -> Text,
+        contact_id -> Text,
+        conversation_id -> Text,
+        state -> Text,
+        skip_reason -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    number_pacing (number_id) {
+        number_id -> Text,
+        pace -> Nullable<Text>,
+        next_slot -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(broadcasts, whatsapp_numbers);
+diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, broadcasts);
+diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, messages);
+diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, contacts);
+diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, conversations);
+diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, leads);
+diesel::allow_tables_to_appear_in_same_query!(number_pacing, whatsapp_numbers);

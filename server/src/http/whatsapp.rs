@@ -123,6 +123,7 @@ async fn mark_read(
                 provider,
                 kind: "read",
                 payload: json!({"message_ids": ids}).to_string(),
+                not_before: None,
             };
             store::enqueue(c, &id, None, &order)?;
             Ok(true)

@@ -293,6 +293,9 @@ pub struct NewOutbox {
     /// Kind-specific JSON (`read`: `{"message_ids": [...]}`; others `{}`: the
     /// message row is the source of truth).
     pub payload: String,
+    /// Not to be sent before this time (epoch ms): a broadcast copy's send slot
+    /// (`broadcasts::pacing`); `None` sends as soon as possible.
+    pub not_before: Option<i64>,
 }
 
 /// A row of `outbox`.
@@ -348,7 +351,7 @@ pub fn enqueue(
         payload: new.payload.clone(),
         state: "pending".into(),
         attempts: 0,
-        next_attempt_at: now,
+        next_attempt_at: new.not_before.map_or(now, |t| t.max(now)),
         locked_until: None,
         last_error: None,
         created_at: now,
@@ -370,6 +373,22 @@ pub fn pending_count(conn: &mut DbConn) -> Result<i64, AppError> {
         .filter(outbox::state.eq("pending"))
         .count()
         .get_result(conn)?)
+}
+
+/// When the next pending row falls due after now (epoch ms), if any: the worker sleeps
+/// until then rather than a whole poll period, so paced broadcast copies leave at
+/// their slots instead of in bursts at each poll.
+///
+/// # Errors
+/// Database errors.
+pub fn next_due(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
+    // Rows already due but not claimable (another node holds them) wait for the
+    // poll, so a held row cannot spin this worker.
+    Ok(outbox::table
+        .filter(outbox::state.eq("pending"))
+        .filter(outbox::next_attempt_at.gt(now_ms()))
+        .select(diesel::dsl::min(outbox::next_attempt_at))
+        .first::<Option<i64>>(conn)?)
 }
 
 /// Claims up to `limit` due rows for `lease_ms`: each with a conditional UPDATE that

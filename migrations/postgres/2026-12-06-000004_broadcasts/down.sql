@@ -1,0 +1,3 @@
+DROP TABLE number_pacing;
+DROP TABLE broadcast_recipients;
+DROP TABLE broadcasts;

@@ -1,0 +1,68 @@
+//! A broadcast copy posted into its conversation: stored as a `bot` message with a
+//! seq (agents see what the campaign sent, in place), deduplicated by
+//! (broadcast, contact) so a runner that posts it again after a crash stores and
+//! sends nothing twice, and queued in the outbox for its send slot.
+
+use actix::prelude::*;
+
+use super::ConversationActor;
+use crate::actors::messages::Posted;
+use crate::channels::{DeliveryStatus, Provider};
+use crate::error::AppError;
+use crate::model::SenderKind;
+use crate::store::messages::{ChannelAppend, NewMessage};
+use crate::store::whatsapp::NewOutbox;
+
+/// One recipient's copy of a broadcast.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Posted, AppError>")]
+pub struct PostBroadcastCopy {
+    /// The broadcast's id: with `contact_id`, the copy's duplicate key.
+    pub broadcast_id: String,
+    /// The broadcast's name, shown as the sender.
+    pub broadcast_name: String,
+    /// The recipient.
+    pub contact_id: String,
+    /// The text as the customer sees it (a template rendered with its variables).
+    pub body: String,
+    /// Outbox kind: `text`, or `template` with `payload` naming it.
+    pub kind: &'static str,
+    /// Outbox payload JSON (`{}` for text).
+    pub payload: String,
+    /// The copy's send slot (epoch ms).
+    pub not_before: i64,
+}
+
+impl Handler<PostBroadcastCopy> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Posted, AppError>>;
+
+    fn handle(&mut self, msg: PostBroadcastCopy, _: &mut Self::Context) -> Self::Result {
+        self.touch();
+        let Some(provider) = Provider::of_channel(&self.meta.channel) else {
+            return Box::pin(fut::ready(Err(AppError::Conflict(
+                "broadcasts go to WhatsApp conversations only".into(),
+            ))));
+        };
+        let new = NewMessage {
+            conversation_id: self.id.to_string(),
+            sender_kind: SenderKind::Bot,
+            sender_id: Some(format!("broadcast:{}", msg.broadcast_id)),
+            sender_name: Some(msg.broadcast_name),
+            body: msg.body,
+            client_msg_id: Some(msg.contact_id),
+            provider_id: None,
+            reopen: false,
+            channel: Some(Box::new(ChannelAppend {
+                attachment: None,
+                status: Some(DeliveryStatus::Pending.as_str().into()),
+                outbox: Some(NewOutbox {
+                    provider,
+                    kind: msg.kind,
+                    payload: msg.payload,
+                    not_before: Some(msg.not_before),
+                }),
+            })),
+        };
+        self.append_and_publish(new)
+    }
+}

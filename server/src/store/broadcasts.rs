@@ -1,0 +1,585 @@
+//! Broadcasts in the database (migration `2026-12-06-000004_broadcasts`): the
+//! campaigns, their recipients fixed once when sending starts, each number's pace
+//! and next free send slot, and the analytics read back from messages and leads.
+//!
+//! The rules (lifecycle, pacing, skips) are in [`crate::broadcasts`]; this module
+//! only stores what those rules decided.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::broadcasts::content::{Content, RecipientFacts};
+use crate::broadcasts::lifecycle::State;
+use crate::broadcasts::pacing::Pace;
+use crate::channels::Provider;
+use crate::db::schema::{
+    broadcast_recipients as br, broadcasts, contact_consent, contacts, conversations, leads,
+    messages, number_pacing,
+};
+use crate::db::DbConn;
+use crate::error::AppError;
+
+/// A row of `broadcasts`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = broadcasts)]
+pub struct BroadcastRow {
+    /// Id.
+    pub id: String,
+    /// Name shown to marketers.
+    pub name: String,
+    /// The WhatsApp number it sends from.
+    pub number_id: String,
+    /// [`Content`] as JSON.
+    pub content: String,
+    /// The segment it was made for.
+    pub segment_id: Option<String>,
+    /// The segment's filter (JSON), frozen when sending starts.
+    pub filter: String,
+    /// [`State`] name.
+    pub state: String,
+    /// When to start (epoch ms), for scheduled broadcasts.
+    pub send_at: Option<i64>,
+    /// The time zone the marketer gave the time in.
+    pub time_zone: Option<String>,
+    /// Attribution window for replies and leads, ms.
+    pub attribution_ms: i64,
+    /// Recipients fixed when sending started.
+    pub recipients: i64,
+    /// Who made it.
+    pub created_by: Option<String>,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Epoch ms.
+    pub updated_at: i64,
+    /// When sending started, epoch ms.
+    pub started_at: Option<i64>,
+    /// When it was done or cancelled, epoch ms.
+    pub finished_at: Option<i64>,
+}
+
+impl BroadcastRow {
+    /// Its state; an unknown stored name reads as cancelled (nothing is sent).
+    pub fn state(&self) -> State {
+        State::parse(&self.state).unwrap_or(State::Cancelled)
+    }
+
+    /// Its content.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] for a row that does not parse (written by hand).
+    pub fn content(&self) -> Result<Content, AppError> {
+        serde_json::from_str(&self.content).map_err(AppError::internal)
+    }
+}
+
+/// Inserts a new broadcast.
+///
+/// # Errors
+/// Database errors.
+pub fn insert(c: &mut DbConn, row: &BroadcastRow) -> Result<(), AppError> {
+    diesel::insert_into(broadcasts::table)
+        .values(row)
+        .execute(c)?;
+    Ok(())
+}
+
+/// One broadcast.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn get(c: &mut DbConn, id: &str) -> Result<BroadcastRow, AppError> {
+    broadcasts::table
+        .find(id)
+        .select(BroadcastRow::as_select())
+        .first(c)
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no broadcast {id}")))
+}
+
+/// Every broadcast, newest first (at most `limit`).
+///
+/// # Errors
+/// Database errors.
+pub fn list(c: &mut DbConn, limit: i64) -> Result<Vec<BroadcastRow>, AppError> {
+    Ok(broadcasts::table
+        .select(BroadcastRow::as_select())
+        .order(broadcasts::created_at.desc())
+        .limit(limit)
+        .load(c)?)
+}
+
+/// Replaces an editable broadcast's name, number, content, segment and time.
+///
+/// # Errors
+/// Database errors.
+pub fn save_draft(c: &mut DbConn, row: &BroadcastRow) -> Result<(), AppError> {
+    diesel::update(broadcasts::table.find(&row.id))
+        .set((
+            broadcasts::name.eq(&row.name),
+            broadcasts::number_id.eq(&row.number_id),
+            broadcasts::content.eq(&row.content),
+            broadcasts::segment_id.eq(&row.segment_id),
+            broadcasts::filter.eq(&row.filter),
+            broadcasts::send_at.eq(row.send_at),
+            broadcasts::time_zone.eq(&row.time_zone),
+            broadcasts::attribution_ms.eq(row.attribution_ms),
+            broadcasts::updated_at.eq(row.updated_at),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Moves a broadcast from `from` to `to` if it is still in `from` (another node or
+/// user may have moved it first); stamps start and finish times. Returns whether
+/// it moved.
+///
+/// # Errors
+/// Database errors.
+pub fn transition(
+    c: &mut DbConn,
+    id: &str,
+    from: State,
+    to: State,
+    now: i64,
+) -> Result<bool, AppError> {
+    let target = broadcasts::table
+        .filter(broadcasts::id.eq(id))
+        .filter(broadcasts::state.eq(from.as_str()));
+    let n = match to {
+        State::Sending if from != State::Paused => diesel::update(target)
+            .set((
+                broadcasts::state.eq(to.as_str()),
+                broadcasts::started_at.eq(now),
+                broadcasts::updated_at.eq(now),
+            ))
+            .execute(c)?,
+        State::Done | State::Cancelled => diesel::update(target)
+            .set((
+                broadcasts::state.eq(to.as_str()),
+                broadcasts::finished_at.eq(now),
+                broadcasts::updated_at.eq(now),
+            ))
+            .execute(c)?,
+        _ => diesel::update(target)
+            .set((
+                broadcasts::state.eq(to.as_str()),
+                broadcasts::updated_at.eq(now),
+            ))
+            .execute(c)?,
+    };
+    Ok(n == 1)
+}
+
+/// One recipient as the segment gave it.
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    /// Contact id.
+    pub contact_id: String,
+    /// The conversation the copy goes into.
+    pub conversation_id: String,
+}
+
+/// Fixes a broadcast's recipients: inserts each one not yet there (so running it
+/// again after a crash adds nothing twice) and records the count. One
+/// transaction.
+///
+/// # Errors
+/// Database errors.
+pub fn materialise(
+    c: &mut DbConn,
+    broadcast_id: &str,
+    recipients: &[NewRecipient],
+) -> Result<i64, AppError> {
+    c.transaction(|c| {
+        for r in recipients {
+            diesel::insert_into(br::table)
+                .values((
+                    br::broadcast_id.eq(broadcast_id),
+                    br::contact_id.eq(&r.contact_id),
+                    br::conversation_id.eq(&r.conversation_id),
+                    br::state.eq("pending"),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        let total: i64 = br::table
+            .filter(br::broadcast_id.eq(broadcast_id))
+            .count()
+            .get_result(c)?;
+        diesel::update(broadcasts::table.find(broadcast_id))
+            .set(broadcasts::recipients.eq(total))
+            .execute(c)?;
+        Ok::<_, AppError>(total)
+    })
+}
+
+/// Whether a broadcast's recipients have been fixed.
+///
+/// # Errors
+/// Database errors.
+pub fn has_recipients(c: &mut DbConn, broadcast_id: &str) -> Result<bool, AppError> {
+    let n: i64 = br::table
+        .filter(br::broadcast_id.eq(broadcast_id))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}
+
+/// A recipient still to be sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Contact id.
+    pub contact_id: String,
+    /// Conversation id.
+    pub conversation_id: String,
+}
+
+/// Up to `limit` pending recipients, in contact order.
+///
+/// # Errors
+/// Database errors.
+pub fn pending(c: &mut DbConn, broadcast_id: &str, limit: i64) -> Result<Vec<Pending>, AppError> {
+    let rows: Vec<(String, String)> = br::table
+        .filter(br::broadcast_id.eq(broadcast_id))
+        .filter(br::state.eq("pending"))
+        .order(br::contact_id.asc())
+        .limit(limit)
+        .select((br::contact_id, br::conversation_id))
+        .load(c)?;
+    Ok(rows
+        .into_iter()
+        .map(|(contact_id, conversation_id)| Pending {
+            contact_id,
+            conversation_id,
+        })
+        .collect())
+}
+
+/// What the skip rules need about each of `pending`'s recipients, read in a few
+/// queries: consent, WhatsApp id, name and phone, the conversation's last customer
+/// message, the lead's campaign code.
+///
+/// # Errors
+/// Database errors.
+pub fn facts(
+    c: &mut DbConn,
+    pending: &[Pending],
+) -> Result<HashMap<String, RecipientFacts>, AppError> {
+    let ids: Vec<&str> = pending.iter().map(|p| p.contact_id.as_str()).collect();
+    let convs: Vec<&str> = pending.iter().map(|p| p.conversation_id.as_str()).collect();
+    type ContactRow = (String, Option<String>, Option<String>, Option<String>);
+    let people: Vec<ContactRow> = contacts::table
+        .filter(contacts::id.eq_any(&ids))
+        .select((contacts::id, contacts::name, contacts::phone, contacts::wa_id))
+        .load(c)?;
+    let out_ids: Vec<String> = contact_consent::table
+        .filter(contact_consent::contact_id.eq_any(&ids))
+        .filter(contact_consent::state.eq("opted_out"))
+        .select(contact_consent::contact_id)
+        .load(c)?;
+    let inbound: HashMap<String, Option<i64>> = conversations::table
+        .filter(conversations::id.eq_any(&convs))
+        .select((conversations::id, conversations::last_inbound_at))
+        .load::<(String, Option<i64>)>(c)?
+        .into_iter()
+        .collect();
+    let codes: HashMap<String, Option<String>> = leads::table
+        .filter(leads::contact_id.eq_any(&ids))
+        .select((leads::contact_id, leads::campaign_code))
+        .load::<(String, Option<String>)>(c)?
+        .into_iter()
+        .collect();
+    let mut out = HashMap::with_capacity(pending.len());
+    for (id, name, phone, wa_id) in people {
+        let conv = pending.iter().find(|p| p.contact_id == id);
+        let facts = RecipientFacts {
+            opted_out: out_ids.contains(&id),
+            reachable: wa_id.is_some(),
+            last_customer_message_at: conv
+                .and_then(|p| inbound.get(&p.conversation_id).copied().flatten()),
+            name,
+            phone,
+            campaign_code: codes.get(&id).cloned().flatten(),
+        };
+        out.insert(id, facts);
+    }
+    Ok(out)
+}
+
+/// Records that a recipient got its copy (message `message_id`) at `now`.
+///
+/// # Errors
+/// Database errors.
+pub fn mark_sent(
+    c: &mut DbConn,
+    broadcast_id: &str,
+    contact_id: &str,
+    message_id: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    diesel::update(br::table.find((broadcast_id, contact_id)))
+        .set((
+            br::state.eq("sent"),
+            br::message_id.eq(message_id),
+            br::sent_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Records that a recipient gets no copy, and why.
+///
+/// # Errors
+/// Database errors.
+pub fn mark_skipped(
+    c: &mut DbConn,
+    broadcast_id: &str,
+    contact_id: &str,
+    reason: &str,
+) -> Result<(), AppError> {
+    diesel::update(br::table.find((broadcast_id, contact_id)))
+        .filter(br::state.eq("pending"))
+        .set((br::state.eq("skipped"), br::skip_reason.eq(reason)))
+        .execute(c)?;
+    Ok(())
+}
+
+/// A number's pace: its stored one, else the provider's default.
+///
+/// # Errors
+/// Database errors.
+pub fn pace_of(c: &mut DbConn, number_id: &str, provider: Provider) -> Result<Pace, AppError> {
+    let stored: Option<Option<String>> = number_pacing::table
+        .find(number_id)
+        .select(number_pacing::pace)
+        .first(c)
+        .optional()?;
+    let parsed = stored
+        .flatten()
+        .and_then(|s| serde_json::from_str::<Pace>(&s).ok());
+    Ok(parsed.unwrap_or(match provider {
+        Provider::Meta => Pace::meta_default(),
+        Provider::Waha => Pace::waha_default(),
+    }))
+}
+
+/// Stores a number's pace.
+///
+/// # Errors
+/// Database errors.
+pub fn set_pace(c: &mut DbConn, number_id: &str, pace: &Pace, now: i64) -> Result<(), AppError> {
+    let json = serde_json::to_string(pace).map_err(AppError::internal)?;
+    diesel::insert_into(number_pacing::table)
+        .values((
+            number_pacing::number_id.eq(number_id),
+            number_pacing::pace.eq(&json),
+            number_pacing::next_slot.eq(0_i64),
+            number_pacing::updated_at.eq(now),
+        ))
+        .on_conflict(number_pacing::number_id)
+        .do_update()
+        .set((
+            number_pacing::pace.eq(&json),
+            number_pacing::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// The number's next free send slot (epoch ms; 0 when it never sent).
+///
+/// # Errors
+/// Database errors.
+pub fn next_slot(c: &mut DbConn, number_id: &str) -> Result<i64, AppError> {
+    Ok(number_pacing::table
+        .find(number_id)
+        .select(number_pacing::next_slot)
+        .first(c)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Takes the number's slots up to `next` (epoch ms) for the copies just planned,
+/// if nobody took them first: returns whether the slots were still free at
+/// `expected` (the value [`next_slot`] read). Run in the transaction that records
+/// the copies.
+///
+/// # Errors
+/// Database errors.
+pub fn take_slots(
+    c: &mut DbConn,
+    number_id: &str,
+    expected: i64,
+    next: i64,
+    now: i64,
+) -> Result<bool, AppError> {
+    let moved = diesel::update(number_pacing::table.find(number_id))
+        .filter(number_pacing::next_slot.eq(expected))
+        .set((
+            number_pacing::next_slot.eq(next),
+            number_pacing::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    if moved == 1 {
+        return Ok(true);
+    }
+    let inserted = diesel::insert_into(number_pacing::table)
+        .values((
+            number_pacing::number_id.eq(number_id),
+            number_pacing::next_slot.eq(next),
+            number_pacing::updated_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)?;
+    Ok(inserted == 1 && expected == 0)
+}
+
+/// A broadcast's numbers as the analytics show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Recipients fixed at start.
+    pub recipients: i64,
+    /// Not yet sent or skipped.
+    pub pending: i64,
+    /// Copies handed to the provider (includes delivered and read).
+    pub sent: i64,
+    /// Delivered (includes read).
+    pub delivered: i64,
+    /// Read.
+    pub read: i64,
+    /// Failed, by the provider's error text.
+    pub failed: i64,
+    /// Failed copies per error (the provider's code and title).
+    pub failed_by_error: Vec<(String, i64)>,
+    /// Skipped, by reason (`opted_out`, `window_closed`, …).
+    pub skipped: Vec<(String, i64)>,
+    /// Recipients who wrote back within the attribution window.
+    pub replied: i64,
+    /// Recipients who opted out within the attribution window.
+    pub opted_out: i64,
+    /// Leads created within the attribution window.
+    pub leads_created: i64,
+    /// Leads won within the attribution window.
+    pub leads_won: i64,
+}
+
+/// The analytics of one broadcast, from its recipients, their messages' statuses,
+/// replies, opt-outs and leads within `window_ms` of each copy.
+///
+/// # Errors
+/// Database errors.
+pub fn stats(c: &mut DbConn, b: &BroadcastRow) -> Result<Stats, AppError> {
+    let id = b.id.as_str();
+    let by_state: Vec<(String, Option<String>, i64)> = br::table
+        .filter(br::broadcast_id.eq(id))
+        .group_by((br::state, br::skip_reason))
+        .select((br::state, br::skip_reason, diesel::dsl::count_star()))
+        .load(c)?;
+    let mut s = Stats {
+        recipients: b.recipients,
+        ..Stats::default()
+    };
+    for (state, reason, n) in by_state {
+        match state.as_str() {
+            "pending" => s.pending += n,
+            "sent" => s.sent += n,
+            _ => s
+                .skipped
+                .push((reason.unwrap_or_else(|| "unknown".into()), n)),
+        }
+    }
+    let statuses: Vec<(Option<String>, Option<String>, i64)> = br::table
+        .inner_join(messages::table.on(messages::id.nullable().eq(br::message_id)))
+        .filter(br::broadcast_id.eq(id))
+        .group_by((messages::status, messages::status_error))
+        .select((
+            messages::status,
+            messages::status_error,
+            diesel::dsl::count_star(),
+        ))
+        .load(c)?;
+    for (status, error, n) in statuses {
+        match status.as_deref() {
+            Some("read") => {
+                s.read += n;
+                s.delivered += n;
+            }
+            Some("delivered") => s.delivered += n,
+            Some("failed") => {
+                s.failed += n;
+                s.failed_by_error
+                    .push((error.unwrap_or_else(|| "unknown".into()), n));
+            }
+            _ => {}
+        }
+    }
+    // Replies, opt-outs and leads: per sent recipient, within the window.
+    let sent: Vec<(String, String, Option<i64>)> = br::table
+        .filter(br::broadcast_id.eq(id))
+        .filter(br::state.eq("sent"))
+        .select((br::contact_id, br::conversation_id, br::sent_at))
+        .load(c)?;
+    attribution(c, &sent, b.attribution_ms, &mut s)?;
+    Ok(s)
+}
+
+fn attribution(
+    c: &mut DbConn,
+    sent: &[(String, String, Option<i64>)],
+    window: i64,
+    s: &mut Stats,
+) -> Result<(), AppError> {
+    use crate::broadcasts::content::attributed;
+    for chunk in sent.chunks(500) {
+        let convs: Vec<&str> = chunk.iter().map(|r| r.1.as_str()).collect();
+        let ids: Vec<&str> = chunk.iter().map(|r| r.0.as_str()).collect();
+        let replies: Vec<(String, i64)> = messages::table
+            .filter(messages::conversation_id.eq_any(&convs))
+            .filter(messages::sender_kind.eq("guest"))
+            .select((messages::conversation_id, messages::created_at))
+            .load(c)?;
+        let outs: Vec<(String, i64)> = contact_consent::table
+            .filter(contact_consent::contact_id.eq_any(&ids))
+            .filter(contact_consent::state.eq("opted_out"))
+            .select((contact_consent::contact_id, contact_consent::changed_at))
+            .load(c)?;
+        let lead_rows: Vec<(String, i64, String, Option<i64>)> = leads::table
+            .filter(leads::contact_id.eq_any(&ids))
+            .select((
+                leads::contact_id,
+                leads::created_at,
+                leads::stage,
+                leads::closed_at,
+            ))
+            .load(c)?;
+        for (contact, conv, at) in chunk {
+            let Some(at) = *at else { continue };
+            if replies
+                .iter()
+                .any(|(cv, t)| cv == conv && attributed(at, *t, window))
+            {
+                s.replied += 1;
+            }
+            if outs
+                .iter()
+                .any(|(ct, t)| ct == contact && attributed(at, *t, window))
+            {
+                s.opted_out += 1;
+            }
+            for (ct, created, stage, closed) in &lead_rows {
+                if ct != contact {
+                    continue;
+                }
+                if attributed(at, *created, window) {
+                    s.leads_created += 1;
+                }
+                if stage == "won" && closed.is_some_and(|t| attributed(at, t, window)) {
+                    s.leads_won += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
