@@ -79,6 +79,8 @@ pub fn all() -> Vec<Endpoint> {
         super::knowledge::ENDPOINTS,
         super::audit::ENDPOINTS,
         super::numbers::ENDPOINTS,
+        super::contacts::ENDPOINTS,
+        super::segments::ENDPOINTS,
     ]
     .concat()
 }

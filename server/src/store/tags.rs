@@ -29,6 +29,18 @@ pub struct TagView {
     pub updated_at: i64,
 }
 
+/// The `contact_tags` frame: a contact's tags after a change, for one of its
+/// conversations.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactTagsFrame {
+    /// The conversation the inbox shows the contact in.
+    pub conversation_id: String,
+    /// The contact.
+    pub contact_id: String,
+    /// Its tags now, by name.
+    pub tags: Vec<TagView>,
+}
+
 /// A tag with how many contacts carry it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TagCount {
