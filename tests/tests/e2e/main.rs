@@ -21,6 +21,7 @@ mod browser_numbers;
 mod browser_widget;
 mod browser_widget_settings;
 mod chat;
+mod contacts;
 mod delivery;
 mod hardening;
 mod hours;
