@@ -21,6 +21,7 @@ pub mod channels;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod contacts;
 pub mod db;
 pub mod error;
 pub mod http;

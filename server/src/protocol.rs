@@ -346,6 +346,9 @@ pub enum ServerFrame {
     /// A WhatsApp number's WAHA session changed state: to admins and the number's
     /// team leads (`docs/channels/whatsapp.md`).
     NumberStatus(Box<crate::channels::numbers::NumberStatusFrame>),
+    /// A contact's tags changed (to the agents of each of its conversations;
+    /// `docs/contacts.md`).
+    ContactTags(Box<crate::store::tags::ContactTagsFrame>),
 }
 
 impl ServerFrame {

@@ -577,3 +577,78 @@ diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, contacts);
 diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, conversations);
 diesel::allow_tables_to_appear_in_same_query!(broadcast_recipients, leads);
 diesel::allow_tables_to_appear_in_same_query!(number_pacing, whatsapp_numbers);
+
+// ---- contacts: tags, segments, consent ----
+
+diesel::table! {
+    tags (id) {
+        id -> Text,
+        name -> Text,
+        name_key -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    contact_tags (contact_id, tag_id) {
+        contact_id -> Text,
+        tag_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    segments (id) {
+        id -> Text,
+        name -> Text,
+        filter -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    contact_consent (contact_id) {
+        contact_id -> Text,
+        state -> Text,
+        source -> Text,
+        changed_by -> Nullable<Text>,
+        changed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    consent_events (id) {
+        id -> Text,
+        contact_id -> Text,
+        state -> Text,
+        source -> Text,
+        actor_id -> Nullable<Text>,
+        conversation_id -> Nullable<Text>,
+        seq -> Nullable<BigInt>,
+        detail -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    consent_settings (team_id) {
+        team_id -> Text,
+        settings -> Text,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(contact_tags -> tags (tag_id));
+diesel::joinable!(contact_tags -> contacts (contact_id));
+diesel::allow_tables_to_appear_in_same_query!(contact_tags, tags);
+diesel::allow_tables_to_appear_in_same_query!(contact_tags, contacts);
+diesel::allow_tables_to_appear_in_same_query!(contact_tags, conversations);
+diesel::allow_tables_to_appear_in_same_query!(contact_consent, contacts);
+diesel::allow_tables_to_appear_in_same_query!(contact_consent, conversations);
+diesel::allow_tables_to_appear_in_same_query!(contact_consent, contact_tags);
+diesel::allow_tables_to_appear_in_same_query!(consent_events, contacts);
+diesel::allow_tables_to_appear_in_same_query!(tags, contacts);

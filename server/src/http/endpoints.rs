@@ -80,6 +80,8 @@ pub fn all() -> Vec<Endpoint> {
         super::audit::ENDPOINTS,
         super::numbers::ENDPOINTS,
         super::jobs::ENDPOINTS,
+        super::contacts::ENDPOINTS,
+        super::segments::ENDPOINTS,
     ]
     .concat()
 }

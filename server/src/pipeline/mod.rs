@@ -240,13 +240,18 @@ async fn passes(
     }
 }
 
-/// Runs every stage that applies, in order, stopping at the first failure.
+/// Runs every stage that applies, in order, until one consumes the message
+/// ([`stages::Outcome`]) or fails.
 async fn run_stages(state: &AppState, turn: &Turn) -> Result<(), AppError> {
     for stage in STAGES.iter().copied().filter(|s| s.applies_to(turn.sender)) {
-        stages::run(state, stage, turn).await.map_err(|e| {
+        let outcome = stages::run(state, stage, turn).await.map_err(|e| {
             tracing::debug!(stage = stage.name(), seq = turn.message.seq, error = %e, "stage failed");
             e
         })?;
+        if !outcome.continues() {
+            tracing::debug!(stage = stage.name(), seq = turn.message.seq, ?outcome, "message consumed");
+            break;
+        }
     }
     Ok(())
 }

@@ -2,20 +2,35 @@
 //! happens to a committed message after its ack.
 //!
 //! Every committed message passes [`STAGES`] in order; a stage that does not apply to
-//! the sender ([`Stage::applies_to`]) is skipped. A stage either continues or fails;
-//! a failure stops the message where it is, and the pipeline runs it again later from
-//! that message (progress is recorded per message, after its last stage).
+//! the sender ([`Stage::applies_to`]) is skipped. A stage declares its [`Outcome`]:
+//! continue to the next stage, or the message is consumed (with or without a reply
+//! from the hub) and no later stage runs for it. A consumed message keeps its seq and
+//! is shown to agents like any other; only the hub's own processing stops. A stage
+//! that fails stops the message where it is, and the pipeline runs it again later
+//! from that message (progress is recorded per message, after its last stage).
 //!
 //! Later capabilities add stages here, ahead of the lead bookkeeping (`../shared/SPEC.md`:
 //! staff command → opt-out keyword → pending offer reply → …).
 
+use crate::actors::messages::PostAutoReply;
+use crate::clock::now_ms;
+use crate::contacts::optout::KeywordIntent;
+use crate::contacts::{ConsentSource, ConsentState};
+use crate::db::write_transaction;
+use crate::error::AppError;
 use crate::model::SenderKind;
 use crate::state::AppState;
+use crate::store::consent;
 use crate::store::leads::{self as leads_store, Committed};
 
 /// One stage of the inbound pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// A customer message that is exactly an opt-out keyword (STOP, …) or an opt-in
+    /// keyword (START) changes the contact's marketing consent (`docs/contacts.md`);
+    /// the hub confirms a change once. The message is consumed: no bot answer, no
+    /// lead bookkeeping.
+    OptOut,
     /// The lead's bookkeeping (`docs/leads.md`): quick-link count, intent rules,
     /// campaign codes, first response, stage moves, tasks, the package reply; then the
     /// `lead`/`timeline`/`handover` frames and the automatic reply, if any.
@@ -26,7 +41,25 @@ pub enum Stage {
 }
 
 /// The order every committed message goes through.
-pub const STAGES: [Stage; 2] = [Stage::LeadBookkeeping, Stage::Bot];
+pub const STAGES: [Stage; 3] = [Stage::OptOut, Stage::LeadBookkeeping, Stage::Bot];
+
+/// What a stage did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Go on to the next stage.
+    Continue,
+    /// The message was handled here without a reply; later stages do not run.
+    Consumed,
+    /// The message was handled here and the hub replied; later stages do not run.
+    Replied,
+}
+
+impl Outcome {
+    /// Whether later stages run.
+    pub fn continues(self) -> bool {
+        self == Outcome::Continue
+    }
+}
 
 impl Stage {
     /// Whether the stage has anything to do with a message from `sender`: the hub's
@@ -34,13 +67,14 @@ impl Stage {
     pub fn applies_to(self, sender: SenderKind) -> bool {
         match self {
             Stage::LeadBookkeeping => matches!(sender, SenderKind::Guest | SenderKind::Agent),
-            Stage::Bot => sender == SenderKind::Guest,
+            Stage::OptOut | Stage::Bot => sender == SenderKind::Guest,
         }
     }
 
     /// A stable name for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
+            Stage::OptOut => "opt_out",
             Stage::LeadBookkeeping => "lead_bookkeeping",
             Stage::Bot => "bot",
         }
@@ -62,12 +96,9 @@ pub struct Turn {
 ///
 /// # Errors
 /// The stage's error (database unavailable, …); the pipeline retries the message later.
-pub async fn run(
-    state: &AppState,
-    stage: Stage,
-    turn: &Turn,
-) -> Result<(), crate::error::AppError> {
+pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome, AppError> {
     match stage {
+        Stage::OptOut => opt_out(state, turn).await,
         Stage::LeadBookkeeping => {
             let m = turn.message.clone();
             let conversation_id = m.conversation_id.clone();
@@ -78,7 +109,7 @@ pub async fn run(
             {
                 Ok(out) => {
                     crate::leads::publish_outcome(state, &conversation_id, out).await;
-                    Ok(())
+                    Ok(Outcome::Continue)
                 }
                 Err(e) => {
                     if turn.sender == SenderKind::Guest {
@@ -100,7 +131,62 @@ pub async fn run(
                 &turn.team_id,
                 turn.message.seq,
             );
-            Ok(())
+            Ok(Outcome::Continue)
+        }
+    }
+}
+
+/// The opt-out stage: the team's keywords ([`consent::settings`]) classify the
+/// message; a keyword changes the contact's consent, with an event naming the
+/// message, and the hub confirms only when the state changed — so a second STOP
+/// sends nothing, and a pass run again after a crash does not confirm twice.
+async fn opt_out(state: &AppState, turn: &Turn) -> Result<Outcome, AppError> {
+    let m = turn.message.clone();
+    let team_id = turn.team_id.clone();
+    let reply = state
+        .db
+        .run(move |c| {
+            let settings = consent::settings(c, &team_id)?;
+            let Some(intent) = settings.classify(&m.body) else {
+                return Ok(None);
+            };
+            let (target, text) = match intent {
+                KeywordIntent::OptOut => (ConsentState::OptedOut, settings.opt_out_reply),
+                KeywordIntent::OptIn => (ConsentState::OptedIn, settings.opt_in_reply),
+            };
+            write_transaction(c, |c| {
+                let contact_id = crate::store::contacts::of_conversation(c, &m.conversation_id)?;
+                let change = consent::Change {
+                    contact_id: &contact_id,
+                    state: target,
+                    source: ConsentSource::Keyword,
+                    actor_id: None,
+                    message: Some((&m.conversation_id, m.seq)),
+                    detail: Some(m.body.trim()),
+                };
+                let changed = consent::change(c, &change, now_ms())?;
+                Ok::<_, AppError>(Some(changed.map(|_| text)))
+            })
+        })
+        .await?;
+    match reply {
+        None => Ok(Outcome::Continue),
+        Some(None) => Ok(Outcome::Consumed),
+        Some(Some(body)) => {
+            let msg = PostAutoReply {
+                body,
+                image_url: None,
+                bot_guard: false,
+            };
+            let conversation_id = &turn.message.conversation_id;
+            match state.hub.ask(state, conversation_id, msg).await {
+                Ok(Ok(_)) => {}
+                // The consent is recorded either way; the confirmation is a courtesy.
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(conversation = %conversation_id, error = %e, "consent confirmation not posted");
+                }
+            }
+            Ok(Outcome::Replied)
         }
     }
 }
@@ -111,6 +197,9 @@ mod tests {
 
     #[test]
     fn customers_go_through_every_stage_agents_through_bookkeeping_only() {
+        assert_eq!(STAGES[0], Stage::OptOut, "opt-out keywords come first");
+        assert!(Outcome::Continue.continues());
+        assert!(!Outcome::Consumed.continues() && !Outcome::Replied.continues());
         let applies = |s: SenderKind| -> Vec<&str> {
             STAGES
                 .iter()
@@ -118,7 +207,10 @@ mod tests {
                 .map(|st| st.name())
                 .collect()
         };
-        assert_eq!(applies(SenderKind::Guest), vec!["lead_bookkeeping", "bot"]);
+        assert_eq!(
+            applies(SenderKind::Guest),
+            vec!["opt_out", "lead_bookkeeping", "bot"]
+        );
         assert_eq!(applies(SenderKind::Agent), vec!["lead_bookkeeping"]);
         assert!(applies(SenderKind::Bot).is_empty());
         assert!(applies(SenderKind::System).is_empty());

@@ -133,6 +133,26 @@ audit_actions! {
     WhatsAppNumberUpdated => "whatsapp_number.updated",
     /// An admin deactivated a WhatsApp number.
     WhatsAppNumberDeactivated => "whatsapp_number.deactivated",
+    /// A contact tag was created.
+    TagCreated => "tag.created",
+    /// A contact tag was renamed.
+    TagRenamed => "tag.renamed",
+    /// A contact tag was deleted (and taken off every contact).
+    TagDeleted => "tag.deleted",
+    /// A tag was put on many contacts at once.
+    TagBulkAdded => "tag.bulk_added",
+    /// A tag was taken off many contacts at once.
+    TagBulkRemoved => "tag.bulk_removed",
+    /// A segment was saved.
+    SegmentCreated => "segment.created",
+    /// A segment's name or filter changed.
+    SegmentUpdated => "segment.updated",
+    /// A segment was deleted.
+    SegmentDeleted => "segment.deleted",
+    /// An agent changed a contact's marketing consent (opt-in / opt-out).
+    ContactConsentChanged => "contact.consent_changed",
+    /// A team's opt-out / opt-in keywords or confirmations changed.
+    ConsentSettingsChanged => "consent.settings_changed",
 }
 
 /// Who acted: the agent (`id`, `label` its email), an anonymous caller (`id` `None`,

@@ -7,12 +7,16 @@
 pub mod accounts;
 pub mod agent_hours;
 pub mod audit;
+pub mod consent;
+pub mod contacts;
 pub mod conversations;
 pub mod knowledge;
 pub mod leads;
 pub mod messages;
 pub mod numbers;
 pub mod pipeline;
+pub mod segments;
+pub mod tags;
 pub mod whatsapp;
 pub mod widget_settings;
 

@@ -22,6 +22,7 @@ mod browser_scheduler;
 mod browser_widget;
 mod browser_widget_settings;
 mod chat;
+mod contacts;
 mod delivery;
 mod hardening;
 mod hours;
