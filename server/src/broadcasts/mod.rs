@@ -12,6 +12,7 @@
 pub mod content;
 pub mod lifecycle;
 pub mod pacing;
+pub mod runner;
 pub mod schedule;
 
 use serde::{Deserialize, Serialize};

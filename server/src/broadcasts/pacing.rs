@@ -161,26 +161,27 @@ impl Pace {
     }
 }
 
-/// The send times of the next `n` copies of a number whose last copy went (or
-/// was planned) at `last` (epoch ms; `None` if it never sent), starting no earlier
-/// than `now`. `jitter(i)` gives the i-th uniform sample for WAHA gaps.
+/// Send slots for up to `n` copies from a number whose next free slot is
+/// `next_free` (epoch ms; 0 when it never sent): the first at
+/// `max(next_free, now)`, each next one a gap later, keeping only those within
+/// `horizon_ms` of `now` (none when even the first is further away). Returns the
+/// slots and the number's next free slot after them. `jitter(i)` is the i-th
+/// uniform sample for WAHA gaps.
 pub fn plan(
     pace: Pace,
-    last: Option<i64>,
+    next_free: i64,
     now: i64,
     n: usize,
+    horizon_ms: i64,
     mut jitter: impl FnMut(usize) -> f64,
-) -> Vec<i64> {
-    let mut at = match last {
-        Some(l) => (l + pace.gap_ms(jitter(0))).max(now),
-        None => now,
-    };
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+) -> (Vec<i64>, i64) {
+    let mut at = next_free.max(now);
+    let mut out = Vec::new();
+    while out.len() < n && at <= now + horizon_ms {
         out.push(at);
-        at += pace.gap_ms(jitter(i + 1));
+        at += pace.gap_ms(jitter(out.len()));
     }
-    out
+    (out, at)
 }
 
 /// The wait before retrying a copy Meta refused for rate (130429 throughput,
@@ -199,10 +200,15 @@ mod tests {
     #[test]
     fn meta_never_exceeds_its_rate() {
         let pace = Pace::meta_default();
-        let times = plan(pace, None, 0, 161, |_| 0.5);
+        let (times, next) = plan(pace, 0, 0, 161, 10_000, |_| 0.5);
         // 161 sends at 80/s take at least two seconds: the 81st is at ≥ 1 s.
         assert!(times[80] >= 1_000, "{}", times[80]);
         assert!(times[160] >= 2_000);
+        assert_eq!(next, times[160] + 13);
+        // Only the copies due within the horizon are planned.
+        let (soon, next) = plan(pace, 0, 0, 161, 1_000, |_| 0.5);
+        assert_eq!(soon.len(), 77, "0, 13, …, 988 ms");
+        assert_eq!(next, 1_001);
         let slow = Pace::Meta {
             per_second: 3,
             limit: MessagingLimit::Unlimited,
@@ -215,10 +221,13 @@ mod tests {
         let pace = Pace::waha_default();
         assert_eq!(pace.gap_ms(0.0), 3_000);
         assert_eq!(pace.gap_ms(0.999_999), 8_000);
-        let times = plan(pace, Some(10_000), 0, 3, |i| [0.0, 0.5, 1.0, 0.2][i]);
-        assert_eq!(times, vec![13_000, 18_500, 26_500]);
-        // A number that last sent long ago starts now.
-        assert_eq!(plan(pace, Some(0), 50_000, 1, |_| 0.0), vec![50_000]);
+        let (times, next) = plan(pace, 10_000, 0, 3, 60_000, |i| [0.0, 0.5, 1.0, 0.2][i]);
+        assert_eq!(times, vec![10_000, 15_500, 23_500]);
+        assert_eq!(next, 26_600);
+        // A number whose next slot passed long ago starts now.
+        assert_eq!(plan(pace, 1, 50_000, 1, 1_000, |_| 0.0).0, vec![50_000]);
+        // Nothing is planned when the next slot is beyond the horizon.
+        assert_eq!(plan(pace, 9_000, 0, 5, 1_000, |_| 0.0), (vec![], 9_000));
     }
 
     #[test]

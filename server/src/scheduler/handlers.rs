@@ -24,17 +24,20 @@ pub enum JobKind {
     HoursTick,
     /// Pushes `task_due` for open lead tasks past due (`leads`). Recurring.
     OverdueTasks,
+    /// One pass of a broadcast (`broadcasts::runner`); the key is its id.
+    Broadcast,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 2] = [Self::HoursTick, Self::OverdueTasks];
+    pub const ALL: [Self; 3] = [Self::HoursTick, Self::OverdueTasks, Self::Broadcast];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HoursTick => "routing.hours_tick",
             Self::OverdueTasks => "leads.overdue_tasks",
+            Self::Broadcast => "broadcast.pass",
         }
     }
 
@@ -65,6 +68,7 @@ pub async fn run(state: &AppState, kind: JobKind, job: &JobRow) -> Outcome {
             state.hub.route(crate::routing::actor::HoursTick);
             Outcome::Done
         }
+        JobKind::Broadcast => crate::broadcasts::runner::run(state, &job.key).await,
         JobKind::OverdueTasks => match crate::leads::push_overdue_tasks(state).await {
             Ok(()) => Outcome::Done,
             Err(e) => Outcome::Retry {

@@ -5,7 +5,7 @@
 //! The rules (lifecycle, pacing, skips) are in [`crate::broadcasts`]; this module
 //! only stores what those rules decided.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use serde::Serialize;
@@ -193,7 +193,15 @@ pub fn materialise(
     recipients: &[NewRecipient],
 ) -> Result<i64, AppError> {
     c.transaction(|c| {
-        for r in recipients {
+        // The broadcast's job lease keeps this to one runner; should two ever race,
+        // the primary key fails the second transaction, which is then retried.
+        let known: HashSet<String> = br::table
+            .filter(br::broadcast_id.eq(broadcast_id))
+            .select(br::contact_id)
+            .load::<String>(c)?
+            .into_iter()
+            .collect();
+        for r in recipients.iter().filter(|r| !known.contains(&r.contact_id)) {
             diesel::insert_into(br::table)
                 .values((
                     br::broadcast_id.eq(broadcast_id),
@@ -201,7 +209,6 @@ pub fn materialise(
                     br::conversation_id.eq(&r.conversation_id),
                     br::state.eq("pending"),
                 ))
-                .on_conflict_do_nothing()
                 .execute(c)?;
         }
         let total: i64 = br::table
@@ -272,7 +279,12 @@ pub fn facts(
     type ContactRow = (String, Option<String>, Option<String>, Option<String>);
     let people: Vec<ContactRow> = contacts::table
         .filter(contacts::id.eq_any(&ids))
-        .select((contacts::id, contacts::name, contacts::phone, contacts::wa_id))
+        .select((
+            contacts::id,
+            contacts::name,
+            contacts::phone,
+            contacts::wa_id,
+        ))
         .load(c)?;
     let out_ids: Vec<String> = contact_consent::table
         .filter(contact_consent::contact_id.eq_any(&ids))
@@ -371,20 +383,22 @@ pub fn pace_of(c: &mut DbConn, number_id: &str, provider: Provider) -> Result<Pa
 /// Database errors.
 pub fn set_pace(c: &mut DbConn, number_id: &str, pace: &Pace, now: i64) -> Result<(), AppError> {
     let json = serde_json::to_string(pace).map_err(AppError::internal)?;
-    diesel::insert_into(number_pacing::table)
-        .values((
-            number_pacing::number_id.eq(number_id),
-            number_pacing::pace.eq(&json),
-            number_pacing::next_slot.eq(0_i64),
-            number_pacing::updated_at.eq(now),
-        ))
-        .on_conflict(number_pacing::number_id)
-        .do_update()
+    let updated = diesel::update(number_pacing::table.find(number_id))
         .set((
             number_pacing::pace.eq(&json),
             number_pacing::updated_at.eq(now),
         ))
         .execute(c)?;
+    if updated == 0 {
+        diesel::insert_into(number_pacing::table)
+            .values((
+                number_pacing::number_id.eq(number_id),
+                number_pacing::pace.eq(&json),
+                number_pacing::next_slot.eq(0_i64),
+                number_pacing::updated_at.eq(now),
+            ))
+            .execute(c)?;
+    }
     Ok(())
 }
 
@@ -425,15 +439,24 @@ pub fn take_slots(
     if moved == 1 {
         return Ok(true);
     }
-    let inserted = diesel::insert_into(number_pacing::table)
-        .values((
-            number_pacing::number_id.eq(number_id),
-            number_pacing::next_slot.eq(next),
-            number_pacing::updated_at.eq(now),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c)?;
-    Ok(inserted == 1 && expected == 0)
+    if expected != 0 {
+        return Ok(false);
+    }
+    // The number's first slots: whoever inserts the row first has them.
+    let inserted = c.transaction(|c| {
+        diesel::insert_into(number_pacing::table)
+            .values((
+                number_pacing::number_id.eq(number_id),
+                number_pacing::next_slot.eq(next),
+                number_pacing::updated_at.eq(now),
+            ))
+            .execute(c)
+    });
+    match inserted {
+        Ok(n) => Ok(n == 1),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A broadcast's numbers as the analytics show them.

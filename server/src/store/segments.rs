@@ -45,7 +45,9 @@ pub fn matching<'a>(
                     .select(conversations::contact_id),
             ),
         ),
-        None => q.filter(contacts::id.eq_any(conversations::table.select(conversations::contact_id))),
+        None => {
+            q.filter(contacts::id.eq_any(conversations::table.select(conversations::contact_id)))
+        }
     };
     let t = &filter.tags;
     if !t.any.is_empty() {
@@ -162,7 +164,9 @@ fn lead_criteria<'a>(
             .select(lead_contacts::contact_id)
     };
     if !filter.lead_stages.is_empty() {
-        q = q.filter(contacts::id.eq_any(of_leads().filter(leads::stage.eq_any(&filter.lead_stages))));
+        q = q.filter(
+            contacts::id.eq_any(of_leads().filter(leads::stage.eq_any(&filter.lead_stages))),
+        );
     }
     if !filter.lead_sources.is_empty() {
         q = q.filter(
