@@ -168,7 +168,8 @@ pub fn after(
             last_error: Some(error),
         },
         Outcome::Retry { error } => next(Some(format!(
-            "gave up after {attempts} attempts: {error}"
+            "gave up after {attempts} {}: {error}",
+            if attempts == 1 { "attempt" } else { "attempts" }
         ))),
         Outcome::Fail { error } => next(Some(error)),
     }
