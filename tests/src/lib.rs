@@ -25,8 +25,8 @@ use std::time::Duration;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use switchboard::config::{DatabaseTarget, GuestMessageLimits, Secret};
 use switchboard::clock::{Clock, ManualClock};
+use switchboard::config::{DatabaseTarget, GuestMessageLimits, Secret};
 use switchboard::scheduler::NewJob;
 use switchboard::{Config, ShutdownHandle};
 use tokio::net::TcpStream;
@@ -367,7 +367,11 @@ impl TestServer {
             let db = switchboard::db::Db::open(&config).expect("open the database");
             let mut conn = db.conn().expect("a connection");
             jobs.into_iter()
-                .map(|job| switchboard::scheduler::schedule(&mut conn, job).expect("schedule").0)
+                .map(|job| {
+                    switchboard::scheduler::schedule(&mut conn, job)
+                        .expect("schedule")
+                        .0
+                })
                 .collect()
         })
         .await

@@ -45,7 +45,10 @@ async fn list(
         })?),
     };
     let filter = JobFilter {
-        kind: q.kind.map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
+        kind: q
+            .kind
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty()),
         state: job_state,
         limit: q.limit.unwrap_or(200).clamp(1, MAX_LIMIT),
     };

@@ -198,7 +198,10 @@ mod tests {
     #[test]
     fn done_ends_a_one_off_job_and_reschedules_a_recurring_one() {
         let t = after(Outcome::Done, 10, 1, None, 100, &B);
-        assert_eq!((t.state, t.due_at, t.attempts, t.last_error), (JobState::Done, 10, 1, None));
+        assert_eq!(
+            (t.state, t.due_at, t.attempts, t.last_error),
+            (JobState::Done, 10, 1, None)
+        );
         let t = after(Outcome::Done, 10, 2, Some(60), 100, &B);
         assert_eq!((t.state, t.due_at, t.attempts), (JobState::Pending, 160, 0));
         let t = after(Outcome::Again { due_at: 500 }, 10, 3, None, 100, &B);
@@ -207,7 +210,9 @@ mod tests {
 
     #[test]
     fn retry_backs_off_then_fails_with_the_error() {
-        let retry = || Outcome::Retry { error: "down".into() };
+        let retry = || Outcome::Retry {
+            error: "down".into(),
+        };
         let t = after(retry(), 10, 1, None, 100, &B);
         assert_eq!((t.state, t.due_at), (JobState::Pending, 1_100));
         assert_eq!(t.last_error.as_deref(), Some("down"));
@@ -215,15 +220,36 @@ mod tests {
         assert_eq!(t.due_at, 4_100);
         let t = after(retry(), 10, 4, None, 100, &B);
         assert_eq!(t.state, JobState::Failed);
-        assert_eq!(t.last_error.as_deref(), Some("gave up after 4 attempts: down"));
+        assert_eq!(
+            t.last_error.as_deref(),
+            Some("gave up after 4 attempts: down")
+        );
     }
 
     #[test]
     fn a_recurring_job_survives_a_failed_occurrence() {
-        let t = after(Outcome::Fail { error: "bad".into() }, 10, 1, Some(60), 100, &B);
+        let t = after(
+            Outcome::Fail {
+                error: "bad".into(),
+            },
+            10,
+            1,
+            Some(60),
+            100,
+            &B,
+        );
         assert_eq!((t.state, t.due_at, t.attempts), (JobState::Pending, 160, 0));
         assert_eq!(t.last_error.as_deref(), Some("bad"));
-        let t = after(Outcome::Fail { error: "bad".into() }, 10, 1, None, 100, &B);
+        let t = after(
+            Outcome::Fail {
+                error: "bad".into(),
+            },
+            10,
+            1,
+            None,
+            100,
+            &B,
+        );
         assert_eq!(t.state, JobState::Failed);
     }
 

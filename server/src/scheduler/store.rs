@@ -223,15 +223,19 @@ pub fn claim(
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
-    diesel::update(jobs::table.filter(jobs::id.eq_any(&candidates)).filter(free))
-        .set((
-            jobs::state.eq(running),
-            jobs::attempts.eq(jobs::attempts + 1),
-            jobs::lease_owner.eq(owner),
-            jobs::lease_until.eq(now.saturating_add(lease_ms)),
-            jobs::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq_any(&candidates))
+            .filter(free),
+    )
+    .set((
+        jobs::state.eq(running),
+        jobs::attempts.eq(jobs::attempts + 1),
+        jobs::lease_owner.eq(owner),
+        jobs::lease_until.eq(now.saturating_add(lease_ms)),
+        jobs::updated_at.eq(now),
+    ))
+    .execute(conn)?;
     Ok(jobs::table
         .filter(jobs::lease_owner.eq(owner))
         .filter(jobs::state.eq(running))
@@ -313,8 +317,7 @@ pub fn list(conn: &mut DbConn, f: &JobFilter) -> Result<Vec<JobRow>, AppError> {
     if let Some(s) = f.state {
         q = q.filter(jobs::state.eq(s.as_str()));
     }
-    Ok(q
-        .order((jobs::due_at.asc(), jobs::id.asc()))
+    Ok(q.order((jobs::due_at.asc(), jobs::id.asc()))
         .limit(f.limit)
         .select(JobRow::as_select())
         .load(conn)?)
