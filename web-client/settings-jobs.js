@@ -46,10 +46,8 @@ export function setupJobsSection(ctx) {
   head.heading.id = 'jobs-heading';
   const kind = select([['', 'All kinds'], ...Object.entries(KINDS)], '');
   kind.dataset.testid = 'jobs-kind';
-  kind.setAttribute('aria-label', 'Kind');
   const state = select([['', 'All states'], ...STATES.map((s) => [s, s[0].toUpperCase() + s.slice(1)])], '');
   state.dataset.testid = 'jobs-state';
-  state.setAttribute('aria-label', 'State');
   const refreshBtn = h('button', { type: 'button', className: 'btn', dataset: { testid: 'jobs-refresh' }, onclick: () => refresh() }, icon('rotate-ccw'), 'Refresh');
   const read = h('p', { className: 'sf-muted sj-read', attrs: { 'aria-live': 'polite' }, dataset: { testid: 'jobs-read' } });
   const list = h('ul', { className: 'sj-list', dataset: { testid: 'job-list' }, attrs: { 'aria-label': 'Scheduled jobs' } });
@@ -60,7 +58,13 @@ export function setupJobsSection(ctx) {
     { className: 'settings-section', dataset: { testid: 'settings-jobs' }, attrs: { 'aria-labelledby': 'jobs-heading' } },
     head.root,
     h('p', { className: 'sf-note' }, icon('info'), h('span', {}, 'Work the hub does later or on a schedule. Any node runs a job when it is due; a failed attempt is retried with a growing pause, and a job that keeps failing stops with its error shown here.')),
-    h('div', { className: 'sj-filters' }, kind, state, refreshBtn),
+    h(
+      'div',
+      { className: 'sf-filters sj-filters', attrs: { role: 'search' } },
+      h('label', { className: 'sf-filter' }, h('span', {}, 'Kind'), kind),
+      h('label', { className: 'sf-filter' }, h('span', {}, 'State'), state),
+      refreshBtn,
+    ),
     read,
     list,
   );

@@ -167,9 +167,10 @@ pub fn after(
             attempts,
             last_error: Some(error),
         },
-        Outcome::Retry { error } => {
-            next(Some(format!("gave up after {attempts} attempts: {error}")))
-        }
+        Outcome::Retry { error } => next(Some(format!(
+            "gave up after {attempts} {}: {error}",
+            if attempts == 1 { "attempt" } else { "attempts" }
+        ))),
         Outcome::Fail { error } => next(Some(error)),
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard::scheduler::{JobKind, NewJob};
-use switchboard_e2e::browser::{browser_turn, inbox_login, Driver, Session, DESKTOP, PHONE};
+use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Driver, Session, DESKTOP, PHONE};
 use switchboard_e2e::{eventually, Backend, TestAgent, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// Waits until some element with `data-testid` `testid` is shown and contains `part`.
@@ -103,6 +103,13 @@ async fn browser_scheduled_jobs() {
             .any(|j| j["key"] == "after-the-import")
             .then_some(())
     })
+    .await;
+    d.click("refresh", &inbox("jobs-refresh")).await;
+    d.wait_for(
+        "the scheduled job shown done",
+        "[...document.querySelectorAll('[data-testid=job-row]')].some(r => \
+         r.dataset.key === 'after-the-import' && r.textContent.includes('Done'))",
+    )
     .await;
     d.execute(
         "const el = document.querySelector('[data-testid=jobs-state]'); \
