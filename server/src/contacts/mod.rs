@@ -133,10 +133,18 @@ mod tests {
 
     #[test]
     fn consent_names_round_trip() {
-        for s in [ConsentState::OptedIn, ConsentState::OptedOut, ConsentState::Unknown] {
+        for s in [
+            ConsentState::OptedIn,
+            ConsentState::OptedOut,
+            ConsentState::Unknown,
+        ] {
             assert_eq!(ConsentState::parse_lossy(s.as_str()), s);
         }
-        for s in [ConsentSource::Keyword, ConsentSource::Agent, ConsentSource::Import] {
+        for s in [
+            ConsentSource::Keyword,
+            ConsentSource::Agent,
+            ConsentSource::Import,
+        ] {
             assert_eq!(ConsentSource::parse_lossy(s.as_str()), s);
         }
     }

@@ -213,7 +213,12 @@ mod tests {
     #[test]
     fn validation_cleans_and_refuses_bad_lists() {
         let s = KeywordSettings {
-            opt_out: vec![" stop ".into(), "STOP".into(), "".into(), "Quit  now".into()],
+            opt_out: vec![
+                " stop ".into(),
+                "STOP".into(),
+                "".into(),
+                "Quit  now".into(),
+            ],
             ..KeywordSettings::default()
         }
         .validated()

@@ -22,20 +22,20 @@ use super::audit::actor;
 use super::endpoints::{endpoint, Endpoint};
 use crate::access::{Permission as P, Rule};
 use crate::auth::AuthAgent;
+use crate::bus::{Audience, BusEvent};
 use crate::clock::now_ms;
 use crate::contacts::optout::KeywordSettings;
 use crate::contacts::segment::SegmentFilter;
 use crate::contacts::{clean_tag_name, ConsentSource, ConsentState};
 use crate::db::write_transaction;
 use crate::error::AppError;
+use crate::protocol::ServerFrame;
 use crate::state::AppState;
 use crate::store::accounts::{self, AgentInfo};
 use crate::store::audit::{self, AuditAction, AuditEntry};
 use crate::store::consent::{self, ConsentEvent};
 use crate::store::contacts::{self as store, ContactSummary, ListQuery};
 use crate::store::tags::{self, ContactTagsFrame, TagView};
-use crate::bus::{Audience, BusEvent};
-use crate::protocol::ServerFrame;
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
@@ -369,17 +369,25 @@ async fn bulk(
             write_transaction(c, |c| {
                 let now = now_ms();
                 let (changed, action) = if add {
-                    (tags::add(c, &tag_id, &contact_ids, now)?, AuditAction::TagBulkAdded)
+                    (
+                        tags::add(c, &tag_id, &contact_ids, now)?,
+                        AuditAction::TagBulkAdded,
+                    )
                 } else {
-                    (tags::remove(c, &tag_id, &contact_ids)?, AuditAction::TagBulkRemoved)
+                    (
+                        tags::remove(c, &tag_id, &contact_ids)?,
+                        AuditAction::TagBulkRemoved,
+                    )
                 };
                 let listed: Vec<&String> = contact_ids.iter().take(AUDITED_IDS).collect();
-                let entry = AuditEntry::new(&who, action).target("tag", &tag_id).after(json!({
-                    "contacts": contact_ids.len(),
-                    "changed": changed,
-                    "contact_ids": listed,
-                    "truncated": contact_ids.len() > AUDITED_IDS,
-                }));
+                let entry = AuditEntry::new(&who, action)
+                    .target("tag", &tag_id)
+                    .after(json!({
+                        "contacts": contact_ids.len(),
+                        "changed": changed,
+                        "contact_ids": listed,
+                        "truncated": contact_ids.len() > AUDITED_IDS,
+                    }));
                 audit::record(c, &entry, now)?;
                 Ok::<_, AppError>(changed)
             })
@@ -395,7 +403,15 @@ async fn bulk_add(
     path: web::Path<String>,
     body: web::Json<BulkBody>,
 ) -> Result<HttpResponse, AppError> {
-    bulk(state, agent, req, path.into_inner(), body.into_inner().contact_ids, true).await
+    bulk(
+        state,
+        agent,
+        req,
+        path.into_inner(),
+        body.into_inner().contact_ids,
+        true,
+    )
+    .await
 }
 
 async fn bulk_remove(
@@ -405,7 +421,15 @@ async fn bulk_remove(
     path: web::Path<String>,
     body: web::Json<BulkBody>,
 ) -> Result<HttpResponse, AppError> {
-    bulk(state, agent, req, path.into_inner(), body.into_inner().contact_ids, false).await
+    bulk(
+        state,
+        agent,
+        req,
+        path.into_inner(),
+        body.into_inner().contact_ids,
+        false,
+    )
+    .await
 }
 
 async fn get_keywords(

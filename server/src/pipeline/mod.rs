@@ -249,7 +249,12 @@ async fn run_stages(state: &AppState, turn: &Turn) -> Result<(), AppError> {
             e
         })?;
         if !outcome.continues() {
-            tracing::debug!(stage = stage.name(), seq = turn.message.seq, ?outcome, "message consumed");
+            tracing::debug!(
+                stage = stage.name(),
+                seq = turn.message.seq,
+                ?outcome,
+                "message consumed"
+            );
             break;
         }
     }

@@ -158,7 +158,9 @@ fn summaries(
     }
     let mut latest: HashMap<String, ConvRow> = HashMap::new();
     for row in q.load::<ConvRow>(c)? {
-        let newer = latest.get(&row.0).is_none_or(|l| (row.5, &row.1) > (l.5, &l.1));
+        let newer = latest
+            .get(&row.0)
+            .is_none_or(|l| (row.5, &row.1) > (l.5, &l.1));
         if newer {
             latest.insert(row.0.clone(), row);
         }

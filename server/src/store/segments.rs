@@ -45,7 +45,9 @@ pub fn matching<'a>(
                     .select(conversations::contact_id),
             ),
         ),
-        None => q.filter(contacts::id.eq_any(conversations::table.select(conversations::contact_id))),
+        None => {
+            q.filter(contacts::id.eq_any(conversations::table.select(conversations::contact_id)))
+        }
     };
     let t = &filter.tags;
     if !t.any.is_empty() {
@@ -162,7 +164,9 @@ fn lead_criteria<'a>(
             .select(lead_contacts::contact_id)
     };
     if !filter.lead_stages.is_empty() {
-        q = q.filter(contacts::id.eq_any(of_leads().filter(leads::stage.eq_any(&filter.lead_stages))));
+        q = q.filter(
+            contacts::id.eq_any(of_leads().filter(leads::stage.eq_any(&filter.lead_stages))),
+        );
     }
     if !filter.lead_sources.is_empty() {
         q = q.filter(
@@ -446,7 +450,11 @@ mod tests {
         crate::store::tags::add(&mut c, &tag.id, &tagged, 2).unwrap();
 
         let everyone = members(&mut c, &SegmentFilter::default()).unwrap();
-        assert_eq!(everyone.len(), 10_001, "each contact once (plus the fixture's)");
+        assert_eq!(
+            everyone.len(),
+            10_001,
+            "each contact once (plus the fixture's)"
+        );
         let vip = SegmentFilter {
             tags: TagFilter {
                 any: vec![tag.id.clone()],

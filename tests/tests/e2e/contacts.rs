@@ -20,14 +20,21 @@ use switchboard_e2e::{
 async fn customer(srv: &TestServer, text: &str) -> TestGuest {
     let g = srv.guest().await;
     let (status, body) = srv
-        .post_message(&g.token, &g.conversation_id, &format!("m-{}", g.contact_id), text)
+        .post_message(
+            &g.token,
+            &g.conversation_id,
+            &format!("m-{}", g.contact_id),
+            text,
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     g
 }
 
 async fn create_tag(srv: &TestServer, token: &str, name: &str) -> String {
-    let (status, body) = srv.post("/api/tags", Some(token), &json!({"name": name})).await;
+    let (status, body) = srv
+        .post("/api/tags", Some(token), &json!({"name": name}))
+        .await;
     assert_eq!(status, 201, "{body}");
     body["tag"]["id"].as_str().unwrap().to_string()
 }
@@ -35,7 +42,11 @@ async fn create_tag(srv: &TestServer, token: &str, name: &str) -> String {
 async fn tag_many(srv: &TestServer, token: &str, tag: &str, contacts: &[&str], add: bool) -> u64 {
     let verb = if add { "add" } else { "remove" };
     let (status, body) = srv
-        .post(&format!("/api/tags/{tag}/{verb}"), Some(token), &json!({"contact_ids": contacts}))
+        .post(
+            &format!("/api/tags/{tag}/{verb}"),
+            Some(token),
+            &json!({"contact_ids": contacts}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     body["changed"].as_u64().unwrap()
@@ -43,7 +54,11 @@ async fn tag_many(srv: &TestServer, token: &str, tag: &str, contacts: &[&str], a
 
 async fn preview(srv: &TestServer, token: &str, filter: Value) -> (i64, Vec<String>) {
     let (status, body) = srv
-        .post("/api/segments/preview", Some(token), &json!({"filter": filter}))
+        .post(
+            "/api/segments/preview",
+            Some(token),
+            &json!({"filter": filter}),
+        )
         .await;
     assert_eq!(status, 200, "{filter}: {body}");
     let mut ids: Vec<String> = body["contacts"]
@@ -216,18 +231,30 @@ fn sent_texts(fake: &FakeProvider) -> Vec<String> {
     fake.calls_to("/messages")
         .into_iter()
         .filter(|c| c.status == 200 && c.body["type"] == "text")
-        .map(|c| c.body["text"]["body"].as_str().unwrap_or_default().to_string())
+        .map(|c| {
+            c.body["text"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect()
 }
 
 /// The customer writes `text`; waits until the fake Graph API has sent `sends` texts.
-async fn customer_says(srv: &TestServer, fake: &FakeProvider, n: usize, text: &str, sends: usize) -> Vec<String> {
+async fn customer_says(
+    srv: &TestServer,
+    fake: &FakeProvider,
+    n: usize,
+    text: &str,
+    sends: usize,
+) -> Vec<String> {
     let body = meta_text_webhook("6281299900001", &format!("wamid.stop-{n}"), text).to_string();
     assert_eq!(srv.meta_webhook(body.as_bytes()).await.0, 200);
     eventually(&format!("{sends} texts sent after {text:?}"), || async {
         let sent = sent_texts(fake);
         (sent.len() >= sends).then_some(sent)
-    }).await
+    })
+    .await
 }
 
 const BOT_REPLY: &str = "Bot here: how can I help?";
