@@ -197,8 +197,12 @@ impl SegmentFilter {
                 "Tag {t} is both required and excluded: no contact could match."
             )));
         }
-        let mut channels = self.channels;
-        channels.dedup();
+        let mut channels: Vec<Channel> = Vec::new();
+        for c in self.channels {
+            if !channels.contains(&c) {
+                channels.push(c);
+            }
+        }
         let codes = clean_list(self.campaign_codes, "campaign code")?
             .into_iter()
             .map(|c| c.to_uppercase())

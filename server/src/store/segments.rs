@@ -397,3 +397,96 @@ pub fn delete(c: &mut DbConn, id: &str) -> Result<SegmentView, AppError> {
     diesel::delete(segments::table.find(id)).execute(c)?;
     Ok(before)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contacts::segment::{Channel, TagFilter};
+    use crate::db::{write_transaction, Db};
+    use crate::store::conversations::{create_with_contact, NewGuestConversation};
+
+    /// 10,000 contacts (every tenth tagged, every seventh with a second, WhatsApp
+    /// conversation): `members` returns each matching contact once with the
+    /// conversation the filter asks for, on both backends.
+    fn members_of_ten_thousand(db: &Db) {
+        let (team, _) = crate::testing::team_and_conversation(db, "seg");
+        let mut c = db.conn().unwrap();
+        let tag = crate::store::tags::create(&mut c, "VIP", 1).unwrap();
+        let tagged: Vec<String> = write_transaction(&mut c, |c| {
+            let mut tagged = Vec::new();
+            for i in 0..10_000 {
+                let conv = create_with_contact(
+                    c,
+                    NewGuestConversation {
+                        team_id: team.clone(),
+                        channel: "widget".into(),
+                        ..Default::default()
+                    },
+                )?;
+                if i % 7 == 0 {
+                    diesel::insert_into(conversations::table)
+                        .values((
+                            conversations::id.eq(format!("wa-{i}")),
+                            conversations::team_id.eq(&team),
+                            conversations::contact_id.eq(&conv.contact.id),
+                            conversations::channel.eq("whatsapp"),
+                            conversations::status.eq("open"),
+                            conversations::last_seq.eq(0_i64),
+                            conversations::guest_read_seq.eq(0_i64),
+                            conversations::agent_read_seq.eq(0_i64),
+                            conversations::created_at.eq(1_i64),
+                            conversations::updated_at.eq(1_i64),
+                            conversations::number_id.eq("env-meta"),
+                        ))
+                        .execute(c)?;
+                }
+                if i % 10 == 0 {
+                    tagged.push(conv.contact.id.clone());
+                }
+            }
+            Ok::<_, AppError>(tagged)
+        })
+        .unwrap();
+        crate::store::tags::add(&mut c, &tag.id, &tagged, 2).unwrap();
+
+        let everyone = members(&mut c, &SegmentFilter::default()).unwrap();
+        assert_eq!(
+            everyone.len(),
+            10_001,
+            "each contact once (plus the fixture's)"
+        );
+        let vip = SegmentFilter {
+            tags: TagFilter {
+                any: vec![tag.id.clone()],
+                ..TagFilter::default()
+            },
+            ..SegmentFilter::default()
+        };
+        let m = members(&mut c, &vip).unwrap();
+        assert_eq!(m.len(), 1_000);
+        assert_eq!(count(&mut c, &vip, None).unwrap(), 1_000);
+        let wa_vip = SegmentFilter {
+            channels: vec![Channel::Whatsapp],
+            ..vip
+        };
+        let m = members(&mut c, &wa_vip).unwrap();
+        // Tagged: i % 10 == 0; WhatsApp: i % 7 == 0; both: i % 70 == 0.
+        assert_eq!(m.len(), 143);
+        assert!(m
+            .iter()
+            .all(|m| m.channel == "whatsapp" && m.number_id.as_deref() == Some("env-meta")));
+    }
+
+    #[test]
+    fn members_of_ten_thousand_contacts_on_sqlite() {
+        let (_scratch, db) = crate::testing::sqlite();
+        members_of_ten_thousand(&db);
+    }
+
+    #[test]
+    fn members_of_ten_thousand_contacts_on_postgres() {
+        if let Some((_scratch, db)) = crate::testing::postgres() {
+            members_of_ten_thousand(&db);
+        }
+    }
+}

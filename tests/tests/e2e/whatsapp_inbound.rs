@@ -31,12 +31,14 @@ async fn wa_server(backend: switchboard_e2e::Backend, fake: &FakeProvider) -> Te
     TestServer::start_with(backend, move |cfg| whatsapp_config(cfg, &base)).await
 }
 
-/// Collects `message` frames until `n` arrived.
+/// Collects the customers' `message` frames until `n` arrived (the hub's own
+/// replies, such as the confirmation of the "Unsubscribe" quick-reply button's
+/// opt-out, are not what was posted and are skipped).
 async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
     while out.len() < n {
         let v = ws.next_json().await;
-        if v["type"] == "message" {
+        if v["type"] == "message" && v["sender"]["kind"] == "guest" {
             out.push(v);
         }
     }
