@@ -258,6 +258,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         pipeline: state.pipeline.clone(),
     };
     state.outbox.start(state.clone());
+    channels::templates::sync::start(&state);
     state.pipeline.start(state.clone());
     leads::start(&state);
 

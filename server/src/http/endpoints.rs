@@ -79,6 +79,7 @@ pub fn all() -> Vec<Endpoint> {
         super::knowledge::ENDPOINTS,
         super::audit::ENDPOINTS,
         super::numbers::ENDPOINTS,
+        super::templates::ENDPOINTS,
     ]
     .concat()
 }

@@ -19,6 +19,7 @@ mod numbers;
 mod pages;
 mod quick_chat;
 mod routing;
+mod templates;
 mod webhooks;
 mod whatsapp;
 mod widget;

@@ -13,6 +13,7 @@ pub mod leads;
 pub mod messages;
 pub mod numbers;
 pub mod pipeline;
+pub mod templates;
 pub mod whatsapp;
 pub mod widget_settings;
 
