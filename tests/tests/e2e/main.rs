@@ -36,6 +36,7 @@ mod robustness;
 mod routing;
 mod security;
 mod smoke;
+mod templates;
 mod whatsapp_inbound;
 mod whatsapp_numbers;
 mod whatsapp_outbox;
