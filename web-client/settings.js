@@ -19,6 +19,7 @@ import { setupPipelineSection } from './settings-pipeline.js';
 import { setupCampaignsSection } from './settings-campaigns.js';
 import { setupLinksSection } from './settings-links.js';
 import { setupNumbersSection } from './settings-numbers.js';
+import { setupTemplatesSection } from './templates-page.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -40,6 +41,7 @@ const SECTIONS = [
   },
   { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
   { key: 'numbers', title: 'WhatsApp numbers', allowed: (me) => can(me, 'accounts.manage'), needs: 'manage WhatsApp numbers' },
+  { key: 'templates', title: 'Message templates', allowed: (me) => can(me, 'campaigns.manage'), needs: 'manage message templates' },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
 
@@ -49,6 +51,7 @@ const MAKERS = {
   campaigns: setupCampaignsSection,
   links: setupLinksSection,
   numbers: setupNumbersSection,
+  templates: setupTemplatesSection,
   widget: setupWidgetSection,
   pipeline: setupPipelineSection,
   account: setupAccountSection,

@@ -172,8 +172,7 @@ async fn meta_post(
         ));
     }
     let parsed = parse_json(&body)?;
-    let events =
-        channels::meta::parse_webhook_by_number(&parsed).map_err(AppError::BadRequest)?;
+    let events = channels::meta::parse_webhook_by_number(&parsed).map_err(AppError::BadRequest)?;
     template_updates(&state, &parsed).await?;
     let n = events.len();
     for (phone_number_id, event) in events {

@@ -56,8 +56,7 @@ impl TemplateRow {
     /// Whether it can be sent: approved and not deleted.
     pub fn sendable(&self) -> bool {
         !self.deleted
-            && templates::TemplateStatus::parse(&self.status)
-                == templates::TemplateStatus::Approved
+            && templates::TemplateStatus::parse(&self.status) == templates::TemplateStatus::Approved
     }
 
     /// The API view.

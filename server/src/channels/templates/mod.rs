@@ -98,10 +98,7 @@ pub fn parse_page(page: &Value) -> (Vec<MetaTemplate>, Option<String>) {
                 language: text(t, "language")?.to_string(),
                 category: text(t, "category").unwrap_or("UTILITY").to_string(),
                 status: text(t, "status").unwrap_or("PENDING").to_string(),
-                components: t
-                    .get("components")
-                    .cloned()
-                    .unwrap_or(Value::Array(vec![])),
+                components: t.get("components").cloned().unwrap_or(Value::Array(vec![])),
             })
         })
         .collect();
@@ -365,7 +362,10 @@ pub fn validate(shape: &Shape, params: &Params) -> Result<(), String> {
             return Err(count_error(what, want, got.len()));
         }
         if let Some(i) = got.iter().position(|v| v.trim().is_empty()) {
-            return Err(format!("Value {} of the template's {what} is empty.", i + 1));
+            return Err(format!(
+                "Value {} of the template's {what} is empty.",
+                i + 1
+            ));
         }
         if got.iter().any(|v| v.chars().count() > MAX_VALUE_CHARS) {
             return Err(format!(
@@ -390,7 +390,9 @@ pub fn validate(shape: &Shape, params: &Params) -> Result<(), String> {
             }
         }
         (None, true) => {
-            return Err("This template has a media header: give its link (header_media_url).".into())
+            return Err(
+                "This template has a media header: give its link (header_media_url).".into(),
+            )
         }
         (Some(_), false) => {
             return Err("This template has no media header; leave header_media_url out.".into())
@@ -504,7 +506,9 @@ mod tests {
         };
         assert_eq!(validate(&sh, &p), Ok(()));
         let text = render(&sh, &p);
-        assert!(text.contains("Hi Ana, your EBC Trek trip departs on 15 March. Balance due: $4,788."));
+        assert!(
+            text.contains("Hi Ana, your EBC Trek trip departs on 15 March. Balance due: $4,788.")
+        );
         assert!(text.starts_with("[image]"));
         p.body.pop();
         assert!(validate(&sh, &p).unwrap_err().contains("4 values, 3 given"));
