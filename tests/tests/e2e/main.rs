@@ -18,6 +18,7 @@ mod browser_hours;
 mod browser_inbox;
 mod browser_leads;
 mod browser_numbers;
+mod browser_templates;
 mod browser_widget;
 mod browser_widget_settings;
 mod chat;
