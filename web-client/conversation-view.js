@@ -9,6 +9,7 @@ import { timeElement, initials, uuid, isWhatsApp, deliveryTick, formatBytesLabel
 import { contactName, contactBadges, originText } from './contact.js';
 import { auth } from './login.js';
 import { toast, toastError } from './toast.js';
+import { openTemplatePicker } from './template-picker.js';
 
 const PAGE_SIZE = 50;
 const GAP_PAGE_SIZE = 200;
@@ -37,6 +38,15 @@ export function setupConversationView({ store, api, socket, signal }) {
   const form = document.getElementById('composer');
   const input = document.getElementById('composer-input');
   const sendBtn = document.getElementById('composer-send');
+  // Meta WhatsApp conversations: the template picker opens above the composer.
+  const pickerHost = h('div', { className: 'tpk-host', dataset: { testid: 'template-picker-host' } });
+  form.before(pickerHost);
+  const pickTemplate = () => {
+    if (!cur) return;
+    openTemplatePicker({ api, conversationId: cur.id, host: pickerHost });
+  };
+  const templateBtn = h('button', { type: 'button', className: 'btn btn-ghost', hidden: true, dataset: { testid: 'composer-template' }, onclick: pickTemplate }, icon('message-circle'), h('span', { className: 'btn-label' }, 'Template'));
+  sendBtn.before(templateBtn);
 
   /**
    * The open conversation. `highest` is the resume cursor: the highest seq
@@ -58,6 +68,7 @@ export function setupConversationView({ store, api, socket, signal }) {
       if (!cur.loading && !app.classList.contains('show-details')) input.focus({ preventScroll: true });
       return;
     }
+    pickerHost.replaceChildren();
     stopTyping();
     hideTyping();
     const token = ++openToken;
@@ -145,13 +156,17 @@ export function setupConversationView({ store, api, socket, signal }) {
     if (contact.phone) bits.push(h('span', { className: 'view-meta-extra' }, contact.phone));
     const origin = originText(conv);
     if (origin) bits.push(h('span', { className: 'page-url view-meta-extra', title: conv.page_url || '' }, origin));
+    templateBtn.hidden = conv.channel !== 'whatsapp';
     if (isWhatsApp(conv) && conv.template_required === true) {
-      // Meta refuses free text 24 h after the customer's last message.
+      // Meta refuses free text 24 h after the customer's last message: offer the picker.
       bits.push(
         h(
           'span',
           { className: 'wa-window-notice', dataset: { testid: 'wa-window-notice' }, attrs: { role: 'status' } },
           'Outside the 24-hour WhatsApp window: a template is needed',
+          conv.channel === 'whatsapp'
+            ? h('button', { type: 'button', className: 'btn btn-ghost btn-sm', dataset: { testid: 'wa-window-pick' }, onclick: pickTemplate }, 'Choose a template')
+            : null,
         ),
       );
     }

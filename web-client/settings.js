@@ -20,6 +20,7 @@ import { setupCampaignsSection } from './settings-campaigns.js';
 import { setupLinksSection } from './settings-links.js';
 import { setupNumbersSection } from './settings-numbers.js';
 import { setupJobsSection } from './settings-jobs.js';
+import { setupTemplatesSection } from './templates-page.js';
 
 const PHONE = window.matchMedia('(max-width: 760px)');
 
@@ -42,6 +43,7 @@ const SECTIONS = [
   { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
   { key: 'numbers', title: 'WhatsApp numbers', allowed: (me) => can(me, 'accounts.manage'), needs: 'manage WhatsApp numbers' },
   { key: 'jobs', title: 'Scheduled jobs', allowed: (me) => can(me, 'audit.read'), needs: 'see what the hub has scheduled' },
+  { key: 'templates', title: 'Message templates', allowed: (me) => can(me, 'campaigns.manage'), needs: 'manage message templates' },
   { key: 'account', title: 'My account', allowed: () => true, needs: '' },
 ];
 
@@ -52,6 +54,7 @@ const MAKERS = {
   links: setupLinksSection,
   numbers: setupNumbersSection,
   jobs: setupJobsSection,
+  templates: setupTemplatesSection,
   widget: setupWidgetSection,
   pipeline: setupPipelineSection,
   account: setupAccountSection,

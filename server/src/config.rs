@@ -682,6 +682,9 @@ pub struct WhatsAppConfig {
     /// Key material for WhatsApp number secrets at rest (`SWITCHBOARD_NUMBERS_KEY`);
     /// unset: derived from the hub secret (`secrets.rs`).
     pub numbers_key: Option<Secret>,
+    /// WhatsApp Business Account of the env number, whose templates are synced
+    /// (`WHATSAPP_WABA_ID`); admin-added numbers carry their own.
+    pub waba_id: Option<String>,
 }
 
 impl Default for WhatsAppConfig {
@@ -709,6 +712,7 @@ impl Default for WhatsAppConfig {
             media_max_bytes: 25 * 1024 * 1024,
             waha_insecure_unsigned: false,
             numbers_key: None,
+            waba_id: None,
         }
     }
 }
@@ -724,6 +728,9 @@ impl WhatsAppConfig {
             waha_api_key: get("WAHA_API_KEY").map(Secret::new),
             waha_hmac_key: get("WAHA_WEBHOOK_HMAC_KEY").map(Secret::new),
             numbers_key: get("SWITCHBOARD_NUMBERS_KEY").map(Secret::new),
+            waba_id: get("WHATSAPP_WABA_ID")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             ..Self::default()
         };
         if let Some(v) = get("WAHA_INSECURE_UNSIGNED") {

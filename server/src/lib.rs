@@ -269,6 +269,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         scheduler: state.scheduler.clone(),
     };
     state.outbox.start(state.clone());
+    channels::templates::sync::start(&state);
     state.pipeline.start(state.clone());
     // The working-hours tick and the overdue-task check are recurring jobs.
     state.scheduler.start(state.clone()).await?;

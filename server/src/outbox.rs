@@ -32,7 +32,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::actors::messages::PublishStatus;
 use crate::channels::numbers::Credentials;
-use crate::channels::{meta, waha, Attachment, Provider, SendError, StatusError};
+use crate::channels::{meta, templates, waha, Attachment, Provider, SendError, StatusError};
 use crate::clock::now_ms;
 use crate::config::WhatsAppConfig;
 use crate::error::AppError;
@@ -330,6 +330,7 @@ async fn send(
                     Some(id) => meta::read_request(id, false),
                     None => return Ok(None),
                 },
+                ("template", _) => templates::send::request(wa_id, &template_order(payload)?),
                 _ => meta::text_request(wa_id, ctx.body.as_deref().unwrap_or_default()),
             };
             let url = format!("{}/{number}/messages", cfg.graph_url);
@@ -384,6 +385,16 @@ async fn send(
             ),
         })),
     }
+}
+
+/// The template a `template` row sends (its payload, checked when it was queued).
+fn template_order(payload: Value) -> Result<templates::send::Order, SendError> {
+    serde_json::from_value(payload).map_err(|e| {
+        SendError::Permanent(StatusError {
+            code: 0,
+            title: format!("unreadable template order: {e}"),
+        })
+    })
 }
 
 /// A reqwest error without its URL (URLs are not secret here, but error strings end

@@ -1370,6 +1370,8 @@ pub struct FakeCall {
     pub body: Value,
     /// The status the fake answered.
     pub status: u16,
+    /// Query string (without `?`).
+    pub query: String,
 }
 
 #[derive(Default)]
@@ -1382,6 +1384,8 @@ struct FakeState {
     sent: usize,
     /// What `GET /api/sessions/{name}` reports as the WAHA session's status.
     session_status: Option<String>,
+    /// Pages `GET /{waba}/message_templates` serves (default: the two fixture pages).
+    template_pages: Option<Vec<Value>>,
 }
 
 /// A fake Graph API + WAHA server on 127.0.0.1:0 (its own actix system and thread).
@@ -1425,6 +1429,8 @@ impl FakeProvider {
                                 let name = path.trim_start_matches("/api/sessions/").to_string();
                                 let status = s.session_status.clone().unwrap_or_else(|| "WORKING".into());
                                 (200, HttpResponse::Ok().json(json!({"name": name, "status": status})))
+                            } else if is_lookup && path.ends_with("/message_templates") {
+                                (200, HttpResponse::Ok().json(template_page(&s, req.query_string())))
                             } else if is_lookup {
                                 let host = header("host").unwrap_or_default();
                                 (200, HttpResponse::Ok().json(json!({
@@ -1454,6 +1460,7 @@ impl FakeProvider {
                                 api_key: header("x-api-key"),
                                 body: json_body,
                                 status,
+                                query: req.query_string().to_string(),
                             });
                             reply
                         }
@@ -1489,6 +1496,12 @@ impl FakeProvider {
         self.state.lock().unwrap().session_status = Some(status.to_string());
     }
 
+    /// Replaces the pages of the template list (each a Graph answer with `data`
+    /// and `paging`; page i+1 is served for `after=` page i's `paging.cursors.after`).
+    pub fn set_template_pages(&self, pages: Vec<Value>) {
+        self.state.lock().unwrap().template_pages = Some(pages);
+    }
+
     /// Every call so far.
     pub fn calls(&self) -> Vec<FakeCall> {
         self.state.lock().unwrap().calls.clone()
@@ -1522,6 +1535,32 @@ impl FakeProvider {
     pub async fn stop(self) {
         self.handle.stop(false).await;
     }
+}
+
+/// The template-list page a query asks for: the first page without `after`, else
+/// the page following the one whose `paging.cursors.after` it names.
+fn template_page(s: &FakeState, query: &str) -> Value {
+    let pages = s.template_pages.clone().unwrap_or_else(|| {
+        vec![
+            wa_fixture_json("meta_templates_page1.json"),
+            wa_fixture_json("meta_templates_page2.json"),
+        ]
+    });
+    let after = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("after="))
+        .map(str::to_string);
+    let index = match after {
+        None => 0,
+        Some(a) => pages
+            .iter()
+            .position(|p| p["paging"]["cursors"]["after"] == a.as_str())
+            .map_or(pages.len(), |i| i + 1),
+    };
+    pages
+        .get(index)
+        .cloned()
+        .unwrap_or_else(|| json!({"data": [], "paging": {}}))
 }
 
 impl TestServer {

@@ -42,6 +42,8 @@ use super::messages::{
     PostMessage, Posted, PublishStatus, Refresh, Reload, SetTyping,
 };
 
+mod template;
+
 /// How often an actor checks whether it has been idle long enough to stop.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 

@@ -239,3 +239,20 @@ pub struct PostAutoReply {
     /// it would be appended, so the bot never talks over an agent.
     pub bot_guard: bool,
 }
+
+/// An agent sends an approved Meta template (outside the 24-hour window too):
+/// stored with its rendered text, then sent through the outbox as a `template`
+/// row. The HTTP handler has checked the template and its values
+/// (`http/templates.rs`).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Posted, AppError>")]
+pub struct PostTemplate {
+    /// The agent.
+    pub principal: Principal,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+    /// The text the customer reads (`channels::templates::render`).
+    pub body: String,
+    /// The outbox payload: JSON of `channels::templates::send::Order`.
+    pub order: String,
+}

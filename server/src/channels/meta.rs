@@ -244,15 +244,16 @@ fn status(s: &Value) -> Option<StatusUpdate> {
             .get("errors")
             .and_then(Value::as_array)
             .and_then(|e| e.first());
+        let code = e
+            .and_then(|e| e.get("code"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let title = e
+            .and_then(|e| str_at(e, &["title"]).or_else(|| str_at(e, &["message"])))
+            .unwrap_or("failed");
         StatusError {
-            code: e
-                .and_then(|e| e.get("code"))
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
-            title: e
-                .and_then(|e| str_at(e, &["title"]).or_else(|| str_at(e, &["message"])))
-                .unwrap_or("failed")
-                .to_string(),
+            code,
+            title: super::templates::failure_title(code, title),
         }
     });
     Some(StatusUpdate {
@@ -339,9 +340,10 @@ pub fn read_response(status: u16, body: &Value) -> Result<Option<String>, SendEr
             None => title,
         }))
     } else {
+        let code = code.unwrap_or(0);
         Err(SendError::Permanent(StatusError {
-            code: code.unwrap_or(0),
-            title,
+            code,
+            title: super::templates::failure_title(code, &title),
         }))
     }
 }

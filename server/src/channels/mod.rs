@@ -17,6 +17,7 @@
 pub mod meta;
 pub mod numbers;
 pub mod phone;
+pub mod templates;
 pub mod waha;
 
 use hmac::{Hmac, Mac};

@@ -652,3 +652,35 @@ diesel::allow_tables_to_appear_in_same_query!(contact_consent, conversations);
 diesel::allow_tables_to_appear_in_same_query!(contact_consent, contact_tags);
 diesel::allow_tables_to_appear_in_same_query!(consent_events, contacts);
 diesel::allow_tables_to_appear_in_same_query!(tags, contacts);
+
+// ---- templates ----
+
+diesel::table! {
+    whatsapp_templates (id) {
+        id -> Text,
+        waba_id -> Text,
+        meta_id -> Nullable<Text>,
+        name -> Text,
+        language -> Text,
+        category -> Text,
+        status -> Text,
+        components -> Text,
+        reason -> Nullable<Text>,
+        deleted -> Bool,
+        synced_at -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    whatsapp_template_syncs (waba_id) {
+        waba_id -> Text,
+        synced_at -> BigInt,
+        ok -> Bool,
+        error -> Nullable<Text>,
+        count -> Integer,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(whatsapp_templates, whatsapp_template_syncs);

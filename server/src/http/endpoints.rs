@@ -82,6 +82,7 @@ pub fn all() -> Vec<Endpoint> {
         super::jobs::ENDPOINTS,
         super::contacts::ENDPOINTS,
         super::segments::ENDPOINTS,
+        super::templates::ENDPOINTS,
     ]
     .concat()
 }

@@ -22,6 +22,7 @@ mod pages;
 mod quick_chat;
 mod routing;
 mod segments;
+mod templates;
 mod webhooks;
 mod whatsapp;
 mod widget;

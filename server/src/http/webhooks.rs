@@ -168,8 +168,9 @@ async fn meta_post(
             "missing or wrong X-Hub-Signature-256".into(),
         ));
     }
-    let events = channels::meta::parse_webhook_by_number(&parse_json(&body)?)
-        .map_err(AppError::BadRequest)?;
+    let parsed = parse_json(&body)?;
+    let events = channels::meta::parse_webhook_by_number(&parsed).map_err(AppError::BadRequest)?;
+    template_updates(&state, &parsed).await?;
     let n = events.len();
     for (phone_number_id, event) in events {
         let number = verified
@@ -193,6 +194,32 @@ async fn meta_post(
         }
     }
     Ok(HttpResponse::Ok().json(Received { received: n }))
+}
+
+/// `message_template_status_update` changes: the template's new status now, then
+/// a re-sync of its WABA in the background (new components, templates the hub
+/// had not seen yet).
+async fn template_updates(state: &AppState, payload: &Value) -> Result<(), AppError> {
+    let events = channels::templates::parse_status_events(payload);
+    let mut wabas: Vec<String> = Vec::new();
+    for ev in events {
+        if !wabas.contains(&ev.waba_id) {
+            wabas.push(ev.waba_id.clone());
+        }
+        state
+            .db
+            .run(move |c| crate::store::templates::apply_status(c, &ev))
+            .await?;
+    }
+    for waba in wabas {
+        let st = state.clone();
+        actix_rt::spawn(async move {
+            if let Err(e) = channels::templates::sync::sync_one(&st, &waba).await {
+                tracing::warn!(error = %e, "template re-sync after a status update failed");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// WAHA: the number is found by the event's `session` (else the env number takes

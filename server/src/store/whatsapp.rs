@@ -288,7 +288,7 @@ pub fn apply_status(
 pub struct NewOutbox {
     /// Provider to send through.
     pub provider: Provider,
-    /// `text`, `media` or `read`.
+    /// `text`, `media`, `read` or `template`.
     pub kind: &'static str,
     /// Kind-specific JSON (`read`: `{"message_ids": [...]}`; others `{}`: the
     /// message row is the source of truth).
@@ -310,7 +310,7 @@ pub struct OutboxRow {
     pub conversation_id: String,
     /// `meta` or `waha`.
     pub provider: String,
-    /// `text`, `media` or `read`.
+    /// `text`, `media`, `read` or `template`.
     pub kind: String,
     /// Kind-specific JSON.
     pub payload: String,

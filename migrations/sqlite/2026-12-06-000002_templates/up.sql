@@ -1,0 +1,55 @@
+-- Meta message templates (sqlite; keep in step with the other backend). Times are
+-- UTC milliseconds since the Unix epoch. See docs/campaigns.md.
+
+-- The outbox learns the `template` kind. SQLite cannot alter a CHECK constraint:
+-- the table is rebuilt (rows and index kept; nothing references it).
+CREATE TABLE outbox_new (
+    id              TEXT PRIMARY KEY NOT NULL,
+    message_id      TEXT REFERENCES messages (id),
+    conversation_id TEXT NOT NULL REFERENCES conversations (id),
+    provider        TEXT NOT NULL CHECK (provider IN ('meta', 'waha')),
+    kind            TEXT NOT NULL CHECK (kind IN ('text', 'media', 'read', 'template')),
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    locked_until    BIGINT,
+    last_error      TEXT,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);
+INSERT INTO outbox_new SELECT id, message_id, conversation_id, provider, kind, payload, state,
+    attempts, next_attempt_at, locked_until, last_error, created_at, updated_at FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_new RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+
+-- Meta message templates, one row per (WABA, name, language), as last synced from
+-- `GET /{waba-id}/message_templates` (server/src/channels/templates/sync.rs).
+-- `components` is Meta's JSON array as received. A template that vanished from
+-- Meta is kept with `deleted = TRUE` (messages may have been sent with it).
+CREATE TABLE whatsapp_templates (
+    id          TEXT PRIMARY KEY NOT NULL,
+    waba_id     TEXT NOT NULL,
+    meta_id     TEXT,
+    name        TEXT NOT NULL,
+    language    TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    components  TEXT NOT NULL,
+    reason      TEXT,
+    deleted     BOOLEAN NOT NULL DEFAULT FALSE,
+    synced_at   BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX whatsapp_templates_key ON whatsapp_templates (waba_id, name, language);
+
+-- The outcome of the last template sync of each WABA (the Templates page's "last sync").
+CREATE TABLE whatsapp_template_syncs (
+    waba_id    TEXT PRIMARY KEY NOT NULL,
+    synced_at  BIGINT NOT NULL,
+    ok         BOOLEAN NOT NULL,
+    error      TEXT,
+    count      INTEGER NOT NULL DEFAULT 0
+);
