@@ -297,10 +297,20 @@ fn render(content: &Content, vars: &[String]) -> (&'static str, String, String) 
     match content {
         Content::Text { body } => ("text", "{}".into(), body.clone()),
         Content::Template { name, language, .. } => {
+            // The outbox's template order (`channels::templates::send::Order`).
+            let components = if vars.is_empty() {
+                Vec::new()
+            } else {
+                let parameters: Vec<serde_json::Value> = vars
+                    .iter()
+                    .map(|v| serde_json::json!({"type": "text", "text": v}))
+                    .collect();
+                vec![serde_json::json!({"type": "body", "parameters": parameters})]
+            };
             let payload = serde_json::json!({
-                "template": name,
+                "name": name,
                 "language": language,
-                "variables": vars,
+                "components": components,
             });
             (
                 "template",

@@ -50,6 +50,7 @@ impl Handler<PostTemplate> for ConversationActor {
                         provider: Provider::Meta,
                         kind: "template",
                         payload: msg.order.clone(),
+                        not_before: None,
                     }),
                 })),
             })
