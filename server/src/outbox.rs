@@ -46,6 +46,7 @@ const BATCH: i64 = 16;
 /// The outbox's shared parts: the provider HTTP client, the nudge, the stop signal.
 pub struct Outbox {
     http: reqwest::Client,
+    pacer: crate::broadcasts::pacer::Pacer,
     notify: Notify,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -75,6 +76,7 @@ impl Outbox {
         let (stop, _) = watch::channel(false);
         Ok(Arc::new(Self {
             http,
+            pacer: crate::broadcasts::pacer::Pacer::default(),
             notify: Notify::new(),
             stop,
             task: Mutex::new(None),
@@ -283,6 +285,19 @@ async fn credentials(state: &AppState, row: &OutboxRow) -> Result<Credentials, S
     Ok(number.credentials.clone())
 }
 
+/// Waits on the number's pace before a broadcast copy's call.
+async fn pace(state: &AppState, creds: &Credentials, provider: Provider) -> Result<(), SendError> {
+    let number = creds.number_id().0.clone();
+    let key = number.clone();
+    let pace = state
+        .db
+        .run(move |c| crate::store::broadcasts::pace_of(c, &key, provider))
+        .await
+        .map_err(|e| SendError::Transient(format!("pace: {e}")))?;
+    state.outbox.pacer.wait(&number, pace).await;
+    Ok(())
+}
+
 /// Sends one row to its provider.
 async fn send(
     state: &AppState,
@@ -315,7 +330,11 @@ async fn send(
                 .collect()
         })
         .unwrap_or_default();
-    match (provider, credentials(state, row).await?) {
+    let creds = credentials(state, row).await?;
+    if ctx.paced {
+        pace(state, &creds, provider).await?;
+    }
+    match (provider, creds) {
         (Provider::Meta, Credentials::Meta(cfg)) => {
             let token = cfg
                 .access_token

@@ -1372,6 +1372,8 @@ pub struct FakeCall {
     pub status: u16,
     /// Query string (without `?`).
     pub query: String,
+    /// When the fake received it (its own monotonic clock).
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -1461,6 +1463,7 @@ impl FakeProvider {
                                 body: json_body,
                                 status,
                                 query: req.query_string().to_string(),
+                                at: std::time::Instant::now(),
                             });
                             reply
                         }

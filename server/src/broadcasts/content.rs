@@ -40,6 +40,10 @@ pub enum Content {
         language: String,
         /// Body variables `{{1}}`, `{{2}}` … in order.
         variables: Vec<VariableSource>,
+        /// Link of the header media, for templates with an image, video or
+        /// document header (the same for every recipient).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_media_url: Option<String>,
     },
     /// Free text: WAHA numbers only, and only to open windows.
     Text {
@@ -114,6 +118,8 @@ pub enum Skip {
     WindowClosed,
     /// A mapped variable has no value for this contact.
     MissingVariable,
+    /// A variable's value breaks Meta's rules (e.g. too long).
+    InvalidVariable,
 }
 
 impl Skip {
@@ -124,6 +130,7 @@ impl Skip {
             Self::Unreachable => "unreachable",
             Self::WindowClosed => "window_closed",
             Self::MissingVariable => "missing_variable",
+            Self::InvalidVariable => "invalid_variable",
         }
     }
 }
@@ -188,6 +195,7 @@ mod tests {
             name: "trip_promo".into(),
             language: "en_US".into(),
             variables: vars,
+            header_media_url: None,
         }
     }
 

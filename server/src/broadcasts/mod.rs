@@ -11,6 +11,7 @@
 
 pub mod content;
 pub mod lifecycle;
+pub mod pacer;
 pub mod pacing;
 pub mod runner;
 pub mod schedule;
@@ -21,3 +22,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct BroadcastId(pub String);
+
+/// The `sender_id` prefix of broadcast copies (`broadcast:{id}`): how the outbox
+/// and the analytics know a copy from an agent's message.
+pub const SENDER_PREFIX: &str = "broadcast:";

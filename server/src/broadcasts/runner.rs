@@ -22,9 +22,11 @@ use rand::Rng;
 
 use super::content::{personalise, Content, Skip};
 use super::lifecycle::{next, Action, State};
-use super::pacing::plan;
+use super::pacing::{plan, DAY_MS};
 use crate::actors::conversation::broadcast::PostBroadcastCopy;
 use crate::channels::numbers::NumberId;
+use crate::channels::templates::send::{self, Order};
+use crate::channels::templates::{self, Header, Params, Shape};
 use crate::channels::Provider;
 use crate::clock::now_ms;
 use crate::contacts::segment::SegmentFilter;
@@ -38,6 +40,13 @@ pub const HORIZON_MS: i64 = 1_000;
 
 /// Pending recipients looked at per pass (the skipped ones do not use slots).
 const PASS: i64 = 200;
+
+/// How long a number that reached its daily messaging limit waits before
+/// looking again, ms.
+const LIMIT_RECHECK_MS: i64 = 15 * 60 * 1_000;
+
+/// How often a paused broadcast's job looks whether it was resumed, ms.
+const PAUSED_RECHECK_MS: i64 = 2_000;
 
 /// Copies posted at once.
 const CONCURRENCY: usize = 16;
@@ -93,22 +102,42 @@ async fn pass(state: &AppState, id: &str) -> Result<Outcome, AppError> {
                 .await?;
         }
         State::Sending => {}
-        // Paused: resuming schedules the job again; the rest never send.
-        State::Draft | State::Paused | State::Done | State::Cancelled => return Ok(Outcome::Done),
+        // Paused: look again later. Resume also reschedules the job at once, but a
+        // resume that lands while this pass runs cannot move a running job, and
+        // the job must not end under a broadcast that is sending again.
+        State::Paused => {
+            return Ok(Outcome::Again {
+                due_at: now + PAUSED_RECHECK_MS,
+            })
+        }
+        State::Draft | State::Done | State::Cancelled => return Ok(Outcome::Done),
     }
-    let provider = number_provider(state, &b).await?;
+    let (provider, waba) = number_of(state, &b).await?;
     let content = b.content()?;
     if let Err(e) = content.check(provider) {
         return Ok(Outcome::Fail {
             error: e.to_string(),
         });
     }
+    let prepared = match prepare(state, &content, waba).await {
+        Ok(p) => p,
+        Err(AppError::Validation(e) | AppError::NotFound(e)) => return Ok(Outcome::Fail { error: e }),
+        Err(e) => return Err(e),
+    };
     fix_recipients(state, &b, provider).await?;
-    send_some(state, &b, provider, &content).await
+    send_some(state, &b, provider, &content, &prepared).await
 }
 
-/// The provider of the broadcast's number, which must be active.
-async fn number_provider(state: &AppState, b: &BroadcastRow) -> Result<Provider, AppError> {
+/// The provider and (Meta) WhatsApp Business Account of the broadcast's number,
+/// which must be active.
+///
+/// # Errors
+/// [`AppError::NotFound`] for a number that is gone; [`AppError::Conflict`] for a
+/// deactivated one.
+pub async fn number_of(
+    state: &AppState,
+    b: &BroadcastRow,
+) -> Result<(Provider, Option<String>), AppError> {
     let snapshot = state.numbers.snapshot(state).await?;
     let number = snapshot
         .get(&b.number_id)
@@ -119,7 +148,101 @@ async fn number_provider(state: &AppState, b: &BroadcastRow) -> Result<Provider,
             number.row.label
         )));
     }
-    Ok(number.row.provider())
+    let provider = number.row.provider();
+    let waba = number.row.waba_id.clone().or_else(|| {
+        (number.row.id == NumberId::env(Provider::Meta).0)
+            .then(|| state.config.whatsapp.waba_id.clone())
+            .flatten()
+    });
+    Ok((provider, waba))
+}
+
+/// The content made ready to render per recipient: for a template, its approved
+/// definition from the number's WhatsApp Business Account.
+pub enum Prepared {
+    /// Free text.
+    Text {
+        /// The message.
+        body: String,
+    },
+    /// An approved template.
+    Template {
+        /// Name.
+        name: String,
+        /// Language code.
+        language: String,
+        /// What it takes and how it reads.
+        shape: Shape,
+        /// Header media link.
+        header_media_url: Option<String>,
+    },
+}
+
+/// Loads what `content` needs to be sent from a number of WABA `waba`.
+///
+/// # Errors
+/// [`AppError::Validation`] for a template that is missing, not approved, or takes
+/// variables a broadcast cannot fill (header or button variables); database errors.
+pub async fn prepare(
+    state: &AppState,
+    content: &Content,
+    waba: Option<String>,
+) -> Result<Prepared, AppError> {
+    let (name, language, variables, header_media_url) = match content {
+        Content::Text { body } => return Ok(Prepared::Text { body: body.clone() }),
+        Content::Template {
+            name,
+            language,
+            variables,
+            header_media_url,
+        } => (name, language, variables, header_media_url),
+    };
+    let waba = waba.ok_or_else(|| {
+        AppError::Validation("This number has no WhatsApp Business Account id: templates cannot be looked up.".into())
+    })?;
+    let (n, l) = (name.clone(), language.clone());
+    let row = state
+        .db
+        .run(move |c| crate::store::templates::get(c, &waba, &n, &l))
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound(m) => AppError::Validation(m),
+            other => other,
+        })?;
+    if !row.sendable() {
+        return Err(AppError::Validation(format!(
+            "The template {:?} ({}) is {}: only approved templates can be broadcast.",
+            row.name, row.language, row.status
+        )));
+    }
+    let shape = templates::shape(&row.components_json());
+    if matches!(&shape.header, Some(Header::Text { variables, .. }) if *variables > 0)
+        || !shape.variable_buttons.is_empty()
+    {
+        return Err(AppError::Validation(
+            "Broadcasts fill body variables only: this template has header or button variables."
+                .into(),
+        ));
+    }
+    if shape.body_variables != variables.len() {
+        return Err(AppError::Validation(format!(
+            "The template's body takes {} value(s); the broadcast maps {}.",
+            shape.body_variables,
+            variables.len()
+        )));
+    }
+    let sample = Params {
+        body: vec!["x".into(); shape.body_variables],
+        header_media_url: header_media_url.clone(),
+        ..Params::default()
+    };
+    templates::validate(&shape, &sample).map_err(AppError::Validation)?;
+    Ok(Prepared::Template {
+        name: row.name,
+        language: row.language,
+        shape,
+        header_media_url: header_media_url.clone(),
+    })
 }
 
 /// Fixes the recipients once: the segment's members whose conversation is on the
@@ -161,19 +284,21 @@ async fn send_some(
     b: &BroadcastRow,
     provider: Provider,
     content: &Content,
+    prepared: &Prepared,
 ) -> Result<Outcome, AppError> {
     let (bid, number) = (b.id.clone(), b.number_id.clone());
-    let (pending, facts, pace, slot) = state
+    let now = state.clock.now_ms();
+    let (pending, facts, pace, slot, sent_day) = state
         .db
         .run(move |c| {
             let pending = store::pending(c, &bid, PASS)?;
             let facts = store::facts(c, &pending)?;
             let pace = store::pace_of(c, &number, provider)?;
             let slot = store::next_slot(c, &number)?;
-            Ok((pending, facts, pace, slot))
+            let sent_day = store::sent_since(c, &number, now - DAY_MS)?;
+            Ok((pending, facts, pace, slot, sent_day))
         })
         .await?;
-    let now = state.clock.now_ms();
     if pending.is_empty() {
         let bid = b.id.clone();
         let to =
@@ -184,12 +309,12 @@ async fn send_some(
             .await?;
         return Ok(Outcome::Done);
     }
-    let mut eligible: Vec<(Pending, Vec<String>)> = Vec::new();
+    let mut eligible: Vec<(Pending, Copy)> = Vec::new();
     let mut skipped: Vec<(String, Skip)> = Vec::new();
     for p in pending {
         let f = facts.get(&p.contact_id).cloned().unwrap_or_default();
-        match personalise(content, &f, now) {
-            Ok(vars) => eligible.push((p, vars)),
+        match personalise(content, &f, now).and_then(|vars| render(prepared, &vars)) {
+            Ok(copy) => eligible.push((p, copy)),
             Err(skip) => skipped.push((p.contact_id, skip)),
         }
     }
@@ -209,6 +334,15 @@ async fn send_some(
     }
     if eligible.is_empty() {
         return Ok(Outcome::Again { due_at: now });
+    }
+    // Meta's messaging limit: business-initiated copies per moving 24 hours.
+    if let Some(room) = pace.room_today(u32::try_from(sent_day).unwrap_or(u32::MAX)) {
+        if room == 0 {
+            return Ok(Outcome::Again {
+                due_at: now + LIMIT_RECHECK_MS,
+            });
+        }
+        eligible.truncate(room as usize);
     }
     // Slots are real time: the outbox sends by the system clock.
     let wall = now_ms();
@@ -231,7 +365,7 @@ async fn send_some(
         // Another broadcast on this number took them: plan again at once.
         return Ok(Outcome::Again { due_at: now });
     }
-    post_copies(state, b, content, eligible, slots).await?;
+    post_copies(state, b, eligible, slots).await?;
     Ok(Outcome::Again {
         due_at: now + (following - HORIZON_MS / 2 - wall).max(0),
     })
@@ -242,19 +376,17 @@ async fn send_some(
 async fn post_copies(
     state: &AppState,
     b: &BroadcastRow,
-    content: &Content,
-    eligible: Vec<(Pending, Vec<String>)>,
+    eligible: Vec<(Pending, Copy)>,
     slots: Vec<i64>,
 ) -> Result<(), AppError> {
-    let copies = eligible.into_iter().zip(slots).map(|((p, vars), slot)| {
-        let (kind, payload, body) = render(content, &vars);
+    let copies = eligible.into_iter().zip(slots).map(|((p, copy), slot)| {
         let msg = PostBroadcastCopy {
             broadcast_id: b.id.clone(),
             broadcast_name: b.name.clone(),
             contact_id: p.contact_id.clone(),
-            body,
-            kind,
-            payload,
+            body: copy.body,
+            kind: copy.kind,
+            payload: copy.payload,
             not_before: slot,
         };
         async move {
@@ -292,31 +424,49 @@ async fn post_copies(
         .await
 }
 
-/// A copy's outbox kind, payload and the text agents see.
-fn render(content: &Content, vars: &[String]) -> (&'static str, String, String) {
-    match content {
-        Content::Text { body } => ("text", "{}".into(), body.clone()),
-        Content::Template { name, language, .. } => {
-            // The outbox's template order (`channels::templates::send::Order`).
-            let components = if vars.is_empty() {
-                Vec::new()
-            } else {
-                let parameters: Vec<serde_json::Value> = vars
-                    .iter()
-                    .map(|v| serde_json::json!({"type": "text", "text": v}))
-                    .collect();
-                vec![serde_json::json!({"type": "body", "parameters": parameters})]
+/// One recipient's copy: outbox kind and payload, and the text agents see.
+pub struct Copy {
+    /// Outbox kind (`text` or `template`).
+    pub kind: &'static str,
+    /// Outbox payload JSON (the template [`Order`]; `{}` for text).
+    pub payload: String,
+    /// The text as the customer reads it.
+    pub body: String,
+}
+
+/// A recipient's copy from its variable values.
+///
+/// # Errors
+/// [`Skip::InvalidVariable`] when a value breaks Meta's rules (too long).
+pub fn render(prepared: &Prepared, vars: &[String]) -> Result<Copy, Skip> {
+    match prepared {
+        Prepared::Text { body } => Ok(Copy {
+            kind: "text",
+            payload: "{}".into(),
+            body: body.clone(),
+        }),
+        Prepared::Template {
+            name,
+            language,
+            shape,
+            header_media_url,
+        } => {
+            let params = Params {
+                body: vars.to_vec(),
+                header_media_url: header_media_url.clone(),
+                ..Params::default()
             };
-            let payload = serde_json::json!({
-                "name": name,
-                "language": language,
-                "components": components,
-            });
-            (
-                "template",
-                payload.to_string(),
-                format!("[{name}] {}", vars.join(" · ")),
-            )
+            templates::validate(shape, &params).map_err(|_| Skip::InvalidVariable)?;
+            let order = Order {
+                name: name.clone(),
+                language: language.clone(),
+                components: send::components(shape, &params),
+            };
+            Ok(Copy {
+                kind: "template",
+                payload: serde_json::to_string(&order).map_err(|_| Skip::InvalidVariable)?,
+                body: templates::render(shape, &params),
+            })
         }
     }
 }

@@ -83,6 +83,7 @@ pub fn all() -> Vec<Endpoint> {
         super::contacts::ENDPOINTS,
         super::segments::ENDPOINTS,
         super::templates::ENDPOINTS,
+        super::broadcasts::ENDPOINTS,
     ]
     .concat()
 }

@@ -8,6 +8,7 @@ mod assets;
 mod audit;
 mod auth;
 mod bot;
+mod broadcasts;
 mod contacts;
 mod conversations;
 pub mod endpoints;

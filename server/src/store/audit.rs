@@ -153,6 +153,24 @@ audit_actions! {
     ContactConsentChanged => "contact.consent_changed",
     /// A team's opt-out / opt-in keywords or confirmations changed.
     ConsentSettingsChanged => "consent.settings_changed",
+    /// A broadcast was created (as a draft).
+    BroadcastCreated => "broadcast.created",
+    /// A draft or scheduled broadcast was edited.
+    BroadcastUpdated => "broadcast.updated",
+    /// A broadcast was given a send time.
+    BroadcastScheduled => "broadcast.scheduled",
+    /// A scheduled broadcast went back to draft.
+    BroadcastUnscheduled => "broadcast.unscheduled",
+    /// A broadcast was started by hand ("send now").
+    BroadcastStarted => "broadcast.started",
+    /// A sending broadcast was paused.
+    BroadcastPaused => "broadcast.paused",
+    /// A paused broadcast was resumed.
+    BroadcastResumed => "broadcast.resumed",
+    /// A broadcast was cancelled.
+    BroadcastCancelled => "broadcast.cancelled",
+    /// An admin changed a WhatsApp number's sending pace.
+    NumberPaceChanged => "whatsapp_number.pace_changed",
 }
 
 /// Who acted: the agent (`id`, `label` its email), an anonymous caller (`id` `None`,

@@ -131,6 +131,27 @@ pub fn save_draft(c: &mut DbConn, row: &BroadcastRow) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Sets a broadcast's send time (epoch ms) and the time zone it was given in.
+///
+/// # Errors
+/// Database errors.
+pub fn set_send_time(
+    c: &mut DbConn,
+    id: &str,
+    send_at: Option<i64>,
+    time_zone: Option<&str>,
+    now: i64,
+) -> Result<(), AppError> {
+    diesel::update(broadcasts::table.find(id))
+        .set((
+            broadcasts::send_at.eq(send_at),
+            broadcasts::time_zone.eq(time_zone),
+            broadcasts::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
 /// Moves a broadcast from `from` to `to` if it is still in `from` (another node or
 /// user may have moved it first); stamps start and finish times. Returns whether
 /// it moved.
@@ -339,6 +360,21 @@ pub fn mark_sent(
         ))
         .execute(c)?;
     Ok(())
+}
+
+/// Copies of broadcasts on number `number_id` sent at or after `since` (epoch
+/// ms): what counts against the number's daily messaging limit.
+///
+/// # Errors
+/// Database errors.
+pub fn sent_since(c: &mut DbConn, number_id: &str, since: i64) -> Result<i64, AppError> {
+    Ok(br::table
+        .inner_join(broadcasts::table.on(broadcasts::id.eq(br::broadcast_id)))
+        .filter(broadcasts::number_id.eq(number_id))
+        .filter(br::state.eq("sent"))
+        .filter(br::sent_at.ge(since))
+        .count()
+        .get_result(c)?)
 }
 
 /// Records that a recipient gets no copy, and why.

@@ -565,6 +565,8 @@ pub struct SendContext {
     pub body: Option<String>,
     /// Message attachment JSON (media sends).
     pub attachment: Option<String>,
+    /// A broadcast copy: waits on the number's pace (`broadcasts::pacer`).
+    pub paced: bool,
 }
 
 /// Loads the recipient and content of an outbox row.
@@ -579,20 +581,21 @@ pub fn send_context(conn: &mut DbConn, row: &OutboxRow) -> Result<SendContext, A
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::NotFound(format!("no conversation {}", row.conversation_id)))?;
-    let (body, attachment) = match &row.message_id {
+    let (body, attachment, sender) = match &row.message_id {
         Some(id) => {
-            let (b, a): (String, Option<String>) = messages::table
+            let (b, a, s): (String, Option<String>, Option<String>) = messages::table
                 .find(id)
-                .select((messages::body, messages::attachment))
+                .select((messages::body, messages::attachment, messages::sender_id))
                 .first(conn)?;
-            (Some(b), a)
+            (Some(b), a, s)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     Ok(SendContext {
         wa_id,
         body,
         attachment,
+        paced: sender.is_some_and(|s| s.starts_with(crate::broadcasts::SENDER_PREFIX)),
     })
 }
 

@@ -9,6 +9,7 @@ mod accounts;
 mod alerts;
 mod audit;
 mod bot;
+mod broadcasts;
 mod browser;
 mod browser_admin;
 mod browser_alerts;

@@ -46,7 +46,11 @@ impl Handler<PostBroadcastCopy> for ConversationActor {
         let new = NewMessage {
             conversation_id: self.id.to_string(),
             sender_kind: SenderKind::Bot,
-            sender_id: Some(format!("broadcast:{}", msg.broadcast_id)),
+            sender_id: Some(format!(
+                "{}{}",
+                crate::broadcasts::SENDER_PREFIX,
+                msg.broadcast_id
+            )),
             sender_name: Some(msg.broadcast_name),
             body: msg.body,
             client_msg_id: Some(msg.contact_id),
