@@ -28,7 +28,12 @@ async fn customer(srv: &TestServer, name: &str, phone: &str) -> TestGuest {
         .guest_with(json!({"name": name, "phone": phone, "source": "test"}))
         .await;
     let (status, body) = srv
-        .post_message(&g.token, &g.conversation_id, &format!("m-{}", g.contact_id), "Hello")
+        .post_message(
+            &g.token,
+            &g.conversation_id,
+            &format!("m-{}", g.contact_id),
+            "Hello",
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     g
@@ -328,6 +333,40 @@ both_backends! {
         if shots {
             s.check_screen("contacts-inbox-1366").await;
         }
+
+        // Bulk remove: untick-all, tick Budi, take "vip" off.
+        s.execute("location.hash = '#/contacts'", json!([])).await;
+        s.wait_for("the list", &format!("{NAMES}.split('|').length === 3")).await;
+        s.click(
+            "Budi's checkbox",
+            &format!("{}.querySelector('[data-testid=contact-select]')", row(&budi.contact_id)),
+        )
+        .await;
+        s.execute(
+            "const sel = document.querySelector('[data-testid=bulk-tag]'); \
+             sel.value = [...sel.options].find(o => o.textContent === 'vip').value; \
+             sel.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+        s.click("remove tag from selected", &inbox("bulk-remove")).await;
+        s.wait_for(
+            "Budi without vip",
+            &format!(
+                "!{}.querySelector('[data-testid=tag-chip][data-tag=vip]') && \
+                 {}.querySelector('[data-testid=tag-chip][data-tag=vip]')",
+                row(&budi.contact_id),
+                row(&ana.contact_id)
+            ),
+        )
+        .await;
+        assert!(contact(&server, &token, &budi.contact_id).await.0.is_empty());
+        // Toasts would cover the phone screenshots.
+        s.execute(
+            "document.querySelectorAll('.toast-close').forEach(b => b.click())",
+            json!([]),
+        )
+        .await;
 
         // A phone.
         if shots {
