@@ -1,7 +1,8 @@
 /*
  * Details panel (issue 5 and 14, docs/leads.md): beside the open conversation
  * (a stacked view of its own on narrow screens, #/c/{id}/details), what is known
- * about the contact (contact.js) and then the lead's
+ * about the contact (contact.js), its tags and marketing consent (contact-tags.js,
+ * passed in as contactExtra) and then the lead's
  * stage (a select that moves it by hand — manual moves may go anywhere and are
  * audited), owner, priority, campaign and handover flag, its open tasks (tick to
  * complete) and its timeline. Updated live by `lead`, `timeline` and `task_due`
@@ -39,10 +40,12 @@ export function describeEntry(e) {
 
 /**
  * @param {{request: Function, store: import('./store.js').Store, signal: AbortSignal,
- *          onBack: () => void}} opts  request: api.js's wrapper; onBack: leave the
- *          stacked details view (narrow screens)
+ *          onBack: () => void, contactExtra?: {element: Node, follow: Function}}} opts
+ *   request: api.js's wrapper; onBack: leave the stacked details view (narrow
+ *   screens); contactExtra: shown under the contact's facts and told which
+ *   conversation is open (contact-tags.js: tags and consent)
  */
-export function setupLeadPanel({ request, store, signal, onBack }) {
+export function setupLeadPanel({ request, store, signal, onBack, contactExtra = null }) {
   const host = document.getElementById('conversation-view');
   const panel = h('aside', {
     id: 'details-panel',
@@ -101,13 +104,14 @@ export function setupLeadPanel({ request, store, signal, onBack }) {
 
 
   function render() {
+    const conv = conversationId ? store.conversations.get(conversationId) : null;
+    if (contactExtra) contactExtra.follow(conv || null);
     if (!conversationId) {
       panel.hidden = true;
       panel.replaceChildren();
       return;
     }
     panel.hidden = false;
-    const conv = store.conversations.get(conversationId);
     const head = h(
       'div',
       { className: 'details-head' },
@@ -121,6 +125,7 @@ export function setupLeadPanel({ request, store, signal, onBack }) {
     const contact = h('section', { className: 'details-section', attrs: { 'aria-label': 'Contact' } },
       h('h3', {}, 'Contact'),
       h('dl', { className: 'lead-facts', dataset: { testid: 'contact-facts' } }, contactFacts(conv)),
+      contactExtra ? contactExtra.element : null,
     );
     if (!lead) {
       panel.replaceChildren(head, contact, h('h3', {}, 'Lead'), h('p', { className: 'muted', dataset: { testid: 'lead-none' } }, 'No lead yet.'));

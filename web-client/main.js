@@ -30,6 +30,9 @@ import { createLeadsData } from './leads-data.js';
 import { setupLeadsPage } from './leads-page.js';
 import { setupTasksPage } from './tasks-page.js';
 import { setupAlerts } from './alerts.js';
+import { createContactsApi } from './contacts-data.js';
+import { setupContactTags } from './contact-tags.js';
+import { setupContactsPage } from './contacts-page.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -105,6 +108,7 @@ const navDashboard = document.getElementById('nav-dashboard');
 const settingsBack = document.getElementById('settings-back');
 const navLeads = document.getElementById('nav-leads');
 const navTasks = document.getElementById('nav-tasks');
+const navContacts = document.getElementById('nav-contacts');
 
 const navMenu = document.getElementById('nav-menu');
 const mainNav = document.getElementById('main-nav');
@@ -174,7 +178,10 @@ async function start() {
   });
   const view = setupConversationView({ store, api, socket, signal });
   // Leads (issue 5): the details panel follows whichever conversation the view opens.
-  const leadPanel = setupLeadPanel({ request: api.request, store, signal, onBack: goBack });
+  // Contacts (issue 17 §3): the contact's tags and consent in the details panel.
+  const contactsApi = can(me, 'leads.read') ? createContactsApi(api.request) : null;
+  const contactTags = contactsApi ? setupContactTags({ contacts: contactsApi, me, signal }) : null;
+  const leadPanel = setupLeadPanel({ request: api.request, store, signal, onBack: goBack, contactExtra: contactTags });
   // The bot (issue 6): its strip follows the open conversation too.
   const botPanel = setupBotPanel({ botApi, view, signal });
   const openView = view.open;
@@ -221,6 +228,11 @@ async function start() {
   const leadsData = can(me, 'leads.read') ? createLeadsData({ request: api.request, me }) : null;
   const leadsPage = leadsData ? setupLeadsPage({ request: api.request, data: leadsData, signal }) : null;
   const tasksPage = leadsData ? setupTasksPage({ request: api.request, data: leadsData, signal }) : null;
+  // The Contacts page (issue 17 §3): search, tags, segments, consent; for leads.read.
+  const contactsPage =
+    contactsApi && leadsData
+      ? setupContactsPage({ contacts: contactsApi, data: leadsData, me, agentName: (id) => store.agentName(id), navigate, signal })
+      : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -283,9 +295,10 @@ async function start() {
   navDashboard.hidden = !dashboard;
   navLeads.hidden = !leadsPage;
   navTasks.hidden = !tasksPage;
+  navContacts.hidden = !contactsPage;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
   // details, a stacked view on narrow screens), #/team, #/bot, #/leads,
-  // #/leads/{id}, #/tasks, #/settings/… (its own stacked views, settings.js).
+  // #/leads/{id}, #/tasks, #/contacts/… (contacts-page.js), #/settings/… (its own stacked views, settings.js).
   // In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
@@ -305,6 +318,7 @@ async function start() {
     const settingsMatch = /^#\/settings(?:\/(.*))?$/.exec(hash);
     const leadsMatch = leadsPage && /^#\/leads(?:\/([^/]+))?$/.exec(hash);
     const onTasks = Boolean(tasksPage) && hash === '#/tasks';
+    const contactsMatch = contactsPage && /^#\/contacts(?:\/(.*))?$/.exec(hash);
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
@@ -313,6 +327,7 @@ async function start() {
     if (!settingsMatch) settings.hide();
     if (leadsPage && !leadsMatch) leadsPage.hide();
     if (tasksPage && !onTasks) tasksPage.hide();
+    if (contactsPage && !contactsMatch) contactsPage.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
@@ -320,6 +335,7 @@ async function start() {
       [navSettings, Boolean(settingsMatch) || onAudit],
       [navLeads, Boolean(leadsMatch)],
       [navTasks, onTasks],
+      [navContacts, Boolean(contactsMatch)],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -335,6 +351,7 @@ async function start() {
     if (settingsMatch) return settings.show(settingsMatch[1] || '');
     if (leadsMatch) return leadsPage.show(leadsMatch[1] ? decodeURIComponent(leadsMatch[1]) : '', lastInbox);
     if (onTasks) return tasksPage.show(lastInbox);
+    if (contactsMatch) return contactsPage.show(contactsMatch[1] || '', lastInbox);
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -461,6 +478,10 @@ async function start() {
       case 'bot':
         botPanel.onFrame(f);
         break;
+      case 'contact_tags':
+        if (contactTags) contactTags.onFrame(f);
+        if (contactsPage) contactsPage.onFrame(f);
+        break;
       case 'workload':
       case 'routing_alert':
         if (team) team.onFrame(f);
@@ -500,6 +521,7 @@ function logout(notice) {
   navDashboard.hidden = true;
   navLeads.hidden = true;
   navTasks.hidden = true;
+  navContacts.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';
   botBack.href = '#/';
