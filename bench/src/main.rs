@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! switchboard-bench all [--quick] [--rounds N] [--secs S] [--backends sqlite,postgres]
-//!                       [--workloads latency,durable,connections,webhooks,routing]
+//!                       [--workloads latency,durable,connections,webhooks,routing,broadcast]
+//!                       [--broadcast-recipients N]
 //!                       [--rates 1000,5000,10000] [--conns 5000,10000,19000] [--out DIR]
 //! ```
 //! `bench/run.sh` builds everything, installs the Node peers and calls this.
 
+mod broadcast;
 mod clients;
 mod db;
 mod procs;
@@ -35,6 +37,7 @@ const RAW_PORT: u16 = 9101;
 const SIO_PORT: u16 = 9102;
 const NOOP_PORT: u16 = 9103;
 const WS_PORT: u16 = 9104;
+const GRAPH_PORT: u16 = 9105;
 
 /// Run options.
 #[derive(Clone, Debug)]
@@ -51,6 +54,7 @@ struct Opts {
     webhook_concurrency: usize,
     routing_leads: usize,
     routing_agents: usize,
+    broadcast_recipients: usize,
     backends: Vec<Backend>,
     workloads: Vec<String>,
     out: PathBuf,
@@ -78,10 +82,18 @@ impl Opts {
             webhook_concurrency: 16,
             routing_leads: if quick { 10 } else { 40 },
             routing_agents: 30,
+            broadcast_recipients: if quick { 2_000 } else { 10_000 },
             backends: vec![Backend::Sqlite, Backend::Postgres],
-            workloads: ["latency", "durable", "connections", "webhooks", "routing"]
-                .map(String::from)
-                .to_vec(),
+            workloads: [
+                "latency",
+                "durable",
+                "connections",
+                "webhooks",
+                "routing",
+                "broadcast",
+            ]
+            .map(String::from)
+            .to_vec(),
             out: PathBuf::from("bench/results"),
             pg_admin: std::env::var("BENCH_PG_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
@@ -104,6 +116,7 @@ impl Opts {
                 "--rates" => o.rates = list(&val()?)?,
                 "--conns" => o.conns = list(&val()?)?,
                 "--routing-leads" => o.routing_leads = val()?.parse()?,
+                "--broadcast-recipients" => o.broadcast_recipients = val()?.parse()?,
                 "--out" => o.out = PathBuf::from(val()?),
                 "--workloads" => o.workloads = val()?.split(',').map(String::from).collect(),
                 "--backends" => {
@@ -202,10 +215,11 @@ fn programs() -> anyhow::Result<Programs> {
         hub: release.join("switchboard"),
         raw_hub: release.join("raw-hub"),
         noop_http: release.join("noop-http"),
+        fake_graph: release.join("fake-graph"),
         node: PathBuf::from("node"),
         node_dir: PathBuf::from("bench/peers/node"),
     };
-    for path in [&p.hub, &p.raw_hub, &p.noop_http] {
+    for path in [&p.hub, &p.raw_hub, &p.noop_http, &p.fake_graph] {
         anyhow::ensure!(
             path.exists(),
             "{path:?} missing: run bench/run.sh (it builds in release)"
@@ -237,6 +251,25 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         dir: dir.clone(),
         rec: Record::default(),
         seq: 0,
+    };
+    // The broadcast workload's provider lives for the whole run; the hub's Meta
+    // number points at it only when that workload is on.
+    let _graph = if opts.has("broadcast") {
+        let bind = format!("127.0.0.1:{GRAPH_PORT}");
+        let log = dir.join("fake-graph.log");
+        Some(
+            Proc::spawn(
+                "fake graph",
+                &r.progs.fake_graph,
+                &[&bind],
+                &[],
+                GRAPH_PORT,
+                &log,
+            )
+            .await?,
+        )
+    } else {
+        None
     };
     let machine = machine();
     let goals = goals(&opts);
@@ -319,6 +352,14 @@ fn goals(o: &Opts) -> Vec<Goal> {
             12.0,
             false,
         ));
+        if o.has("broadcast") {
+            g.push(goal(
+                format!("{b}: inbound p99 during a broadcast ≤ 1.2 × before it"),
+                format!("{b}.broadcast.p99_during_over_before"),
+                1.2,
+                false,
+            ));
+        }
         g.push(goal(
             format!("{b}: verified webhooks ≥ {webhooks} × the do-nothing handler"),
             format!("{b}.webhooks.switchboard_over_noop"),
@@ -331,7 +372,7 @@ fn goals(o: &Opts) -> Vec<Goal> {
 
 impl Run {
     fn hub_env(&self, db: &Db) -> Vec<(String, String)> {
-        [
+        let mut env: Vec<(String, String)> = [
             ("SWITCHBOARD_BIND", format!("127.0.0.1:{HUB_PORT}")),
             ("DATABASE_URL", db.hub_url()),
             ("SWITCHBOARD_ADMIN_EMAIL", workloads::ADMIN_EMAIL.into()),
@@ -358,7 +399,21 @@ impl Run {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        .collect();
+        if self.opts.has("broadcast") {
+            for (k, v) in [
+                ("WHATSAPP_ACCESS_TOKEN", "bench-token".to_string()),
+                ("WHATSAPP_PHONE_NUMBER_ID", "106540352242922".into()),
+                ("WHATSAPP_WABA_ID", "102290129340398".into()),
+                (
+                    "WHATSAPP_GRAPH_URL",
+                    format!("http://127.0.0.1:{GRAPH_PORT}/v25.0"),
+                ),
+            ] {
+                env.push((k.to_string(), v));
+            }
+        }
+        env
     }
 
     fn fresh_db(&mut self, backend: Backend, what: &str) -> anyhow::Result<Db> {
@@ -738,8 +793,47 @@ impl Run {
                     }
                 }
             }
+            if o.has("broadcast") {
+                out["broadcast"] = self.broadcast(api, a, &chat, b).await;
+            }
         }
         Ok(out)
+    }
+
+    /// The broadcast workload on a running hub; its numbers go to the record.
+    async fn broadcast(&mut self, api: &Api, hub: SocketAddr, chat: &Chat, b: &str) -> Value {
+        let o = &self.opts;
+        let plan = broadcast::Plan {
+            recipients: o.broadcast_recipients,
+            rate: 1000.0,
+            warmup: Duration::from_secs_f64(o.warmup),
+            secs: Duration::from_secs_f64(o.secs),
+        };
+        match broadcast::run(api, hub, addr(GRAPH_PORT), chat, &plan).await {
+            Ok(v) => {
+                say(format!(
+                    "  broadcast: {:.0} recipients/s ({} recipients); inbound p99 {} ms before, {} ms during (×{:.2})",
+                    v["recipients_per_s"].as_f64().unwrap_or(0.0),
+                    v["recipients"],
+                    v["latency_before"]["p99_ms"],
+                    v["latency_during"]["p99_ms"],
+                    v["p99_during_over_before"].as_f64().unwrap_or(f64::NAN)
+                ));
+                self.rec.push(
+                    format!("{b}.broadcast.recipients_per_s"),
+                    v["recipients_per_s"].as_f64(),
+                );
+                self.rec.push(
+                    format!("{b}.broadcast.p99_during_over_before"),
+                    v["p99_during_over_before"].as_f64(),
+                );
+                v
+            }
+            Err(e) => {
+                say(format!("  broadcast failed: {e:#}"));
+                json!({"error": format!("{e:#}")})
+            }
+        }
     }
 
     async fn connections(&mut self, round: usize, backend: Backend) -> anyhow::Result<Value> {

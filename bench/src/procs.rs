@@ -154,6 +154,8 @@ pub struct Programs {
     pub raw_hub: PathBuf,
     /// `target/release/noop-http`.
     pub noop_http: PathBuf,
+    /// `target/release/fake-graph` (the broadcast workload's provider).
+    pub fake_graph: PathBuf,
     /// `node`.
     pub node: PathBuf,
     /// `bench/peers/node`.

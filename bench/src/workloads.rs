@@ -459,6 +459,19 @@ pub async fn connections(
     Ok(json!({"base_rss_bytes": base, "failures": failures, "levels": out}))
 }
 
+/// `X-Hub-Signature-256` of `body` with the hub's app secret (Meta: HMAC-SHA256,
+/// hex, `sha256=` prefix).
+pub fn meta_signature(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    match Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(body);
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// A signed Meta text webhook: message `wamid` from `phone` with `text`.
 pub fn meta_webhook(phone: &str, wamid: &str, text: &str) -> (Vec<u8>, String) {
     let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
@@ -469,14 +482,7 @@ pub fn meta_webhook(phone: &str, wamid: &str, text: &str) -> (Vec<u8>, String) {
     }}]}]})
     .to_string()
     .into_bytes();
-    use hmac::{Hmac, Mac};
-    let sig = match Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()) {
-        Ok(mut mac) => {
-            mac.update(&body);
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-        }
-        Err(_) => String::new(),
-    };
+    let sig = meta_signature(&body);
     (body, sig)
 }
 

@@ -201,7 +201,11 @@ async fn run(backend: Backend, database_url: &str) {
     .await;
     let (status, seg) = hub
         .srv
-        .post("/api/segments", Some(&token), &json!({"name": "Everyone", "filter": {}}))
+        .post(
+            "/api/segments",
+            Some(&token),
+            &json!({"name": "Everyone", "filter": {}}),
+        )
         .await;
     assert_eq!(status, 201, "{seg}");
     let pace = json!({"pace": {"provider": "meta", "per_second": 1000, "limit": "unlimited"}});
@@ -225,7 +229,11 @@ async fn run(backend: Backend, database_url: &str) {
     let id = b["broadcast"]["id"].as_str().unwrap().to_string();
     let (status, b) = hub
         .srv
-        .post(&format!("/api/broadcasts/{id}/send"), Some(&token), &json!({}))
+        .post(
+            &format!("/api/broadcasts/{id}/send"),
+            Some(&token),
+            &json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{b}");
 
@@ -266,7 +274,10 @@ async fn run(backend: Backend, database_url: &str) {
         *per.entry(to.clone()).or_insert(0) += 1;
     }
     let twice: Vec<(&String, &usize)> = per.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(per.values().all(|n| *n <= 2), "a copy sent three times: {twice:?}");
+    assert!(
+        per.values().all(|n| *n <= 2),
+        "a copy sent three times: {twice:?}"
+    );
     assert!(
         twice.len() <= IN_FLIGHT,
         "{} recipients got two copies; only the {IN_FLIGHT} calls in flight at the kill may: {twice:?}",

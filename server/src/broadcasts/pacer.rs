@@ -77,7 +77,11 @@ mod tests {
         pacer.wait("n1", fast).await;
         pacer.wait("n1", fast).await;
         // Two more calls at 1 ms apart: at least ~2 ms, not instantly.
-        assert!(t.elapsed() >= Duration::from_micros(1_500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_micros(1_500),
+            "{:?}",
+            t.elapsed()
+        );
         pacer.wait("n2", fast).await;
         assert_eq!(pacer.limiters.lock().len(), 2, "one limiter per number");
         let slow = Pace::Meta {
@@ -85,6 +89,9 @@ mod tests {
             limit: super::super::pacing::MessagingLimit::Unlimited,
         };
         pacer.wait("n1", slow).await;
-        assert_eq!(pacer.limiters.lock().get("n1").map(|(g, _)| *g), Some(1_000));
+        assert_eq!(
+            pacer.limiters.lock().get("n1").map(|(g, _)| *g),
+            Some(1_000)
+        );
     }
 }

@@ -121,7 +121,9 @@ async fn pass(state: &AppState, id: &str) -> Result<Outcome, AppError> {
     }
     let prepared = match prepare(state, &content, waba).await {
         Ok(p) => p,
-        Err(AppError::Validation(e) | AppError::NotFound(e)) => return Ok(Outcome::Fail { error: e }),
+        Err(AppError::Validation(e) | AppError::NotFound(e)) => {
+            return Ok(Outcome::Fail { error: e })
+        }
         Err(e) => return Err(e),
     };
     fix_recipients(state, &b, provider).await?;
@@ -198,7 +200,10 @@ pub async fn prepare(
         } => (name, language, variables, header_media_url),
     };
     let waba = waba.ok_or_else(|| {
-        AppError::Validation("This number has no WhatsApp Business Account id: templates cannot be looked up.".into())
+        AppError::Validation(
+            "This number has no WhatsApp Business Account id: templates cannot be looked up."
+                .into(),
+        )
     })?;
     let (n, l) = (name.clone(), language.clone());
     let row = state

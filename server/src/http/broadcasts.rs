@@ -30,7 +30,7 @@ use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
-use crate::store::audit::{self, AuditAction, AuditEntry, AuditActor};
+use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
 use crate::store::broadcasts::{self as store, BroadcastRow, Stats};
 use crate::store::numbers::cache::Snapshot;
 use crate::store::segments;
@@ -459,10 +459,30 @@ macro_rules! lifecycle_route {
     };
 }
 
-lifecycle_route!(send_now, Action::Start, AuditAction::BroadcastStarted, Job::RunNow);
-lifecycle_route!(pause, Action::Pause, AuditAction::BroadcastPaused, Job::Keep);
-lifecycle_route!(resume, Action::Resume, AuditAction::BroadcastResumed, Job::RunNow);
-lifecycle_route!(cancel, Action::Cancel, AuditAction::BroadcastCancelled, Job::Cancel);
+lifecycle_route!(
+    send_now,
+    Action::Start,
+    AuditAction::BroadcastStarted,
+    Job::RunNow
+);
+lifecycle_route!(
+    pause,
+    Action::Pause,
+    AuditAction::BroadcastPaused,
+    Job::Keep
+);
+lifecycle_route!(
+    resume,
+    Action::Resume,
+    AuditAction::BroadcastResumed,
+    Job::RunNow
+);
+lifecycle_route!(
+    cancel,
+    Action::Cancel,
+    AuditAction::BroadcastCancelled,
+    Job::Cancel
+);
 lifecycle_route!(
     unschedule,
     Action::Unschedule,

@@ -74,7 +74,11 @@ async fn contacts_exist(server: &TestServer, token: &str, n: usize) {
 /// A segment of every contact; returns its id.
 async fn everyone(server: &TestServer, token: &str) -> String {
     let (status, body) = server
-        .post("/api/segments", Some(token), &json!({"name": "Everyone", "filter": {}}))
+        .post(
+            "/api/segments",
+            Some(token),
+            &json!({"name": "Everyone", "filter": {}}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     body["segment"]["id"].as_str().unwrap().to_string()
@@ -82,7 +86,11 @@ async fn everyone(server: &TestServer, token: &str) -> String {
 
 async fn set_pace(server: &TestServer, token: &str, number: &str, pace: Value) {
     let (status, body) = server
-        .put(&format!("/api/whatsapp/numbers/{number}/pace"), Some(token), &json!({"pace": pace}))
+        .put(
+            &format!("/api/whatsapp/numbers/{number}/pace"),
+            Some(token),
+            &json!({"pace": pace}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 }
@@ -106,7 +114,13 @@ fn umroh() -> Value {
     })
 }
 
-async fn create(server: &TestServer, token: &str, number: &str, content: Value, segment: &str) -> String {
+async fn create(
+    server: &TestServer,
+    token: &str,
+    number: &str,
+    content: Value,
+    segment: &str,
+) -> String {
     let (status, body) = server
         .post(
             "/api/broadcasts",
@@ -121,12 +135,18 @@ async fn create(server: &TestServer, token: &str, number: &str, content: Value, 
 
 async fn act(server: &TestServer, token: &str, id: &str, action: &str) -> (u16, Value) {
     server
-        .post(&format!("/api/broadcasts/{id}/{action}"), Some(token), &json!({}))
+        .post(
+            &format!("/api/broadcasts/{id}/{action}"),
+            Some(token),
+            &json!({}),
+        )
         .await
 }
 
 async fn get(server: &TestServer, token: &str, id: &str) -> Value {
-    let (status, body) = server.get(&format!("/api/broadcasts/{id}"), Some(token)).await;
+    let (status, body) = server
+        .get(&format!("/api/broadcasts/{id}"), Some(token))
+        .await;
     assert_eq!(status, 200, "{body}");
     body["broadcast"].clone()
 }
@@ -252,7 +272,10 @@ fn provider_id_of(fake: &FakeProvider, to: &str) -> String {
         .into_iter()
         .filter(|c| c.status == 200)
         .collect();
-    let n = calls.iter().position(|c| c.body["to"] == to && c.body["type"] == "template").unwrap();
+    let n = calls
+        .iter()
+        .position(|c| c.body["to"] == to && c.body["type"] == "template")
+        .unwrap();
     format!("wamid.fake-{}", n + 1)
 }
 
@@ -328,7 +351,9 @@ both_backends! {
 
 /// The broadcast's scheduler job.
 async fn job(server: &TestServer, token: &str, id: &str) -> Value {
-    let (status, body) = server.get("/api/jobs?kind=broadcast.pass", Some(token)).await;
+    let (status, body) = server
+        .get("/api/jobs?kind=broadcast.pass", Some(token))
+        .await;
     assert_eq!(status, 200, "{body}");
     body["jobs"]
         .as_array()
@@ -523,5 +548,9 @@ fn wall_clock(t: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}", rem / 3_600, rem % 3_600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}",
+        rem / 3_600,
+        rem % 3_600 / 60
+    )
 }
