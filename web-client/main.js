@@ -30,6 +30,7 @@ import { createLeadsData } from './leads-data.js';
 import { setupLeadsPage } from './leads-page.js';
 import { setupTasksPage } from './tasks-page.js';
 import { setupAlerts } from './alerts.js';
+import { setupBroadcastsPage } from './broadcasts-page.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -105,6 +106,7 @@ const navDashboard = document.getElementById('nav-dashboard');
 const settingsBack = document.getElementById('settings-back');
 const navLeads = document.getElementById('nav-leads');
 const navTasks = document.getElementById('nav-tasks');
+const navBroadcasts = document.getElementById('nav-broadcasts');
 
 const navMenu = document.getElementById('nav-menu');
 const mainNav = document.getElementById('main-nav');
@@ -221,6 +223,8 @@ async function start() {
   const leadsData = can(me, 'leads.read') ? createLeadsData({ request: api.request, me }) : null;
   const leadsPage = leadsData ? setupLeadsPage({ request: api.request, data: leadsData, signal }) : null;
   const tasksPage = leadsData ? setupTasksPage({ request: api.request, data: leadsData, signal }) : null;
+  // Broadcasts (issue 17 §4): for campaigns.send.
+  const broadcastsPage = can(me, 'campaigns.send') ? setupBroadcastsPage({ request: api.request, navigate, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -283,9 +287,10 @@ async function start() {
   navDashboard.hidden = !dashboard;
   navLeads.hidden = !leadsPage;
   navTasks.hidden = !tasksPage;
+  navBroadcasts.hidden = !broadcastsPage;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
   // details, a stacked view on narrow screens), #/team, #/bot, #/leads,
-  // #/leads/{id}, #/tasks, #/settings/… (its own stacked views, settings.js).
+  // #/leads/{id}, #/tasks, #/broadcasts[/new|/{id}[/edit]], #/settings/… (its own stacked views, settings.js).
   // In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
@@ -305,6 +310,7 @@ async function start() {
     const settingsMatch = /^#\/settings(?:\/(.*))?$/.exec(hash);
     const leadsMatch = leadsPage && /^#\/leads(?:\/([^/]+))?$/.exec(hash);
     const onTasks = Boolean(tasksPage) && hash === '#/tasks';
+    const broadcastsMatch = broadcastsPage && /^#\/broadcasts(?:\/(.+))?$/.exec(hash);
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
@@ -313,6 +319,7 @@ async function start() {
     if (!settingsMatch) settings.hide();
     if (leadsPage && !leadsMatch) leadsPage.hide();
     if (tasksPage && !onTasks) tasksPage.hide();
+    if (broadcastsPage && !broadcastsMatch) broadcastsPage.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
@@ -320,6 +327,7 @@ async function start() {
       [navSettings, Boolean(settingsMatch) || onAudit],
       [navLeads, Boolean(leadsMatch)],
       [navTasks, onTasks],
+      [navBroadcasts, Boolean(broadcastsMatch)],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -335,6 +343,7 @@ async function start() {
     if (settingsMatch) return settings.show(settingsMatch[1] || '');
     if (leadsMatch) return leadsPage.show(leadsMatch[1] ? decodeURIComponent(leadsMatch[1]) : '', lastInbox);
     if (onTasks) return tasksPage.show(lastInbox);
+    if (broadcastsMatch) return broadcastsPage.show(broadcastsMatch[1] || '', lastInbox);
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -500,6 +509,7 @@ function logout(notice) {
   navDashboard.hidden = true;
   navLeads.hidden = true;
   navTasks.hidden = true;
+  navBroadcasts.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';
   botBack.href = '#/';
