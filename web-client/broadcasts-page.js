@@ -249,8 +249,9 @@ export function setupBroadcastsPage({ request, navigate, signal }) {
       const keep = focused && body.contains(focused) && focused.dataset.testid;
       paintDetail(b);
       if (keep) {
-        const again = body.querySelector(`[data-testid="${keep}"]`);
-        if (again) again.focus({ preventScroll: true });
+        // The button pressed may be gone (Pause became Resume): the heading then.
+        const again = body.querySelector(`[data-testid="${keep}"]`) || body.querySelector('#bc-detail-name');
+        again.focus({ preventScroll: true });
       } else if (first) {
         body.querySelector('#bc-detail-name').focus({ preventScroll: true });
       }

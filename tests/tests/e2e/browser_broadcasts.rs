@@ -18,7 +18,7 @@
 use serde_json::{json, Value};
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Session, DESKTOP, PHONE};
 use switchboard_e2e::{
-    both_backends, eventually, meta_text_webhook, whatsapp_config, Backend, FakeProvider,
+    both_backends, eventually, meta_text_webhook, whatsapp_config, FakeProvider,
     TestAgent, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
