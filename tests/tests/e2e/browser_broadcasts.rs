@@ -5,8 +5,12 @@
 //! four body variables mapped to the contact's name and three fixed texts and a
 //! live preview, the "Everyone" segment with its count, send now — confirms it,
 //! and watches the live progress reach "done" with every copy sent; the fake
-//! Graph API received one template per customer with the contact's name. The
-//! list, the wizard and the broadcast's page are checked at 1366×900 and 390×844,
+//! Graph API received one template per customer with the contact's name. A second
+//! one is scheduled in Asia/Jakarta time (a past time is refused in the form, the
+//! retry edits the same draft), shows Send now / Unschedule / Edit / Cancel, and is
+//! cancelled through the confirm dialog. Marketing, who may not list the numbers,
+//! is still offered the Meta number. The list, the wizard and the broadcast's page
+//! are checked at 1366×900 and 390×844,
 //! light and dark: no sideways scrolling, no serious or critical axe-core
 //! violation (screenshots in `docs/screenshots/` with
 //! `SWITCHBOARD_UPDATE_SCREENSHOTS=1`). On both backends.
@@ -18,8 +22,8 @@
 use serde_json::{json, Value};
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Session, DESKTOP, PHONE};
 use switchboard_e2e::{
-    both_backends, eventually, meta_text_webhook, whatsapp_config, FakeProvider,
-    TestAgent, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD,
+    both_backends, eventually, meta_text_webhook, whatsapp_config, FakeProvider, TestAgent,
+    TestServer, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 /// The WABA of the fixtures.
@@ -72,12 +76,11 @@ async fn at_step(d: &Session, n: usize) {
     .await;
 }
 
-/// Wizard steps 1 and 2: name, the Meta number, promo_umroh with its variables.
-async fn name_and_content(d: &Session) {
+/// Wizard steps 1 and 2: `name`, the Meta number, promo_umroh with its variables.
+async fn name_and_content(d: &Session, name: &str) {
     d.click("new broadcast", &inbox("bc-new")).await;
     at_step(d, 1).await;
-    d.type_into("name", &inbox("bc-name"), "March umroh promo")
-        .await;
+    d.type_into("name", &inbox("bc-name"), name).await;
     choose(d, "bc-number", "env-meta").await;
     d.click("next", &inbox("bc-wizard-next")).await;
     at_step(d, 2).await;
@@ -87,7 +90,10 @@ async fn name_and_content(d: &Session) {
         "document.querySelectorAll('[data-testid=bc-var]').length === 4",
     )
     .await;
-    for (i, text) in ["Umroh Hemat Maret", "15 Maret 2026", "12"].iter().enumerate() {
+    for (i, text) in ["Umroh Hemat Maret", "15 Maret 2026", "12"]
+        .iter()
+        .enumerate()
+    {
         d.execute(
             "const s = document.querySelectorAll('[data-testid=bc-var-source]')[arguments[0]]; \
              s.value = 'text'; s.dispatchEvent(new Event('change', {bubbles: true}));",
@@ -185,7 +191,7 @@ both_backends! {
             .await;
 
         // The wizard.
-        name_and_content(&d).await;
+        name_and_content(&d, "March umroh promo").await;
         d.check_screen("broadcast-wizard-1366").await;
         d.click("next", &inbox("bc-wizard-next")).await;
         at_step(&d, 3).await;
@@ -262,13 +268,70 @@ both_backends! {
         .await;
         d.check_screen("broadcasts-1366").await;
 
-        // A phone.
+        // Another, scheduled in Jakarta time: a time in the past is refused in the
+        // form (422), a later one schedules it; then it is cancelled (asked first).
+        name_and_content(&d, "Christmas greetings").await;
+        d.click("next", &inbox("bc-wizard-next")).await;
+        at_step(&d, 3).await;
+        choose(&d, "bc-segment", &segment).await;
+        d.click("next", &inbox("bc-wizard-next")).await;
+        at_step(&d, 4).await;
+        d.click("schedule", &inbox("bc-when-later")).await;
+        choose(&d, "bc-zone", "Asia/Jakarta").await;
+        fill(&d, "[data-testid=bc-send-at]", 0, "2020-01-01T09:00").await;
+        d.click("next", &inbox("bc-wizard-next")).await;
+        at_step(&d, 5).await;
+        d.click("schedule", &inbox("bc-wizard-next")).await;
+        d.wait_for(
+            "the hub's refusal in the form",
+            "!document.querySelector('[data-testid=bc-wizard-error]').hidden \
+             && document.querySelector('[data-testid=bc-wizard-error]').textContent.length > 0",
+        )
+        .await;
+        d.click("back", &inbox("bc-wizard-back")).await;
+        at_step(&d, 4).await;
+        fill(&d, "[data-testid=bc-send-at]", 0, "2030-12-24T09:00").await;
+        d.click("next", &inbox("bc-wizard-next")).await;
+        at_step(&d, 5).await;
+        d.click("schedule", &inbox("bc-wizard-next")).await;
+        d.wait_for(
+            "scheduled, with its buttons",
+            "document.querySelector('[data-testid=bc-detail]')?.dataset.state === 'scheduled' \
+             && ['bc-send', 'bc-unschedule', 'bc-edit', 'bc-cancel'].every(t => document.querySelector(`[data-testid=${t}]`))",
+        )
+        .await;
+        let (_, list) = server.get("/api/broadcasts", Some(&token)).await;
+        let all = list["broadcasts"].as_array().unwrap();
+        assert_eq!(all.len(), 2, "one draft, edited on the retry: {list}");
+        let xmas = all.iter().find(|b| b["name"] == "Christmas greetings").unwrap();
+        assert_eq!(xmas["state"], "scheduled");
+        assert_eq!(xmas["time_zone"], "Asia/Jakarta");
+        assert!(
+            xmas["send_at"].as_str().unwrap().starts_with("2030-12-24T02:00:00"),
+            "{xmas}"
+        );
+        d.click("cancel", &inbox("bc-cancel")).await;
+        d.click("confirm", &inbox("bc-confirm-confirm")).await;
+        d.wait_for(
+            "cancelled, no buttons",
+            "document.querySelector('[data-testid=bc-detail]')?.dataset.state === 'cancelled' \
+             && !document.querySelector('[data-testid=bc-cancel]')",
+        )
+        .await;
+
+        // A phone (the toasts of the desktop part would cover its top bar).
         d.resize(PHONE.0, PHONE.1).await;
+        d.execute("document.getElementById('toasts').replaceChildren()", json!([]))
+            .await;
         d.execute("location.hash = '#/broadcasts'", json!([])).await;
-        d.wait_for("the list", "document.querySelectorAll('[data-testid=bc-row]').length === 1")
+        d.wait_for("the list", "document.querySelectorAll('[data-testid=bc-row]').length === 2")
             .await;
         d.check_screen("broadcasts-390").await;
-        d.click("the broadcast", &inbox("bc-row-link")).await;
+        d.click(
+            "the broadcast that was sent",
+            "[...document.querySelectorAll('[data-testid=bc-row]')].find(r => r.querySelector('[data-state=done]')).querySelector('a')",
+        )
+        .await;
         d.wait_for(
             "its page",
             "document.querySelector('[data-testid=bc-detail]')?.dataset.state === 'done'",
@@ -276,13 +339,21 @@ both_backends! {
         .await;
         d.check_screen("broadcast-detail-390").await;
         d.click("all broadcasts", &inbox("bc-up")).await;
-        name_and_content(&d).await;
+        name_and_content(&d, "Draft on a phone").await;
         d.check_screen("broadcast-wizard-390").await;
         d.click("cancel the wizard", &inbox("bc-wizard-cancel")).await;
         d.wait_for("the list again", &format!("{} !== null", inbox("bc-list")))
             .await;
         let (_, list) = server.get("/api/broadcasts", Some(&token)).await;
-        assert_eq!(list["broadcasts"].as_array().map_or(0, Vec::len), 1, "{list}");
+        assert_eq!(list["broadcasts"].as_array().map_or(0, Vec::len), 2, "{list}");
+
+        // Marketing (campaigns.send without accounts.manage) may not list the
+        // numbers: the wizard offers the Meta numbers of the templates' WABAs.
+        let marketing = server.agent("marketing").await;
+        d.click("log out", &inbox("logout")).await;
+        inbox_login(&d, &server.base, &marketing).await;
+        d.execute("location.hash = '#/broadcasts/new'", json!([])).await;
+        choose(&d, "bc-number", "env-meta").await;
         d.close().await;
         fake.stop().await;
     }
