@@ -7,7 +7,8 @@
 //! and watches the live progress reach "done" with every copy sent; the fake
 //! Graph API received one template per customer with the contact's name. A second
 //! one is scheduled in Asia/Jakarta time (a past time is refused in the form, the
-//! retry edits the same draft), shows Send now / Unschedule / Edit / Cancel, and is
+//! retry edits the same draft), shows Send now / Unschedule / Edit / Cancel, opens
+//! the wizard on what was saved when edited, and is
 //! cancelled through the confirm dialog. Marketing, who may not list the numbers,
 //! is still offered the Meta number. The list, the wizard and the broadcast's page
 //! are checked at 1366×900 and 390×844,
@@ -310,6 +311,28 @@ both_backends! {
             xmas["send_at"].as_str().unwrap().starts_with("2030-12-24T02:00:00"),
             "{xmas}"
         );
+        // Edit opens the wizard on what was saved; leaving it returns here.
+        d.click("edit", &inbox("bc-edit")).await;
+        at_step(&d, 1).await;
+        d.wait_for(
+            "the saved name",
+            "document.querySelector('[data-testid=bc-name]').value === 'Christmas greetings'",
+        )
+        .await;
+        d.click("next", &inbox("bc-wizard-next")).await;
+        at_step(&d, 2).await;
+        d.wait_for(
+            "the saved template and variables",
+            "document.querySelector('[data-testid=bc-template]').value === 'promo_umroh|id' \
+             && document.querySelectorAll('[data-testid=bc-var-text]')[3].value === '12'",
+        )
+        .await;
+        d.click("leave the wizard", &inbox("bc-wizard-cancel")).await;
+        d.wait_for(
+            "back on its page",
+            "document.querySelector('[data-testid=bc-detail]')?.dataset.state === 'scheduled'",
+        )
+        .await;
         d.click("cancel", &inbox("bc-cancel")).await;
         d.click("confirm", &inbox("bc-confirm-confirm")).await;
         d.wait_for(
