@@ -1,20 +1,19 @@
 //! Browser test of the Broadcasts page (issue 17 §4, `docs/campaigns.md`, "The
 //! Broadcasts page"): an admin sets the Meta number's sending pace in Settings →
-//! WhatsApp numbers, opens Broadcasts from the top bar, creates a broadcast
-//! through the wizard — name and number, template `promo_umroh` (`id`) with its
-//! four body variables mapped to the contact's name and three fixed texts and a
-//! live preview, the "Everyone" segment with its count, send now — confirms it,
-//! and watches the live progress reach "done" with every copy sent; the fake
-//! Graph API received one template per customer with the contact's name. A second
-//! one is scheduled in Asia/Jakarta time (a past time is refused in the form, the
-//! retry edits the same draft), shows Send now / Unschedule / Edit / Cancel, opens
-//! the wizard on what was saved when edited, and is
-//! cancelled through the confirm dialog. Marketing, who may not list the numbers,
-//! is still offered the Meta number. The list, the wizard and the broadcast's page
-//! are checked at 1366×900 and 390×844,
-//! light and dark: no sideways scrolling, no serious or critical axe-core
-//! violation (screenshots in `docs/screenshots/` with
-//! `SWITCHBOARD_UPDATE_SCREENSHOTS=1`). On both backends.
+//! WhatsApp numbers, opens Broadcasts from the top bar, creates a broadcast through
+//! the wizard — name and number, template `promo_umroh` (`id`) with its four body
+//! variables mapped to the contact's name and three fixed texts and a live preview,
+//! the "Everyone" segment with its count, send now — confirms it, and watches the
+//! live progress reach "done" with every copy sent; the fake Graph API received one
+//! template per customer with the contact's name. A second one is scheduled in
+//! Asia/Jakarta time (a past time is refused in the form, the retry edits the same
+//! draft), shows Send now / Unschedule / Edit / Cancel, opens the wizard on what
+//! was saved when edited, and is cancelled through the confirm dialog. Marketing,
+//! who may not list the numbers, is still offered the Meta number. The list, the
+//! wizard and the broadcast's page are checked at 1366×900 and 390×844, light and
+//! dark: no sideways scrolling, no serious or critical axe-core violation
+//! (screenshots in `docs/screenshots/` with `SWITCHBOARD_UPDATE_SCREENSHOTS=1`). On
+//! both backends.
 
 // Test bodies run inside the `both_backends!` helpers, which clippy does not see as
 // tests; a panic with a message is how a test reports a broken expectation.
