@@ -33,6 +33,7 @@ import { setupAlerts } from './alerts.js';
 import { createContactsApi } from './contacts-data.js';
 import { setupContactTags } from './contact-tags.js';
 import { setupContactsPage } from './contacts-page.js';
+import { setupBroadcastsPage } from './broadcasts-page.js';
 
 const WS_URL = `${location.origin.replace(/^http/, 'ws')}/ws/agent`;
 const CONNECTION_TEXT = {
@@ -109,6 +110,7 @@ const settingsBack = document.getElementById('settings-back');
 const navLeads = document.getElementById('nav-leads');
 const navTasks = document.getElementById('nav-tasks');
 const navContacts = document.getElementById('nav-contacts');
+const navBroadcasts = document.getElementById('nav-broadcasts');
 
 const navMenu = document.getElementById('nav-menu');
 const mainNav = document.getElementById('main-nav');
@@ -233,6 +235,8 @@ async function start() {
     contactsApi && leadsData
       ? setupContactsPage({ contacts: contactsApi, data: leadsData, me, agentName: (id) => store.agentName(id), navigate, signal })
       : null;
+  // Broadcasts (issue 17 §4): for campaigns.send.
+  const broadcastsPage = can(me, 'campaigns.send') ? setupBroadcastsPage({ request: api.request, navigate, signal }) : null;
   const offers = setupOffers({
     store,
     routingApi,
@@ -296,9 +300,11 @@ async function start() {
   navLeads.hidden = !leadsPage;
   navTasks.hidden = !tasksPage;
   navContacts.hidden = !contactsPage;
+  navBroadcasts.hidden = !broadcastsPage;
   // Hash router: #/ (the list), #/c/{id} (a conversation), #/c/{id}/details (its
   // details, a stacked view on narrow screens), #/team, #/bot, #/leads,
-  // #/leads/{id}, #/tasks, #/contacts/… (contacts-page.js), #/settings/… (its own stacked views, settings.js).
+  // #/leads/{id}, #/tasks, #/contacts/… (contacts-page.js),
+  // #/broadcasts[/new|/{id}[/edit]], #/settings/… (its own stacked views, settings.js).
   // In-app moves push
   // a history entry, so the browser's back button walks the same stack as the
   // on-screen back buttons.
@@ -319,6 +325,7 @@ async function start() {
     const leadsMatch = leadsPage && /^#\/leads(?:\/([^/]+))?$/.exec(hash);
     const onTasks = Boolean(tasksPage) && hash === '#/tasks';
     const contactsMatch = contactsPage && /^#\/contacts(?:\/(.*))?$/.exec(hash);
+    const broadcastsMatch = broadcastsPage && /^#\/broadcasts(?:\/(.+))?$/.exec(hash);
     // Hide first: each page's hide() shows the inbox layout again.
     if (team && !onTeam) team.hide();
     if (botPage && !onBot) botPage.hide();
@@ -328,6 +335,7 @@ async function start() {
     if (leadsPage && !leadsMatch) leadsPage.hide();
     if (tasksPage && !onTasks) tasksPage.hide();
     if (contactsPage && !contactsMatch) contactsPage.hide();
+    if (broadcastsPage && !broadcastsMatch) broadcastsPage.hide();
     for (const [nav, on] of [
       [navTeam, onTeam],
       [navBot, onBot],
@@ -336,6 +344,7 @@ async function start() {
       [navLeads, Boolean(leadsMatch)],
       [navTasks, onTasks],
       [navContacts, Boolean(contactsMatch)],
+      [navBroadcasts, Boolean(broadcastsMatch)],
     ]) {
       if (on) nav.setAttribute('aria-current', 'page');
       else nav.removeAttribute('aria-current');
@@ -352,6 +361,7 @@ async function start() {
     if (leadsMatch) return leadsPage.show(leadsMatch[1] ? decodeURIComponent(leadsMatch[1]) : '', lastInbox);
     if (onTasks) return tasksPage.show(lastInbox);
     if (contactsMatch) return contactsPage.show(contactsMatch[1] || '', lastInbox);
+    if (broadcastsMatch) return broadcastsPage.show(broadcastsMatch[1] || '', lastInbox);
     const match = /^#\/c\/([^/]+)(\/details)?$/.exec(hash);
     const details = Boolean(match && match[2]);
     appEl.classList.toggle('show-details', details);
@@ -522,6 +532,7 @@ function logout(notice) {
   navLeads.hidden = true;
   navTasks.hidden = true;
   navContacts.hidden = true;
+  navBroadcasts.hidden = true;
   teamBack.href = '#/';
   settingsBack.href = '#/';
   botBack.href = '#/';

@@ -8,11 +8,13 @@
  * paste into Meta or WAHA. Numbers from environment variables are read-only.
  * Live: `number_status` frames refresh the list (onFrame). Needs accounts.manage.
  * API: GET/POST /api/whatsapp/numbers, PATCH/DELETE /api/whatsapp/numbers/{id},
- * POST /api/whatsapp/numbers/{id}/session.
+ * POST /api/whatsapp/numbers/{id}/session; each card's "Sending pace" form is
+ * settings-pace.js.
  */
 import { h, icon } from './dom.js';
 import { toast, toastError } from './toast.js';
 import { sectionHead, field, select, formError, savedNote, confirmDialog } from './settings-ui.js';
+import { paceForm } from './settings-pace.js';
 
 /** Secrets per provider: [api name, label, hint]. */
 const SECRETS = {
@@ -65,6 +67,7 @@ export function setupNumbersSection(ctx) {
   let teams = [];
   let verifyToken = '';
   let editing = null; // the number being edited, or 'new'
+  let pacing = null; // the id of the number whose pace form is open
 
   const head = sectionHead({ title: 'WhatsApp numbers', backLabel: 'Back to settings', onBack: () => ctx.back('#/settings'), testid: 'numbers-title' });
   head.heading.id = 'numbers-heading';
@@ -137,6 +140,11 @@ export function setupNumbersSection(ctx) {
     if (n.source === 'admin') {
       actions.push(h('button', { type: 'button', className: 'btn', dataset: { testid: 'number-edit' }, onclick: () => openForm(n) }, 'Edit', h('span', { className: 'sr-only' }, ` ${n.label}`)));
     }
+    if (n.active) {
+      actions.push(
+        h('button', { type: 'button', className: 'btn', dataset: { testid: 'number-pace' }, attrs: { 'aria-expanded': String(pacing === n.id) }, onclick: () => togglePace(n) }, 'Sending pace', h('span', { className: 'sr-only' }, ` of ${n.label}`)),
+      );
+    }
     if (isWaha && n.waha_url) {
       actions.push(h('button', { type: 'button', className: 'btn', dataset: { testid: 'number-check' }, onclick: () => checkSession(n) }, 'Check session', h('span', { className: 'sr-only' }, ` of ${n.label}`)));
     }
@@ -164,7 +172,16 @@ export function setupNumbersSection(ctx) {
       secretSummary(n),
       n.source === 'env' ? h('p', { className: 'sf-muted wn-env' }, 'Set by environment variables; change them and restart the hub to edit.') : null,
       actions.length ? h('div', { className: 'sf-actions' }, ...actions) : null,
+      pacing === n.id ? paceForm({ request, n, onClose: () => togglePace(n) }) : null,
     );
+  }
+
+  function togglePace(n) {
+    pacing = pacing === n.id ? null : n.id;
+    paint();
+    const card = list.querySelector(`[data-testid=number-row][data-id="${CSS.escape(n.id)}"]`);
+    const target = card && (pacing ? card.querySelector('[data-testid=pace-form] input, [data-testid=pace-form] select') : card.querySelector('[data-testid=number-pace]'));
+    if (target) target.focus();
   }
 
   function paint() {
@@ -353,6 +370,7 @@ export function setupNumbersSection(ctx) {
     },
     leave() {
       closeForm();
+      pacing = null;
     },
     /** `number_status` frames: the list shows the new session status at once. */
     onFrame(f) {

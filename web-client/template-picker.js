@@ -30,6 +30,22 @@ export function fillText(text, values) {
   });
 }
 
+/**
+ * The preview bubble of a template `shape` (`GET /api/templates`) with its
+ * `{{n}}` filled: `header` and `body` are the variable values in order, `media`
+ * the header media link (the Broadcasts wizard shows the same bubble).
+ */
+export function templateBubble(shape, { header = [], body = [], media = '' } = {}) {
+  const s = shape;
+  const parts = [];
+  if (s.header && s.header.format === 'text') parts.push(h('strong', {}, fillText(s.header.text, header)));
+  if (s.header && s.header.format === 'media') parts.push(h('span', { className: 'tpk-media' }, `[${s.header.kind}] ${media || ''}`));
+  parts.push(h('p', {}, fillText(s.body, body)));
+  if (s.footer) parts.push(h('small', {}, s.footer));
+  if ((s.buttons || []).length) parts.push(h('div', { className: 'tpk-buttons' }, ...s.buttons.map((b) => h('span', { className: 'tpk-btn' }, b))));
+  return h('div', { className: 'tpk-bubble' }, ...parts);
+}
+
 /** Whether template language `lang` suits contact locale `locale` (`en` ~ `en_US`). */
 export function languageFits(lang, locale) {
   if (!locale) return true;
@@ -156,13 +172,7 @@ export async function openTemplatePicker({ api, conversationId, host, onSent }) 
     form.replaceChildren(...rows, h('div', { className: 'tpk-actions' }, send));
     paintPreview = () => {
       const values = (ins) => ins.map((i) => i.value);
-      const parts = [];
-      if (s.header && s.header.format === 'text') parts.push(h('strong', {}, fillText(s.header.text, values(header))));
-      if (s.header && s.header.format === 'media') parts.push(h('span', { className: 'tpk-media' }, `[${s.header.kind}] ${media.value || ''}`));
-      parts.push(h('p', {}, fillText(s.body, values(body))));
-      if (s.footer) parts.push(h('small', {}, s.footer));
-      if ((s.buttons || []).length) parts.push(h('div', { className: 'tpk-buttons' }, ...s.buttons.map((b) => h('span', { className: 'tpk-btn' }, b))));
-      preview.replaceChildren(h('div', { className: 'tpk-bubble' }, ...parts));
+      preview.replaceChildren(templateBubble(s, { header: values(header), body: values(body), media: media ? media.value : '' }));
     };
     paintPreview();
   }

@@ -15,6 +15,7 @@ mod browser_admin;
 mod browser_alerts;
 mod browser_audit;
 mod browser_contacts;
+mod browser_broadcasts;
 mod browser_dashboard;
 mod browser_hours;
 mod browser_inbox;
