@@ -9,8 +9,8 @@
  * a local time in an IANA time zone, or kept as a draft, and the attribution
  * window; 5 review and confirm. The hub checks everything again: a 422 message
  * shows in the form.
- * API: GET /api/whatsapp/numbers (accounts.manage; else the numbers of the
- * templates' WABAs), GET /api/templates, GET /api/segments,
+ * API: GET /api/broadcasts/numbers (the numbers the caller may send from),
+ * GET /api/templates, GET /api/segments,
  * GET /api/segments/{id}/preview, POST/PUT /api/broadcasts,
  * POST /api/broadcasts/{id}/{send,schedule,unschedule}.
  */
@@ -148,20 +148,14 @@ export function createWizard({ request, existing, onDone, onCancel }) {
 
   async function load() {
     const [nums, tpl, seg] = await Promise.all([
-      request('GET', '/api/whatsapp/numbers').catch((err) => (err.status === 403 ? null : Promise.reject(err))),
+      request('GET', '/api/broadcasts/numbers'),
       request('GET', '/api/templates'),
       request('GET', '/api/segments'),
     ]);
     templates = tpl.templates || [];
     wabas = tpl.wabas || [];
     segments = seg.segments || [];
-    if (nums) {
-      numbers = (nums.numbers || []).filter((n) => n.active).map((n) => ({ id: n.id, label: n.label, provider: n.provider, waba_id: n.waba_id }));
-    } else {
-      // Without accounts.manage the number list is closed: offer the Meta
-      // numbers the templates' WABAs name (by id).
-      numbers = wabas.flatMap((w) => (w.numbers || []).map((id) => ({ id, label: id, provider: 'meta', waba_id: w.waba_id })));
-    }
+    numbers = (nums.numbers || []).map((n) => ({ id: n.id, label: n.label, provider: n.provider, waba_id: n.waba_id }));
     if (existing && !numbers.some((n) => n.id === existing.number_id)) {
       numbers.push({ id: existing.number_id, label: existing.number_label || existing.number_id, provider: existing.provider || 'meta' });
     }

@@ -1,5 +1,7 @@
 //! Broadcasts over HTTP (`docs/campaigns.md`, "Broadcasts"):
 //! - `GET /api/broadcasts` — every broadcast, newest first, with its analytics;
+//! - `GET /api/broadcasts/numbers` — the active WhatsApp numbers the caller may
+//!   broadcast from (id, label, provider, team, WABA; no secrets);
 //! - `POST /api/broadcasts` — a new draft (name, number, content, segment);
 //! - `GET /api/broadcasts/{id}` — one, with live analytics (the page polls it);
 //! - `PUT /api/broadcasts/{id}` — edit a draft or scheduled one;
@@ -38,6 +40,7 @@ use crate::store::segments;
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
     endpoint!(GET "/broadcasts", Rule::Agent(P::CampaignsSend), list),
+    endpoint!(GET "/broadcasts/numbers", Rule::Agent(P::CampaignsSend), numbers),
     endpoint!(POST "/broadcasts", Rule::Agent(P::CampaignsSend), create),
     endpoint!(GET "/broadcasts/{id}", Rule::Agent(P::CampaignsSend), one),
     endpoint!(PUT "/broadcasts/{id}", Rule::Agent(P::CampaignsSend), update),
@@ -227,6 +230,45 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(List { broadcasts }))
 }
 
+/// A number a broadcast may be sent from, as the wizard lists it.
+#[derive(Serialize)]
+struct UsableNumber {
+    id: String,
+    label: String,
+    provider: &'static str,
+    team_id: Option<String>,
+    waba_id: Option<String>,
+}
+
+async fn numbers(
+    state: web::Data<AppState>,
+    AuthAgent(agent): AuthAgent,
+) -> Result<HttpResponse, AppError> {
+    let snapshot = state.numbers.snapshot(&state).await?;
+    let env_waba = state.config.whatsapp.waba_id.clone();
+    let numbers: Vec<UsableNumber> = snapshot
+        .all()
+        .filter(|n| n.row.active && may_use(&agent, n.row.team_id.as_deref()))
+        .map(|n| {
+            let provider = n.row.provider();
+            let env_meta = n.row.id == crate::channels::numbers::NumberId::env(provider).0
+                && provider == crate::channels::Provider::Meta;
+            UsableNumber {
+                id: n.row.id.clone(),
+                label: n.row.label.clone(),
+                provider: provider.as_str(),
+                team_id: n.row.team_id.clone(),
+                waba_id: n
+                    .row
+                    .waba_id
+                    .clone()
+                    .or_else(|| env_meta.then(|| env_waba.clone()).flatten()),
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "numbers": numbers })))
+}
+
 async fn one(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -278,7 +320,7 @@ async fn create(
                 store::insert(c, &row)?;
                 let entry = AuditEntry::new(&who, AuditAction::BroadcastCreated)
                     .target("broadcast", &row.id)
-                    .after(&audited(&row));
+                    .after(audited(&row));
                 audit::record(c, &entry, now)?;
                 view(&st, c, row)
             })
@@ -338,8 +380,8 @@ async fn update(
                 store::save_draft(c, &row)?;
                 let entry = AuditEntry::new(&who, AuditAction::BroadcastUpdated)
                     .target("broadcast", &row.id)
-                    .before(&audited(&before))
-                    .after(&audited(&row));
+                    .before(audited(&before))
+                    .after(audited(&row));
                 audit::record(c, &entry, now)?;
                 let saved = store::get(c, &row.id)?;
                 view(&st, c, saved)
@@ -402,8 +444,8 @@ async fn act(
                 let after = store::get(c, &id)?;
                 let entry = AuditEntry::new(&who, what)
                     .target("broadcast", &id)
-                    .before(&audited(&b))
-                    .after(&audited(&after));
+                    .before(audited(&b))
+                    .after(audited(&after));
                 audit::record(c, &entry, now)?;
                 view(&st, c, after)
             })
@@ -547,8 +589,8 @@ async fn put_pace(
                 store::set_pace(c, &id, &pace, now)?;
                 let entry = AuditEntry::new(&who, AuditAction::NumberPaceChanged)
                     .target("whatsapp_number", &id)
-                    .before(&before)
-                    .after(&pace);
+                    .before(before)
+                    .after(pace);
                 audit::record(c, &entry, now)?;
                 Ok::<_, AppError>(())
             })

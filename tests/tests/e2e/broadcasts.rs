@@ -513,8 +513,16 @@ both_backends! {
         assert_eq!(server.get("/api/broadcasts", Some(&agent.token)).await.0, 403);
         let (status, _) = server.post("/api/broadcasts", Some(&agent.token), &json!({"name": "x", "number_id": "env-meta", "content": umroh(), "segment_id": segment})).await;
         assert_eq!(status, 403);
-        // A marketer may not change a number's pace; a WAHA pace on a Meta number is refused.
+        // A marketer may not change a number's pace, but lists the numbers they may
+        // broadcast from (no secrets); a WAHA pace on a Meta number is refused.
         let marketing = server.agent("marketing").await;
+        let (status, body) = server.get("/api/broadcasts/numbers", Some(&marketing.token)).await;
+        assert_eq!(status, 200, "{body}");
+        let meta = body["numbers"].as_array().unwrap().iter().find(|n| n["id"] == "env-meta").cloned().unwrap_or_default();
+        assert_eq!(meta["provider"], "meta", "{body}");
+        assert_eq!(meta["waba_id"], WABA, "{body}");
+        assert!(!body.to_string().contains("EAAG"), "a secret in {body}");
+        assert_eq!(server.get("/api/broadcasts/numbers", Some(&agent.token)).await.0, 403);
         let (status, _) = server.put("/api/whatsapp/numbers/env-meta/pace", Some(&marketing.token), &json!({"pace": fast_meta()})).await;
         assert_eq!(status, 403);
         let (status, _) = server.put("/api/whatsapp/numbers/env-meta/pace", Some(&admin), &json!({"pace": {"provider": "waha", "min_gap_ms": 3000, "max_gap_ms": 8000}})).await;

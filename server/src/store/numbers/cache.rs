@@ -44,6 +44,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Every number, active or not.
+    pub fn all(&self) -> impl Iterator<Item = &CachedNumber> {
+        self.numbers.iter()
+    }
+
     /// A number by id, active or not.
     pub fn get(&self, id: &str) -> Option<&CachedNumber> {
         self.numbers.iter().find(|n| n.row.id == id)
