@@ -24,7 +24,7 @@ use super::content::{personalise, Content, Skip};
 use super::lifecycle::{next, Action, State};
 use super::pacing::{plan, DAY_MS};
 use crate::actors::conversation::broadcast::PostBroadcastCopy;
-use crate::channels::numbers::NumberId;
+use crate::channels::numbers::{Credentials, NumberId};
 use crate::channels::templates::send::{self, Order};
 use crate::channels::templates::{self, Header, Params, Shape};
 use crate::channels::Provider;
@@ -34,6 +34,7 @@ use crate::error::AppError;
 use crate::scheduler::{JobKind, NewJob, Outcome};
 use crate::state::AppState;
 use crate::store::broadcasts::{self as store, BroadcastRow, NewRecipient, Pending};
+use crate::store::numbers::cache::CachedNumber;
 
 /// How far ahead of their slots copies are posted, ms.
 pub const HORIZON_MS: i64 = 1_000;
@@ -150,13 +151,18 @@ pub async fn number_of(
             number.row.label
         )));
     }
-    let provider = number.row.provider();
-    let waba = number.row.waba_id.clone().or_else(|| {
-        (number.row.id == NumberId::env(Provider::Meta).0)
-            .then(|| state.config.whatsapp.waba_id.clone())
-            .flatten()
-    });
-    Ok((provider, waba))
+    let waba = waba_of(number, state.config.whatsapp.waba_id.as_deref());
+    Ok((number.row.provider(), waba))
+}
+
+/// The WhatsApp Business Account of a Meta number (its own, or
+/// `WHATSAPP_WABA_ID` for the env number: `templates::sync::waba_of`); `None`
+/// for WAHA numbers and Meta numbers without one.
+pub fn waba_of(number: &CachedNumber, env_waba: Option<&str>) -> Option<String> {
+    match &number.credentials {
+        Credentials::Meta(m) => crate::channels::templates::sync::waba_of(m, env_waba),
+        Credentials::Waha(_) => None,
+    }
 }
 
 /// The content made ready to render per recipient: for a template, its approved

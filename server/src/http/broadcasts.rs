@@ -245,25 +245,16 @@ async fn numbers(
     AuthAgent(agent): AuthAgent,
 ) -> Result<HttpResponse, AppError> {
     let snapshot = state.numbers.snapshot(&state).await?;
-    let env_waba = state.config.whatsapp.waba_id.clone();
+    let env_waba = state.config.whatsapp.waba_id.as_deref();
     let numbers: Vec<UsableNumber> = snapshot
         .all()
         .filter(|n| n.row.active && may_use(&agent, n.row.team_id.as_deref()))
-        .map(|n| {
-            let provider = n.row.provider();
-            let env_meta = n.row.id == crate::channels::numbers::NumberId::env(provider).0
-                && provider == crate::channels::Provider::Meta;
-            UsableNumber {
-                id: n.row.id.clone(),
-                label: n.row.label.clone(),
-                provider: provider.as_str(),
-                team_id: n.row.team_id.clone(),
-                waba_id: n
-                    .row
-                    .waba_id
-                    .clone()
-                    .or_else(|| env_meta.then(|| env_waba.clone()).flatten()),
-            }
+        .map(|n| UsableNumber {
+            id: n.row.id.clone(),
+            label: n.row.label.clone(),
+            provider: n.row.provider().as_str(),
+            team_id: n.row.team_id.clone(),
+            waba_id: runner::waba_of(n, env_waba),
         })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "numbers": numbers })))
@@ -532,16 +523,21 @@ lifecycle_route!(
     Job::Cancel
 );
 
+/// The provider of WhatsApp number `id`.
+async fn provider_of(state: &AppState, id: &str) -> Result<crate::channels::Provider, AppError> {
+    let snapshot = state.numbers.snapshot(state).await?;
+    snapshot
+        .get(id)
+        .map(|n| n.row.provider())
+        .ok_or_else(|| AppError::NotFound(format!("no WhatsApp number {id}")))
+}
+
 async fn get_pace(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let snapshot = state.numbers.snapshot(&state).await?;
-    let number = snapshot
-        .get(&id)
-        .ok_or_else(|| AppError::NotFound(format!("no WhatsApp number {id}")))?;
-    let provider = number.row.provider();
+    let provider = provider_of(&state, &id).await?;
     let pace = state
         .db
         .run(move |c| store::pace_of(c, &id, provider))
@@ -557,11 +553,7 @@ async fn put_pace(
     body: web::Json<PaceBody>,
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
-    let snapshot = state.numbers.snapshot(&state).await?;
-    let number = snapshot
-        .get(&id)
-        .ok_or_else(|| AppError::NotFound(format!("no WhatsApp number {id}")))?;
-    let provider = number.row.provider();
+    let provider = provider_of(&state, &id).await?;
     let pace = body
         .into_inner()
         .pace
