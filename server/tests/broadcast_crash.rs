@@ -16,14 +16,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard_e2e::{
-    meta_signature, Backend, FakeProvider, PgDatabase, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD,
+    meta_signature, process::HubProcess, Backend, FakeProvider, PgDatabase, TestServer,
+    ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 const RECIPIENTS: usize = 10_000;
@@ -36,94 +35,32 @@ const PHONE_NUMBER_ID: &str = "106540352242922";
 const WABA: &str = "102290129340398";
 const PATIENCE: Duration = Duration::from_secs(600);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A hub process on `database_url`, talking to the fake at `fake`.
-struct Hub {
-    child: Child,
-    srv: TestServer,
+fn spawn(database_url: &str, fake: &str, backend: Backend, log: &Path) -> HubProcess {
+    let env = [
+        ("RUST_LOG", "warn".to_string()),
+        ("DATABASE_URL", database_url.to_string()),
+        ("SWITCHBOARD_RATE_LOGIN", "100000".into()),
+        ("SWITCHBOARD_RATE_WEBHOOK", "100000".into()),
+        ("WHATSAPP_APP_SECRET", APP_SECRET.into()),
+        ("WHATSAPP_VERIFY_TOKEN", "crash-verify".into()),
+        ("WHATSAPP_ACCESS_TOKEN", "crash-token".into()),
+        ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID.into()),
+        ("WHATSAPP_WABA_ID", WABA.into()),
+        ("WHATSAPP_GRAPH_URL", format!("{fake}/v25.0")),
+        ("SWITCHBOARD_OUTBOX_POLL", "0.1".into()),
+        ("SWITCHBOARD_OUTBOX_LEASE", "2".into()),
+        ("SWITCHBOARD_JOBS_POLL", "0.2".into()),
+        ("SWITCHBOARD_JOBS_LEASE", "3".into()),
+        ("SWITCHBOARD_SHUTDOWN_TIMEOUT", "2".into()),
+    ];
+    HubProcess::spawn(env!("CARGO_BIN_EXE_switchboard"), "hub", backend, &env, log)
 }
 
-impl Hub {
-    fn spawn(database_url: &str, fake: &str, backend: Backend, log: &Path) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .env("SWITCHBOARD_BIND", addr.to_string())
-            .env("DATABASE_URL", database_url)
-            .env("SWITCHBOARD_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SWITCHBOARD_RATE_LOGIN", "100000")
-            .env("SWITCHBOARD_RATE_WEBHOOK", "100000")
-            .env("WHATSAPP_APP_SECRET", APP_SECRET)
-            .env("WHATSAPP_VERIFY_TOKEN", "crash-verify")
-            .env("WHATSAPP_ACCESS_TOKEN", "crash-token")
-            .env("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID)
-            .env("WHATSAPP_WABA_ID", WABA)
-            .env("WHATSAPP_GRAPH_URL", format!("{fake}/v25.0"))
-            .env("SWITCHBOARD_OUTBOX_POLL", "0.1")
-            .env("SWITCHBOARD_OUTBOX_LEASE", "2")
-            .env("SWITCHBOARD_JOBS_POLL", "0.2")
-            .env("SWITCHBOARD_JOBS_LEASE", "3")
-            .env("SWITCHBOARD_SHUTDOWN_TIMEOUT", "2")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("start switchboard");
-        Self {
-            child,
-            srv: TestServer::remote(addr, backend),
-        }
-    }
-
-    async fn ready(&mut self, log: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("hub exited with {status}:\n{}", tail(log));
-            }
-            if let Ok(resp) = self.srv.http.get(self.srv.url("/readyz")).send().await {
-                if resp.status().is_success() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "hub never ready:\n{}", tail(log));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+/// Waits until the hub answers `/readyz` with its database up.
+async fn ready(hub: &mut HubProcess) {
+    hub.wait_ready(Duration::from_secs(120), |b| b["database"] == "ok")
+        .await;
 }
 
 async fn poll<T, F, Fut>(what: &str, mut probe: F) -> T
@@ -177,8 +114,8 @@ async fn run(backend: Backend, database_url: &str) {
     let fake = FakeProvider::start().await;
     let logs = tempfile::tempdir().expect("log dir");
     let log = logs.path().join("hub.log");
-    let mut hub = Hub::spawn(database_url, &fake.base, backend, &log);
-    hub.ready(&log).await;
+    let mut hub = spawn(database_url, &fake.base, backend, &log);
+    ready(&mut hub).await;
     let token = login(&hub.srv).await;
     poll("templates synced", || async {
         let (_, b) = hub.srv.get("/api/templates", Some(&token)).await;
@@ -246,8 +183,8 @@ async fn run(backend: Backend, database_url: &str) {
     let at_kill = template_sends(&fake).len();
     assert!(at_kill < RECIPIENTS, "finished before the kill");
 
-    let mut hub = Hub::spawn(database_url, &fake.base, backend, &log);
-    hub.ready(&log).await;
+    let mut hub = spawn(database_url, &fake.base, backend, &log);
+    ready(&mut hub).await;
     let token = login(&hub.srv).await;
     let done = poll("broadcast done after restart", || async {
         let (_, b) = hub

@@ -14,17 +14,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchboard_e2e::{
-    eventually, Backend, PgDatabase, TestAgent, TestGuest, TestServer, Ws, ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-};
+use switchboard_e2e::process::{free_port, HubProcess as Node};
+use switchboard_e2e::{eventually, Backend, PgDatabase, TestAgent, TestGuest, TestServer, Ws};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -37,20 +34,6 @@ const TTL_SECS: f64 = 1.5;
 /// never lets a live node's entry lapse (which would skip its agents in routing).
 const RELAXED_HEARTBEAT_SECS: f64 = 1.0;
 const RELAXED_TTL_SECS: f64 = 10.0;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
 
 // ---- a private redis-server ---------------------------------------------------
 
@@ -128,27 +111,6 @@ impl Drop for PrivateRedis {
 
 // ---- nodes --------------------------------------------------------------------
 
-/// One `switchboard` process.
-struct Node {
-    name: String,
-    child: Option<Child>,
-    srv: TestServer,
-    log: PathBuf,
-}
-
-impl Node {
-    fn kill(&mut self) {
-        // No graceful shutdown: the node's presence entry stays in Redis until its TTL.
-        kill_child(&mut self.child);
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Nodes sharing a database and a Redis prefix.
 struct Cluster {
     db: PgDatabase,
@@ -207,89 +169,44 @@ impl Cluster {
     }
 
     fn spawn_node(&self, name: &str) -> Node {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let log = self.logs.path().join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn,switchboard=debug")
-            .env("SWITCHBOARD_BIND", addr.to_string())
-            .env("DATABASE_URL", self.db.url())
-            .env("REDIS_URL", &self.redis_url)
-            .env("SWITCHBOARD_REDIS_PREFIX", &self.prefix)
-            .env("SWITCHBOARD_NODE_ID", name)
-            .env(
+        let rate = || "100000".to_string();
+        let env = [
+            ("RUST_LOG", "warn,switchboard=debug".to_string()),
+            ("DATABASE_URL", self.db.url().to_string()),
+            ("REDIS_URL", self.redis_url.clone()),
+            ("SWITCHBOARD_REDIS_PREFIX", self.prefix.clone()),
+            ("SWITCHBOARD_NODE_ID", name.to_string()),
+            (
                 "SWITCHBOARD_NODE_HEARTBEAT",
                 self.heartbeat_secs.to_string(),
-            )
-            .env("SWITCHBOARD_NODE_TTL", self.ttl_secs.to_string())
-            .env("SWITCHBOARD_OFFER_SWEEP", "1")
-            .env("SWITCHBOARD_ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SWITCHBOARD_RATE_LOGIN", "100000")
-            .env("SWITCHBOARD_RATE_WIDGET", "100000")
+            ),
+            ("SWITCHBOARD_NODE_TTL", self.ttl_secs.to_string()),
+            ("SWITCHBOARD_OFFER_SWEEP", "1".into()),
+            ("SWITCHBOARD_RATE_LOGIN", rate()),
+            ("SWITCHBOARD_RATE_WIDGET", rate()),
             // The tests' guests send bursts far past a visitor's limit on purpose.
-            .env("SWITCHBOARD_RATE_GUEST_BURST", "100000")
-            .env("SWITCHBOARD_RATE_GUEST_MESSAGES", "100000")
-            .env("SWITCHBOARD_RATE_GUEST_ADDR_BURST", "100000")
-            .env("SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES", "100000")
-            .env("SWITCHBOARD_WORKERS", "1")
-            .env("SWITCHBOARD_WRITERS", "2")
-            .env("SWITCHBOARD_DB_POOL_SIZE", "6")
-            .env("SWITCHBOARD_DB_TIMEOUT", "1")
-            .env("SWITCHBOARD_HEARTBEAT", "1")
-            .env("SWITCHBOARD_CLIENT_TIMEOUT", "20")
-            .env("SWITCHBOARD_SHUTDOWN_TIMEOUT", "2")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("start switchboard");
-        Node {
-            name: name.to_string(),
-            child: Some(child),
-            srv: TestServer::remote(addr, Backend::Postgres),
-            log,
-        }
+            ("SWITCHBOARD_RATE_GUEST_BURST", rate()),
+            ("SWITCHBOARD_RATE_GUEST_MESSAGES", rate()),
+            ("SWITCHBOARD_RATE_GUEST_ADDR_BURST", rate()),
+            ("SWITCHBOARD_RATE_GUEST_ADDR_MESSAGES", rate()),
+            ("SWITCHBOARD_WORKERS", "1".into()),
+            ("SWITCHBOARD_WRITERS", "2".into()),
+            ("SWITCHBOARD_DB_POOL_SIZE", "6".into()),
+            ("SWITCHBOARD_DB_TIMEOUT", "1".into()),
+            ("SWITCHBOARD_HEARTBEAT", "1".into()),
+            ("SWITCHBOARD_CLIENT_TIMEOUT", "20".into()),
+            ("SWITCHBOARD_SHUTDOWN_TIMEOUT", "2".into()),
+        ];
+        let binary = env!("CARGO_BIN_EXE_switchboard");
+        Node::spawn(binary, name, Backend::Postgres, &env, &log)
     }
 
     /// Waits until node `i` answers `/readyz` with a healthy bus.
     async fn wait_ready(&mut self, i: usize) {
-        let deadline = Instant::now() + PATIENCE * 2;
-        loop {
-            if let Some(child) = self.nodes[i].child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "node {} exited with {status}:\n{}",
-                        self.nodes[i].name,
-                        tail(&self.nodes[i].log)
-                    );
-                }
-            }
-            if let Ok(resp) = self.nodes[i]
-                .srv
-                .http
-                .get(self.nodes[i].srv.url("/readyz"))
-                .send()
-                .await
-            {
-                if let Ok(body) = resp.json::<Value>().await {
-                    if body["bus"] == "ok" && body["database"] == "ok" {
-                        return;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} never became ready:\n{}",
-                self.nodes[i].name,
-                tail(&self.nodes[i].log)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.nodes[i]
+            .wait_ready(PATIENCE * 2, |b| b["bus"] == "ok" && b["database"] == "ok")
+            .await;
     }
 
     fn srv(&self, i: usize) -> &TestServer {

@@ -18,6 +18,7 @@
 
 pub mod browser;
 pub mod fake_openai;
+pub mod process;
 
 use std::sync::Arc;
 use std::time::Duration;
