@@ -636,7 +636,7 @@ export function setupAutomationsSection(ctx) {
               return h(
                 'tr',
                 { dataset: { testid: 'au-run', status: run.status, contact: run.contact_id } },
-                cell('Contact', h('a', { href: `#/contacts/${encodeURIComponent(run.contact_id)}` }, run.contact_name || 'Unnamed contact')),
+                cell('Contact', h('a', { href: `#/contacts/c/${encodeURIComponent(run.contact_id)}` }, run.contact_name || 'Unnamed contact')),
                 cell('Status', h('span', { className: `badge ${badge}`, dataset: { testid: 'au-run-status' } }, word)),
                 cell('Step', h('span', { dataset: { testid: 'au-run-step' } }, runStepWords(run, total()))),
                 cell('Reason', run.reason || '—'),
