@@ -13,6 +13,7 @@
 pub mod access;
 pub mod actors;
 pub mod auth;
+pub mod automations;
 pub mod bootstrap;
 pub mod bot;
 pub mod broadcasts;
@@ -271,7 +272,14 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     state.outbox.start(state.clone());
     channels::templates::sync::start(&state);
     state.pipeline.start(state.clone());
-    // The working-hours tick and the overdue-task check are recurring jobs.
+    // Teams made before automations existed get the shipped defaults (off).
+    let now = state.clock.now_ms();
+    state
+        .db
+        .run(move |c| store::automations::ensure_presets_all(c, now))
+        .await?;
+    // The working-hours tick, the overdue-task check and the no-reply sweep are
+    // recurring jobs.
     state.scheduler.start(state.clone()).await?;
 
     let limits = state.limits.clone();

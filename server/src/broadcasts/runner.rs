@@ -392,9 +392,9 @@ async fn post_copies(
 ) -> Result<(), AppError> {
     let copies = eligible.into_iter().zip(slots).map(|((p, copy), slot)| {
         let msg = PostBroadcastCopy {
-            broadcast_id: b.id.clone(),
-            broadcast_name: b.name.clone(),
-            contact_id: p.contact_id.clone(),
+            sender_id: format!("{}{}", super::SENDER_PREFIX, b.id),
+            sender_name: b.name.clone(),
+            client_msg_id: p.contact_id.clone(),
             body: copy.body,
             kind: copy.kind,
             payload: copy.payload,

@@ -684,3 +684,46 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(whatsapp_templates, whatsapp_template_syncs);
+
+// ---- automations ----
+
+diesel::table! {
+    automations (id) {
+        id -> Text,
+        team_id -> Text,
+        name -> Text,
+        preset -> Nullable<Text>,
+        enabled -> Bool,
+        enabled_at -> Nullable<BigInt>,
+        trigger_kind -> Text,
+        trigger_spec -> Text,
+        stop_on_reply -> Bool,
+        steps -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    automation_runs (id) {
+        id -> Text,
+        automation_id -> Text,
+        team_id -> Text,
+        contact_id -> Text,
+        lead_id -> Nullable<Text>,
+        enrol_key -> Text,
+        status -> Text,
+        step -> Integer,
+        stop_on_reply -> Bool,
+        reason -> Nullable<Text>,
+        next_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(automation_runs -> automations (automation_id));
+diesel::allow_tables_to_appear_in_same_query!(automation_runs, automations);
+diesel::allow_tables_to_appear_in_same_query!(automation_runs, contacts);
+diesel::allow_tables_to_appear_in_same_query!(automations, conversations);

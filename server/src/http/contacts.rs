@@ -141,6 +141,8 @@ async fn set_tags(
             })
         })
         .await?;
+    // A tag automation may have started (`store::tags::add`): its first step is due now.
+    state.scheduler.nudge();
     publish_tags(&state, &summary).await;
     Ok(HttpResponse::Ok().json(summary))
 }
@@ -393,6 +395,10 @@ async fn bulk(
             })
         })
         .await?;
+    if add && changed > 0 {
+        // Tag automations may have started: their first steps are due now.
+        state.scheduler.nudge();
+    }
     Ok(HttpResponse::Ok().json(BulkAnswer { changed }))
 }
 

@@ -84,6 +84,7 @@ pub fn all() -> Vec<Endpoint> {
         super::segments::ENDPOINTS,
         super::templates::ENDPOINTS,
         super::broadcasts::ENDPOINTS,
+        super::automations::ENDPOINTS,
     ]
     .concat()
 }

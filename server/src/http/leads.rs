@@ -58,31 +58,7 @@ async fn visible_lead(
     Ok(lead)
 }
 
-/// Publishes a lead change to the agents of its newest conversation.
-pub(crate) async fn announce(
-    state: &AppState,
-    lead: &store::LeadView,
-    timeline: &[store::TimelineEntry],
-) {
-    let Some(conv) = lead.conversation_ids.last().cloned() else {
-        return;
-    };
-    let lookup = conv.clone();
-    if let Ok(meta) = state
-        .db
-        .run(move |c| crate::store::conversations::meta(c, &lookup))
-        .await
-    {
-        crate::leads::publish_changes(
-            state,
-            &conv,
-            &meta.team_id,
-            meta.assignee_id,
-            Some(lead),
-            timeline,
-        );
-    }
-}
+pub(crate) use crate::leads::announce;
 
 /// The teams a list may show: the one asked for (if the caller may see it), else
 /// the caller's teams (`None`: every team, for admins).

@@ -7,6 +7,7 @@ mod agents;
 mod assets;
 mod audit;
 mod auth;
+mod automations;
 mod bot;
 mod broadcasts;
 mod contacts;

@@ -27,6 +27,7 @@ use crate::store::leads::{self as store, LeadView, Outcome, TimelineEntry};
 /// Publishes what the bookkeeping changed and posts the automatic reply (the package
 /// reply comes first, so the bot, the next stage, sees the turn answered).
 pub async fn publish_outcome(state: &AppState, conversation_id: &str, out: Outcome) {
+    wake_automations(state, &out.timeline);
     publish_changes(
         state,
         conversation_id,
@@ -80,6 +81,44 @@ pub fn publish_changes(
     }
     for e in timeline {
         send(ServerFrame::Timeline(Box::new(e.clone())));
+    }
+}
+
+/// Pushes a lead's change (`lead` and `timeline` frames) to the agents of its
+/// latest conversation, and wakes the scheduler when an entry may have started an
+/// automation ([`wake_automations`]).
+pub async fn announce(state: &AppState, lead: &LeadView, timeline: &[TimelineEntry]) {
+    wake_automations(state, timeline);
+    let Some(conv) = lead.conversation_ids.last().cloned() else {
+        return;
+    };
+    let lookup = conv.clone();
+    if let Ok(meta) = state
+        .db
+        .run(move |c| crate::store::conversations::meta(c, &lookup))
+        .await
+    {
+        publish_changes(
+            state,
+            &conv,
+            &meta.team_id,
+            meta.assignee_id,
+            Some(lead),
+            timeline,
+        );
+    }
+}
+
+/// A `lead_created` or `stage_changed` entry may have enrolled the lead's contact
+/// in automations (`store::automations::runs::on_lead_event`, in the same
+/// transaction); their first step is due at once, so the scheduler is woken
+/// rather than left to its poll.
+pub fn wake_automations(state: &AppState, timeline: &[TimelineEntry]) {
+    if timeline
+        .iter()
+        .any(|e| matches!(e.kind.as_str(), "lead_created" | "stage_changed"))
+    {
+        state.scheduler.nudge();
     }
 }
 

@@ -26,6 +26,12 @@ use crate::store::leads::{self as leads_store, Committed};
 /// One stage of the inbound pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// A customer message stops the contact's automation runs that are waiting
+    /// and stop on a reply (`docs/automations.md`): the customer is talking, the
+    /// follow-up is no longer needed. First, so a STOP also ends them; a run the
+    /// same message starts (its lead is created by the bookkeeping below) is not
+    /// waiting yet and goes on.
+    StopSequences,
     /// A customer message that is exactly an opt-out keyword (STOP, …) or an opt-in
     /// keyword (START) changes the contact's marketing consent (`docs/contacts.md`);
     /// the hub confirms a change once. The message is consumed: no bot answer, no
@@ -41,7 +47,12 @@ pub enum Stage {
 }
 
 /// The order every committed message goes through.
-pub const STAGES: [Stage; 3] = [Stage::OptOut, Stage::LeadBookkeeping, Stage::Bot];
+pub const STAGES: [Stage; 4] = [
+    Stage::StopSequences,
+    Stage::OptOut,
+    Stage::LeadBookkeeping,
+    Stage::Bot,
+];
 
 /// What a stage did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,13 +78,14 @@ impl Stage {
     pub fn applies_to(self, sender: SenderKind) -> bool {
         match self {
             Stage::LeadBookkeeping => matches!(sender, SenderKind::Guest | SenderKind::Agent),
-            Stage::OptOut | Stage::Bot => sender == SenderKind::Guest,
+            Stage::StopSequences | Stage::OptOut | Stage::Bot => sender == SenderKind::Guest,
         }
     }
 
     /// A stable name for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
+            Stage::StopSequences => "stop_sequences",
             Stage::OptOut => "opt_out",
             Stage::LeadBookkeeping => "lead_bookkeeping",
             Stage::Bot => "bot",
@@ -98,6 +110,17 @@ pub struct Turn {
 /// The stage's error (database unavailable, …); the pipeline retries the message later.
 pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome, AppError> {
     match stage {
+        Stage::StopSequences => {
+            let (conversation_id, now) =
+                (turn.message.conversation_id.clone(), state.clock.now_ms());
+            state
+                .db
+                .run(move |c| {
+                    crate::store::automations::runs::stop_on_reply(c, &conversation_id, now)
+                })
+                .await?;
+            Ok(Outcome::Continue)
+        }
         Stage::OptOut => opt_out(state, turn).await,
         Stage::LeadBookkeeping => {
             let m = turn.message.clone();
@@ -197,7 +220,12 @@ mod tests {
 
     #[test]
     fn customers_go_through_every_stage_agents_through_bookkeeping_only() {
-        assert_eq!(STAGES[0], Stage::OptOut, "opt-out keywords come first");
+        assert_eq!(
+            STAGES[0],
+            Stage::StopSequences,
+            "a reply stops sequences first"
+        );
+        assert_eq!(STAGES[1], Stage::OptOut, "then opt-out keywords");
         assert!(Outcome::Continue.continues());
         assert!(!Outcome::Consumed.continues() && !Outcome::Replied.continues());
         let applies = |s: SenderKind| -> Vec<&str> {
@@ -209,7 +237,7 @@ mod tests {
         };
         assert_eq!(
             applies(SenderKind::Guest),
-            vec!["opt_out", "lead_bookkeeping", "bot"]
+            vec!["stop_sequences", "opt_out", "lead_bookkeeping", "bot"]
         );
         assert_eq!(applies(SenderKind::Agent), vec!["lead_bookkeeping"]);
         assert!(applies(SenderKind::Bot).is_empty());

@@ -26,11 +26,23 @@ pub enum JobKind {
     OverdueTasks,
     /// One pass of a broadcast (`broadcasts::runner`); the key is its id.
     Broadcast,
+    /// The steps of an automation run from one step to the next wait or the end
+    /// (`automations::runner`); the key is `{run}:{step}`.
+    AutomationStep,
+    /// Enrols the conversations the no-reply automations count as silent
+    /// (`automations::runner::sweep_silences`). Recurring.
+    AutomationSilences,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 3] = [Self::HoursTick, Self::OverdueTasks, Self::Broadcast];
+    pub const ALL: [Self; 5] = [
+        Self::HoursTick,
+        Self::OverdueTasks,
+        Self::Broadcast,
+        Self::AutomationStep,
+        Self::AutomationSilences,
+    ];
 
     /// The stored name.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +50,8 @@ impl JobKind {
             Self::HoursTick => "routing.hours_tick",
             Self::OverdueTasks => "leads.overdue_tasks",
             Self::Broadcast => "broadcast.pass",
+            Self::AutomationStep => "automation.step",
+            Self::AutomationSilences => "automations.no_reply_sweep",
         }
     }
 
@@ -57,6 +71,11 @@ pub fn recurring(config: &Config) -> Vec<(JobKind, &'static str, Duration)> {
             crate::routing::actor::HOURS_TICK,
         ),
         (JobKind::OverdueTasks, "every", config.lead_task_check),
+        (
+            JobKind::AutomationSilences,
+            "every",
+            crate::automations::runner::SILENCE_SWEEP,
+        ),
     ]
 }
 
@@ -69,6 +88,8 @@ pub async fn run(state: &AppState, kind: JobKind, job: &JobRow) -> Outcome {
             Outcome::Done
         }
         JobKind::Broadcast => crate::broadcasts::runner::run(state, &job.key).await,
+        JobKind::AutomationStep => crate::automations::runner::run_step(state, &job.key).await,
+        JobKind::AutomationSilences => crate::automations::runner::sweep_silences(state).await,
         JobKind::OverdueTasks => match crate::leads::push_overdue_tasks(state).await {
             Ok(()) => Outcome::Done,
             Err(e) => Outcome::Retry {

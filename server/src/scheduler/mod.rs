@@ -30,6 +30,11 @@ use crate::state::AppState;
 pub use handlers::JobKind;
 pub use policy::{Backoff, JobState, Outcome};
 
+/// A `due_at` that is due whatever the clock reads: for work that must run as
+/// soon as possible, scheduled where the caller's time may not be the
+/// scheduler's (a manual test clock).
+pub const DUE_NOW: i64 = 0;
+
 /// A job's id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct JobId(pub String);

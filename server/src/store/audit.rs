@@ -171,6 +171,16 @@ audit_actions! {
     BroadcastCancelled => "broadcast.cancelled",
     /// An admin changed a WhatsApp number's sending pace.
     NumberPaceChanged => "whatsapp_number.pace_changed",
+    /// An automation was created.
+    AutomationCreated => "automation.created",
+    /// An automation's name, trigger or steps changed.
+    AutomationUpdated => "automation.updated",
+    /// An automation was turned on.
+    AutomationEnabled => "automation.enabled",
+    /// An automation was turned off (its active runs stopped).
+    AutomationDisabled => "automation.disabled",
+    /// An automation was deleted.
+    AutomationDeleted => "automation.deleted",
 }
 
 /// Who acted: the agent (`id`, `label` its email), an anonymous caller (`id` `None`,

@@ -438,6 +438,9 @@ pub fn event(
             lead_events::created_at.eq(now),
         ))
         .execute(c)?;
+    // Lead-created and stage-entered automations start here, in the event's own
+    // transaction, whichever path (rules, an agent, an import) made the event.
+    crate::store::automations::runs::on_lead_event(c, lead_id, kind, &detail, &id, now)?;
     Ok(TimelineEntry {
         id,
         lead_id: lead_id.into(),

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod agent_hours;
 pub mod audit;
+pub mod automations;
 pub mod broadcasts;
 pub mod consent;
 pub mod contacts;

@@ -229,7 +229,11 @@ pub fn add(
                 .execute(c)
         });
         match inserted {
-            Ok(n) => added += n,
+            Ok(n) => {
+                added += n;
+                // A tag automation starts for the contact, in this transaction.
+                crate::store::automations::runs::on_tag_added(c, id, tag_id, now)?;
+            }
             // Tagged meanwhile by someone else: the outcome is the same.
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),

@@ -8,6 +8,7 @@
 mod accounts;
 mod alerts;
 mod audit;
+mod automations;
 mod bot;
 mod broadcasts;
 mod browser;

@@ -1,7 +1,8 @@
-//! A broadcast copy posted into its conversation: stored as a `bot` message with a
-//! seq (agents see what the campaign sent, in place), deduplicated by
-//! (broadcast, contact) so a runner that posts it again after a crash stores and
-//! sends nothing twice, and queued in the outbox for its send slot.
+//! A campaign message posted into its conversation — a broadcast copy or an
+//! automation's send step: stored as a `bot` message with a seq (agents see what
+//! the campaign sent, in place), deduplicated by (sender, client key) so a runner
+//! that posts it again after a crash stores and sends nothing twice, and queued
+//! in the outbox for its send slot.
 
 use actix::prelude::*;
 
@@ -13,16 +14,18 @@ use crate::model::SenderKind;
 use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::whatsapp::NewOutbox;
 
-/// One recipient's copy of a broadcast.
+/// One recipient's copy of a broadcast, or one send step of an automation run.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "Result<Posted, AppError>")]
 pub struct PostBroadcastCopy {
-    /// The broadcast's id: with `contact_id`, the copy's duplicate key.
-    pub broadcast_id: String,
-    /// The broadcast's name, shown as the sender.
-    pub broadcast_name: String,
-    /// The recipient.
-    pub contact_id: String,
+    /// `broadcast:{id}` or `automation:{id}`: the outbox paces broadcast copies by
+    /// it, the analytics count by it.
+    pub sender_id: String,
+    /// The broadcast's or automation's name, shown as the sender.
+    pub sender_name: String,
+    /// With `sender_id`, the duplicate key: the contact for a broadcast, the
+    /// `{run}:{step}` for an automation.
+    pub client_msg_id: String,
     /// The text as the customer sees it (a template rendered with its variables).
     pub body: String,
     /// Outbox kind: `text`, or `template` with `payload` naming it.
@@ -40,20 +43,16 @@ impl Handler<PostBroadcastCopy> for ConversationActor {
         self.touch();
         let Some(provider) = Provider::of_channel(&self.meta.channel) else {
             return Box::pin(fut::ready(Err(AppError::Conflict(
-                "broadcasts go to WhatsApp conversations only".into(),
+                "campaign messages go to WhatsApp conversations only".into(),
             ))));
         };
         let new = NewMessage {
             conversation_id: self.id.to_string(),
             sender_kind: SenderKind::Bot,
-            sender_id: Some(format!(
-                "{}{}",
-                crate::broadcasts::SENDER_PREFIX,
-                msg.broadcast_id
-            )),
-            sender_name: Some(msg.broadcast_name),
+            sender_id: Some(msg.sender_id),
+            sender_name: Some(msg.sender_name),
             body: msg.body,
-            client_msg_id: Some(msg.contact_id),
+            client_msg_id: Some(msg.client_msg_id),
             provider_id: None,
             reopen: false,
             channel: Some(Box::new(ChannelAppend {

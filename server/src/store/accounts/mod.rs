@@ -412,6 +412,8 @@ pub fn create_team(conn: &mut DbConn, name: &str, slug: &str) -> Result<TeamView
                 e.into()
             }
         })?;
+    // Every team starts with the shipped automations, turned off.
+    crate::store::automations::ensure_presets(conn, &row.id, row.created_at)?;
     Ok(row.into())
 }
 
