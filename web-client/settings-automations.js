@@ -124,6 +124,8 @@ export function setupAutomationsSection(ctx) {
 
   async function loadList() {
     listError.show('');
+    // The cards on show are the last visit's until the answer comes: "loading".
+    listEl.dataset.state = 'loading';
     if (!teamId) {
       listEl.replaceChildren(h('li', { className: 'empty' }, 'You are in no team: automations belong to a team.'));
       return;
@@ -133,6 +135,7 @@ export function setupAutomationsSection(ctx) {
       if (signal.aborted) return;
       automations = list;
       renderList();
+      listEl.dataset.state = 'ready';
     } catch (err) {
       if (err.status !== 401) listError.show(err.message || 'The automations could not be loaded.');
     }
@@ -687,6 +690,7 @@ export function setupAutomationsSection(ctx) {
       return;
     }
     editorHost.replaceChildren();
+    listEl.dataset.state = 'loading';
     notice.show(note || '');
     await loadList();
     if (mine === token) head.heading.focus({ preventScroll: true });

@@ -34,6 +34,11 @@ const CUSTOMER: &str = "6281299887766";
 const WELCOME: &str =
     "Welcome to Switchboard Travel! A member of our team will reply within the hour.";
 
+/// JS expression: the list has the hub's answer of this visit (not the last one's
+/// cards).
+const LIST_READY: &str =
+    "document.querySelector('[data-testid=au-list]')?.dataset.state === 'ready'";
+
 /// JS expression: the card of the automation with preset `preset`.
 fn card(preset: &str) -> String {
     format!("document.querySelector('[data-testid=au-card][data-preset={preset}]')")
@@ -85,13 +90,21 @@ async fn by_preset(server: &TestServer, token: &str, preset: &str) -> Value {
         .clone()
 }
 
-/// Opens the list (Settings → Automations) and waits for the three cards.
+/// Opens the list (Settings → Automations) afresh, through another section (the
+/// same address again is no navigation), and waits for the three cards.
 async fn open_list(d: &Session) {
+    d.execute("location.hash = '#/settings/account'", json!([]))
+        .await;
+    d.wait_for(
+        "another section",
+        "!document.querySelector('[data-testid=settings-automations]')",
+    )
+    .await;
     d.execute("location.hash = '#/settings/automations'", json!([]))
         .await;
     d.wait_for(
         "the three defaults",
-        "document.querySelectorAll('[data-testid=au-card]').length === 3",
+        &format!("{LIST_READY} && document.querySelectorAll('[data-testid=au-card]').length === 3"),
     )
     .await;
 }
@@ -140,7 +153,7 @@ both_backends! {
             .await;
         d.wait_for(
             "the three defaults, off",
-            "document.querySelectorAll('[data-testid=au-card][data-enabled=false] [data-testid=au-default]').length === 3",
+            &format!("{LIST_READY} && document.querySelectorAll('[data-testid=au-card][data-enabled=false] [data-testid=au-default]').length === 3"),
         )
         .await;
         for (preset, trigger) in [
@@ -206,8 +219,8 @@ both_backends! {
         d.click("save", &inbox("au-save")).await;
         d.wait_for(
             "back on the list, saved",
-            "document.querySelector('[data-testid=au-notice]')?.textContent.startsWith('Saved') \
-             && document.querySelectorAll('[data-testid=au-card]').length === 3",
+            &format!("{LIST_READY} && document.querySelector('[data-testid=au-notice]')?.textContent.startsWith('Saved') \
+             && document.querySelectorAll('[data-testid=au-card]').length === 3"),
         )
         .await;
         let welcome = by_preset(&server, &token, "welcome").await;
@@ -338,8 +351,8 @@ both_backends! {
         d.click("create", &inbox("au-save")).await;
         d.wait_for(
             "four cards, the new one off",
-            "document.querySelectorAll('[data-testid=au-card]').length === 4 \
-             && document.querySelector('[data-testid=au-card][data-preset=\"\"]')?.dataset.enabled === 'false'",
+            &format!("{LIST_READY} && document.querySelectorAll('[data-testid=au-card]').length === 4 \
+             && document.querySelector('[data-testid=au-card][data-preset=\"\"]')?.dataset.enabled === 'false'"),
         )
         .await;
         let (_, all) = server.get("/api/automations", Some(&token)).await;
@@ -371,8 +384,8 @@ both_backends! {
         d.click("confirm", &inbox("au-confirm-confirm")).await;
         d.wait_for(
             "deleted",
-            "document.querySelectorAll('[data-testid=au-card]').length === 3 \
-             && document.querySelector('[data-testid=au-notice]').textContent.startsWith('Deleted')",
+            &format!("{LIST_READY} && document.querySelectorAll('[data-testid=au-card]').length === 3 \
+             && document.querySelector('[data-testid=au-notice]').textContent.startsWith('Deleted')"),
         )
         .await;
         let (_, all) = server.get("/api/automations", Some(&token)).await;
@@ -442,7 +455,7 @@ both_backends! {
         .await;
         d.check_screen("automation-editor-390").await;
         d.click("leave the editor", &inbox("au-cancel")).await;
-        d.wait_for("the list again", &format!("{} !== null", card("no_reply")))
+        d.wait_for("the list again", &format!("{LIST_READY} && {} !== null", card("no_reply")))
             .await;
         let no_reply = by_preset(&server, &token, "no_reply").await;
         assert_eq!(no_reply["steps"][0], json!({"kind": "send", "content": null}));
