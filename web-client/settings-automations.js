@@ -678,6 +678,7 @@ export function setupAutomationsSection(ctx) {
     const editing = parts.length > 0;
     listView.hidden = editing;
     editorHost.hidden = !editing;
+    if (!editing) listEl.dataset.state = 'loading';
     try {
       await loadBasics();
     } catch (err) {
@@ -690,7 +691,6 @@ export function setupAutomationsSection(ctx) {
       return;
     }
     editorHost.replaceChildren();
-    listEl.dataset.state = 'loading';
     notice.show(note || '');
     await loadList();
     if (mine === token) head.heading.focus({ preventScroll: true });

@@ -215,6 +215,11 @@ both_backends! {
         )
         .await;
         choose(&d, "the tag", &inbox("au-tag"), &tag_id).await;
+        d.execute(
+            "document.querySelector('[data-testid=au-trigger-kind]').closest('section').scrollIntoView({block: 'start'})",
+            json!([]),
+        )
+        .await;
         d.check_screen("automation-editor-1366").await;
         d.click("save", &inbox("au-save")).await;
         d.wait_for(
@@ -323,7 +328,7 @@ both_backends! {
         )
         .await;
         d.execute(
-            "document.querySelector('[data-testid=au-runs-panel]').scrollIntoView({block: 'start'})",
+            "document.querySelector('[data-testid=au-runs-panel]').scrollIntoView({block: 'end'})",
             json!([]),
         )
         .await;
