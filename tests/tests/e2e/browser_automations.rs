@@ -10,7 +10,8 @@
 //! the automation's recent runs show the run as done, step "2 of 2". A new
 //! automation (tag added → a task due in 2 hours) is created off, then deleted after
 //! the confirm dialog. On a phone the "No reply follow-up" editor gets an approved
-//! template with its variables mapped and a live preview (left unsaved). The list, the editor and the runs are
+//! template with its variables mapped and a live preview (left unsaved). An agent
+//! without `campaigns.manage` has no menu entry and gets "not available to you". The list, the editor and the runs are
 //! checked at 1366×900 and 390×844, light and dark: no sideways scrolling, no
 //! serious or critical axe-core violation (screenshots in `docs/screenshots/` with
 //! `SWITCHBOARD_UPDATE_SCREENSHOTS=1`). On both backends.
@@ -464,6 +465,22 @@ both_backends! {
             .await;
         let no_reply = by_preset(&server, &token, "no_reply").await;
         assert_eq!(no_reply["steps"][0], json!({"kind": "send", "content": null}));
+
+        // An agent (no campaigns.manage) has no Automations in the menu, and the
+        // address shows "not available to you"; the API refuses too.
+        let agent = server.agent("agent").await;
+        let (status, _) = server.get("/api/automations", Some(&agent.token)).await;
+        assert_eq!(status, 403);
+        d.click("log out", &inbox("logout")).await;
+        inbox_login(&d, &server.base, &agent).await;
+        d.execute("location.hash = '#/settings/automations'", json!([]))
+            .await;
+        d.wait_for(
+            "not available, and no menu entry",
+            "document.querySelector('[data-testid=settings-forbidden]') !== null \
+             && document.querySelector('[data-testid=settings-nav-automations]').closest('li').hidden",
+        )
+        .await;
 
         d.close().await;
         fake.stop().await;
