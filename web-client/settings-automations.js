@@ -46,6 +46,16 @@ function sendable(t) {
 
 const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
+/**
+ * A select of `options` set to `value`; a saved value no longer offered (a tag
+ * deleted since, a stage gone from the pipeline) stays as a choice named `missing`,
+ * so the editor never shows another one than the hub has.
+ */
+function selectKeeping(options, value, missing) {
+  const known = !value || options.some(([v]) => v === value);
+  return select(known ? options : [[value, missing], ...options], value);
+}
+
 /** The Automations section. `ctx` as settings.js gives it. */
 export function setupAutomationsSection(ctx) {
   const { accounts, me, signal } = ctx;
@@ -277,12 +287,12 @@ export function setupAutomationsSection(ctx) {
       const { stages } = known();
       let f = null;
       if (t.kind === 'stage_entered') {
-        f = field({ label: 'Stage', control: select(stages.map((s) => [s.key, s.name]), t.stage), testid: 'au-trigger-stage', hint: stages.length ? 'From the team’s pipeline.' : 'This team’s pipeline has no stages.' });
+        f = field({ label: 'Stage', control: selectKeeping(stages.map((s) => [s.key, s.name]), t.stage, `${t.stage} (not in the pipeline)`), testid: 'au-trigger-stage', hint: stages.length ? 'From the team’s pipeline.' : 'This team’s pipeline has no stages.' });
         f.input.addEventListener('change', () => {
           t.stage = f.input.value;
         });
       } else if (t.kind === 'tag_added') {
-        f = field({ label: 'Tag', control: select(tags.map((x) => [x.id, x.name]), t.tag_id), testid: 'au-trigger-tag', hint: tags.length ? 'Put on a contact by hand, in bulk or by another automation.' : 'No tags yet: create one on the Contacts page (Tags).' });
+        f = field({ label: 'Tag', control: selectKeeping(tags.map((x) => [x.id, x.name]), t.tag_id, 'A deleted tag'), testid: 'au-trigger-tag', hint: tags.length ? 'Put on a contact by hand, in bulk or by another automation.' : 'No tags yet: create one on the Contacts page (Tags).' });
         f.input.addEventListener('change', () => {
           t.tag_id = f.input.value;
         });
@@ -410,9 +420,13 @@ export function setupAutomationsSection(ctx) {
         seen.add(k);
         return true;
       });
+      const savedKey = c ? `${c.name}|${c.language}` : '';
+      const offered = usable.map((t) => [`${t.name}|${t.language}`, `${t.name} (${t.language}, ${String(t.category || '').toLowerCase()})`]);
+      // A saved template that is not approved now stays chosen (turning on checks it).
+      if (savedKey && !offered.some(([k]) => k === savedKey)) offered.unshift([savedKey, `${c.name} (${c.language}, not approved now)`]);
       const choice = field({
         label: 'Approved template',
-        control: select([['', 'Choose a template'], ...usable.map((t) => [`${t.name}|${t.language}`, `${t.name} (${t.language}, ${String(t.category || '').toLowerCase()})`])], c ? `${c.name}|${c.language}` : ''),
+        control: select([['', 'Choose a template'], ...offered], savedKey),
         testid: 'au-template',
         hint: usable.length ? 'Templates reach the customer whatever their last message.' : 'No approved template yet: sync templates in Settings → Message templates.',
       });
@@ -430,6 +444,12 @@ export function setupAutomationsSection(ctx) {
       };
       const paintMapping = () => {
         const t = chosen();
+        if (!t && savedKey && choice.input.value === savedKey) {
+          step.content = c;
+          mapping.replaceChildren(h('p', { className: 'sf-note' }, icon('info'), h('span', {}, 'This template is not among the approved ones the hub has now: its variables stay as saved. Choose another, or sync templates.')));
+          paintPreview();
+          return;
+        }
         if (!t) {
           step.content = null;
           mapping.replaceChildren();
@@ -438,13 +458,14 @@ export function setupAutomationsSection(ctx) {
         }
         const same = step.content && step.content.kind === 'template' && step.content.name === t.name && step.content.language === t.language;
         const old = same ? step.content.variables || [] : [];
+        const oldMedia = same ? step.content.header_media_url : undefined;
         step.content = {
           kind: 'template',
           name: t.name,
           language: t.language,
           variables: Array.from({ length: t.shape.body_variables || 0 }, (_, i) => old[i] || (i === 0 ? { source: 'contact_name' } : { source: 'text', value: '' })),
         };
-        if (same && c && c.header_media_url) step.content.header_media_url = c.header_media_url;
+        if (oldMedia) step.content.header_media_url = oldMedia;
         const rows = step.content.variables.map((v, i) => {
           const label = `Body {{${i + 1}}}`;
           const from = select(SOURCES, v.source);
@@ -490,7 +511,7 @@ export function setupAutomationsSection(ctx) {
         case 'send':
           return sendFields(step);
         case 'add_tag': {
-          const f = field({ label: 'Tag', control: select(tags.map((t) => [t.id, t.name]), step.tag_id), testid: 'au-tag', hint: tags.length ? '' : 'No tags yet: create one on the Contacts page (Tags).' });
+          const f = field({ label: 'Tag', control: selectKeeping(tags.map((t) => [t.id, t.name]), step.tag_id, 'A deleted tag'), testid: 'au-tag', hint: tags.length ? '' : 'No tags yet: create one on the Contacts page (Tags).' });
           f.input.addEventListener('change', () => {
             step.tag_id = f.input.value;
           });
@@ -504,7 +525,7 @@ export function setupAutomationsSection(ctx) {
           return [t.root, duration(step, 'due_in_minutes', { label: 'Due in', testid: 'au-task-due', min: 0 })];
         }
         case 'move_stage': {
-          const f = field({ label: 'Stage', control: select(stages.map((s) => [s.key, s.name]), step.stage), testid: 'au-stage' });
+          const f = field({ label: 'Stage', control: selectKeeping(stages.map((s) => [s.key, s.name]), step.stage, `${step.stage} (not in the pipeline)`), testid: 'au-stage' });
           f.input.addEventListener('change', () => {
             step.stage = f.input.value;
           });
