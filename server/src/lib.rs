@@ -86,7 +86,6 @@ pub struct ShutdownHandle {
     server: actix_web::dev::ServerHandle,
     hub: Arc<Hub>,
     writer: Writer,
-    outbox: Arc<outbox::Outbox>,
     pipeline: Arc<pipeline::Pipeline>,
     scheduler: Arc<scheduler::Scheduler>,
 }
@@ -111,7 +110,7 @@ impl ShutdownHandle {
         // with the server; a pass cut off there would keep its lease for a minute.
         self.pipeline.stop().await;
         self.server.stop(true).await;
-        self.outbox.stop().await;
+        // Both of the scheduler's queues: jobs and the WhatsApp outbox.
         self.scheduler.stop().await;
         self.writer.shutdown().await;
     }
@@ -265,11 +264,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         server: server.handle(),
         hub,
         writer,
-        outbox: state.outbox.clone(),
         pipeline: state.pipeline.clone(),
         scheduler: state.scheduler.clone(),
     };
-    state.outbox.start(state.clone());
     channels::templates::sync::start(&state);
     state.pipeline.start(state.clone());
     // Teams made before automations existed get the shipped defaults (off).

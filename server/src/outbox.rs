@@ -4,11 +4,17 @@
 //! transaction (the writer's), acknowledged to the agent, and only then sent by this
 //! worker — so a reply is never lost, whatever happens to the hub after the ack.
 //!
-//! The worker is a task on the actix system, started by [`crate::start`] and
-//! stopped by the shutdown handle. It wakes when nudged (a new row) or every
-//! `SWITCHBOARD_OUTBOX_POLL`, claims due rows with a lease (`locked_until`, taken by
-//! a conditional UPDATE, so two nodes never send the same row at the same time),
-//! sends them concurrently and records each outcome:
+//! The outbox is one of the queues of the one durable scheduler
+//! (`scheduler::Lane::Outbox`, `docs/scheduler.md`): the scheduler's runner wakes it
+//! when nudged (a new row), at the next row's due time or every
+//! `SWITCHBOARD_OUTBOX_POLL`, and calls [`pass`], which claims due rows with a lease
+//! (`locked_until`, taken by a conditional UPDATE, so two nodes never send the same
+//! row at the same time), sends them concurrently and records each outcome. Its rows
+//! stay in their own table, written in the message writer's transaction, because
+//! they are on the message path; the loop, the wake-ups and the shutdown are the
+//! scheduler's.
+//!
+//! Each outcome:
 //! - success: the message gets the provider's id and status `sent`;
 //! - transient failure (network, timeout, 5xx, 429, retryable Meta codes): another
 //!   attempt is scheduled in the database (`attempts`, `next_attempt_at`) after an
@@ -26,9 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use crate::actors::messages::PublishStatus;
 use crate::channels::numbers::Credentials;
@@ -43,13 +48,11 @@ use crate::store::whatsapp::{self as store, OutboxRow, SendContext, StatusChange
 /// Rows claimed per pass (sent concurrently).
 const BATCH: i64 = 16;
 
-/// The outbox's shared parts: the provider HTTP client, the nudge, the stop signal.
+/// The outbox's shared parts: the provider HTTP client, the pacer, the nudge.
 pub struct Outbox {
     http: reqwest::Client,
     pacer: crate::broadcasts::pacer::Pacer,
     notify: Notify,
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -73,13 +76,10 @@ impl Outbox {
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AppError::internal(format!("http client: {e}")))?;
-        let (stop, _) = watch::channel(false);
         Ok(Arc::new(Self {
             http,
             pacer: crate::broadcasts::pacer::Pacer::default(),
             notify: Notify::new(),
-            stop,
-            task: Mutex::new(None),
         }))
     }
 
@@ -88,68 +88,30 @@ impl Outbox {
         &self.http
     }
 
-    /// Wakes the worker: a row was just queued.
+    /// Wakes the scheduler's outbox queue: a row was just queued.
     pub fn nudge(&self) {
         self.notify.notify_one();
     }
 
-    /// Starts the worker on the current actix system.
-    pub fn start(self: &Arc<Self>, state: AppState) {
-        let stop = self.stop.subscribe();
-        let handle = actix_rt::spawn(run(state, stop));
-        *self.task.lock() = Some(handle);
-    }
-
-    /// Stops the worker after its current pass (in-flight sends finish or time out)
-    /// and waits for it.
-    pub async fn stop(&self) {
-        let _ = self.stop.send(true);
-        self.notify.notify_one();
-        let task = self.task.lock().take();
-        if let Some(task) = task {
-            // A panicked worker has nothing left to stop.
-            let _ = task.await;
-        }
+    /// Resolves at the next [`Outbox::nudge`] (or at once if one is pending).
+    pub async fn nudged(&self) {
+        self.notify.notified().await;
     }
 }
 
-async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let outbox = state.outbox.clone();
-    let poll = state.config.whatsapp.outbox_poll;
-    tracing::debug!("outbox worker started");
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let busy = match pass(&state).await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox pass failed; will retry");
-                false
-            }
-        };
-        if busy {
-            // More rows may be due right away.
-            continue;
-        }
-        let wait = match state.db.run(store::next_due).await {
-            Ok(Some(due)) => {
-                let ms = u64::try_from(due - now_ms()).unwrap_or(0);
-                poll.min(Duration::from_millis(ms))
-            }
-            _ => poll,
-        };
-        tokio::select! {
-            () = outbox.notify.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
-        }
-    }
-    tracing::debug!("outbox worker stopped");
+/// When the earliest waiting row is due, epoch ms (system clock), if any.
+///
+/// # Errors
+/// Database errors.
+pub async fn next_due(state: &AppState) -> Result<Option<i64>, AppError> {
+    state.db.run(store::next_due).await
 }
 
 /// One pass: claims due rows and sends them concurrently; returns how many.
-async fn pass(state: &AppState) -> Result<usize, AppError> {
+///
+/// # Errors
+/// Database errors while claiming.
+pub async fn pass(state: &AppState) -> Result<usize, AppError> {
     let lease = i64::try_from(state.config.whatsapp.outbox_lease.as_millis()).unwrap_or(i64::MAX);
     let rows = state
         .db

@@ -5,12 +5,17 @@
 //! - [`schedule`], [`reschedule`], [`cancel`] and [`ensure`] are the API features
 //!   use, on their own connection or inside their own transaction; after the commit
 //!   they call [`Scheduler::nudge`] so a job due now runs at once.
-//! - The runner (one task per node, [`Scheduler::start`]) claims due rows in batches
-//!   with a lease (one UPDATE per batch, `store::claim`), runs each through
-//!   [`handlers::run`], and records what [`policy::after`] makes of the outcome. It
-//!   sleeps until the earliest `due_at` or lease end, a nudge, or the poll interval
-//!   (rows scheduled by another node), whichever comes first.
-//! - Time is `state.clock`: with a manual clock, advancing it wakes the runner.
+//! - The runner ([`Scheduler::start`]) serves two queues ([`Lane`]), one loop each
+//!   on the same machinery: the `jobs` table, whose due rows it claims in batches
+//!   with a lease (one UPDATE per batch, `store::claim`), runs through
+//!   [`handlers::run`] and records as [`policy::after`] decides; and the WhatsApp
+//!   outbox, whose rows the message writer commits with their message
+//!   ([`crate::outbox::pass`]). Each loop sleeps until its earliest due row or lease
+//!   end, a nudge, or the poll interval (rows written by another node), whichever
+//!   comes first, and both stop on one signal. Two loops, not one, so that a paced
+//!   batch of broadcast copies waiting on its send slots never holds up a due job.
+//! - Time is `state.clock` for jobs: with a manual clock, advancing it wakes the
+//!   runner. Outbox rows are due by the system clock (provider retry backoff).
 
 pub mod handlers;
 pub mod policy;
@@ -153,12 +158,77 @@ fn every_ms(payload: &str) -> Option<i64> {
         .as_i64()
 }
 
-/// The runner's shared parts: the nudge, the stop signal, the task.
+/// A queue the runner serves. Both have due rows with a lease and an idempotency
+/// key; they differ in where the rows live and whose clock they are due by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// The `jobs` table: broadcasts, automation steps, recurring ticks
+    /// ([`JobKind`]); due by `state.clock`.
+    Jobs,
+    /// The WhatsApp outbox (`outbox` table, `crate::outbox`); due by the system
+    /// clock.
+    Outbox,
+}
+
+impl Lane {
+    /// Every lane, each run by its own loop.
+    pub const ALL: [Self; 2] = [Self::Jobs, Self::Outbox];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Jobs => "jobs",
+            Self::Outbox => "outbox",
+        }
+    }
+
+    /// Claims and runs one batch; how many rows it took.
+    async fn pass(self, state: &AppState, node: &str) -> Result<usize, AppError> {
+        match self {
+            Self::Jobs => pass(state, node).await,
+            Self::Outbox => crate::outbox::pass(state).await,
+        }
+    }
+
+    /// How long to wait at most before looking again.
+    fn poll(self, state: &AppState) -> Duration {
+        match self {
+            Self::Jobs => state.config.scheduler.poll,
+            Self::Outbox => state.config.whatsapp.outbox_poll,
+        }
+    }
+
+    /// Resolves when the lane's earliest waiting row is due (never, without one).
+    async fn due(self, state: &AppState) {
+        match self {
+            Self::Jobs => match state.db.run(store::next_wake).await.unwrap_or(None) {
+                Some(at) => state.clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            },
+            Self::Outbox => match crate::outbox::next_due(state).await.unwrap_or(None) {
+                Some(at) => {
+                    let ms = u64::try_from(at - crate::clock::now_ms()).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    /// Resolves at the lane's next nudge.
+    async fn nudged(self, state: &AppState) {
+        match self {
+            Self::Jobs => state.scheduler.notify.notified().await,
+            Self::Outbox => state.outbox.nudged().await,
+        }
+    }
+}
+
+/// The runner's shared parts: the nudge, the stop signal, the lanes' tasks.
 pub struct Scheduler {
     node: String,
     notify: Notify,
     stop: watch::Sender<bool>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -180,17 +250,18 @@ impl Scheduler {
             node,
             notify: Notify::new(),
             stop,
-            task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
         })
     }
 
-    /// Wakes the runner: a job was just scheduled or rescheduled.
+    /// Wakes the jobs lane: a job was just scheduled or rescheduled. (The outbox
+    /// lane is woken by `Outbox::nudge`.)
     pub fn nudge(&self) {
         self.notify.notify_one();
     }
 
-    /// Makes sure the recurring jobs exist, then starts the runner on the current
-    /// actix system.
+    /// Makes sure the recurring jobs exist, then starts one loop per [`Lane`] on
+    /// the current actix system.
     ///
     /// # Errors
     /// Database errors while ensuring the recurring jobs.
@@ -206,56 +277,52 @@ impl Scheduler {
                 Ok(())
             })
             .await?;
-        let stop = self.stop.subscribe();
-        let handle = actix_rt::spawn(run(state, stop));
-        *self.task.lock() = Some(handle);
+        let mut tasks = self.tasks.lock();
+        for lane in Lane::ALL {
+            let stop = self.stop.subscribe();
+            tasks.push(actix_rt::spawn(run(state.clone(), stop, lane)));
+        }
         Ok(())
     }
 
-    /// Stops the runner after its current batch and waits for it.
+    /// Stops both loops after their current batch (in-flight provider sends finish
+    /// or time out) and waits for them.
     pub async fn stop(&self) {
         let _ = self.stop.send(true);
         self.notify.notify_one();
-        let task = self.task.lock().take();
-        if let Some(task) = task {
-            // A panicked runner has nothing left to stop.
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            // A panicked loop has nothing left to stop.
             let _ = task.await;
         }
     }
 }
 
-async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+async fn run(state: AppState, mut stop: watch::Receiver<bool>, lane: Lane) {
     let me = state.scheduler.clone();
-    let poll = state.config.scheduler.poll;
     let mut moved = state.clock.changes();
-    tracing::debug!(node = %me.node, "scheduler started");
+    tracing::debug!(node = %me.node, lane = lane.name(), "scheduler lane started");
     loop {
         if *stop.borrow() {
             break;
         }
-        match pass(&state, &me.node).await {
+        match lane.pass(&state, &me.node).await {
             // More may be due right away.
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "scheduler pass failed; will retry"),
-        }
-        let wake = state.db.run(store::next_wake).await.unwrap_or(None);
-        let clock = state.clock.clone();
-        let due = async move {
-            match wake {
-                Some(at) => clock.sleep_until(at).await,
-                None => std::future::pending().await,
+            Err(e) => {
+                tracing::warn!(lane = lane.name(), error = %e, "scheduler pass failed; will retry");
             }
-        };
+        }
         tokio::select! {
-            () = me.notify.notified() => {}
-            () = due => {}
+            () = lane.nudged(&state) => {}
+            () = lane.due(&state) => {}
             () = moved.next() => {}
-            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep(lane.poll(&state)) => {}
             _ = stop.changed() => {}
         }
     }
-    tracing::debug!("scheduler stopped");
+    tracing::debug!(lane = lane.name(), "scheduler lane stopped");
 }
 
 /// One batch: claims due jobs, runs them concurrently, records the outcomes.
