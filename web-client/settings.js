@@ -1,6 +1,6 @@
 /*
  * The Settings page (#/settings…, issue 16): a menu of sections — Agents & roles,
- * Teams, Widget, Pipeline, Campaign codes, Quick-chat links, WhatsApp numbers, Scheduled jobs, My account, and the
+ * Teams, Widget, Pipeline, Campaign codes, Automations, Quick-chat links, WhatsApp numbers, Scheduled jobs, My account, and the
  * slot of the audit log — and the section on show.
  * Owns the routes below #/settings, which sections the agent may open (can()),
  * the friendly "not allowed" view, and the depth of the stacked views on a phone
@@ -17,6 +17,7 @@ import { setupAccountSection } from './settings-account.js';
 import { setupWidgetSection } from './settings-widget.js';
 import { setupPipelineSection } from './settings-pipeline.js';
 import { setupCampaignsSection } from './settings-campaigns.js';
+import { setupAutomationsSection } from './settings-automations.js';
 import { setupLinksSection } from './settings-links.js';
 import { setupNumbersSection } from './settings-numbers.js';
 import { setupJobsSection } from './settings-jobs.js';
@@ -40,6 +41,7 @@ const SECTIONS = [
     allowed: (me) => can(me, 'leads.read') || can(me, 'campaigns.manage'),
     needs: 'see campaign codes',
   },
+  { key: 'automations', title: 'Automations', allowed: (me) => can(me, 'campaigns.manage'), needs: 'manage automated WhatsApp sequences' },
   { key: 'links', title: 'Quick-chat links', allowed: (me) => can(me, 'quick_links.manage'), needs: 'share quick-chat links' },
   { key: 'numbers', title: 'WhatsApp numbers', allowed: (me) => can(me, 'accounts.manage'), needs: 'manage WhatsApp numbers' },
   { key: 'jobs', title: 'Scheduled jobs', allowed: (me) => can(me, 'audit.read'), needs: 'see what the hub has scheduled' },
@@ -51,6 +53,7 @@ const MAKERS = {
   agents: setupAgentsSection,
   teams: setupTeamsSection,
   campaigns: setupCampaignsSection,
+  automations: setupAutomationsSection,
   links: setupLinksSection,
   numbers: setupNumbersSection,
   jobs: setupJobsSection,

@@ -15,6 +15,7 @@ mod browser;
 mod browser_admin;
 mod browser_alerts;
 mod browser_audit;
+mod browser_automations;
 mod browser_broadcasts;
 mod browser_contacts;
 mod browser_dashboard;
