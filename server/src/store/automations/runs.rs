@@ -267,6 +267,8 @@ pub fn silences(
         .filter(conversations::team_id.eq(&a.team_id))
         .filter(conversations::number_id.is_not_null())
         .filter(conversations::last_message_at.between(earliest, latest))
+        // The customer wrote last: not a silence (the rest is checked below).
+        .filter(conversations::last_message_sender.ne("guest"))
         .select((
             conversations::id,
             conversations::contact_id,
