@@ -379,6 +379,22 @@ impl TestServer {
         .expect("schedule task")
     }
 
+    /// Makes a job run again now, as a node whose lease ran out would hand it to
+    /// another (`scheduler::reschedule`: pending again, due at once). The server
+    /// is not nudged.
+    pub async fn rerun_job(&self, kind: switchboard::scheduler::JobKind, key: &str) {
+        let (config, key) = (self.config.clone(), key.to_string());
+        tokio::task::spawn_blocking(move || {
+            let db = switchboard::db::Db::open(&config).expect("open the database");
+            let mut conn = db.conn().expect("a connection");
+            let moved =
+                switchboard::scheduler::reschedule(&mut conn, kind, &key, 0).expect("reschedule");
+            assert!(moved, "no job {key} to run again");
+        })
+        .await
+        .expect("reschedule task");
+    }
+
     /// A client for a server this harness did not start (e.g. a separate
     /// `switchboard` process listening on `addr`): the same HTTP and WebSocket
     /// helpers; `stop` and dropping do nothing to the server.

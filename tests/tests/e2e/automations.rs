@@ -3,7 +3,7 @@
 //! one with an unchosen send cannot be turned on; a lead-created sequence sends its
 //! welcome text at once, waits, then sends an approved template (exact request
 //! body) and creates a task — and a customer who replies while it waits gets
-//! nothing more; a tag sequence skips the opted-out contact, moves the others'
+//! nothing more, and its step jobs run again send nothing twice; a tag sequence skips the opted-out contact, moves the others'
 //! leads, and that stage move starts a stage sequence; a no-reply sequence starts
 //! once per silence; bad sequences and callers without `campaigns.manage` are
 //! refused.
@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use switchboard::scheduler::JobKind;
 use switchboard_e2e::{
     both_backends, eventually, meta_text_webhook, whatsapp_config, Backend, FakeProvider,
     TestServer,
@@ -175,11 +176,31 @@ both_backends! {
             .filter(|t| t["title"] == "Call about the umroh package").collect();
         assert_eq!(ours.len(), 1, "{tasks}");
 
-        // More time changes nothing: every step ran once.
+        // Its step jobs run again (a lost lease hands a job to another node): the
+        // run has moved on, so nothing is sent or created twice.
+        let run = done["recent_runs"].as_array().unwrap().iter()
+            .find(|r| r["status"] == "done").unwrap()["id"].as_str().unwrap().to_string();
+        for step in [0, 2] {
+            let key = format!("{run}:{step}");
+            server.rerun_job(JobKind::AutomationStep, &key).await;
+            server.advance(Duration::from_secs(1));
+            eventually("the step job ran again", || async {
+                let (_, jobs) = server.get("/api/jobs?kind=automation.step", Some(&admin)).await;
+                jobs["jobs"].as_array().unwrap().iter()
+                    .any(|j| j["key"] == key.as_str() && j["state"] == "done").then_some(())
+            })
+            .await;
+        }
+        // More time changes nothing either: every step ran once.
         server.advance(Duration::from_secs(3 * 3600));
         let (_, again) = server.get(&format!("/api/automations/{id}"), Some(&admin)).await;
         assert_eq!(again["runs"]["done"], 1);
         assert_eq!(templates_to(&fake, &phone(0)).len(), 1);
+        assert_eq!(texts(&fake, &phone(0), "Welcome aboard!"), 1);
+        let (_, tasks) = server.get("/api/tasks", Some(&admin)).await;
+        let ours = tasks["tasks"].as_array().unwrap().iter()
+            .filter(|t| t["title"] == "Call about the umroh package").count();
+        assert_eq!(ours, 1, "{tasks}");
         fake.stop().await;
     }
 }
