@@ -331,7 +331,7 @@ export function createWizard({ request, existing, onDone, onCancel }) {
   }
 
   function textContent() {
-    const text = h('textarea', { rows: 5, value: draft.content && draft.content.kind === 'text' ? draft.content.body : '', attrs: { maxlength: '4096', 'aria-required': 'true' } });
+    const text = h('textarea', { className: 'input', rows: 5, value: draft.content && draft.content.kind === 'text' ? draft.content.body : '', attrs: { maxlength: '4096', 'aria-required': 'true' } });
     const f = field({ label: 'Message', testid: 'bc-text', control: text, hint: 'Plain text, up to 4,096 characters.' });
     text.value = draft.content && draft.content.kind === 'text' ? draft.content.body : '';
     const bubble = h('div', { className: 'bc-preview', attrs: { 'aria-live': 'polite' }, dataset: { testid: 'bc-preview' } });

@@ -401,7 +401,7 @@ export function setupAutomationsSection(ctx) {
     }
 
     function textFields(step) {
-      const area = h('textarea', { rows: 4, attrs: { maxlength: '4096' } });
+      const area = h('textarea', { className: 'input', rows: 4, attrs: { maxlength: '4096' } });
       area.value = step.content && step.content.kind === 'text' ? step.content.body : '';
       const f = field({ label: 'Message', control: area, testid: 'au-text', hint: 'Sent only while the customer’s 24-hour window is open (they wrote in the last 24 hours); otherwise the step is skipped.' });
       area.addEventListener('input', () => {

@@ -488,6 +488,30 @@ impl TestServer {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
+    /// The bootstrap admin as a [`TestAgent`] (logged in).
+    pub async fn admin_agent(&self) -> TestAgent {
+        let token = self.admin_token().await;
+        let (status, me) = self.get("/api/auth/me", Some(&token)).await;
+        assert_eq!(status, 200, "{me}");
+        TestAgent {
+            id: me["agent"]["id"].as_str().expect("id").to_string(),
+            email: ADMIN_EMAIL.into(),
+            password: ADMIN_PASSWORD.into(),
+            token,
+            name: me["agent"]["name"].as_str().unwrap_or("Admin").into(),
+        }
+    }
+
+    /// Waits until the start-up template sync has stored `n` templates (the
+    /// fixtures hold four).
+    pub async fn templates_synced(&self, token: &str, n: usize) {
+        eventually("templates synced", || async {
+            let (_, body) = self.get("/api/templates", Some(token)).await;
+            (body["templates"].as_array().map_or(0, Vec::len) == n).then_some(())
+        })
+        .await;
+    }
+
     /// Creates an agent with `role` in the default team and logs it in.
     pub async fn agent(&self, role: &str) -> TestAgent {
         self.agent_in(role, None).await
@@ -1353,6 +1377,17 @@ pub fn route_postgres_through(cfg: &mut Config, proxy_addr: &str) -> String {
         url: Secret::new(routed),
     };
     name
+}
+
+/// The WhatsApp Business Account of the template fixtures
+/// (`meta_templates_*.json`).
+pub const FIXTURE_WABA: &str = "102290129340398";
+
+/// [`whatsapp_config`] plus the env number's WABA, so the hub syncs the fake's
+/// templates at start.
+pub fn whatsapp_config_with_templates(cfg: &mut Config, fake: &str) {
+    whatsapp_config(cfg, fake);
+    cfg.whatsapp.waba_id = Some(FIXTURE_WABA.into());
 }
 
 /// Configures a test server for WhatsApp against a fake provider at `fake`:

@@ -17,18 +17,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchboard::scheduler::JobKind;
 use switchboard_e2e::{
-    both_backends, eventually, meta_text_webhook, whatsapp_config, Backend, FakeProvider,
-    TestServer,
+    both_backends, eventually, meta_text_webhook, whatsapp_config_with_templates, Backend,
+    FakeProvider, TestServer,
 };
-
-/// The WABA of the fixtures.
-const WABA: &str = "102290129340398";
 
 async fn start(backend: Backend, fake: &FakeProvider) -> TestServer {
     let base = fake.base.clone();
     TestServer::start_manual(backend, move |cfg| {
-        whatsapp_config(cfg, &base);
-        cfg.whatsapp.waba_id = Some(WABA.into());
+        whatsapp_config_with_templates(cfg, &base);
     })
     .await
 }
@@ -126,11 +122,7 @@ both_backends! {
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["message"], "Step 1: choose what to send.");
 
-        eventually("templates synced", || async {
-            let (_, body) = server.get("/api/templates", Some(&admin)).await;
-            (body["templates"].as_array().map_or(0, Vec::len) == 4).then_some(())
-        })
-        .await;
+        server.templates_synced(&admin, 4).await;
         let a = create(&server, &admin, json!({
             "team_id": team, "name": "New lead follow-up",
             "trigger": {"kind": "lead_created"}, "stop_on_reply": true,

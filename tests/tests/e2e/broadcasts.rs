@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchboard_e2e::{
     both_backends, eventually, meta_status_webhook, meta_text_webhook, wa_fixture_json,
-    whatsapp_config, Backend, FakeCall, FakeProvider, TestServer,
+    whatsapp_config_with_templates, Backend, FakeCall, FakeProvider, TestServer,
 };
 
 /// The WABA of the fixtures.
@@ -26,8 +26,7 @@ const WABA: &str = "102290129340398";
 async fn start(backend: Backend, fake: &FakeProvider) -> TestServer {
     let base = fake.base.clone();
     TestServer::start_with(backend, move |cfg| {
-        whatsapp_config(cfg, &base);
-        cfg.whatsapp.waba_id = Some(WABA.into());
+        whatsapp_config_with_templates(cfg, &base);
     })
     .await
 }
@@ -35,19 +34,9 @@ async fn start(backend: Backend, fake: &FakeProvider) -> TestServer {
 async fn start_manual(backend: Backend, fake: &FakeProvider) -> TestServer {
     let base = fake.base.clone();
     TestServer::start_manual(backend, move |cfg| {
-        whatsapp_config(cfg, &base);
-        cfg.whatsapp.waba_id = Some(WABA.into());
+        whatsapp_config_with_templates(cfg, &base);
     })
     .await
-}
-
-/// Waits for the start-up template sync (the fixtures' four templates).
-async fn templates_synced(server: &TestServer, token: &str) {
-    eventually("templates synced", || async {
-        let (_, body) = server.get("/api/templates", Some(token)).await;
-        (body["templates"].as_array().map_or(0, Vec::len) == 4).then_some(())
-    })
-    .await;
 }
 
 fn phone(i: usize) -> String {
@@ -188,7 +177,7 @@ both_backends! {
         let fake = FakeProvider::start().await;
         let server = start(backend, &fake).await;
         let admin = server.admin_token().await;
-        templates_synced(&server, &admin).await;
+        server.templates_synced(&admin, 4).await;
         meta_customers(&server, &admin, 5).await;
         // Customer 4 opts out (and gets one confirmation).
         let stop = meta_text_webhook(&phone(4), "wamid.stop", "STOP").to_string();
@@ -284,7 +273,7 @@ both_backends! {
         let fake = FakeProvider::start().await;
         let server = start(backend, &fake).await;
         let admin = server.admin_token().await;
-        templates_synced(&server, &admin).await;
+        server.templates_synced(&admin, 4).await;
         meta_customers(&server, &admin, 24).await;
         let segment = everyone(&server, &admin).await;
         // Four copies a second: the broadcast takes a few seconds, long enough to pause.
@@ -369,7 +358,7 @@ both_backends! {
         let fake = FakeProvider::start().await;
         let server = start_manual(backend, &fake).await;
         let admin = server.admin_token().await;
-        templates_synced(&server, &admin).await;
+        server.templates_synced(&admin, 4).await;
         meta_customers(&server, &admin, 2).await;
         let segment = everyone(&server, &admin).await;
         set_pace(&server, &admin, "env-meta", fast_meta()).await;
@@ -411,7 +400,7 @@ both_backends! {
         let fake = FakeProvider::start().await;
         let server = start(backend, &fake).await;
         let admin = server.admin_token().await;
-        templates_synced(&server, &admin).await;
+        server.templates_synced(&admin, 4).await;
         const RATE: usize = 10;
         meta_customers(&server, &admin, 3 * RATE).await;
         let segment = everyone(&server, &admin).await;
@@ -480,7 +469,7 @@ both_backends! {
         let fake = FakeProvider::start().await;
         let server = start(backend, &fake).await;
         let admin = server.admin_token().await;
-        templates_synced(&server, &admin).await;
+        server.templates_synced(&admin, 4).await;
         let segment = everyone(&server, &admin).await;
         let post = |body: Value| {
             let (server, admin) = (&server, admin.clone());

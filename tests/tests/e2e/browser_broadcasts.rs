@@ -22,12 +22,10 @@
 use serde_json::{json, Value};
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Session, DESKTOP, PHONE};
 use switchboard_e2e::{
-    both_backends, eventually, meta_text_webhook, whatsapp_config, FakeProvider, TestAgent,
-    TestServer, ADMIN_EMAIL, ADMIN_PASSWORD,
+    both_backends, eventually, meta_text_webhook, whatsapp_config_with_templates, FakeProvider,
+    TestServer,
 };
 
-/// The WABA of the fixtures.
-const WABA: &str = "102290129340398";
 /// Customers who wrote in (the segment "Everyone").
 const CUSTOMERS: usize = 3;
 
@@ -117,25 +115,12 @@ both_backends! {
         let fake = FakeProvider::start().await;
         let base = fake.base.clone();
         let server = TestServer::start_with(backend, move |cfg| {
-            whatsapp_config(cfg, &base);
-            cfg.whatsapp.waba_id = Some(WABA.into());
+            whatsapp_config_with_templates(cfg, &base);
         })
         .await;
-        let token = server.admin_token().await;
-        let (status, me) = server.get("/api/auth/me", Some(&token)).await;
-        assert_eq!(status, 200);
-        let admin = TestAgent {
-            id: me["agent"]["id"].as_str().expect("id").to_string(),
-            email: ADMIN_EMAIL.into(),
-            password: ADMIN_PASSWORD.into(),
-            token: token.clone(),
-            name: me["agent"]["name"].as_str().unwrap_or("Admin").into(),
-        };
-        eventually("templates synced", || async {
-            let (_, body) = server.get("/api/templates", Some(&token)).await;
-            (body["templates"].as_array().map_or(0, Vec::len) == 4).then_some(())
-        })
-        .await;
+        let admin = server.admin_agent().await;
+        let token = admin.token.clone();
+        server.templates_synced(&token, 4).await;
         for i in 0..CUSTOMERS {
             let body = meta_text_webhook(&phone(i), &format!("wamid.bc-{i}"), "Halo").to_string();
             assert_eq!(server.meta_webhook(body.as_bytes()).await.0, 200);

@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Driver, Session, DESKTOP, PHONE};
-use switchboard_e2e::{Backend, TestAgent, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
+use switchboard_e2e::{Backend, TestServer};
 
 /// Replaces the text of the input with `data-testid` `testid` by typing `text`.
 async fn fill(s: &Session, testid: &str, text: &str) {
@@ -66,16 +66,8 @@ async fn browser_hours_card() {
         return;
     };
     let server = TestServer::start(Backend::Sqlite).await;
-    let token = server.admin_token().await;
-    let (status, me) = server.get("/api/auth/me", Some(&token)).await;
-    assert_eq!(status, 200);
-    let admin = TestAgent {
-        id: me["agent"]["id"].as_str().expect("id").to_string(),
-        email: ADMIN_EMAIL.into(),
-        password: ADMIN_PASSWORD.into(),
-        token: token.clone(),
-        name: me["agent"]["name"].as_str().unwrap_or("Admin").into(),
-    };
+    let admin = server.admin_agent().await;
+    let token = admin.token.clone();
     let agent = server.agent_in("agent", None).await;
 
     let driver = Driver::start().await;

@@ -14,8 +14,7 @@
 use serde_json::{json, Value};
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Driver, Session, DESKTOP, PHONE};
 use switchboard_e2e::{
-    wa_fixture_json, waha_hmac, whatsapp_config, Backend, FakeProvider, TestAgent, TestServer,
-    ADMIN_EMAIL, ADMIN_PASSWORD,
+    wa_fixture_json, waha_hmac, whatsapp_config, Backend, FakeProvider, TestServer,
 };
 
 /// Replaces the text of the input with `data-testid` `testid` by typing `text`.
@@ -59,16 +58,8 @@ async fn browser_whatsapp_numbers() {
     let base = fake.base.clone();
     let server =
         TestServer::start_with(Backend::Sqlite, move |cfg| whatsapp_config(cfg, &base)).await;
-    let token = server.admin_token().await;
-    let (status, me) = server.get("/api/auth/me", Some(&token)).await;
-    assert_eq!(status, 200);
-    let admin = TestAgent {
-        id: me["agent"]["id"].as_str().expect("id").to_string(),
-        email: ADMIN_EMAIL.into(),
-        password: ADMIN_PASSWORD.into(),
-        token: token.clone(),
-        name: me["agent"]["name"].as_str().unwrap_or("Admin").into(),
-    };
+    let admin = server.admin_agent().await;
+    let token = admin.token.clone();
     let sales = server.create_team("Sales", "sales").await;
     let (status, waha) = server
         .post(

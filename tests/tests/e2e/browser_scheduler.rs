@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard::scheduler::{JobKind, NewJob};
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Driver, Session, DESKTOP, PHONE};
-use switchboard_e2e::{eventually, Backend, TestAgent, TestServer, ADMIN_EMAIL, ADMIN_PASSWORD};
+use switchboard_e2e::{eventually, Backend, TestServer};
 
 /// Waits until some element with `data-testid` `testid` is shown and contains `part`.
 async fn says(s: &Session, testid: &str, part: &str) {
@@ -48,16 +48,8 @@ async fn browser_scheduled_jobs() {
         cfg.scheduler.backoff.max_attempts = 1;
     })
     .await;
-    let token = server.admin_token().await;
-    let (status, me) = server.get("/api/auth/me", Some(&token)).await;
-    assert_eq!(status, 200);
-    let admin = TestAgent {
-        id: me["agent"]["id"].as_str().expect("id").to_string(),
-        email: ADMIN_EMAIL.into(),
-        password: ADMIN_PASSWORD.into(),
-        token: token.clone(),
-        name: me["agent"]["name"].as_str().unwrap_or("Admin").into(),
-    };
+    let admin = server.admin_agent().await;
+    let token = admin.token.clone();
     let t0 = server.now_ms();
     server
         .schedule_job(NewJob {

@@ -15,8 +15,8 @@
 use serde_json::json;
 use switchboard_e2e::browser::{browser_turn, inbox, inbox_login, Driver, DESKTOP, PHONE};
 use switchboard_e2e::{
-    eventually, meta_text_webhook, whatsapp_config, Backend, FakeProvider, TestAgent, TestServer,
-    ADMIN_EMAIL, ADMIN_PASSWORD,
+    eventually, meta_text_webhook, whatsapp_config_with_templates, Backend, FakeProvider,
+    TestServer,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,25 +27,12 @@ async fn browser_templates() {
     let fake = FakeProvider::start().await;
     let base = fake.base.clone();
     let server = TestServer::start_with(Backend::Sqlite, move |cfg| {
-        whatsapp_config(cfg, &base);
-        cfg.whatsapp.waba_id = Some("102290129340398".into());
+        whatsapp_config_with_templates(cfg, &base);
     })
     .await;
-    let token = server.admin_token().await;
-    let (status, me) = server.get("/api/auth/me", Some(&token)).await;
-    assert_eq!(status, 200);
-    let admin = TestAgent {
-        id: me["agent"]["id"].as_str().expect("id").to_string(),
-        email: ADMIN_EMAIL.into(),
-        password: ADMIN_PASSWORD.into(),
-        token: token.clone(),
-        name: me["agent"]["name"].as_str().unwrap_or("Admin").into(),
-    };
-    eventually("templates synced", || async {
-        let (_, body) = server.get("/api/templates", Some(&token)).await;
-        (body["templates"].as_array().map_or(0, Vec::len) == 4).then_some(())
-    })
-    .await;
+    let admin = server.admin_agent().await;
+    let token = admin.token.clone();
+    server.templates_synced(&token, 4).await;
     let body = meta_text_webhook("16505551234", "wamid.browser-tpl", "Is my trip on?").to_string();
     assert_eq!(server.meta_webhook(body.as_bytes()).await.0, 200);
     let conv = eventually("the conversation", || async {

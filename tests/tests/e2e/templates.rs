@@ -12,8 +12,8 @@
 
 use serde_json::{json, Value};
 use switchboard_e2e::{
-    both_backends, eventually, meta_text_webhook, wa_fixture, wa_fixture_json, whatsapp_config,
-    Backend, FakeProvider, TestServer, Ws,
+    both_backends, eventually, meta_text_webhook, wa_fixture, wa_fixture_json,
+    whatsapp_config_with_templates, Backend, FakeProvider, TestServer, Ws,
 };
 
 /// The WABA of the fixtures (`entry[].id` of the status webhook).
@@ -22,8 +22,7 @@ const WABA: &str = "102290129340398";
 async fn tpl_server(backend: Backend, fake: &FakeProvider) -> TestServer {
     let base = fake.base.clone();
     TestServer::start_with(backend, move |cfg| {
-        whatsapp_config(cfg, &base);
-        cfg.whatsapp.waba_id = Some(WABA.into());
+        whatsapp_config_with_templates(cfg, &base);
     })
     .await
 }
