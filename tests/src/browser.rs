@@ -346,6 +346,40 @@ impl Session {
         .await;
     }
 
+    /// Sets the select `expr` (a JS expression) to `value` the way a user's choice
+    /// arrives (a `change` event), once it offers that value.
+    pub async fn choose(&self, what: &str, expr: &str, value: &str) {
+        self.wait_for(
+            &format!("{what} offers {value}"),
+            &format!(
+                "[...(({expr}) || {{options: []}}).options].some(o => o.value === {})",
+                json!(value)
+            ),
+        )
+        .await;
+        self.execute(
+            &format!(
+                "const s = {expr}; s.value = arguments[0]; \
+                 s.dispatchEvent(new Event('change', {{bubbles: true}}));"
+            ),
+            json!([value]),
+        )
+        .await;
+    }
+
+    /// Replaces the text of the control `expr` (a JS expression) at once, with an
+    /// `input` event (for long texts; [`Session::type_into`] types real keys).
+    pub async fn fill(&self, expr: &str, text: &str) {
+        self.execute(
+            &format!(
+                "const el = {expr}; el.value = arguments[0]; \
+                 el.dispatchEvent(new Event('input', {{bubbles: true}}));"
+            ),
+            json!([text]),
+        )
+        .await;
+    }
+
     /// Types `text` into the element `expr` evaluates to (real key events; `\u{E007}`
     /// is Enter).
     pub async fn type_into(&self, what: &str, expr: &str, text: &str) {

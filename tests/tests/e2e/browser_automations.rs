@@ -43,39 +43,6 @@ fn card(preset: &str) -> String {
     format!("document.querySelector('[data-testid=au-card][data-preset={preset}]')")
 }
 
-/// Sets select `expr` to `value` the way a user does (a `change` event), once it
-/// offers that value.
-async fn choose(d: &Session, what: &str, expr: &str, value: &str) {
-    d.wait_for(
-        &format!("{what} offers {value}"),
-        &format!(
-            "[...(({expr}) || {{options: []}}).options].some(o => o.value === {})",
-            json!(value)
-        ),
-    )
-    .await;
-    d.execute(
-        &format!(
-            "const s = {expr}; s.value = arguments[0]; \
-             s.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ),
-        json!([value]),
-    )
-    .await;
-}
-
-/// Replaces the text of the control `expr` (an `input` event).
-async fn fill(d: &Session, expr: &str, text: &str) {
-    d.execute(
-        &format!(
-            "const el = {expr}; el.value = arguments[0]; \
-             el.dispatchEvent(new Event('input', {{bubbles: true}}));"
-        ),
-        json!([text]),
-    )
-    .await;
-}
-
 /// The team's automations through the API, by preset.
 async fn by_preset(server: &TestServer, token: &str, preset: &str) -> Value {
     let (status, body) = server.get("/api/automations", Some(token)).await;
@@ -191,8 +158,8 @@ both_backends! {
             "document.querySelector('[data-testid=au-text]')?.value.startsWith('Thank you')",
         )
         .await;
-        fill(&d, &inbox("au-text"), WELCOME).await;
-        choose(&d, "the new step's kind", &inbox("au-add-kind"), "add_tag").await;
+        d.fill(&inbox("au-text"), WELCOME).await;
+        d.choose("the new step's kind", &inbox("au-add-kind"), "add_tag").await;
         d.click("add the step", &inbox("au-add-step")).await;
         d.wait_for(
             "two steps",
@@ -200,7 +167,7 @@ both_backends! {
              && document.querySelectorAll('[data-testid=au-step]')[1].dataset.kind === 'add_tag'",
         )
         .await;
-        choose(&d, "the tag", &inbox("au-tag"), &tag_id).await;
+        d.choose("the tag", &inbox("au-tag"), &tag_id).await;
         d.execute(
             "document.querySelector('[data-testid=au-trigger-kind]').closest('section').scrollIntoView({block: 'start'})",
             json!([]),
@@ -330,15 +297,15 @@ both_backends! {
              && document.querySelectorAll('[data-testid=au-step]').length === 1",
         )
         .await;
-        fill(&d, &inbox("au-name-input"), "Welcomed: call them").await;
-        choose(&d, "the trigger", &inbox("au-trigger-kind"), "tag_added").await;
-        choose(&d, "the trigger's tag", &inbox("au-trigger-tag"), &tag_id).await;
+        d.fill(&inbox("au-name-input"), "Welcomed: call them").await;
+        d.choose("the trigger", &inbox("au-trigger-kind"), "tag_added").await;
+        d.choose("the trigger's tag", &inbox("au-trigger-tag"), &tag_id).await;
         d.click("remove the unchosen send", &inbox("au-step-remove")).await;
-        choose(&d, "the new step's kind", &inbox("au-add-kind"), "create_task").await;
+        d.choose("the new step's kind", &inbox("au-add-kind"), "create_task").await;
         d.click("add the step", &inbox("au-add-step")).await;
-        fill(&d, &inbox("au-task-title"), "Call the new customer").await;
-        fill(&d, &inbox("au-task-due"), "2").await;
-        choose(&d, "the due unit", &inbox("au-task-due-unit"), "hours").await;
+        d.fill(&inbox("au-task-title"), "Call the new customer").await;
+        d.fill(&inbox("au-task-due"), "2").await;
+        d.choose("the due unit", &inbox("au-task-due-unit"), "hours").await;
         d.click("create", &inbox("au-save")).await;
         d.wait_for(
             "four cards, the new one off",
@@ -413,8 +380,8 @@ both_backends! {
             "document.querySelectorAll('[data-testid=au-step]').length === 5",
         )
         .await;
-        choose(&d, "what to send", &inbox("au-send-kind"), "template").await;
-        choose(&d, "the template", &inbox("au-template"), "promo_umroh|id").await;
+        d.choose("what to send", &inbox("au-send-kind"), "template").await;
+        d.choose("the template", &inbox("au-template"), "promo_umroh|id").await;
         d.wait_for(
             "four variables",
             "document.querySelectorAll('[data-testid=au-var]').length === 4",
@@ -427,9 +394,7 @@ both_backends! {
                 json!([i + 1]),
             )
             .await;
-            fill(
-                &d,
-                &format!("document.querySelectorAll('[data-testid=au-var-text]')[{}]", i + 1),
+            d.fill(&format!("document.querySelectorAll('[data-testid=au-var-text]')[{}]", i + 1),
                 text,
             )
             .await;

@@ -35,30 +35,15 @@ fn phone(i: usize) -> String {
 
 /// Sets select `testid` to `value` the way a user does (a `change` event).
 async fn choose(d: &Session, testid: &str, value: &str) {
-    d.wait_for(
-        &format!("{testid} offers {value}"),
-        &format!(
-            "[...(document.querySelector('[data-testid={testid}]') || {{options: []}}).options].some(o => o.value === {})",
-            json!(value)
-        ),
-    )
-    .await;
-    d.execute(
-        &format!(
-            "const s = document.querySelector('[data-testid={testid}]'); s.value = arguments[0]; \
-             s.dispatchEvent(new Event('change', {{bubbles: true}}));"
-        ),
-        json!([value]),
-    )
-    .await;
+    let expr = format!("document.querySelector('[data-testid={testid}]')");
+    d.choose(testid, &expr, value).await;
 }
 
 /// Types into the `n`th element matching `selector` (an `input` event).
 async fn fill(d: &Session, selector: &str, n: usize, text: &str) {
-    d.execute(
-        "const el = document.querySelectorAll(arguments[0])[arguments[1]]; el.value = arguments[2]; \
-         el.dispatchEvent(new Event('input', {bubbles: true}));",
-        json!([selector, n, text]),
+    d.fill(
+        &format!("document.querySelectorAll({})[{n}]", json!(selector)),
+        text,
     )
     .await;
 }
