@@ -16,10 +16,20 @@ use crate::broadcasts::pacing::Pace;
 use crate::channels::Provider;
 use crate::db::schema::{
     broadcast_recipients as br, broadcasts, contact_consent, contacts, conversations, leads,
-    messages, number_pacing,
+    messages, number_pacing, segments,
 };
 use crate::db::DbConn;
 use crate::error::AppError;
+
+// The list's counters group recipients by broadcast and state together with their
+// copy's message status (`counters`); diesel needs to be told these columns of two
+// tables may share a GROUP BY. Declared here rather than in the generated
+// `db/schema.rs`, next to the one query that needs it.
+diesel::allow_columns_to_appear_in_same_group_by_clause!(
+    br::broadcast_id,
+    br::state,
+    messages::status,
+);
 
 /// A row of `broadcasts`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -522,6 +532,100 @@ pub struct Stats {
     pub leads_created: i64,
     /// Leads won within the attribution window.
     pub leads_won: i64,
+}
+
+/// A broadcast's cheap counters, as the list shows them: no attribution (replies,
+/// opt-outs, leads) and no breakdown by error or skip reason, which
+/// [`stats`] computes for one broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Recipients fixed at start.
+    pub recipients: i64,
+    /// Not yet sent or skipped.
+    pub pending: i64,
+    /// Copies handed to the provider (includes delivered, read and failed).
+    pub sent: i64,
+    /// Delivered (includes read).
+    pub delivered: i64,
+    /// Read.
+    pub read: i64,
+    /// Failed at the provider.
+    pub failed: i64,
+    /// Skipped, every reason together.
+    pub skipped: i64,
+}
+
+/// The [`Counters`] of `list`'s broadcasts, by broadcast id, in one grouped query
+/// over their recipients (left-joined to the copies' messages for the statuses).
+/// Every broadcast of `list` has an entry (zeros when it has no recipients yet).
+///
+/// # Errors
+/// Database errors.
+pub fn counters(
+    c: &mut DbConn,
+    list: &[BroadcastRow],
+) -> Result<HashMap<String, Counters>, AppError> {
+    let mut out: HashMap<String, Counters> = list
+        .iter()
+        .map(|b| {
+            let counters = Counters {
+                recipients: b.recipients,
+                ..Counters::default()
+            };
+            (b.id.clone(), counters)
+        })
+        .collect();
+    // Chunks keep the IN list within every backend's bound-parameter limit.
+    for chunk in list.chunks(500) {
+        let ids: Vec<&str> = chunk.iter().map(|b| b.id.as_str()).collect();
+        let groups: Vec<(String, String, Option<String>, i64)> = br::table
+            .left_join(messages::table.on(messages::id.nullable().eq(br::message_id)))
+            .filter(br::broadcast_id.eq_any(&ids))
+            .group_by((br::broadcast_id, br::state, messages::status))
+            .select((
+                br::broadcast_id,
+                br::state,
+                messages::status.nullable(),
+                diesel::dsl::count_star(),
+            ))
+            .load(c)?;
+        for (id, state, status, n) in groups {
+            let Some(s) = out.get_mut(&id) else { continue };
+            // The same rules as `stats`: the recipient's state for pending, sent
+            // and skipped; the copy's status for delivered, read and failed.
+            match state.as_str() {
+                "pending" => s.pending += n,
+                "sent" => s.sent += n,
+                _ => s.skipped += n,
+            }
+            match status.as_deref() {
+                Some("read") => {
+                    s.read += n;
+                    s.delivered += n;
+                }
+                Some("delivered") => s.delivered += n,
+                Some("failed") => s.failed += n,
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The names of segments `ids`, by id (a deleted segment is absent).
+///
+/// # Errors
+/// Database errors.
+pub fn segment_names(c: &mut DbConn, ids: &[&str]) -> Result<HashMap<String, String>, AppError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = segments::table
+            .filter(segments::id.eq_any(chunk))
+            .select((segments::id, segments::name))
+            .load(c)?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 /// The analytics of one broadcast, from its recipients, their messages' statuses,
