@@ -489,10 +489,10 @@ impl Run {
         }
 
         for kind in order {
-            if !(o.has("latency")
-                || o.has("durable")
-                || (kind == Kind::Ours && (o.has("webhooks") || o.has("routing"))))
-            {
+            // Webhooks, routing and broadcast run on the hub alone; without this
+            // `--workloads broadcast` started no hub and measured nothing.
+            let hub_only = o.has("webhooks") || o.has("routing") || o.has("broadcast");
+            if !(o.has("latency") || o.has("durable") || (kind == Kind::Ours && hub_only)) {
                 continue;
             }
             let name = kind.name();
