@@ -236,8 +236,9 @@ async fn checked(
 }
 
 /// The list: three queries whatever its length (the broadcasts, their counters
-/// grouped, their segments' names), where it used to compute every broadcast's
-/// full analytics, attribution included (issue: heavy list route).
+/// grouped, their segments' names). It used to compute every listed broadcast's
+/// full analytics, attribution queries included: up to 200 × several queries
+/// each time the page (which polls while one is sending) read it.
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let st = state.numbers.snapshot(&state).await?;
     let broadcasts = state
