@@ -489,10 +489,10 @@ impl Run {
         }
 
         for kind in order {
-            if !(o.has("latency")
-                || o.has("durable")
-                || (kind == Kind::Ours && (o.has("webhooks") || o.has("routing"))))
-            {
+            // Webhooks, routing and broadcast run on the hub alone; without this
+            // `--workloads broadcast` started no hub and measured nothing.
+            let hub_only = o.has("webhooks") || o.has("routing") || o.has("broadcast");
+            if !(o.has("latency") || o.has("durable") || (kind == Kind::Ours && hub_only)) {
                 continue;
             }
             let name = kind.name();
@@ -794,14 +794,22 @@ impl Run {
                 }
             }
             if o.has("broadcast") {
-                out["broadcast"] = self.broadcast(api, a, &chat, b).await;
+                let db = db.context("a database")?;
+                out["broadcast"] = self.broadcast(api, a, &chat, db, b).await;
             }
         }
         Ok(out)
     }
 
     /// The broadcast workload on a running hub; its numbers go to the record.
-    async fn broadcast(&mut self, api: &Api, hub: SocketAddr, chat: &Chat, b: &str) -> Value {
+    async fn broadcast(
+        &mut self,
+        api: &Api,
+        hub: SocketAddr,
+        chat: &Chat,
+        db: &Db,
+        b: &str,
+    ) -> Value {
         let o = &self.opts;
         let plan = broadcast::Plan {
             recipients: o.broadcast_recipients,
@@ -809,12 +817,13 @@ impl Run {
             warmup: Duration::from_secs_f64(o.warmup),
             secs: Duration::from_secs_f64(o.secs),
         };
-        match broadcast::run(api, hub, addr(GRAPH_PORT), chat, &plan).await {
+        match broadcast::run(api, hub, addr(GRAPH_PORT), chat, db, &plan).await {
             Ok(v) => {
                 say(format!(
-                    "  broadcast: {:.0} recipients/s ({} recipients); inbound p99 {} ms before, {} ms during (×{:.2})",
+                    "  broadcast: {:.0} recipients/s ({} recipients; hub idle {:.1} s after they were stored); inbound p99 {} ms before, {} ms during (×{:.2})",
                     v["recipients_per_s"].as_f64().unwrap_or(0.0),
                     v["recipients"],
+                    v["settle_s"].as_f64().unwrap_or(f64::NAN),
                     v["latency_before"]["p99_ms"],
                     v["latency_during"]["p99_ms"],
                     v["p99_during_over_before"].as_f64().unwrap_or(f64::NAN)

@@ -88,6 +88,13 @@ impl Outbox {
         &self.http
     }
 
+    /// Tells this node's pacer that number `number_id`'s pace was just changed,
+    /// so the next broadcast copy reads the new one (other nodes see it within
+    /// [`PACE_TTL`](crate::broadcasts::pacer::PACE_TTL)).
+    pub fn pace_changed(&self, number_id: &str) {
+        self.pacer.invalidate(number_id);
+    }
+
     /// Wakes the scheduler's outbox queue: a row was just queued.
     pub fn nudge(&self) {
         self.notify.notify_one();
@@ -247,16 +254,28 @@ async fn credentials(state: &AppState, row: &OutboxRow) -> Result<Credentials, S
     Ok(number.credentials.clone())
 }
 
-/// Waits on the number's pace before a broadcast copy's call.
+/// Waits on the number's pace before a broadcast copy's call. The pace comes
+/// from the pacer's cache (read from the database at most every
+/// [`PACE_TTL`](crate::broadcasts::pacer::PACE_TTL), or after a change on this
+/// node), not from a database read per copy.
 async fn pace(state: &AppState, creds: &Credentials, provider: Provider) -> Result<(), SendError> {
+    let pacer = &state.outbox.pacer;
     let number = creds.number_id().0.clone();
-    let key = number.clone();
-    let pace = state
-        .db
-        .run(move |c| crate::store::broadcasts::pace_of(c, &key, provider))
-        .await
-        .map_err(|e| SendError::Transient(format!("pace: {e}")))?;
-    state.outbox.pacer.wait(&number, pace).await;
+    let pace = match pacer.cached(&number, std::time::Instant::now()) {
+        Some(pace) => pace,
+        None => {
+            let epoch = pacer.epoch();
+            let key = number.clone();
+            let pace = state
+                .db
+                .run(move |c| crate::store::broadcasts::pace_of(c, &key, provider))
+                .await
+                .map_err(|e| SendError::Transient(format!("pace: {e}")))?;
+            pacer.remember(&number, pace, epoch, std::time::Instant::now());
+            pace
+        }
+    };
+    pacer.wait(&number, pace).await;
     Ok(())
 }
 

@@ -1,5 +1,8 @@
 //! Broadcasts over HTTP (`docs/campaigns.md`, "Broadcasts"):
-//! - `GET /api/broadcasts` — every broadcast, newest first, with its analytics;
+//! - `GET /api/broadcasts` — the newest 200 broadcasts, newest first, with cheap
+//!   counters only (recipients, pending, sent, delivered, read, failed, skipped:
+//!   one grouped query for the whole list); the attribution analytics are on
+//!   `GET /api/broadcasts/{id}`;
 //! - `GET /api/broadcasts/numbers` — the active WhatsApp numbers the caller may
 //!   broadcast from (id, label, provider, team, WABA; no secrets);
 //! - `POST /api/broadcasts` — a new draft (name, number, content, segment);
@@ -33,7 +36,7 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::accounts::AgentInfo;
 use crate::store::audit::{self, AuditAction, AuditActor, AuditEntry};
-use crate::store::broadcasts::{self as store, BroadcastRow, Stats};
+use crate::store::broadcasts::{self as store, BroadcastRow, Counters, Stats};
 use crate::store::numbers::cache::Snapshot;
 use crate::store::segments;
 
@@ -63,9 +66,10 @@ const MAX_NAME_CHARS: usize = 120;
 /// Broadcasts listed at most.
 const LIST_LIMIT: i64 = 200;
 
-/// A broadcast as the API shows it.
+/// A broadcast as the API shows it, with `S` as its numbers: [`Stats`] (full
+/// analytics) for one broadcast, [`Counters`] in the list.
 #[derive(Debug, Serialize)]
-pub struct BroadcastView {
+pub struct BroadcastView<S> {
     id: String,
     name: String,
     number_id: String,
@@ -84,17 +88,17 @@ pub struct BroadcastView {
     updated_at: String,
     started_at: Option<String>,
     finished_at: Option<String>,
-    stats: Stats,
+    stats: S,
 }
 
 #[derive(Serialize)]
 struct One {
-    broadcast: BroadcastView,
+    broadcast: BroadcastView<Stats>,
 }
 
 #[derive(Serialize)]
 struct List {
-    broadcasts: Vec<BroadcastView>,
+    broadcasts: Vec<BroadcastView<Counters>>,
 }
 
 /// What a marketer gives to create or edit a broadcast.
@@ -128,13 +132,28 @@ fn may_use(agent: &AgentInfo, number_team: Option<&str>) -> bool {
     agent.role.all_teams() || number_team.is_some_and(|t| agent.team_ids.iter().any(|x| x == t))
 }
 
-fn view(numbers: &Snapshot, c: &mut DbConn, b: BroadcastRow) -> Result<BroadcastView, AppError> {
+/// One broadcast with its full analytics ([`store::stats`]).
+fn view(
+    numbers: &Snapshot,
+    c: &mut DbConn,
+    b: BroadcastRow,
+) -> Result<BroadcastView<Stats>, AppError> {
     let stats = store::stats(c, &b)?;
-    let number = numbers.get(&b.number_id);
     let segment_name = match &b.segment_id {
         Some(id) => segments::get(c, id).ok().map(|s| s.name),
         None => None,
     };
+    shown(numbers, b, segment_name, stats)
+}
+
+/// A broadcast as the API shows it, with `stats` as its numbers.
+fn shown<S>(
+    numbers: &Snapshot,
+    b: BroadcastRow,
+    segment_name: Option<String>,
+    stats: S,
+) -> Result<BroadcastView<S>, AppError> {
+    let number = numbers.get(&b.number_id);
     Ok(BroadcastView {
         content: b.content()?,
         state: b.state(),
@@ -216,14 +235,28 @@ async fn checked(
     Ok(row)
 }
 
+/// The list: three queries whatever its length (the broadcasts, their counters
+/// grouped, their segments' names). It used to compute every listed broadcast's
+/// full analytics, attribution queries included: up to 200 × several queries
+/// each time the page (which polls while one is sending) read it.
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let st = state.numbers.snapshot(&state).await?;
     let broadcasts = state
         .db
         .run(move |c| {
-            store::list(c, LIST_LIMIT)?
-                .into_iter()
-                .map(|b| view(&st, c, b))
+            let rows = store::list(c, LIST_LIMIT)?;
+            let mut counters = store::counters(c, &rows)?;
+            let segment_ids: Vec<&str> = rows
+                .iter()
+                .filter_map(|b| b.segment_id.as_deref())
+                .collect();
+            let names = store::segment_names(c, &segment_ids)?;
+            rows.into_iter()
+                .map(|b| {
+                    let n = counters.remove(&b.id).unwrap_or_default();
+                    let name = b.segment_id.as_ref().and_then(|id| names.get(id).cloned());
+                    shown(&st, b, name, n)
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
@@ -573,6 +606,7 @@ async fn put_pace(
     }
     let who = actor(&agent, &req);
     let now = state.clock.now_ms();
+    let number = id.clone();
     state
         .db
         .run(move |c| {
@@ -588,5 +622,7 @@ async fn put_pace(
             })
         })
         .await?;
+    // After the commit, so a copy that reads the pace again sees the new one.
+    state.outbox.pace_changed(&number);
     Ok(HttpResponse::Ok().json(PaceBody { pace }))
 }

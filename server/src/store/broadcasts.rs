@@ -16,10 +16,20 @@ use crate::broadcasts::pacing::Pace;
 use crate::channels::Provider;
 use crate::db::schema::{
     broadcast_recipients as br, broadcasts, contact_consent, contacts, conversations, leads,
-    messages, number_pacing,
+    messages, number_pacing, segments,
 };
 use crate::db::DbConn;
 use crate::error::AppError;
+
+// The list's counters group recipients by broadcast and state together with their
+// copy's message status (`counters`); diesel needs to be told these columns of two
+// tables may share a GROUP BY. Declared here rather than in the generated
+// `db/schema.rs`, next to the one query that needs it.
+diesel::allow_columns_to_appear_in_same_group_by_clause!(
+    br::broadcast_id,
+    br::state,
+    messages::status,
+);
 
 /// A row of `broadcasts`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -524,6 +534,100 @@ pub struct Stats {
     pub leads_won: i64,
 }
 
+/// A broadcast's cheap counters, as the list shows them: no attribution (replies,
+/// opt-outs, leads) and no breakdown by error or skip reason, which
+/// [`stats`] computes for one broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Recipients fixed at start.
+    pub recipients: i64,
+    /// Not yet sent or skipped.
+    pub pending: i64,
+    /// Copies handed to the provider (includes delivered, read and failed).
+    pub sent: i64,
+    /// Delivered (includes read).
+    pub delivered: i64,
+    /// Read.
+    pub read: i64,
+    /// Failed at the provider.
+    pub failed: i64,
+    /// Skipped, every reason together.
+    pub skipped: i64,
+}
+
+/// The [`Counters`] of `list`'s broadcasts, by broadcast id, in one grouped query
+/// over their recipients (left-joined to the copies' messages for the statuses).
+/// Every broadcast of `list` has an entry (zeros when it has no recipients yet).
+///
+/// # Errors
+/// Database errors.
+pub fn counters(
+    c: &mut DbConn,
+    list: &[BroadcastRow],
+) -> Result<HashMap<String, Counters>, AppError> {
+    let mut out: HashMap<String, Counters> = list
+        .iter()
+        .map(|b| {
+            let counters = Counters {
+                recipients: b.recipients,
+                ..Counters::default()
+            };
+            (b.id.clone(), counters)
+        })
+        .collect();
+    // Chunks keep the IN list within every backend's bound-parameter limit.
+    for chunk in list.chunks(500) {
+        let ids: Vec<&str> = chunk.iter().map(|b| b.id.as_str()).collect();
+        let groups: Vec<(String, String, Option<String>, i64)> = br::table
+            .left_join(messages::table.on(messages::id.nullable().eq(br::message_id)))
+            .filter(br::broadcast_id.eq_any(&ids))
+            .group_by((br::broadcast_id, br::state, messages::status))
+            .select((
+                br::broadcast_id,
+                br::state,
+                messages::status.nullable(),
+                diesel::dsl::count_star(),
+            ))
+            .load(c)?;
+        for (id, state, status, n) in groups {
+            let Some(s) = out.get_mut(&id) else { continue };
+            // The same rules as `stats`: the recipient's state for pending, sent
+            // and skipped; the copy's status for delivered, read and failed.
+            match state.as_str() {
+                "pending" => s.pending += n,
+                "sent" => s.sent += n,
+                _ => s.skipped += n,
+            }
+            match status.as_deref() {
+                Some("read") => {
+                    s.read += n;
+                    s.delivered += n;
+                }
+                Some("delivered") => s.delivered += n,
+                Some("failed") => s.failed += n,
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The names of segments `ids`, by id (a deleted segment is absent).
+///
+/// # Errors
+/// Database errors.
+pub fn segment_names(c: &mut DbConn, ids: &[&str]) -> Result<HashMap<String, String>, AppError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = segments::table
+            .filter(segments::id.eq_any(chunk))
+            .select((segments::id, segments::name))
+            .load(c)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 /// The analytics of one broadcast, from its recipients, their messages' statuses,
 /// replies, opt-outs and leads within `window_ms` of each copy.
 ///
@@ -641,4 +745,149 @@ fn attribution(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::db::schema::whatsapp_numbers;
+    use crate::db::Db;
+    use crate::store::conversations::{create_with_contact, NewGuestConversation};
+
+    fn broadcast(id: &str, created_at: i64) -> BroadcastRow {
+        BroadcastRow {
+            id: id.into(),
+            name: id.into(),
+            number_id: "n1".into(),
+            content: "{}".into(),
+            segment_id: None,
+            filter: "{}".into(),
+            state: "sending".into(),
+            send_at: None,
+            time_zone: None,
+            attribution_ms: 7 * crate::broadcasts::pacing::DAY_MS,
+            recipients: 0,
+            created_by: None,
+            created_at,
+            updated_at: created_at,
+            started_at: Some(created_at),
+            finished_at: None,
+        }
+    }
+
+    /// Six recipients in every state a copy can reach: the list's grouped counters
+    /// equal the same figures from the full analytics, and a broadcast without
+    /// recipients reads as zeros.
+    fn counters_match_stats(db: &Db) {
+        let (team, _) = crate::testing::team_and_conversation(db, "bc");
+        let mut c = db.conn().unwrap();
+        diesel::insert_into(whatsapp_numbers::table)
+            .values((
+                whatsapp_numbers::id.eq("n1"),
+                whatsapp_numbers::provider.eq("meta"),
+                whatsapp_numbers::source.eq("admin"),
+                whatsapp_numbers::label.eq("n1"),
+                whatsapp_numbers::active.eq(true),
+                whatsapp_numbers::insecure_unsigned.eq(false),
+                whatsapp_numbers::created_at.eq(1_i64),
+                whatsapp_numbers::updated_at.eq(1_i64),
+            ))
+            .execute(&mut c)
+            .unwrap();
+        insert(&mut c, &broadcast("a", 1)).unwrap();
+        insert(&mut c, &broadcast("empty", 2)).unwrap();
+        let people: Vec<NewRecipient> = (0..6)
+            .map(|_| {
+                let conv = create_with_contact(
+                    &mut c,
+                    NewGuestConversation {
+                        team_id: team.clone(),
+                        channel: "widget".into(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                NewRecipient {
+                    contact_id: conv.contact.id,
+                    conversation_id: conv.id,
+                }
+            })
+            .collect();
+        assert_eq!(materialise(&mut c, "a", &people).unwrap(), 6);
+        // 0: pending; 1: skipped; 2..6: sent, their copies read, delivered,
+        // failed and only sent.
+        mark_skipped(&mut c, "a", &people[1].contact_id, "opted_out").unwrap();
+        for (i, status) in [(2, "read"), (3, "delivered"), (4, "failed"), (5, "sent")] {
+            let p = &people[i];
+            let id = format!("m{i}");
+            diesel::insert_into(messages::table)
+                .values((
+                    messages::id.eq(&id),
+                    messages::conversation_id.eq(&p.conversation_id),
+                    messages::seq.eq(1_i64),
+                    messages::direction.eq("out"),
+                    messages::sender_kind.eq("agent"),
+                    messages::body.eq("hi"),
+                    messages::status.eq(status),
+                    messages::created_at.eq(10_i64),
+                ))
+                .execute(&mut c)
+                .unwrap();
+            mark_sent(&mut c, "a", &p.contact_id, &id, 10).unwrap();
+        }
+        let rows = list(&mut c, 10).unwrap();
+        let counters = counters(&mut c, &rows).unwrap();
+        assert_eq!(counters.len(), 2, "every listed broadcast has counters");
+        let a = &counters["a"];
+        assert_eq!(
+            *a,
+            Counters {
+                recipients: 6,
+                pending: 1,
+                sent: 4,
+                delivered: 2,
+                read: 1,
+                failed: 1,
+                skipped: 1,
+            }
+        );
+        let row = get(&mut c, "a").unwrap();
+        let full = stats(&mut c, &row).unwrap();
+        assert_eq!(
+            (
+                full.recipients,
+                full.pending,
+                full.sent,
+                full.delivered,
+                full.read,
+                full.failed
+            ),
+            (
+                a.recipients,
+                a.pending,
+                a.sent,
+                a.delivered,
+                a.read,
+                a.failed
+            ),
+            "the list and the detail agree"
+        );
+        assert_eq!(full.skipped.iter().map(|(_, n)| n).sum::<i64>(), a.skipped);
+        assert_eq!(counters["empty"], Counters::default());
+    }
+
+    #[test]
+    fn list_counters_match_the_full_stats_on_sqlite() {
+        let (_scratch, db) = crate::testing::sqlite();
+        counters_match_stats(&db);
+    }
+
+    #[test]
+    fn list_counters_match_the_full_stats_on_postgres() {
+        if let Some((_scratch, db)) = crate::testing::postgres() {
+            counters_match_stats(&db);
+        }
+    }
 }
