@@ -147,10 +147,12 @@ where
     s.split(',').map(|x| Ok(x.trim().parse()?)).collect()
 }
 
-/// Messages not yet through the hub's inbound pipeline (`docs/architecture.md`).
+/// Messages not yet through the hub's inbound pipeline (`docs/architecture.md`):
+/// customers' and agents' (the hub's own bot and system messages have no stage and
+/// are only read past).
 const PIPELINE_BEHIND_SQL: &str = "SELECT count(*) AS n FROM messages m \
      LEFT JOIN pipeline_progress p ON p.conversation_id = m.conversation_id \
-     WHERE m.seq > COALESCE(p.seq, 0)";
+     WHERE m.seq > COALESCE(p.seq, 0) AND m.sender_kind IN ('guest', 'agent')";
 
 impl Run {
     /// After a durable phase: how many of its messages the pipeline (lead

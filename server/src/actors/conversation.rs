@@ -228,8 +228,11 @@ impl ConversationActor {
                             act.after_inbound(appended.reopened);
                         }
                         // Bookkeeping and the bot run in the inbound pipeline, after
-                        // the ack and durably (docs/architecture.md).
-                        act.state.pipeline.committed(&view.conversation_id);
+                        // the ack and durably (docs/architecture.md); the hub's own
+                        // messages (a broadcast's copies) give it nothing to do.
+                        if crate::pipeline::stages::any_applies(view.sender.kind) {
+                            act.state.pipeline.committed(&view.conversation_id);
+                        }
                     }
                     Ok(Posted {
                         message: view,

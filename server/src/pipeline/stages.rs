@@ -54,6 +54,13 @@ pub const STAGES: [Stage; 4] = [
     Stage::Bot,
 ];
 
+/// Whether any stage has work for a message from `sender`: the hub's own bot and
+/// system messages (broadcast copies, automation sends, auto-replies) have none, so
+/// they are not handed to the pipeline at all; a later pass reads past them.
+pub fn any_applies(sender: SenderKind) -> bool {
+    STAGES.iter().any(|s| s.applies_to(sender))
+}
+
 /// What a stage did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -242,5 +249,7 @@ mod tests {
         assert_eq!(applies(SenderKind::Agent), vec!["lead_bookkeeping"]);
         assert!(applies(SenderKind::Bot).is_empty());
         assert!(applies(SenderKind::System).is_empty());
+        assert!(any_applies(SenderKind::Guest) && any_applies(SenderKind::Agent));
+        assert!(!any_applies(SenderKind::Bot) && !any_applies(SenderKind::System));
     }
 }
