@@ -267,7 +267,6 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         pipeline: state.pipeline.clone(),
         scheduler: state.scheduler.clone(),
     };
-    channels::templates::sync::start(&state);
     state.pipeline.start(state.clone());
     // Teams made before automations existed get the shipped defaults (off).
     let now = state.clock.now_ms();

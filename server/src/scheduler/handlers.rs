@@ -32,16 +32,20 @@ pub enum JobKind {
     /// Enrols the conversations the no-reply automations count as silent
     /// (`automations::runner::sweep_silences`). Recurring.
     AutomationSilences,
+    /// Syncs every WABA's message templates (`channels::templates::sync`).
+    /// Recurring, and due at once at every start.
+    TemplateSync,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::HoursTick,
         Self::OverdueTasks,
         Self::Broadcast,
         Self::AutomationStep,
         Self::AutomationSilences,
+        Self::TemplateSync,
     ];
 
     /// The stored name.
@@ -52,6 +56,7 @@ impl JobKind {
             Self::Broadcast => "broadcast.pass",
             Self::AutomationStep => "automation.step",
             Self::AutomationSilences => "automations.no_reply_sweep",
+            Self::TemplateSync => "templates.sync",
         }
     }
 
@@ -76,6 +81,11 @@ pub fn recurring(config: &Config) -> Vec<(JobKind, &'static str, Duration)> {
             "every",
             crate::automations::runner::SILENCE_SWEEP,
         ),
+        (
+            JobKind::TemplateSync,
+            "every",
+            crate::channels::templates::sync::SYNC_EVERY,
+        ),
     ]
 }
 
@@ -90,6 +100,7 @@ pub async fn run(state: &AppState, kind: JobKind, job: &JobRow) -> Outcome {
         JobKind::Broadcast => crate::broadcasts::runner::run(state, &job.key).await,
         JobKind::AutomationStep => crate::automations::runner::run_step(state, &job.key).await,
         JobKind::AutomationSilences => crate::automations::runner::sweep_silences(state).await,
+        JobKind::TemplateSync => crate::channels::templates::sync::run_job(state).await,
         JobKind::OverdueTasks => match crate::leads::push_overdue_tasks(state).await {
             Ok(()) => Outcome::Done,
             Err(e) => Outcome::Retry {

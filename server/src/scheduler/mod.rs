@@ -274,6 +274,9 @@ impl Scheduler {
                 for (kind, key, every) in jobs {
                     ensure(c, kind, key, every, now)?;
                 }
+                // Templates are synced at every start (issue 17 §2), not only
+                // every period: a pending run due later is brought forward.
+                reschedule(c, JobKind::TemplateSync, "every", now)?;
                 Ok(())
             })
             .await?;

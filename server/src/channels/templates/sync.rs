@@ -201,12 +201,20 @@ pub async fn sync_one(state: &AppState, waba_id: &str) -> Result<Option<Outcome>
     Ok(Some(sync_waba(state, &w).await))
 }
 
-/// Starts the start-up sync in the background (the hub does not wait for Meta).
-pub fn start(state: &AppState) {
-    let state = state.clone();
-    actix_rt::spawn(async move {
-        if let Err(e) = sync_all(&state).await {
-            tracing::warn!(error = %e, "start-up template sync failed");
-        }
-    });
+/// How often every WABA's templates are synced again by the scheduler's
+/// recurring job ([`crate::scheduler::JobKind::TemplateSync`]); Meta's
+/// `message_template_status_update` webhook brings changes in between.
+pub const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// The scheduler's handler for [`crate::scheduler::JobKind::TemplateSync`]: syncs
+/// every WABA. A database error (the pool busy at start) is retried with the
+/// scheduler's backoff rather than lost; a WABA Meta refuses is recorded as a
+/// failed sync and waits for the next run or an agent's "Sync now".
+pub async fn run_job(state: &AppState) -> crate::scheduler::Outcome {
+    match sync_all(state).await {
+        Ok(_) => crate::scheduler::Outcome::Done,
+        Err(e) => crate::scheduler::Outcome::Retry {
+            error: e.to_string(),
+        },
+    }
 }
