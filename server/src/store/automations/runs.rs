@@ -348,26 +348,13 @@ pub fn advance(
     note: Option<&str>,
     now: i64,
 ) -> Result<bool, AppError> {
-    let n = diesel::update(
-        runs::table
-            .filter(runs::id.eq(run_id))
-            .filter(runs::step.eq(from))
-            .filter(runs::status.eq(RunStatus::Active.as_str())),
-    )
-    .set((
-        runs::step.eq(to),
-        runs::next_at.eq(next_at),
-        runs::updated_at.eq(now),
-    ))
-    .execute(c)?;
-    if n > 0 {
-        if let Some(note) = note {
-            diesel::update(runs::table.find(run_id))
-                .set(runs::reason.eq(note))
-                .execute(c)?;
-        }
-    }
-    Ok(n > 0)
+    let to = Move {
+        step: to,
+        status: RunStatus::Active,
+        next_at,
+        note,
+    };
+    moved(c, run_id, from, &to, now)
 }
 
 /// Ends an active run at step `at` with `status` (done, stopped or failed) and a
@@ -383,25 +370,49 @@ pub fn end(
     reason: Option<&str>,
     now: i64,
 ) -> Result<bool, AppError> {
-    let n = diesel::update(
-        runs::table
-            .filter(runs::id.eq(run_id))
-            .filter(runs::step.eq(at))
-            .filter(runs::status.eq(RunStatus::Active.as_str())),
-    )
-    .set((
-        runs::status.eq(status.as_str()),
-        runs::next_at.eq(None::<i64>),
+    let to = Move {
+        step: at,
+        status,
+        next_at: None,
+        note: reason,
+    };
+    moved(c, run_id, at, &to, now)
+}
+
+/// Where a run goes from its current step.
+struct Move<'a> {
+    step: i32,
+    status: RunStatus,
+    next_at: Option<i64>,
+    /// Kept as the run's reason; `None` keeps the one it has.
+    note: Option<&'a str>,
+}
+
+/// The one conditional UPDATE behind [`advance`] and [`end`]: only an active run
+/// still at step `from` moves, so a step job run twice finds nothing to move.
+fn moved(
+    c: &mut DbConn,
+    run_id: &str,
+    from: i32,
+    to: &Move<'_>,
+    now: i64,
+) -> Result<bool, AppError> {
+    let target = runs::table
+        .filter(runs::id.eq(run_id))
+        .filter(runs::step.eq(from))
+        .filter(runs::status.eq(RunStatus::Active.as_str()));
+    let common = (
+        runs::step.eq(to.step),
+        runs::status.eq(to.status.as_str()),
+        runs::next_at.eq(to.next_at),
         runs::updated_at.eq(now),
-    ))
-    .execute(c)?;
-    if n > 0 {
-        if let Some(reason) = reason {
-            diesel::update(runs::table.find(run_id))
-                .set(runs::reason.eq(reason))
-                .execute(c)?;
-        }
-    }
+    );
+    let n = match to.note {
+        Some(note) => diesel::update(target)
+            .set((common, runs::reason.eq(note)))
+            .execute(c)?,
+        None => diesel::update(target).set(common).execute(c)?,
+    };
     Ok(n > 0)
 }
 
