@@ -210,6 +210,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             &boot.secret,
         )),
         numbers: Arc::new(store::numbers::cache::NumberCache::new()),
+        known_wa: Arc::default(),
     };
     // The env WhatsApp configuration as the first numbers (zero-config upgrade).
     {

@@ -39,4 +39,6 @@ pub struct AppState {
     /// This node's copy of the WhatsApp numbers, secrets opened (webhooks and the
     /// outbox read it instead of the database).
     pub numbers: Arc<crate::store::numbers::cache::NumberCache>,
+    /// Conversations inbound WhatsApp messages were resolved to on this node.
+    pub known_wa: Arc<crate::store::whatsapp::KnownConversations>,
 }

@@ -466,6 +466,7 @@ async fn put_keywords(
 ) -> Result<HttpResponse, AppError> {
     let team_id = path.into_inner();
     super::require_team(&agent, &team_id)?;
+    let team = team_id.clone();
     let settings = body.into_inner().validated()?;
     let who = actor(&agent, &req);
     let agent_id = agent.id.clone();
@@ -488,5 +489,6 @@ async fn put_keywords(
             })
         })
         .await?;
+    consent::settings_changed(&team);
     Ok(HttpResponse::Ok().json(saved))
 }

@@ -522,6 +522,7 @@ async fn put_pipeline(
     let b = body.into_inner();
     let by = agent.id.clone();
     let who = super::audit::actor(&agent, &req);
+    let changed = team.clone();
     let cfg = state
         .db
         .run(move |c| {
@@ -553,6 +554,7 @@ async fn put_pipeline(
             })
         })
         .await?;
+    store::config_changed(&changed);
     Ok(HttpResponse::Ok().json(cfg))
 }
 

@@ -298,24 +298,35 @@ struct Received {
 }
 
 async fn ingest(state: &AppState, target: &Target, m: InboundMessage) -> Result<(), AppError> {
-    let team_slug = state.config.whatsapp.team.clone();
-    let (provider, sender, target) = (m.provider, m.sender.clone(), target.clone());
-    let conversation_id = state
-        .db
-        .run(move |c| {
-            let inbox = store::Inbox {
-                number_id: target.number_id.as_str(),
-                team_id: target.team_id.as_deref(),
-                team_slug: &team_slug,
-            };
-            store::resolve_conversation(c, provider, &sender, &inbox)
-        })
-        .await
-        .map_err(|e| match e {
-            // A misconfigured team must not make the provider drop the message.
-            AppError::NotFound(why) => AppError::Unavailable(why),
-            other => other,
-        })?;
+    let provider = m.provider;
+    let known = state.known_wa.get(target.number_id.as_str(), &m.sender);
+    let conversation_id = match known {
+        Some(id) => id,
+        None => {
+            let team_slug = state.config.whatsapp.team.clone();
+            let (sender, inbox_of) = (m.sender.clone(), target.clone());
+            let id = state
+                .db
+                .run(move |c| {
+                    let inbox = store::Inbox {
+                        number_id: inbox_of.number_id.as_str(),
+                        team_id: inbox_of.team_id.as_deref(),
+                        team_slug: &team_slug,
+                    };
+                    store::resolve_conversation(c, provider, &sender, &inbox)
+                })
+                .await
+                .map_err(|e| match e {
+                    // A misconfigured team must not make the provider drop the message.
+                    AppError::NotFound(why) => AppError::Unavailable(why),
+                    other => other,
+                })?;
+            state
+                .known_wa
+                .remember(target.number_id.as_str(), &m.sender, &id);
+            id
+        }
+    };
     let msg = PostInbound {
         provider_id: provider.stored_id(&m.provider_id),
         body: m.body,

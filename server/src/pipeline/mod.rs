@@ -201,6 +201,7 @@ async fn passes(
             let turn = Turn {
                 sender: SenderKind::parse_lossy(&row.sender_kind),
                 team_id: backlog.team_id.clone(),
+                contact_id: backlog.contact_id.clone(),
                 message: Committed {
                     conversation_id: row.conversation_id,
                     sender_kind: row.sender_kind,

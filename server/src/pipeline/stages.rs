@@ -109,6 +109,8 @@ pub struct Turn {
     pub sender: SenderKind,
     /// The conversation's team.
     pub team_id: String,
+    /// The conversation's contact.
+    pub contact_id: String,
 }
 
 /// Runs one stage for one message.
@@ -118,13 +120,10 @@ pub struct Turn {
 pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome, AppError> {
     match stage {
         Stage::StopSequences => {
-            let (conversation_id, now) =
-                (turn.message.conversation_id.clone(), state.clock.now_ms());
+            let (contact_id, now) = (turn.contact_id.clone(), state.clock.now_ms());
             state
                 .db
-                .run(move |c| {
-                    crate::store::automations::runs::stop_on_reply(c, &conversation_id, now)
-                })
+                .run(move |c| crate::store::automations::runs::stop_on_reply(c, &contact_id, now))
                 .await?;
             Ok(Outcome::Continue)
         }
@@ -176,13 +175,13 @@ async fn opt_out(state: &AppState, turn: &Turn) -> Result<Outcome, AppError> {
     let reply = state
         .db
         .run(move |c| {
-            let settings = consent::settings(c, &team_id)?;
+            let settings = consent::settings_cached(c, &team_id)?;
             let Some(intent) = settings.classify(&m.body) else {
                 return Ok(None);
             };
             let (target, text) = match intent {
-                KeywordIntent::OptOut => (ConsentState::OptedOut, settings.opt_out_reply),
-                KeywordIntent::OptIn => (ConsentState::OptedIn, settings.opt_in_reply),
+                KeywordIntent::OptOut => (ConsentState::OptedOut, settings.opt_out_reply.clone()),
+                KeywordIntent::OptIn => (ConsentState::OptedIn, settings.opt_in_reply.clone()),
             };
             write_transaction(c, |c| {
                 let contact_id = crate::store::contacts::of_conversation(c, &m.conversation_id)?;

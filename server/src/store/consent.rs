@@ -250,10 +250,32 @@ pub fn history(c: &mut DbConn, contact_id: &str) -> Result<Vec<ConsentEvent>, Ap
         .collect())
 }
 
-/// A team's keyword settings (the defaults when never set).
+/// A team's keyword settings (the defaults when never set), from this node's cache
+/// when read within its TTL ([`crate::store::team_cache`]): what the opt-out stage
+/// reads for every customer message.
 ///
 /// # Errors
 /// Database errors; a stored value that no longer parses reads as the defaults.
+pub fn settings_cached(
+    c: &mut DbConn,
+    team_id: &str,
+) -> Result<std::sync::Arc<KeywordSettings>, AppError> {
+    KEYWORDS.get(team_id, || settings(c, team_id))
+}
+
+/// A team's keyword settings changed (after the commit): the next
+/// [`settings_cached`] on this node reads them again.
+pub fn settings_changed(team_id: &str) {
+    KEYWORDS.invalidate(team_id);
+}
+
+static KEYWORDS: std::sync::LazyLock<crate::store::team_cache::TeamCache<KeywordSettings>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A team's keyword settings as stored (the defaults when it has none).
+///
+/// # Errors
+/// Database errors.
 pub fn settings(c: &mut DbConn, team_id: &str) -> Result<KeywordSettings, AppError> {
     let stored: Option<String> = consent_settings::table
         .find(team_id)

@@ -19,6 +19,7 @@ pub mod numbers;
 pub mod pipeline;
 pub mod segments;
 pub mod tags;
+pub mod team_cache;
 pub mod templates;
 pub mod whatsapp;
 pub mod widget_settings;

@@ -16,6 +16,8 @@ use crate::store::messages::MessageRow;
 pub struct Backlog {
     /// The conversation's team.
     pub team_id: String,
+    /// The conversation's contact.
+    pub contact_id: String,
     /// Every message up to this seq has been through the pipeline.
     pub done: i64,
     /// Messages after `done`, ascending by seq.
@@ -27,7 +29,7 @@ pub struct Backlog {
 /// holds an unexpired lease.
 ///
 /// Three statements in the common case: the conditional `UPDATE … RETURNING seq` that
-/// takes the lease, the team, and the read. A conversation's first pass inserts its row instead.
+/// takes the lease, the team and contact, and the read. A conversation's first pass inserts its row instead.
 ///
 /// # Errors
 /// Database errors.
@@ -72,9 +74,9 @@ pub fn claim(
             }
         }
     };
-    let team_id = conversations::table
+    let (team_id, contact_id) = conversations::table
         .find(conversation_id)
-        .select(conversations::team_id)
+        .select((conversations::team_id, conversations::contact_id))
         .first(c)?;
     let messages = messages::table
         .filter(messages::conversation_id.eq(conversation_id))
@@ -85,6 +87,7 @@ pub fn claim(
         .load(c)?;
     Ok(Some(Backlog {
         team_id,
+        contact_id,
         done,
         messages,
     }))

@@ -78,6 +78,53 @@ pub struct Inbox<'a> {
     pub team_slug: &'a str,
 }
 
+/// This node's memory of conversations [`resolve_conversation`] found, by number and
+/// WhatsApp id, so a known customer's webhook costs no database round trip before
+/// its message is appended.
+///
+/// Safe to keep without expiry: a contact's WhatsApp id and its conversation on a
+/// number never change once created (unique indexes; nothing deletes or merges
+/// them). The profile name is remembered too, so a changed name still goes through
+/// [`resolve_conversation`], which stores it.
+#[derive(Debug, Default)]
+pub struct KnownConversations {
+    map: parking_lot::Mutex<std::collections::HashMap<(String, String), Known>>,
+}
+
+#[derive(Debug)]
+struct Known {
+    conversation_id: String,
+    name: Option<String>,
+}
+
+impl KnownConversations {
+    /// Entries kept before the memory starts again from empty (about 20 MB).
+    const MAX: usize = 100_000;
+
+    /// The conversation of `sender` on `number_id`, when known here and the
+    /// sender's profile name (if sent) is the one last stored.
+    pub fn get(&self, number_id: &str, sender: &Sender) -> Option<String> {
+        let map = self.map.lock();
+        let known = map.get(&(number_id.to_string(), sender.wa_id.clone()))?;
+        (sender.name.is_none() || sender.name == known.name).then(|| known.conversation_id.clone())
+    }
+
+    /// Remembers what [`resolve_conversation`] returned for `sender`.
+    pub fn remember(&self, number_id: &str, sender: &Sender, conversation_id: &str) {
+        let mut map = self.map.lock();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(
+            (number_id.to_string(), sender.wa_id.clone()),
+            Known {
+                conversation_id: conversation_id.to_string(),
+                name: sender.name.clone(),
+            },
+        );
+    }
+}
+
 /// The conversation a customer's message belongs to: the contact with this
 /// WhatsApp id (created, with its E.164 phone and profile name, on first contact;
 /// the name refreshed when the profile name changed) and its one conversation on

@@ -213,24 +213,16 @@ pub fn on_tag_added(
     Ok(())
 }
 
-/// The inbound pipeline's `StopSequences` stage: a customer message in
-/// `conversation_id` stops its contact's runs that are waiting and stop on reply.
+/// The inbound pipeline's `StopSequences` stage: a customer message from
+/// `contact_id` stops the contact's runs that are waiting and stop on reply.
 /// Returns how many stopped.
 ///
 /// # Errors
 /// Database errors.
-pub fn stop_on_reply(c: &mut DbConn, conversation_id: &str, now: i64) -> Result<usize, AppError> {
-    let contact: Option<String> = conversations::table
-        .find(conversation_id)
-        .select(conversations::contact_id)
-        .first(c)
-        .optional()?;
-    let Some(contact) = contact else {
-        return Ok(0);
-    };
+pub fn stop_on_reply(c: &mut DbConn, contact_id: &str, now: i64) -> Result<usize, AppError> {
     Ok(diesel::update(
         runs::table
-            .filter(runs::contact_id.eq(&contact))
+            .filter(runs::contact_id.eq(contact_id))
             .filter(runs::status.eq(RunStatus::Active.as_str()))
             .filter(runs::stop_on_reply.eq(true))
             .filter(runs::next_at.is_not_null()),

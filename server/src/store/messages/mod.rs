@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::model::{new_id, AttachmentView, MessageView, SenderKind, SenderView};
 
 /// A row of `messages`.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {
     /// Message id.
