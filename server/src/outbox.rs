@@ -36,13 +36,12 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::actors::messages::PublishStatus;
-use crate::channels::numbers::Credentials;
+use crate::channels::numbers::{Credentials, NumberId};
 use crate::channels::{meta, templates, waha, Attachment, Provider, SendError, StatusError};
 use crate::clock::now_ms;
 use crate::config::WhatsAppConfig;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::numbers;
 use crate::store::whatsapp::{self as store, OutboxRow, SendContext, StatusChange};
 
 /// Rows claimed per pass (sent concurrently).
@@ -222,22 +221,16 @@ fn missing(what: &str) -> SendError {
 }
 
 /// The credentials of the number the row's conversation came in on (replies go
-/// out from it), from this node's cache of numbers: one primary-key read of the
-/// conversation per send, no secret opened. A deleted conversation or deactivated
-/// number fails the message; a database error is retried.
-async fn credentials(state: &AppState, row: &OutboxRow) -> Result<Credentials, SendError> {
+/// out from it; read with the row's [`SendContext`]), from this node's cache of
+/// numbers, no secret opened. A deactivated or deleted number fails the message; a
+/// database error is retried.
+async fn credentials(state: &AppState, number_id: &NumberId) -> Result<Credentials, SendError> {
     let classify = |e: AppError| match e {
         AppError::NotFound(m) | AppError::Conflict(m) => {
             SendError::Permanent(StatusError { code: 0, title: m })
         }
         other => SendError::Transient(format!("credentials: {other}")),
     };
-    let id = row.conversation_id.clone();
-    let number_id = state
-        .db
-        .run(move |c| numbers::number_of_conversation(c, &id))
-        .await
-        .map_err(classify)?;
     let snapshot = state.numbers.snapshot(state).await.map_err(classify)?;
     let number = snapshot.get(&number_id.0).ok_or_else(|| {
         classify(AppError::NotFound(format!(
@@ -311,7 +304,7 @@ async fn send(
                 .collect()
         })
         .unwrap_or_default();
-    let creds = credentials(state, row).await?;
+    let creds = credentials(state, &ctx.number).await?;
     if ctx.paced {
         pace(state, &creds, provider).await?;
     }

@@ -608,6 +608,8 @@ pub fn mark_failed(
 pub struct SendContext {
     /// The contact's WhatsApp id (see `channels::Sender::wa_id`).
     pub wa_id: Option<String>,
+    /// The number the conversation came in on: replies go out from it.
+    pub number: crate::channels::numbers::NumberId,
     /// Message body (text sends; media caption fallback).
     pub body: Option<String>,
     /// Message attachment JSON (media sends).
@@ -616,18 +618,28 @@ pub struct SendContext {
     pub paced: bool,
 }
 
-/// Loads the recipient and content of an outbox row.
+/// Loads the recipient, the sending number and the content of an outbox row (two
+/// primary-key reads).
 ///
 /// # Errors
-/// [`AppError::NotFound`] when the conversation is gone; database errors.
+/// [`AppError::NotFound`] when the conversation is gone or not a WhatsApp one;
+/// database errors.
 pub fn send_context(conn: &mut DbConn, row: &OutboxRow) -> Result<SendContext, AppError> {
-    let wa_id: Option<String> = conversations::table
-        .inner_join(contacts::table)
-        .filter(conversations::id.eq(&row.conversation_id))
-        .select(contacts::wa_id)
-        .first(conn)
-        .optional()?
-        .ok_or_else(|| AppError::NotFound(format!("no conversation {}", row.conversation_id)))?;
+    let (wa_id, channel, number_id): (Option<String>, String, Option<String>) =
+        conversations::table
+            .inner_join(contacts::table)
+            .filter(conversations::id.eq(&row.conversation_id))
+            .select((
+                contacts::wa_id,
+                conversations::channel,
+                conversations::number_id,
+            ))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no conversation {}", row.conversation_id))
+            })?;
+    let number = crate::store::numbers::number_of(&channel, number_id)?;
     let (body, attachment, sender) = match &row.message_id {
         Some(id) => {
             let (b, a, s): (String, Option<String>, Option<String>) = messages::table
@@ -640,6 +652,7 @@ pub fn send_context(conn: &mut DbConn, row: &OutboxRow) -> Result<SendContext, A
     };
     Ok(SendContext {
         wa_id,
+        number,
         body,
         attachment,
         paced: sender.is_some_and(|s| s.starts_with(crate::broadcasts::SENDER_PREFIX)),

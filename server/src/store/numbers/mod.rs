@@ -578,7 +578,16 @@ pub fn number_of_conversation(
         .first(conn)
         .optional()?
         .ok_or_else(|| AppError::NotFound(format!("no conversation {conversation_id}")))?;
-    let provider = Provider::of_channel(&channel)
+    number_of(&channel, number_id)
+}
+
+/// The number of a conversation with this `channel` and stored `number_id` (an
+/// env number's conversations store none).
+///
+/// # Errors
+/// [`AppError::NotFound`] when the channel is not WhatsApp's.
+pub fn number_of(channel: &str, number_id: Option<String>) -> Result<NumberId, AppError> {
+    let provider = Provider::of_channel(channel)
         .ok_or_else(|| AppError::NotFound("not a WhatsApp conversation".into()))?;
     Ok(number_id.map_or_else(|| NumberId::env(provider), NumberId))
 }
