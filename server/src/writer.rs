@@ -309,7 +309,7 @@ mod tests {
             t::table
                 .find(&conv)
                 .select(t::last_seq)
-                .first(&mut **c)
+                .first(&mut *c)
                 .unwrap()
         };
         assert_eq!(last_seq, 3, "a duplicate never takes a seq");

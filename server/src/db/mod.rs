@@ -16,7 +16,7 @@ pub mod schema;
 pub use connection::{DbConn, MultiBackend};
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -63,57 +63,20 @@ impl Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = Pooled;
+    type Connection = DbConn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<Pooled, Self::Error> {
+    fn connect(&self) -> Result<DbConn, Self::Error> {
         self.establish()
-            .map(|conn| Pooled {
-                conn,
-                last_used: Instant::now(),
-                dead: false,
-            })
             .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
-    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
-        pooled.conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, pooled: &mut Pooled) -> bool {
-        std::thread::panicking() || pooled.dead || pooled.conn.is_broken()
-    }
-}
-
-/// How long a pooled connection may sit unused before it is checked with a
-/// `SELECT 1` when next taken. A busy node uses every connection far more often, so
-/// its checkouts cost no round trip (it was one per `Db::run`, 112k `SELECT 1` in a
-/// 4-second bench phase); one that sat through an outage is checked and replaced.
-/// A connection lost while in use breaks its statement with
-/// [`AppError::Unavailable`] and is dropped when it goes back
-/// ([`ManageConnection::has_broken`]).
-const IDLE_CHECK: Duration = Duration::from_secs(1);
-
-/// A connection as the pool keeps it: the connection and when it was last taken.
-/// Derefs to [`DbConn`].
-pub struct Pooled {
-    conn: DbConn,
-    last_used: Instant,
-    /// Failed its idle check: the pool drops it instead of keeping it.
-    dead: bool,
-}
-
-impl std::ops::Deref for Pooled {
-    type Target = DbConn;
-
-    fn deref(&self) -> &DbConn {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for Pooled {
-    fn deref_mut(&mut self) -> &mut DbConn {
-        &mut self.conn
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
     }
 }
 
@@ -159,10 +122,9 @@ impl Db {
             .max_size(config.db_pool_size)
             .min_idle(Some(1))
             .connection_timeout(config.db_timeout)
-            // Connections idle past `IDLE_CHECK` are checked in `Db::conn` instead,
-            // so a database that came back after an outage is used again without a
-            // restart, and a busy node pays no round trip per checkout.
-            .test_on_check_out(false)
+            // Check out only live connections, so a database that came back after an
+            // outage is used again without a restart.
+            .test_on_check_out(true)
             .idle_timeout(Some(Duration::from_secs(600)))
             .build(manager)
             .map_err(|e| AppError::Unavailable(format!("cannot open database: {e}")))?;
@@ -186,7 +148,7 @@ impl Db {
     /// # Errors
     /// [`AppError::Unavailable`] when no connection can be had in time.
     pub fn conn(&self) -> Result<Conn, AppError> {
-        checkout(&self.pool)
+        Ok(self.pool.get()?)
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool and returns its
@@ -201,7 +163,7 @@ impl Db {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = checkout(&pool)?;
+            let mut conn = pool.get()?;
             f(&mut conn)
         })
         .await
@@ -219,25 +181,6 @@ impl Db {
         })
         .await
     }
-}
-
-/// Takes a live connection: one used within [`IDLE_CHECK`] as it is, an older one
-/// after a `SELECT 1`. A connection that fails the check is dropped and the next
-/// one tried — after an outage every idle connection is dead, so at most the pool's
-/// size of them, then a fresh connection (or the pool's timeout error).
-fn checkout(pool: &Pool<Manager>) -> Result<Conn, AppError> {
-    let attempts = pool.max_size() + 1;
-    for _ in 0..attempts {
-        let mut pooled = pool.get()?;
-        if pooled.last_used.elapsed() < IDLE_CHECK || pooled.conn.ping().is_ok() {
-            pooled.last_used = Instant::now();
-            return Ok(pooled);
-        }
-        pooled.dead = true;
-    }
-    Err(AppError::Unavailable(
-        "no live database connection after the pool's size of checks".into(),
-    ))
 }
 
 fn migrate(conn: &mut DbConn) -> Result<(), AppError> {
