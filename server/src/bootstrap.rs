@@ -32,7 +32,7 @@ pub struct Bootstrapped {
 /// [`AppError::Unavailable`] when the database is down; database errors.
 pub fn run(db: &Db, config: &Config) -> Result<Bootstrapped, AppError> {
     let mut conn = db.conn()?;
-    let c = &mut *conn;
+    let c = &mut **conn;
     let secret = match &config.secret {
         Some(s) => s.clone(),
         None => {

@@ -212,6 +212,9 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
         }
         Err(e) => {
             tracing::warn!(error = %e, size, "batch commit failed; callers will retry");
+            // Even the one-by-one retry failed: most likely the connection itself
+            // (an outage), so every pooled connection is tested before reuse.
+            crate::db::suspect_connections();
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(AppError::Unavailable(
                     "the database could not commit; nothing was stored, retry".into(),
@@ -309,10 +312,54 @@ mod tests {
             t::table
                 .find(&conv)
                 .select(t::last_seq)
-                .first(&mut *c)
+                .first(&mut **c)
                 .unwrap()
         };
         assert_eq!(last_seq, 3, "a duplicate never takes a seq");
+    }
+
+    #[test]
+    fn recent_activity_is_not_rewritten_but_stale_activity_moves_sqlite() {
+        activity_moves_only_when_stale(open());
+    }
+
+    #[test]
+    fn recent_activity_is_not_rewritten_but_stale_activity_moves_postgres() {
+        if let Some(target) = testing::postgres() {
+            activity_moves_only_when_stale(open_on(target));
+        }
+    }
+
+    /// `updated_at` (indexed) moves only when older than `ACTIVITY_STEP_MS`, while
+    /// `last_message_at` always does. Times are set in the row instead of waited for.
+    fn activity_moves_only_when_stale((_scratch, db, conv): (Scratch, Db, String)) {
+        use crate::db::schema::conversations as t;
+        use diesel::prelude::*;
+        let mut c = db.conn().unwrap();
+        let mut set_and_append = |updated_at: i64, key: &str| -> (i64, i64) {
+            diesel::update(t::table.find(&conv))
+                .set((
+                    t::updated_at.eq(updated_at),
+                    t::last_message_at.eq(Some(1_i64)),
+                ))
+                .execute(&mut **c)
+                .unwrap();
+            write_transaction(&mut c, |c| append_batch(c, &[&msg(&conv, key)])).unwrap();
+            let (updated, last): (i64, Option<i64>) = t::table
+                .find(&conv)
+                .select((t::updated_at, t::last_message_at))
+                .first(&mut **c)
+                .unwrap();
+            (updated, last.unwrap())
+        };
+        // "Recent": in the future of any clock this test runs on.
+        let recent = crate::clock::now_ms() + 3_600_000;
+        let (updated, last) = set_and_append(recent, "a");
+        assert_eq!(updated, recent, "a recent updated_at is left alone");
+        assert!(last > 1, "last_message_at always moves");
+        let (updated, last) = set_and_append(1, "b");
+        assert!(updated > 1, "a stale updated_at moves");
+        assert_eq!(updated, last, "it moves to the message's time");
     }
 
     #[test]

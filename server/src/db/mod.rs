@@ -11,16 +11,17 @@
 //! violation inside a savepoint, and flags are `Integer` columns.
 
 mod connection;
+mod pool;
 pub mod schema;
 
 pub use connection::{DbConn, MultiBackend};
+pub use pool::{suspect_connections, Manager, PoolConn};
 
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::r2d2::{Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::{Config, DatabaseTarget};
@@ -33,54 +34,8 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations
 /// when several nodes start at once.
 const MIGRATION_LOCK_KEY: i64 = 0x5357_4254_4348; // "SWBTCH"
 
-/// The pool's connection factory: opens connections of the configured backend;
-/// SQLite connections get their pragmas here because they are per-connection settings.
-#[derive(Debug, Clone)]
-pub struct Manager {
-    target: DatabaseTarget,
-}
-
-impl Manager {
-    fn establish(&self) -> ConnectionResult<DbConn> {
-        match &self.target {
-            DatabaseTarget::Postgres { url } => {
-                diesel::PgConnection::establish(url.expose()).map(DbConn::Postgresql)
-            }
-            DatabaseTarget::Sqlite { path } => {
-                let mut conn = diesel::SqliteConnection::establish(path)?;
-                // WAL lets readers work while the writer commits; NORMAL sync is
-                // durable against process crashes (the WAL is fsynced at checkpoints),
-                // busy_timeout turns writer contention into waiting instead of errors.
-                conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
-                Ok(DbConn::Sqlite(conn))
-            }
-        }
-    }
-}
-
-impl ManageConnection for Manager {
-    type Connection = DbConn;
-    type Error = diesel::r2d2::Error;
-
-    fn connect(&self) -> Result<DbConn, Self::Error> {
-        self.establish()
-            .map_err(diesel::r2d2::Error::ConnectionError)
-    }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        std::thread::panicking() || conn.is_broken()
-    }
-}
-
-/// A pooled connection, as handed to closures passed to [`Db::run`].
+/// A pooled connection; it dereferences (twice) to the [`DbConn`] closures passed to
+/// [`Db::run`] get.
 pub type Conn = PooledConnection<Manager>;
 
 /// Handle to the database: a connection pool plus the backend it talks to. Cheap to clone.
@@ -115,15 +70,14 @@ impl Db {
                 })?;
             }
         }
-        let manager = Manager {
-            target: config.database.clone(),
-        };
+        let manager = Manager::new(config.database.clone());
         let pool = Pool::builder()
             .max_size(config.db_pool_size)
             .min_idle(Some(1))
             .connection_timeout(config.db_timeout)
             // Check out only live connections, so a database that came back after an
-            // outage is used again without a restart.
+            // outage is used again without a restart. `Manager` tests only idle or
+            // suspect connections (see `pool`), so a busy pool pays no round trip.
             .test_on_check_out(true)
             .idle_timeout(Some(Duration::from_secs(600)))
             .build(manager)

@@ -81,7 +81,7 @@ fn world(capacities: &[i64]) -> World {
         .unwrap();
         diesel::update(agents::table.find(&a.id))
             .set(agents::capacity.eq(i32::try_from(*cap).unwrap()))
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .unwrap();
         list.push((a.id, *cap));
     }

@@ -794,7 +794,7 @@ mod tests {
                 whatsapp_numbers::created_at.eq(1_i64),
                 whatsapp_numbers::updated_at.eq(1_i64),
             ))
-            .execute(&mut c)
+            .execute(&mut **c)
             .unwrap();
         insert(&mut c, &broadcast("a", 1)).unwrap();
         insert(&mut c, &broadcast("empty", 2)).unwrap();
@@ -833,7 +833,7 @@ mod tests {
                     messages::status.eq(status),
                     messages::created_at.eq(10_i64),
                 ))
-                .execute(&mut c)
+                .execute(&mut **c)
                 .unwrap();
             mark_sent(&mut c, "a", &p.contact_id, &id, 10).unwrap();
         }

@@ -134,7 +134,7 @@ fn filters_and_paging(db: &Db) {
     assert_eq!(updated.ip.as_deref(), Some("203.0.113.7"));
     let stored: Vec<Option<String>> = audit_log::table
         .select(audit_log::after)
-        .load(&mut c)
+        .load(&mut **c)
         .unwrap();
     assert!(
         stored.iter().flatten().all(|s| !s.contains("new-secret")),
@@ -233,9 +233,9 @@ fn append_only(db: &Db) {
     let id = record(&mut c, &AuditEntry::new(&actor("a"), AuditAction::Login), 1).unwrap();
     let update = diesel::update(audit_log::table.find(&id))
         .set(audit_log::action.eq("auth.logout"))
-        .execute(&mut c);
+        .execute(&mut **c);
     assert!(update.is_err(), "an update is refused");
-    let delete = diesel::delete(audit_log::table.find(&id)).execute(&mut c);
+    let delete = diesel::delete(audit_log::table.find(&id)).execute(&mut **c);
     assert!(delete.is_err(), "a delete is refused");
     let page = list(&mut c, &AuditFilter::default()).unwrap();
     assert_eq!(page.entries.len(), 1);
@@ -273,7 +273,7 @@ fn shares_the_change_transaction(db: &Db) {
     let kept: i64 = settings::table
         .filter(settings::key.eq("audit-test-failed"))
         .count()
-        .get_result(&mut c)
+        .get_result(&mut **c)
         .unwrap();
     assert_eq!(kept, 0, "the change went with its entry");
     change(&mut c, "audit-test-kept", false).unwrap();

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use diesel::dsl::case_when;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
@@ -33,9 +34,16 @@ struct Bump<'a> {
     last_message_at: i64,
     last_message_preview: &'a str,
     last_message_sender: &'a str,
-    updated_at: i64,
     last_inbound_at: Option<i64>,
 }
+
+/// How far behind a conversation's `updated_at` may fall before an append moves it,
+/// in ms. `updated_at` is the one indexed column an append touches (the inbox list's
+/// `(team_id, updated_at)` index); leaving it alone when it is this recent lets
+/// PostgreSQL update the row in place (a HOT update, no index write) for every
+/// further message in the same second. The inbox reads it only to cut its first
+/// page; the client orders conversations by `last_message_at`, which stays exact.
+pub const ACTIVITY_STEP_MS: i64 = 1_000;
 
 /// The identity of a message for duplicate detection (guarantee 3 in `docs/protocol.md`):
 /// the provider's message id, or the sender's idempotency key.
@@ -369,12 +377,17 @@ fn bump_one(
         last_message_at: now,
         last_message_preview: &b.preview,
         last_message_sender: b.sender,
-        updated_at: now,
         last_inbound_at: b.inbound.then_some(now),
     };
+    let updated_at = case_when(
+        conversations::updated_at.gt(now - ACTIVITY_STEP_MS),
+        conversations::updated_at,
+    )
+    .otherwise(now);
     diesel::update(conversations::table.find(conversation_id))
         .set((
             conversations::last_seq.eq(conversations::last_seq + b.n),
+            conversations::updated_at.eq(updated_at),
             &bump,
         ))
         .returning(conversations::last_seq)
@@ -398,7 +411,8 @@ fn bump_all_postgres(
 ) -> QueryResult<HashMap<String, i64>> {
     let rows: Vec<Bumped> = diesel::sql_query(
         "UPDATE conversations AS c SET last_seq = c.last_seq + v.n, \
-         last_message_at = $6, updated_at = $6, last_message_preview = v.preview, \
+         last_message_at = $6, last_message_preview = v.preview, \
+         updated_at = CASE WHEN c.updated_at > $6 - $7 THEN c.updated_at ELSE $6 END, \
          last_message_sender = v.sender, \
          last_inbound_at = CASE WHEN v.inbound THEN $6 ELSE c.last_inbound_at END \
          FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bool[]) \
@@ -416,6 +430,7 @@ fn bump_all_postgres(
     .bind::<Array<Text>, _>(bumps.iter().map(|(_, b)| b.sender).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(bumps.iter().map(|(_, b)| b.inbound).collect::<Vec<_>>())
     .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(ACTIVITY_STEP_MS)
     .load(pg)?;
     Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
 }
