@@ -240,6 +240,24 @@ mod tests {
         open_on(testing::sqlite())
     }
 
+    /// A test on SQLite and one on PostgreSQL (skipped without a test server): the
+    /// PostgreSQL path is its own SQL (the `UNNEST` bump and insert).
+    macro_rules! on_both_backends {
+        ($sqlite:ident, $postgres:ident, $check:ident) => {
+            #[test]
+            fn $sqlite() {
+                $check(open());
+            }
+
+            #[test]
+            fn $postgres() {
+                if let Some(target) = testing::postgres() {
+                    $check(open_on(target));
+                }
+            }
+        };
+    }
+
     fn msg(conv: &str, key: &str) -> NewMessage {
         NewMessage {
             conversation_id: conv.into(),
@@ -254,18 +272,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_batch_numbers_each_conversation_and_settles_duplicates_first_sqlite() {
-        batch_numbers_each_conversation(open());
-    }
-
-    /// The PostgreSQL path is its own SQL (`UNNEST` bump and insert).
-    #[test]
-    fn a_batch_numbers_each_conversation_and_settles_duplicates_first_postgres() {
-        if let Some(target) = testing::postgres() {
-            batch_numbers_each_conversation(open_on(target));
-        }
-    }
+    on_both_backends!(
+        a_batch_numbers_each_conversation_and_settles_duplicates_first_sqlite,
+        a_batch_numbers_each_conversation_and_settles_duplicates_first_postgres,
+        batch_numbers_each_conversation
+    );
 
     fn batch_numbers_each_conversation((_scratch, db, conv): (Scratch, Db, String)) {
         let (_, other) = testing::team_and_conversation(&db, "u");
@@ -318,17 +329,11 @@ mod tests {
         assert_eq!(last_seq, 3, "a duplicate never takes a seq");
     }
 
-    #[test]
-    fn recent_activity_is_not_rewritten_but_stale_activity_moves_sqlite() {
-        activity_moves_only_when_stale(open());
-    }
-
-    #[test]
-    fn recent_activity_is_not_rewritten_but_stale_activity_moves_postgres() {
-        if let Some(target) = testing::postgres() {
-            activity_moves_only_when_stale(open_on(target));
-        }
-    }
+    on_both_backends!(
+        recent_activity_is_not_rewritten_but_stale_activity_moves_sqlite,
+        recent_activity_is_not_rewritten_but_stale_activity_moves_postgres,
+        activity_moves_only_when_stale
+    );
 
     /// `updated_at` (indexed) moves only when older than `ACTIVITY_STEP_MS`, while
     /// `last_message_at` always does. Times are set in the row instead of waited for.
@@ -362,17 +367,11 @@ mod tests {
         assert_eq!(updated, last, "it moves to the message's time");
     }
 
-    #[test]
-    fn a_bad_append_fails_alone_and_seq_stays_gapless_sqlite() {
-        bad_append_fails_alone(open());
-    }
-
-    #[test]
-    fn a_bad_append_fails_alone_and_seq_stays_gapless_postgres() {
-        if let Some(target) = testing::postgres() {
-            bad_append_fails_alone(open_on(target));
-        }
-    }
+    on_both_backends!(
+        a_bad_append_fails_alone_and_seq_stays_gapless_sqlite,
+        a_bad_append_fails_alone_and_seq_stays_gapless_postgres,
+        bad_append_fails_alone
+    );
 
     fn bad_append_fails_alone((_scratch, db, conv): (Scratch, Db, String)) {
         let rt = tokio::runtime::Builder::new_current_thread()
