@@ -173,20 +173,15 @@ impl From<diesel::result::Error> for AppError {
                     info.constraint_name().unwrap_or("foreign key")
                 ))
             }
-            // The outage arms also make the pool test its connections before reuse
-            // (`db::pool`): others may have been cut by the same outage.
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                crate::db::suspect_connections();
                 Self::Unavailable(format!("database connection lost: {}", info.message()))
             }
             Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
                 if looks_like_outage(info.message()) =>
             {
-                crate::db::suspect_connections();
                 Self::Unavailable(format!("database unavailable: {}", info.message()))
             }
             Error::BrokenTransactionManager => {
-                crate::db::suspect_connections();
                 Self::Unavailable("database connection broken".into())
             }
             other => Self::Internal(format!("database: {other}")),
@@ -211,7 +206,6 @@ fn looks_like_outage(message: &str) -> bool {
 
 impl From<diesel::r2d2::PoolError> for AppError {
     fn from(err: diesel::r2d2::PoolError) -> Self {
-        crate::db::suspect_connections();
         Self::Unavailable(format!("no database connection: {err}"))
     }
 }

@@ -102,7 +102,7 @@ impl Db {
     /// # Errors
     /// [`AppError::Unavailable`] when no connection can be had in time.
     pub fn conn(&self) -> Result<Conn, AppError> {
-        Ok(self.pool.get()?)
+        watch_outage(self.pool.get().map_err(AppError::from))
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool and returns its
@@ -117,8 +117,11 @@ impl Db {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            watch_outage(
+                pool.get()
+                    .map_err(AppError::from)
+                    .and_then(|mut conn| f(&mut conn)),
+            )
         })
         .await
         .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
@@ -135,6 +138,16 @@ impl Db {
         })
         .await
     }
+}
+
+/// Passes `result` through; an [`AppError::Unavailable`] (no connection in time, a
+/// lost connection, an outage-like error) also makes the pool test every older
+/// connection before reuse ([`suspect_connections`]): the same outage may have cut them.
+fn watch_outage<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if matches!(result, Err(AppError::Unavailable(_))) {
+        suspect_connections();
+    }
+    result
 }
 
 fn migrate(conn: &mut DbConn) -> Result<(), AppError> {

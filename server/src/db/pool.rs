@@ -36,8 +36,9 @@ pub const IDLE_BEFORE_TEST: Duration = Duration::from_secs(1);
 static LOST_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// Marks every pooled connection as suspect: each is tested once at its next
-/// checkout. Called where a database error is seen that may mean a lost connection
-/// (`AppError`'s conversions, the message writer's failed commit).
+/// checkout. Called where a database error is seen that may mean a lost connection:
+/// [`super::Db::run`] and [`super::Db::conn`] on an `Unavailable` answer, the message
+/// writer on a failed commit.
 pub fn suspect_connections() {
     LOST_GENERATION.fetch_add(1, Ordering::AcqRel);
 }

@@ -27,7 +27,8 @@ use crate::db::schema::{conversations, messages};
 use crate::db::DbConn;
 use crate::model::{preview, ConversationStatus, SenderKind};
 
-/// What every append changes on its conversation row besides `last_seq`.
+/// What every append changes on its conversation row besides `last_seq` and
+/// `updated_at` (see [`ACTIVITY_STEP_MS`]).
 #[derive(AsChangeset)]
 #[diesel(table_name = conversations)]
 struct Bump<'a> {
