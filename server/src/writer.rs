@@ -11,11 +11,14 @@
 //! conversations (by a hash of the id): one conversation's appends always go through
 //! the same thread and are committed in the order they arrived.
 //!
-//! A batch first runs as one plain transaction of a fixed number of statements
-//! ([`append_batch`]: one duplicate lookup, one seq bump per conversation, one
-//! INSERT on PostgreSQL). If any statement fails (a missing
-//! conversation, a duplicate race), it is redone with one savepoint per append, so
-//! only the bad append fails. If the commit itself fails, every caller in the batch
+//! A batch first runs in a fixed number of statements ([`append_batch`]: one
+//! duplicate lookup, one seq bump per conversation, one INSERT on PostgreSQL). On
+//! PostgreSQL a batch that commits nothing besides its messages (no reopen, no
+//! outbox order: every customer message) runs as the lookup plus one combined
+//! statement outside a transaction ([`append_one_statement`]), since a statement is
+//! atomic by itself; any other batch runs in one plain transaction. If any statement
+//! fails (a missing conversation, a duplicate race), it is redone with one savepoint
+//! per append, so only the bad append fails. If the commit itself fails, every caller in the batch
 //! gets [`AppError::Unavailable`] and nothing was stored; clients retry with the same
 //! `client_msg_id`, which makes the retry safe.
 
@@ -27,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{write_transaction, Db};
 use crate::error::AppError;
-use crate::store::messages::batch::append_batch;
+use crate::store::messages::batch::{append_batch, append_one_statement, fits_one_statement};
 use crate::store::messages::{append_in_savepoint, Appended, NewMessage};
 
 /// Capacity of the writer's queue; callers wait (asynchronously) when it is full,
@@ -165,13 +168,16 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
             return;
         }
     };
-    // Fast path: the whole batch in one transaction without savepoints. Any failed
+    // Fast path: the whole batch in one statement on PostgreSQL when nothing else
+    // has to commit with it, else in one transaction without savepoints. Any failed
     // statement aborts it (PostgreSQL cannot go on in a failed transaction); then the
     // batch is redone with one savepoint per append, so only the bad append fails.
-    let fast = write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
-        let messages: Vec<&NewMessage> = batch.iter().map(|(message, _)| message).collect();
-        append_batch(c, &messages)
-    });
+    let messages: Vec<&NewMessage> = batch.iter().map(|(message, _)| message).collect();
+    let fast = if fits_one_statement(&conn, &messages) {
+        append_one_statement(&mut conn, &messages)
+    } else {
+        write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| append_batch(c, &messages))
+    };
     let outcome = match fast {
         Ok(appended) => Ok(appended.into_iter().map(Ok).collect::<Vec<_>>()),
         Err(e) => {
@@ -240,19 +246,53 @@ mod tests {
         open_on(testing::sqlite())
     }
 
-    /// A test on SQLite and one on PostgreSQL (skipped without a test server): the
-    /// PostgreSQL path is its own SQL (the `UNNEST` bump and insert).
+    /// How a check appends a batch: the transactional path (both backends), or the
+    /// single statement the writer uses on PostgreSQL for plain batches.
+    #[derive(Clone, Copy, Debug)]
+    enum Path {
+        Transaction,
+        OneStatement,
+    }
+
+    impl Path {
+        fn append(
+            self,
+            c: &mut crate::db::DbConn,
+            batch: &[&NewMessage],
+        ) -> diesel::QueryResult<Vec<Appended>> {
+            match self {
+                Path::Transaction => write_transaction(c, |c| append_batch(c, batch)),
+                Path::OneStatement => {
+                    assert!(fits_one_statement(c, batch), "a plain PostgreSQL batch");
+                    append_one_statement(c, batch)
+                }
+            }
+        }
+    }
+
+    /// A test on SQLite and, on PostgreSQL (skipped without a test server), one per
+    /// path: the PostgreSQL paths are their own SQL (`batch/postgres.rs`).
     macro_rules! on_both_backends {
         ($sqlite:ident, $postgres:ident, $check:ident) => {
+            on_both_backends!(
+                $sqlite,
+                $postgres,
+                $check,
+                [Path::Transaction, Path::OneStatement]
+            );
+        };
+        ($sqlite:ident, $postgres:ident, $check:ident, [$($path:expr),+]) => {
             #[test]
             fn $sqlite() {
-                $check(open());
+                $check(open(), Path::Transaction);
             }
 
             #[test]
             fn $postgres() {
-                if let Some(target) = testing::postgres() {
-                    $check(open_on(target));
+                for path in [$($path),+] {
+                    if let Some(target) = testing::postgres() {
+                        $check(open_on(target), path);
+                    }
                 }
             }
         };
@@ -278,10 +318,10 @@ mod tests {
         batch_numbers_each_conversation
     );
 
-    fn batch_numbers_each_conversation((_scratch, db, conv): (Scratch, Db, String)) {
+    fn batch_numbers_each_conversation((_scratch, db, conv): (Scratch, Db, String), path: Path) {
         let (_, other) = testing::team_and_conversation(&db, "u");
         let mut c = db.conn().unwrap();
-        let first = write_transaction(&mut c, |c| append_batch(c, &[&msg(&conv, "a")])).unwrap();
+        let first = path.append(&mut c, &[&msg(&conv, "a")]).unwrap();
         assert_eq!((first[0].message.seq, first[0].duplicate), (1, false));
         let batch = [
             msg(&conv, "b"),
@@ -292,7 +332,7 @@ mod tests {
             msg(&other, "y"),
         ];
         let refs: Vec<&NewMessage> = batch.iter().collect();
-        let results = write_transaction(&mut c, |c| append_batch(c, &refs)).unwrap();
+        let results = path.append(&mut c, &refs).unwrap();
         let got: Vec<_> = results
             .into_iter()
             .map(|a| (a.message.client_msg_id.unwrap(), a.message.seq, a.duplicate))
@@ -337,7 +377,7 @@ mod tests {
 
     /// `updated_at` (indexed) moves only when older than `ACTIVITY_STEP_MS`, while
     /// `last_message_at` always does. Times are set in the row instead of waited for.
-    fn activity_moves_only_when_stale((_scratch, db, conv): (Scratch, Db, String)) {
+    fn activity_moves_only_when_stale((_scratch, db, conv): (Scratch, Db, String), path: Path) {
         use crate::db::schema::conversations as t;
         use diesel::prelude::*;
         let mut c = db.conn().unwrap();
@@ -349,7 +389,7 @@ mod tests {
                 ))
                 .execute(&mut **c)
                 .unwrap();
-            write_transaction(&mut c, |c| append_batch(c, &[&msg(&conv, key)])).unwrap();
+            path.append(&mut c, &[&msg(&conv, key)]).unwrap();
             let (updated, last): (i64, Option<i64>) = t::table
                 .find(&conv)
                 .select((t::updated_at, t::last_message_at))
@@ -370,10 +410,13 @@ mod tests {
     on_both_backends!(
         a_bad_append_fails_alone_and_seq_stays_gapless_sqlite,
         a_bad_append_fails_alone_and_seq_stays_gapless_postgres,
-        bad_append_fails_alone
+        bad_append_fails_alone,
+        [Path::OneStatement]
     );
 
-    fn bad_append_fails_alone((_scratch, db, conv): (Scratch, Db, String)) {
+    /// Through the writer, which picks its path itself (on PostgreSQL the single
+    /// statement fails as a whole and the batch is redone append by append).
+    fn bad_append_fails_alone((_scratch, db, conv): (Scratch, Db, String), _: Path) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -76,6 +76,7 @@ async fn put_settings(
             })
         })
         .await?;
+    settings::changed(&team_id);
     state.hub.route(SettingsChanged { team_id });
     Ok(HttpResponse::Ok().json(team))
 }

@@ -191,6 +191,7 @@ async fn passes(
         // last pass unless the read was full.
         let full = i64::try_from(backlog.messages.len()).unwrap_or(i64::MAX) >= PASS;
         let mut done = backlog.done;
+        let conversation = Arc::new(backlog.conversation);
         let mut failure = None;
         for row in backlog.messages {
             if *stop.borrow() {
@@ -200,8 +201,7 @@ async fn passes(
             let committed_at = row.created_at;
             let turn = Turn {
                 sender: SenderKind::parse_lossy(&row.sender_kind),
-                team_id: backlog.team_id.clone(),
-                contact_id: backlog.contact_id.clone(),
+                conversation: conversation.clone(),
                 message: Committed {
                     conversation_id: row.conversation_id,
                     sender_kind: row.sender_kind,

@@ -12,6 +12,8 @@
 //! Later capabilities add stages here, ahead of the lead bookkeeping (`../shared/SPEC.md`:
 //! staff command → opt-out keyword → pending offer reply → …).
 
+use std::sync::Arc;
+
 use crate::actors::messages::PostAutoReply;
 use crate::clock::now_ms;
 use crate::contacts::optout::KeywordIntent;
@@ -21,7 +23,7 @@ use crate::error::AppError;
 use crate::model::SenderKind;
 use crate::state::AppState;
 use crate::store::consent;
-use crate::store::leads::{self as leads_store, Committed};
+use crate::store::leads::{self as leads_store, Committed, ConversationFacts};
 
 /// One stage of the inbound pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,10 +109,9 @@ pub struct Turn {
     pub message: Committed,
     /// Who wrote it.
     pub sender: SenderKind,
-    /// The conversation's team.
-    pub team_id: String,
-    /// The conversation's contact.
-    pub contact_id: String,
+    /// The conversation (team, contact, channel, …) as read at the start of the
+    /// pass: shared by the pass's messages.
+    pub conversation: Arc<ConversationFacts>,
 }
 
 /// Runs one stage for one message.
@@ -120,7 +121,7 @@ pub struct Turn {
 pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome, AppError> {
     match stage {
         Stage::StopSequences => {
-            let (contact_id, now) = (turn.contact_id.clone(), state.clock.now_ms());
+            let (contact_id, now) = (turn.conversation.contact_id.clone(), state.clock.now_ms());
             state
                 .db
                 .run(move |c| crate::store::automations::runs::stop_on_reply(c, &contact_id, now))
@@ -129,11 +130,11 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
         }
         Stage::OptOut => opt_out(state, turn).await,
         Stage::LeadBookkeeping => {
-            let m = turn.message.clone();
+            let (m, facts) = (turn.message.clone(), turn.conversation.clone());
             let conversation_id = m.conversation_id.clone();
             match state
                 .db
-                .run(move |c| leads_store::process_message(c, &m))
+                .run(move |c| leads_store::process_message(c, &m, &facts))
                 .await
             {
                 Ok(out) => {
@@ -157,7 +158,7 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
             crate::bot::worker::on_customer_message(
                 state,
                 &turn.message.conversation_id,
-                &turn.team_id,
+                &turn.conversation.team_id,
                 turn.message.seq,
             );
             Ok(Outcome::Continue)
@@ -171,7 +172,7 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
 /// sends nothing, and a pass run again after a crash does not confirm twice.
 async fn opt_out(state: &AppState, turn: &Turn) -> Result<Outcome, AppError> {
     let m = turn.message.clone();
-    let team_id = turn.team_id.clone();
+    let team_id = turn.conversation.team_id.clone();
     let reply = state
         .db
         .run(move |c| {

@@ -638,7 +638,7 @@ pub fn route(
     }
     // A manual team never assigns by itself; its unassigned conversations would
     // otherwise take the team's write lock for nothing on every contact message.
-    if settings::load(c, &seen.team_id)?.routing_mode == RoutingMode::Manual {
+    if settings::mode_cached(c, &seen.team_id)? == RoutingMode::Manual {
         return Ok(Vec::new());
     }
     let team_id = seen.team_id;

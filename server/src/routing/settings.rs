@@ -1,6 +1,7 @@
 //! Per-team routing settings: mode, capacity, offer timeout, escalation, grace and
 //! requeue delay (`docs/routing.md`), stored on the `teams` row.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::schema::teams;
 use crate::db::{write_transaction, DbConn};
 use crate::error::AppError;
+use crate::store::team_cache::TeamCache;
 
 /// How a team hands out new conversations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +193,29 @@ pub fn load(conn: &mut DbConn, team_id: &str) -> Result<TeamRouting, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("no team {team_id}")))?;
     from_row(row)
 }
+
+/// A team's routing mode from this node's cache when read within
+/// [`crate::store::team_cache::TTL`]: what a customer message's routing trigger
+/// checks first, so a manual team's messages cost no read of the team row. A
+/// decision that acts re-reads the settings under the team lock ([`load`]), so the
+/// cache only ever skips work: after a switch away from manual on another node,
+/// that node's messages are left for agents to take for up to the TTL.
+///
+/// # Errors
+/// As [`load`]; nothing is cached then.
+pub fn mode_cached(conn: &mut DbConn, team_id: &str) -> Result<RoutingMode, AppError> {
+    MODES
+        .get(team_id, || load(conn, team_id).map(|t| t.routing_mode))
+        .map(|mode| *mode)
+}
+
+/// A team's settings changed (after the commit): the next [`mode_cached`] on this
+/// node reads them again.
+pub fn changed(team_id: &str) {
+    MODES.invalidate(team_id);
+}
+
+static MODES: LazyLock<TeamCache<RoutingMode>> = LazyLock::new(TeamCache::default);
 
 /// Every team's settings.
 ///

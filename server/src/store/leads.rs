@@ -1037,40 +1037,47 @@ fn group_thousands(n: i64) -> String {
     }
 }
 
-/// What the lead bookkeeping reads of a conversation.
-struct ConversationFacts {
-    team_id: String,
-    contact_id: String,
-    channel: String,
-    source: Option<String>,
-    preferred_agent_id: Option<String>,
-    assignee_id: Option<String>,
+/// What the lead bookkeeping reads of a conversation; the pipeline reads it once
+/// per pass with its lease ([`crate::store::pipeline::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct ConversationFacts {
+    /// The conversation's team.
+    pub team_id: String,
+    /// The conversation's contact.
+    pub contact_id: String,
+    /// Channel (`web`, `whatsapp`, `quick_chat`, …).
+    pub channel: String,
+    /// Where the conversation came from (a quick link's source, a page).
+    pub source: Option<String>,
+    /// The agent a quick link belongs to.
+    pub preferred_agent_id: Option<String>,
+    /// Current assignee.
+    pub assignee_id: Option<String>,
 }
 
 impl ConversationFacts {
+    /// The conversation's facts, `None` when there is no such conversation.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn find(c: &mut DbConn, conversation_id: &str) -> QueryResult<Option<Self>> {
+        conversations::table
+            .find(conversation_id)
+            .select((
+                conversations::team_id,
+                conversations::contact_id,
+                conversations::channel,
+                conversations::source,
+                conversations::preferred_agent_id,
+                conversations::assignee_id,
+            ))
+            .first(c)
+            .optional()
+    }
+
     fn load(c: &mut DbConn, conversation_id: &str) -> Result<Self, AppError> {
-        let (team_id, contact_id, channel, source, preferred_agent_id, assignee_id) =
-            conversations::table
-                .find(conversation_id)
-                .select((
-                    conversations::team_id,
-                    conversations::contact_id,
-                    conversations::channel,
-                    conversations::source,
-                    conversations::preferred_agent_id,
-                    conversations::assignee_id,
-                ))
-                .first(c)
-                .optional()?
-                .ok_or_else(|| AppError::NotFound(format!("no conversation {conversation_id}")))?;
-        Ok(Self {
-            team_id,
-            contact_id,
-            channel,
-            source,
-            preferred_agent_id,
-            assignee_id,
-        })
+        Self::find(c, conversation_id)?
+            .ok_or_else(|| AppError::NotFound(format!("no conversation {conversation_id}")))
     }
 
     /// The quick link a quick-chat conversation came through (its owner and source).
@@ -1148,8 +1155,11 @@ pub fn ensure_for_conversation(
 ///
 /// # Errors
 /// Database errors.
-pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppError> {
-    let facts = ConversationFacts::load(c, &m.conversation_id)?;
+pub fn process_message(
+    c: &mut DbConn,
+    m: &Committed,
+    facts: &ConversationFacts,
+) -> Result<Outcome, AppError> {
     let out = Outcome {
         team_id: facts.team_id.clone(),
         assignee_id: facts.assignee_id.clone(),
@@ -1274,7 +1284,7 @@ pub fn process_message(c: &mut DbConn, m: &Committed) -> Result<Outcome, AppErro
                     // A lead new with this conversation (created here, or just
                     // before by `ensure_for_conversation` for an agent who opened it)
                     // takes the campaign as its source; an older lead keeps its own.
-                    if created || lead.contact_id == contact_id {
+                    if created || lead.contact_id == *contact_id {
                         lead.source = "campaign".into();
                         lead.source_detail = Some(code.code.clone());
                     }

@@ -6,18 +6,18 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::db::schema::{conversations, messages, pipeline_progress};
+use crate::db::schema::{messages, pipeline_progress};
 use crate::db::{is_unique_violation, DbConn};
+use crate::store::leads::ConversationFacts;
 use crate::store::messages::MessageRow;
 
 /// A conversation's backlog as seen by the lease holder: the seq done so far and the
 /// next committed messages after it (ascending, at most the asked-for number).
 #[derive(Debug)]
 pub struct Backlog {
-    /// The conversation's team.
-    pub team_id: String,
-    /// The conversation's contact.
-    pub contact_id: String,
+    /// The conversation, as the stages read it (team, contact, channel, …): read
+    /// once per pass rather than once per message.
+    pub conversation: ConversationFacts,
     /// Every message up to this seq has been through the pipeline.
     pub done: i64,
     /// Messages after `done`, ascending by seq.
@@ -74,10 +74,8 @@ pub fn claim(
             }
         }
     };
-    let (team_id, contact_id) = conversations::table
-        .find(conversation_id)
-        .select((conversations::team_id, conversations::contact_id))
-        .first(c)?;
+    let conversation =
+        ConversationFacts::find(c, conversation_id)?.ok_or(diesel::result::Error::NotFound)?;
     let messages = messages::table
         .filter(messages::conversation_id.eq(conversation_id))
         .filter(messages::seq.gt(done))
@@ -86,8 +84,7 @@ pub fn claim(
         .select(MessageRow::as_select())
         .load(c)?;
     Ok(Some(Backlog {
-        team_id,
-        contact_id,
+        conversation,
         done,
         messages,
     }))
@@ -201,7 +198,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((backlog.done, backlog.messages.len()), (0, 2));
-        assert_eq!(backlog.team_id, team_id);
+        assert_eq!(backlog.conversation.team_id, team_id);
         // Leased: the other node neither claims it nor sees it in its sweep.
         assert!(claim(&mut c, &conv, "node-2", 2_000, 62_000, 10)
             .unwrap()

@@ -19,13 +19,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use super::{existing, Appended, MessageRow, NewMessage};
 use crate::clock::now_ms;
 use crate::db::schema::{conversations, messages};
 use crate::db::DbConn;
 use crate::model::{preview, ConversationStatus, SenderKind};
+
+mod postgres;
 
 /// What every append changes on its conversation row besides `last_seq` and
 /// `updated_at` (see [`ACTIVITY_STEP_MS`]).
@@ -116,15 +117,7 @@ enum Slot {
 pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<Appended>> {
     let slots = settle_duplicates(conn, batch)?;
     let now = now_ms();
-    let mut by_conversation: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, slot) in slots.iter().enumerate() {
-        if matches!(slot, Slot::New) {
-            by_conversation
-                .entry(batch[i].conversation_id.as_str())
-                .or_default()
-                .push(i);
-        }
-    }
+    let by_conversation = new_by_conversation(&slots, batch);
     let numbered = number(conn, &by_conversation, batch, now)?;
     let mut rows: HashMap<usize, MessageRow> = HashMap::new();
     let mut reopened_at: Vec<usize> = Vec::new();
@@ -153,7 +146,87 @@ pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec
             crate::store::whatsapp::enqueue(conn, &m.conversation_id, Some(&row.id), order)?;
         }
     }
-    let mut out = Vec::with_capacity(batch.len());
+    answers(slots, &rows, &reopened_at)
+}
+
+/// Whether [`append_one_statement`] can take a batch: on PostgreSQL, when no message
+/// may reopen its conversation and none carries a send order for the outbox — the
+/// two appends that write more than the conversation row and the message.
+pub fn fits_one_statement(conn: &DbConn, batch: &[&NewMessage]) -> bool {
+    matches!(conn, DbConn::Postgresql(_))
+        && batch
+            .iter()
+            .all(|m| !m.reopen && m.channel.as_ref().is_none_or(|c| c.outbox.is_none()))
+}
+
+/// The same append as [`append_batch`] for a batch that [`fits_one_statement`], run
+/// *outside* a transaction: the duplicate lookup, then the conversations' bump and
+/// every row in one statement (`batch/postgres.rs`), which is atomic by itself. Two
+/// round trips instead of five per batch; the rows and answers are the same.
+///
+/// # Errors
+/// As [`append_batch`]; when the combined statement fails nothing of the batch was
+/// stored, and the writer redoes it through the transactional path.
+pub fn append_one_statement(
+    conn: &mut DbConn,
+    batch: &[&NewMessage],
+) -> QueryResult<Vec<Appended>> {
+    let slots = settle_duplicates(conn, batch)?;
+    let now = now_ms();
+    let by_conversation = new_by_conversation(&slots, batch);
+    let mut bumps = Vec::with_capacity(by_conversation.len());
+    let mut rows: HashMap<usize, MessageRow> = HashMap::new();
+    for (id, members) in &by_conversation {
+        let bump = bump_of(batch, members).ok_or(diesel::result::Error::NotFound)?;
+        // Until the statement returns, a row's seq is its distance below the
+        // conversation's new last_seq: the last message lands on last_seq itself.
+        for (&i, below) in members.iter().zip((0..bump.n).rev()) {
+            rows.insert(i, batch[i].row(below, now));
+        }
+        bumps.push((*id, bump));
+    }
+    if !rows.is_empty() {
+        let DbConn::Postgresql(pg) = conn else {
+            return Err(diesel::result::Error::NotFound);
+        };
+        let ordered: Vec<&MessageRow> = rows.values().collect();
+        let last_seqs = postgres::bump_and_insert(pg, &bumps, &ordered, now)?;
+        for row in rows.values_mut() {
+            let last = *last_seqs
+                .get(&row.conversation_id)
+                .ok_or(diesel::result::Error::NotFound)?;
+            row.seq = last - row.seq;
+        }
+    }
+    answers(slots, &rows, &[])
+}
+
+/// The new messages' indexes by conversation, in batch order; conversations in id
+/// order, which is the order their rows are locked in.
+fn new_by_conversation<'a>(
+    slots: &[Slot],
+    batch: &[&'a NewMessage],
+) -> BTreeMap<&'a str, Vec<usize>> {
+    let mut by_conversation: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, slot) in slots.iter().enumerate() {
+        if matches!(slot, Slot::New) {
+            by_conversation
+                .entry(batch[i].conversation_id.as_str())
+                .or_default()
+                .push(i);
+        }
+    }
+    by_conversation
+}
+
+/// One answer per message, in batch order, from the settled slots and the stored rows
+/// (by batch index); `reopened_at` holds the messages that reopened their conversation.
+fn answers(
+    slots: Vec<Slot>,
+    rows: &HashMap<usize, MessageRow>,
+    reopened_at: &[usize],
+) -> QueryResult<Vec<Appended>> {
+    let mut out = Vec::with_capacity(slots.len());
     for (i, slot) in slots.into_iter().enumerate() {
         out.push(match slot {
             Slot::Stored(row) => Appended {
@@ -252,18 +325,10 @@ fn stored_matches(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<M
             // Exact triples, one index probe each: three independent `= ANY` lists
             // made PostgreSQL probe every combination (senders × keys), 47 ms a
             // batch in the bench — the writer's most expensive statement.
-            DbConn::Postgresql(pg) => rows.extend(
-                diesel::sql_query(
-                    "SELECT m.* FROM messages m \
-                     JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(kind, sender, key) \
-                     ON m.sender_kind = k.kind AND m.sender_id = k.sender \
-                     AND m.client_msg_id = k.key",
-                )
-                .bind::<Array<Text>, _>(&kinds)
-                .bind::<Array<Text>, _>(&senders)
-                .bind::<Array<Text>, _>(&keys)
-                .load::<MessageRow>(pg)?,
-            ),
+            // Exact triples, one index probe each (see the function).
+            DbConn::Postgresql(pg) => rows.extend(postgres::stored_by_client_keys(
+                pg, &kinds, &senders, &keys,
+            )?),
             // A superset (each column against a list), narrowed by [`DupKey`]
             // afterwards; SQLite plans it per column, and it is a library call.
             DbConn::Sqlite(_) => {
@@ -338,7 +403,7 @@ fn number<'a>(
         ));
     }
     let last_seqs: HashMap<String, i64> = match conn {
-        DbConn::Postgresql(pg) => bump_all_postgres(pg, &bumps, now)?,
+        DbConn::Postgresql(pg) => postgres::bump_all(pg, &bumps, now)?,
         DbConn::Sqlite(_) => {
             let mut out = HashMap::new();
             for (id, b) in &bumps {
@@ -395,47 +460,6 @@ fn bump_one(
         .get_result(conn)
 }
 
-#[derive(QueryableByName)]
-struct Bumped {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = BigInt)]
-    last_seq: i64,
-}
-
-/// Every conversation's bump in one statement; returns the new `last_seq` by id (a
-/// missing conversation is simply absent).
-fn bump_all_postgres(
-    pg: &mut diesel::PgConnection,
-    bumps: &[(&str, BumpValues)],
-    now: i64,
-) -> QueryResult<HashMap<String, i64>> {
-    let rows: Vec<Bumped> = diesel::sql_query(
-        "UPDATE conversations AS c SET last_seq = c.last_seq + v.n, \
-         last_message_at = $6, last_message_preview = v.preview, \
-         updated_at = CASE WHEN c.updated_at > $6 - $7 THEN c.updated_at ELSE $6 END, \
-         last_message_sender = v.sender, \
-         last_inbound_at = CASE WHEN v.inbound THEN $6 ELSE c.last_inbound_at END \
-         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bool[]) \
-         AS v(id, n, preview, sender, inbound) \
-         WHERE c.id = v.id RETURNING c.id AS id, c.last_seq AS last_seq",
-    )
-    .bind::<Array<Text>, _>(bumps.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(bumps.iter().map(|(_, b)| b.n).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        bumps
-            .iter()
-            .map(|(_, b)| b.preview.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(bumps.iter().map(|(_, b)| b.sender).collect::<Vec<_>>())
-    .bind::<Array<Bool>, _>(bumps.iter().map(|(_, b)| b.inbound).collect::<Vec<_>>())
-    .bind::<BigInt, _>(now)
-    .bind::<BigInt, _>(ACTIVITY_STEP_MS)
-    .load(pg)?;
-    Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
-}
-
 /// Inserts the new rows: one `UNNEST` statement on PostgreSQL, the cached one-row
 /// statement per row on SQLite.
 fn insert_rows(conn: &mut DbConn, rows: &[&MessageRow]) -> QueryResult<()> {
@@ -446,45 +470,10 @@ fn insert_rows(conn: &mut DbConn, rows: &[&MessageRow]) -> QueryResult<()> {
                     .values(*row)
                     .execute(c)?;
             }
+            Ok(())
         }
-        DbConn::Postgresql(c) => {
-            if rows.is_empty() {
-                return Ok(());
-            }
-            let text = |f: fn(&MessageRow) -> &String| -> Vec<String> {
-                rows.iter().map(|r| f(r).clone()).collect()
-            };
-            let opt = |f: fn(&MessageRow) -> &Option<String>| -> Vec<Option<String>> {
-                rows.iter().map(|r| f(r).clone()).collect()
-            };
-            let int =
-                |f: fn(&MessageRow) -> i64| -> Vec<i64> { rows.iter().map(|r| f(r)).collect() };
-            diesel::sql_query(
-                "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, \
-                 sender_id, sender_name, body, client_msg_id, provider_id, status, created_at, \
-                 attachment, status_error) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
-                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-                 $11::text[], $12::bigint[], $13::text[], $14::text[])",
-            )
-            .bind::<Array<Text>, _>(text(|r| &r.id))
-            .bind::<Array<Text>, _>(text(|r| &r.conversation_id))
-            .bind::<Array<BigInt>, _>(int(|r| r.seq))
-            .bind::<Array<Text>, _>(text(|r| &r.direction))
-            .bind::<Array<Text>, _>(text(|r| &r.sender_kind))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.sender_id))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.sender_name))
-            .bind::<Array<Text>, _>(text(|r| &r.body))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.client_msg_id))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.provider_id))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.status))
-            .bind::<Array<BigInt>, _>(int(|r| r.created_at))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.attachment))
-            .bind::<Array<Nullable<Text>>, _>(opt(|r| &r.status_error))
-            .execute(c)?;
-        }
+        DbConn::Postgresql(pg) => postgres::insert_rows(pg, rows),
     }
-    Ok(())
 }
 
 #[cfg(test)]
