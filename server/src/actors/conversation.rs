@@ -54,6 +54,10 @@ pub struct ConversationActor {
     meta: ConversationMeta,
     last_activity: Instant,
     in_flight: usize,
+    /// When this node last asked the router to route this conversation in its
+    /// current unassigned spell (ms, `state.clock`); `None` after any change of
+    /// assignee, status or team. See [`crate::routing::route_again`].
+    routed_at: Option<i64>,
 }
 
 impl ConversationActor {
@@ -65,6 +69,7 @@ impl ConversationActor {
             meta,
             last_activity: Instant::now(),
             in_flight: 0,
+            routed_at: None,
         }
     }
 
@@ -208,6 +213,7 @@ impl ConversationActor {
                     if !appended.duplicate {
                         if appended.reopened {
                             act.meta.status = ConversationStatus::Open;
+                            act.routed_at = None;
                             act.changed_elsewhere();
                         }
                         if queued {
@@ -430,6 +436,7 @@ impl Handler<ChangeStatus> for ConversationActor {
         Box::pin(fut.into_actor(self).map(|res, act, _| {
             let view = res?;
             act.meta.status = view.status;
+            act.routed_at = None;
             act.changed_elsewhere();
             act.publish_view(&view);
             if view.status == ConversationStatus::Open {
@@ -453,8 +460,12 @@ impl Handler<ChangeStatus> for ConversationActor {
 impl ConversationActor {
     /// A contact's message committed: an unassigned (or reopened) conversation needs
     /// routing. The router ignores conversations already queued or on offer.
-    fn after_inbound(&self, reopened: bool) {
-        if reopened || self.meta.assignee_id.is_none() {
+    fn after_inbound(&mut self, reopened: bool) {
+        let now = self.state.clock.now_ms();
+        let unassigned =
+            self.meta.assignee_id.is_none() && crate::routing::route_again(self.routed_at, now);
+        if reopened || unassigned {
+            self.routed_at = Some(now);
             // The team's bot may answer first and route only when it hands over.
             crate::bot::worker::gate_routing(
                 &self.state,
@@ -483,6 +494,7 @@ impl ConversationActor {
         }
         self.meta.assignee_id = view.assignee_id.clone();
         self.meta.status = view.status;
+        self.routed_at = None;
         self.changed_elsewhere();
         if assignee_changed {
             let assigned = ServerFrame::Assigned {
@@ -523,6 +535,12 @@ impl Handler<Reload> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reload, _: &mut Self::Context) {
+        let same = self.meta.team_id == msg.team_id
+            && self.meta.assignee_id == msg.assignee_id
+            && self.meta.status == msg.status;
+        if !same {
+            self.routed_at = None;
+        }
         self.meta.team_id = msg.team_id;
         self.meta.assignee_id = msg.assignee_id;
         self.meta.status = msg.status;
