@@ -1231,7 +1231,7 @@ pub fn process_message(
         let conv = Some(m.conversation_id.as_str());
         let guest = Actor {
             kind: "guest",
-            id: Some(&contact_id),
+            id: Some(contact_id),
         };
         // Progressive engagement, answered in the chat: once invited, an email or an
         // international phone number in the contact's message is stored like one
@@ -1241,7 +1241,7 @@ pub fn process_message(
             if email.is_some() || phone.is_some() {
                 if let Some(l) = engage_in_tx(
                     c,
-                    &contact_id,
+                    contact_id,
                     email.as_deref(),
                     phone.as_deref(),
                     now,
@@ -1446,7 +1446,7 @@ pub fn process_message(
     if codes.is_empty()
         && matched.is_empty()
         && channel != "quick_chat"
-        && lead_of_contact(c, &contact_id)?.is_some()
+        && lead_of_contact(c, contact_id)?.is_some()
     {
         return Ok(out);
     }

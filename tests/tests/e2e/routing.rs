@@ -588,3 +588,44 @@ both_backends! {
         assert_eq!(wait_assignee(&srv, &lead_agent.token, &g2.conversation_id).await, agent.id);
     }
 }
+
+both_backends! {
+    /// A customer's later messages in an unassigned conversation ask the router only
+    /// once per spell, and again after `ROUTE_AGAIN_MS` on the hub's clock: a team
+    /// switched from manual to round-robin gets its old unassigned conversation
+    /// routed at the first message after that, not before.
+    async fn a_waiting_conversation_asks_the_router_once_per_spell(backend) {
+        let srv = TestServer::start_manual(backend, |_| {}).await;
+        let team = srv.default_team_id().await;
+        srv.set_routing(&team, json!({"routing_mode": "manual"})).await;
+        let (agent, ws) = online_agent(&srv, "agent", None).await;
+        let _reader = keep_reading(ws);
+        let admin = srv.admin_token().await;
+        wait_presence(&srv, &admin, &team, &[&agent.id], "online").await;
+        let old = lead(&srv, 1).await;
+        srv.set_routing(&team, json!({"routing_mode": "round_robin"})).await;
+        let say = |n: usize| {
+            let (srv, old) = (&srv, &old);
+            async move {
+                let (status, body) = srv
+                    .post_message(&old.token, &old.conversation_id, &format!("again-{n}"), "Still there?")
+                    .await;
+                assert_eq!(status, 201, "{body}");
+            }
+        };
+        say(2).await;
+        // Decisions run one at a time in commit order: once a newer lead is
+        // assigned, a decision for the message above would have run too.
+        let newer = lead(&srv, 3).await;
+        assert_eq!(wait_assignee(&srv, &admin, &newer.conversation_id).await, agent.id);
+        assert!(
+            conversation(&srv, &admin, &old.conversation_id).await["assignee_id"].is_null(),
+            "a message within the spell does not ask again"
+        );
+        srv.advance(std::time::Duration::from_millis(
+            u64::try_from(switchboard::routing::ROUTE_AGAIN_MS).unwrap(),
+        ));
+        say(4).await;
+        assert_eq!(wait_assignee(&srv, &admin, &old.conversation_id).await, agent.id);
+    }
+}
