@@ -335,15 +335,22 @@ impl Session {
             .to_string()
     }
 
-    /// Clicks the element `expr` evaluates to (a real pointer click).
+    /// Clicks the element `expr` evaluates to (a real pointer click). A page that
+    /// re-renders between finding the element and the click (a live update redrew
+    /// the list) leaves a stale reference: then `expr` is found again, as a user
+    /// would click the redrawn element, a few times at most.
     pub async fn click(&self, what: &str, expr: &str) {
-        let id = self.element(what, expr).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(&json!({})),
-        )
-        .await;
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let id = self.element(what, expr).await;
+            let path = format!("/element/{id}/click");
+            let url = format!("{}{path}", self.url);
+            match call(&self.http, reqwest::Method::POST, &url, Some(&json!({}))).await {
+                Ok(_) => return,
+                Err(e) if e.starts_with("stale element reference") && attempt < ATTEMPTS => {}
+                Err(e) => panic!("webdriver {path} ({what}): {e}"),
+            }
+        }
     }
 
     /// Sets the select `expr` (a JS expression) to `value` the way a user's choice
