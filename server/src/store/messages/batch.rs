@@ -1,5 +1,8 @@
-//! The batch append: what the message writer runs for a whole batch inside one
-//! transaction, in a fixed number of statements however many messages it holds.
+//! The batch append: what the message writer runs for a whole batch, in a fixed
+//! number of statements however many messages it holds — inside one transaction
+//! ([`append_batch`]), or on PostgreSQL, for a batch that writes nothing but its
+//! messages, as the duplicate lookup plus one combined statement that is atomic by
+//! itself ([`append_one_statement`], `batch/postgres.rs`).
 //!
 //! Per batch: one duplicate lookup by `(sender_kind, sender_id, client_msg_id)` and one
 //! by provider id (each only when some message carries such a key); per conversation in
@@ -186,8 +189,12 @@ pub fn append_one_statement(
         bumps.push((*id, bump));
     }
     if !rows.is_empty() {
+        // The writer only calls this when `fits_one_statement` holds; a call on
+        // SQLite fails cleanly, and the writer's fallback takes the batch instead.
         let DbConn::Postgresql(pg) = conn else {
-            return Err(diesel::result::Error::NotFound);
+            return Err(diesel::result::Error::QueryBuilderError(
+                "the one-statement append is PostgreSQL only".into(),
+            ));
         };
         let ordered: Vec<&MessageRow> = rows.values().collect();
         let last_seqs = postgres::bump_and_insert(pg, &bumps, &ordered, now)?;
@@ -322,9 +329,6 @@ fn stored_matches(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec<M
             .filter_map(|m| m.client_msg_id.as_deref())
             .collect();
         match conn {
-            // Exact triples, one index probe each: three independent `= ANY` lists
-            // made PostgreSQL probe every combination (senders × keys), 47 ms a
-            // batch in the bench — the writer's most expensive statement.
             // Exact triples, one index probe each (see the function).
             DbConn::Postgresql(pg) => rows.extend(postgres::stored_by_client_keys(
                 pg, &kinds, &senders, &keys,

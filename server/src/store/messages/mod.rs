@@ -1,6 +1,7 @@
-//! Messages: the appends that assign `seq` (run by the writer inside its batch
-//! transaction: [`batch::append_batch`] for a whole batch, [`append`] one by one when
-//! a batch has to be redone) and history pages.
+//! Messages: the appends that assign `seq` (run by the writer: [`batch::append_batch`]
+//! for a whole batch inside its transaction, [`batch::append_one_statement`] for a
+//! plain PostgreSQL batch in one statement, [`append`] one by one when a batch has to
+//! be redone) and history pages.
 
 pub mod batch;
 
