@@ -42,7 +42,8 @@ use crate::clock::now_ms;
 use crate::config::WhatsAppConfig;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::whatsapp::{self as store, OutboxRow, SendContext, StatusChange};
+use crate::store::outbox::{self as store, OutboxRow, SendContext, SendOutcome};
+use crate::store::whatsapp::StatusChange;
 
 /// Rows claimed per pass (sent concurrently).
 const BATCH: i64 = 16;
@@ -113,45 +114,76 @@ pub async fn next_due(state: &AppState) -> Result<Option<i64>, AppError> {
     state.db.run(store::next_due).await
 }
 
-/// One pass: claims due rows and sends them concurrently; returns how many.
+/// One pass: claims due rows, loads what they send, sends them concurrently and
+/// records every outcome in one transaction (`store::outbox`); returns how many
+/// rows it claimed.
 ///
 /// # Errors
-/// Database errors while claiming.
+/// Database errors while claiming or loading; the rows then wait for their lease
+/// to run out and are tried again.
 pub async fn pass(state: &AppState) -> Result<usize, AppError> {
     let lease = i64::try_from(state.config.whatsapp.outbox_lease.as_millis()).unwrap_or(i64::MAX);
     let rows = state
         .db
         .run(move |c| store::claim_due(c, lease, BATCH))
         .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let n = rows.len();
-    futures_util::future::join_all(rows.into_iter().map(|row| process(state, row))).await;
+    let contexts = {
+        let rows = rows.clone();
+        state
+            .db
+            .run(move |c| store::send_contexts(c, &rows))
+            .await?
+    };
+    let outcomes: Vec<(OutboxRow, SendOutcome)> =
+        futures_util::future::join_all(rows.into_iter().zip(contexts).map(
+            |(row, context)| async move {
+                let outcome = outcome(state, &row, context).await;
+                (row, outcome)
+            },
+        ))
+        .await;
+    match state.db.run(move |c| Ok(store::record(c, &outcomes))).await {
+        Ok(recorded) => {
+            // The lease runs out and the row is tried again: at-least-once.
+            for (id, e) in recorded.failed {
+                tracing::warn!(error = %e, outbox = %id, "could not record the send outcome");
+            }
+            for change in recorded.changes {
+                publish(state, change).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, rows = n, "could not record the send outcomes"),
+    }
     Ok(n)
 }
 
-async fn process(state: &AppState, row: OutboxRow) {
-    let loaded = {
-        let row = row.clone();
-        state.db.run(move |c| store::send_context(c, &row)).await
-    };
-    let outcome = match loaded {
-        Ok(ctx) => send(state, &row, &ctx).await,
-        Err(AppError::NotFound(m)) => Err(SendError::Permanent(StatusError { code: 0, title: m })),
-        Err(e) => {
-            // The database is the problem, not the provider: leave the row to its
-            // lease and try again later.
-            tracing::warn!(error = %e, outbox = %row.id, "cannot load outbox row");
-            return;
-        }
+/// Sends one row (when its context loaded) and says what to record.
+async fn outcome(
+    state: &AppState,
+    row: &OutboxRow,
+    context: Result<SendContext, AppError>,
+) -> SendOutcome {
+    let sent = match context {
+        Ok(ctx) => send(state, row, &ctx).await,
+        // Only a missing conversation or message, or a conversation that is not a
+        // WhatsApp one, fails a single row: nothing will ever send it.
+        Err(e) => Err(SendError::Permanent(StatusError {
+            code: 0,
+            title: match e {
+                AppError::NotFound(m) => m,
+                other => other.to_string(),
+            },
+        })),
     };
     let cfg = &state.config.whatsapp;
-    let recorded: Result<Option<StatusChange>, AppError> = match outcome {
+    match sent {
         Ok(provider_id) => {
             tracing::debug!(outbox = %row.id, kind = %row.kind, "sent");
-            let row = row.clone();
-            state
-                .db
-                .run(move |c| store::mark_sent(c, &row, provider_id.as_deref()))
-                .await
+            SendOutcome::Sent { provider_id }
         }
         Err(SendError::Transient(reason))
             if (row.attempts as u32) + 1 < cfg.outbox_max_attempts =>
@@ -159,11 +191,7 @@ async fn process(state: &AppState, row: OutboxRow) {
             let delay = backoff(cfg, row.attempts as u32 + 1);
             let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
             tracing::info!(outbox = %row.id, attempt = row.attempts + 1, ?delay, %reason, "send failed; will retry");
-            let row = row.clone();
-            state
-                .db
-                .run(move |c| store::retry_later(c, &row, at, &reason).map(|()| None))
-                .await
+            SendOutcome::Retry { at, error: reason }
         }
         Err(e) => {
             let error = match e {
@@ -174,18 +202,8 @@ async fn process(state: &AppState, row: OutboxRow) {
                 },
             };
             tracing::warn!(outbox = %row.id, code = error.code, title = %error.title, "send failed permanently");
-            let row = row.clone();
-            state
-                .db
-                .run(move |c| store::mark_failed(c, &row, &error))
-                .await
+            SendOutcome::Failed { error }
         }
-    };
-    match recorded {
-        Ok(Some(change)) => publish(state, change).await,
-        Ok(None) => {}
-        // The lease runs out and the row is tried again: at-least-once.
-        Err(e) => tracing::warn!(error = %e, outbox = %row.id, "could not record the send outcome"),
     }
 }
 

@@ -35,7 +35,7 @@ use crate::routing::actor::{ApplyEffects, ConversationClosed, RouteConversation}
 use crate::state::AppState;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::{ChannelAppend, NewMessage};
-use crate::store::whatsapp::NewOutbox;
+use crate::store::outbox::NewOutbox;
 
 use super::messages::{
     Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostAutoReply, PostInbound, PostMedia,

@@ -17,6 +17,26 @@ pub mod schema;
 pub use connection::{DbConn, MultiBackend};
 pub use pool::{suspect_connections, Manager, PoolConn};
 
+/// Rows per multi-row INSERT from [`insert_rows!`]: at 30 columns a statement
+/// stays under SQLite's 32,766 bound parameters (PostgreSQL allows 65,535).
+pub const INSERT_CHUNK: usize = 1_000;
+
+/// `insert_rows!(conn, table, &rows)`: one multi-row `INSERT` of `rows` (a slice of
+/// insert forms, at most [`INSERT_CHUNK`]) on whichever backend `conn` (a
+/// `&mut DbConn`) is; evaluates to `QueryResult<usize>`. Diesel builds multi-row
+/// INSERTs per backend but not through the `MultiConnection`, hence the match.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgresql(c) => {
+                diesel::insert_into($table).values($rows).execute(c)
+            }
+            $crate::db::DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
+        }
+    };
+}
+pub(crate) use insert_rows;
+
 use std::path::Path;
 use std::time::Duration;
 

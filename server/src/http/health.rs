@@ -21,7 +21,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .set(gauge_value(state.hub.conversation_count()));
     m.pipeline_backlog
         .set(gauge_value(state.pipeline.backlog()));
-    match state.db.run(crate::store::whatsapp::pending_count).await {
+    match state.db.run(crate::store::outbox::pending_count).await {
         Ok(n) => {
             m.outbox_pending.set(n);
         }

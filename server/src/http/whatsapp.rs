@@ -19,7 +19,8 @@ use crate::channels::{meta, waha, Attachment, Provider};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::conversations::ConversationMeta;
-use crate::store::whatsapp::{self as store, NewOutbox};
+use crate::store::outbox::{enqueue, NewOutbox};
+use crate::store::whatsapp as store;
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
@@ -125,7 +126,7 @@ async fn mark_read(
                 payload: json!({"message_ids": ids}).to_string(),
                 not_before: None,
             };
-            store::enqueue(c, &id, None, &order)?;
+            enqueue(c, &id, None, &order)?;
             Ok(true)
         })
         .await?;

@@ -1,5 +1,5 @@
 //! The `jobs` table (SQL only). Claims follow the outbox's lease style
-//! (`store::whatsapp::claim_due`): a row is free when pending and due, or when its
+//! (`store::outbox::claim_due`): a row is free when pending and due, or when its
 //! lease has run out; a claim takes a batch in one conditional UPDATE, so two nodes
 //! never hold the same row at once.
 

@@ -18,7 +18,7 @@ use crate::db::schema::{
     broadcast_recipients as br, broadcasts, contact_consent, contacts, conversations, leads,
     messages, number_pacing, segments,
 };
-use crate::db::DbConn;
+use crate::db::{insert_rows, DbConn, INSERT_CHUNK};
 use crate::error::AppError;
 
 // The list's counters group recipients by broadcast and state together with their
@@ -212,9 +212,9 @@ pub struct NewRecipient {
     pub conversation_id: String,
 }
 
-/// Fixes a broadcast's recipients: inserts each one not yet there (so running it
-/// again after a crash adds nothing twice) and records the count. One
-/// transaction.
+/// Fixes a broadcast's recipients: inserts each one not yet there, in multi-row
+/// INSERTs (so running it again after a crash adds nothing twice), and records
+/// the count. One transaction.
 ///
 /// # Errors
 /// Database errors.
@@ -232,15 +232,20 @@ pub fn materialise(
             .load::<String>(c)?
             .into_iter()
             .collect();
-        for r in recipients.iter().filter(|r| !known.contains(&r.contact_id)) {
-            diesel::insert_into(br::table)
-                .values((
+        let rows: Vec<_> = recipients
+            .iter()
+            .filter(|r| !known.contains(&r.contact_id))
+            .map(|r| {
+                (
                     br::broadcast_id.eq(broadcast_id),
                     br::contact_id.eq(&r.contact_id),
                     br::conversation_id.eq(&r.conversation_id),
                     br::state.eq("pending"),
-                ))
-                .execute(c)?;
+                )
+            })
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            insert_rows!(&mut *c, br::table, chunk)?;
         }
         let total: i64 = br::table
             .filter(br::broadcast_id.eq(broadcast_id))

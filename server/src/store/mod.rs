@@ -16,6 +16,7 @@ pub mod knowledge;
 pub mod leads;
 pub mod messages;
 pub mod numbers;
+pub mod outbox;
 pub mod pipeline;
 pub mod segments;
 pub mod tags;

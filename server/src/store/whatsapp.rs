@@ -1,5 +1,6 @@
-//! WhatsApp persistence: contacts and conversations keyed by WhatsApp id, delivery
-//! statuses (deduplicated, forward-only), and the durable outbox.
+//! WhatsApp persistence: contacts and conversations keyed by WhatsApp id, and
+//! delivery statuses (deduplicated, forward-only). The outbox's rows, which move a
+//! message's status when it is sent, are `store::outbox`.
 //!
 //! Races are settled by unique indexes (migration `2026-11-21-000002_whatsapp`):
 //! `contacts_wa_id`, `conversations_contact_number` (migration
@@ -11,7 +12,7 @@ use diesel::prelude::*;
 
 use crate::channels::{DeliveryStatus, Provider, Sender, StatusError, StatusUpdate};
 use crate::clock::now_ms;
-use crate::db::schema::{contacts, conversations, messages, outbox, teams, whatsapp_statuses};
+use crate::db::schema::{contacts, conversations, messages, teams, whatsapp_statuses};
 use crate::db::{is_unique_violation, DbConn};
 use crate::error::AppError;
 use crate::model::{new_id, ConversationStatus};
@@ -231,47 +232,40 @@ pub struct StatusChange {
 
 /// Moves a message's status forward to `status` if its current status allows it
 /// (see [`DeliveryStatus::may_follow`]); returns the change, or `None` when the
-/// status was not a step forward.
-fn advance(
+/// status was not a step forward. One statement: the UPDATE returns what the
+/// change frame needs.
+pub(super) fn advance(
     conn: &mut DbConn,
-    filter_id: MessageKey<'_>,
+    key: MessageKey<'_>,
     status: DeliveryStatus,
     error: Option<&StatusError>,
 ) -> QueryResult<Option<StatusChange>> {
     let error_json = error.and_then(|e| serde_json::to_string(e).ok());
     let allowed = status.may_follow();
-    let n = match filter_id {
+    let set = (
+        messages::status.eq(status.as_str()),
+        messages::status_error.eq(&error_json),
+    );
+    let changed = (messages::conversation_id, messages::id, messages::seq);
+    let found: Option<(String, String, i64)> = match key {
         MessageKey::Id(id) => diesel::update(
             messages::table
                 .filter(messages::id.eq(id))
                 .filter(messages::status.eq_any(allowed)),
         )
-        .set((
-            messages::status.eq(status.as_str()),
-            messages::status_error.eq(&error_json),
-        ))
-        .execute(conn)?,
+        .set(set)
+        .returning(changed)
+        .get_result(conn)
+        .optional()?,
         MessageKey::Provider(pid) => diesel::update(
             messages::table
                 .filter(messages::provider_id.eq(pid))
                 .filter(messages::status.eq_any(allowed)),
         )
-        .set((
-            messages::status.eq(status.as_str()),
-            messages::status_error.eq(&error_json),
-        ))
-        .execute(conn)?,
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    let q = messages::table.select((messages::conversation_id, messages::id, messages::seq));
-    let found: Option<(String, String, i64)> = match filter_id {
-        MessageKey::Id(id) => q.filter(messages::id.eq(id)).first(conn).optional()?,
-        MessageKey::Provider(pid) => q
-            .filter(messages::provider_id.eq(pid))
-            .first(conn)
-            .optional()?,
+        .set(set)
+        .returning(changed)
+        .get_result(conn)
+        .optional()?,
     };
     Ok(
         found.map(|(conversation_id, message_id, seq)| StatusChange {
@@ -284,9 +278,12 @@ fn advance(
     )
 }
 
+/// How [`advance`] finds its message.
 #[derive(Clone, Copy)]
-enum MessageKey<'a> {
+pub(super) enum MessageKey<'a> {
+    /// By the message's own id.
     Id(&'a str),
+    /// By the provider's id as stored (`Provider::stored_id`).
     Provider(&'a str),
 }
 
@@ -327,335 +324,6 @@ pub fn apply_status(
             update.status,
             update.error.as_ref(),
         )?)
-    })
-}
-
-/// Insert form of an outbox row (the writer inserts it with its message).
-#[derive(Debug, Clone)]
-pub struct NewOutbox {
-    /// Provider to send through.
-    pub provider: Provider,
-    /// `text`, `media`, `read` or `template`.
-    pub kind: &'static str,
-    /// Kind-specific JSON (`read`: `{"message_ids": [...]}`; others `{}`: the
-    /// message row is the source of truth).
-    pub payload: String,
-    /// Not to be sent before this time (epoch ms): a broadcast copy's send slot
-    /// (`broadcasts::pacing`); `None` sends as soon as possible.
-    pub not_before: Option<i64>,
-}
-
-/// A row of `outbox`.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = outbox)]
-pub struct OutboxRow {
-    /// Row id.
-    pub id: String,
-    /// The message it sends (`None` for read receipts).
-    pub message_id: Option<String>,
-    /// Its conversation.
-    pub conversation_id: String,
-    /// `meta` or `waha`.
-    pub provider: String,
-    /// `text`, `media`, `read` or `template`.
-    pub kind: String,
-    /// Kind-specific JSON.
-    pub payload: String,
-    /// `pending`, `sent` or `failed`.
-    pub state: String,
-    /// Send attempts so far.
-    pub attempts: i32,
-    /// Not before this time (epoch ms).
-    pub next_attempt_at: i64,
-    /// Claimed by a worker until this time (epoch ms).
-    pub locked_until: Option<i64>,
-    /// Last transient error.
-    pub last_error: Option<String>,
-    /// Epoch ms.
-    pub created_at: i64,
-    /// Epoch ms.
-    pub updated_at: i64,
-}
-
-/// Inserts an outbox row, due now. Called inside the transaction that stores the
-/// message (`message_id`), so a message is never stored without its send order.
-///
-/// # Errors
-/// Database errors.
-pub fn enqueue(
-    conn: &mut DbConn,
-    conversation_id: &str,
-    message_id: Option<&str>,
-    new: &NewOutbox,
-) -> QueryResult<()> {
-    let now = now_ms();
-    let row = OutboxRow {
-        id: new_id(),
-        message_id: message_id.map(str::to_string),
-        conversation_id: conversation_id.to_string(),
-        provider: new.provider.as_str().into(),
-        kind: new.kind.into(),
-        payload: new.payload.clone(),
-        state: "pending".into(),
-        attempts: 0,
-        next_attempt_at: new.not_before.map_or(now, |t| t.max(now)),
-        locked_until: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-    };
-    diesel::insert_into(outbox::table)
-        .values(&row)
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Outbox rows still to send (`pending`, due or not), across nodes: the backlog
-/// `/metrics` reports.
-///
-/// # Errors
-/// Database errors.
-pub fn pending_count(conn: &mut DbConn) -> Result<i64, AppError> {
-    Ok(outbox::table
-        .filter(outbox::state.eq("pending"))
-        .count()
-        .get_result(conn)?)
-}
-
-/// When the next pending row falls due after now (epoch ms), if any: the worker sleeps
-/// until then rather than a whole poll period, so paced broadcast copies leave at
-/// their slots instead of in bursts at each poll.
-///
-/// # Errors
-/// Database errors.
-pub fn next_due(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
-    // Rows already due but not claimable (another node holds them) wait for the
-    // poll, so a held row cannot spin this worker.
-    Ok(outbox::table
-        .filter(outbox::state.eq("pending"))
-        .filter(outbox::next_attempt_at.gt(now_ms()))
-        .select(diesel::dsl::min(outbox::next_attempt_at))
-        .first::<Option<i64>>(conn)?)
-}
-
-/// Claims up to `limit` due rows for `lease_ms`: each with a conditional UPDATE that
-/// only succeeds while the row is pending and unlocked (or its lease ran out), so
-/// two workers — on one node or several — never hold the same row at once.
-///
-/// # Errors
-/// Database errors.
-pub fn claim_due(conn: &mut DbConn, lease_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
-    let now = now_ms();
-    let unlocked = outbox::locked_until
-        .is_null()
-        .or(outbox::locked_until.lt(now));
-    let candidates: Vec<String> = outbox::table
-        .filter(outbox::state.eq("pending"))
-        .filter(outbox::next_attempt_at.le(now))
-        .filter(unlocked)
-        .order(outbox::next_attempt_at.asc())
-        .select(outbox::id)
-        .limit(limit)
-        .load(conn)?;
-    let mut claimed = Vec::new();
-    for id in candidates {
-        let n = diesel::update(
-            outbox::table
-                .filter(outbox::id.eq(&id))
-                .filter(outbox::state.eq("pending"))
-                .filter(
-                    outbox::locked_until
-                        .is_null()
-                        .or(outbox::locked_until.lt(now)),
-                ),
-        )
-        .set((
-            outbox::locked_until.eq(now + lease_ms),
-            outbox::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-        if n == 1 {
-            claimed.push(
-                outbox::table
-                    .find(&id)
-                    .select(OutboxRow::as_select())
-                    .first(conn)?,
-            );
-        }
-    }
-    Ok(claimed)
-}
-
-/// Records a successful send: the row is done, the message gets the provider's id
-/// and status `sent`, then any status that arrived before this commit (parked by
-/// [`apply_status`]) is applied. Returns the message's status change, if any.
-///
-/// # Errors
-/// Database errors.
-pub fn mark_sent(
-    conn: &mut DbConn,
-    row: &OutboxRow,
-    provider_id: Option<&str>,
-) -> Result<Option<StatusChange>, AppError> {
-    let provider = Provider::parse(&row.provider).unwrap_or(Provider::Meta);
-    conn.transaction::<_, AppError, _>(|conn| {
-        diesel::update(outbox::table.find(&row.id))
-            .set((
-                outbox::state.eq("sent"),
-                outbox::attempts.eq(row.attempts + 1),
-                outbox::locked_until.eq(None::<i64>),
-                outbox::updated_at.eq(now_ms()),
-            ))
-            .execute(conn)?;
-        let Some(message_id) = row.message_id.as_deref() else {
-            return Ok(None);
-        };
-        let stored = provider_id.map(|p| provider.stored_id(p));
-        if let Some(pid) = &stored {
-            diesel::update(messages::table.find(message_id))
-                .set(messages::provider_id.eq(pid))
-                .execute(conn)?;
-        }
-        let mut change = advance(conn, MessageKey::Id(message_id), DeliveryStatus::Sent, None)?;
-        if let Some(pid) = &stored {
-            let parked: Vec<(String, Option<i64>, Option<String>)> = whatsapp_statuses::table
-                .filter(whatsapp_statuses::provider_id.eq(pid))
-                .select((
-                    whatsapp_statuses::status,
-                    whatsapp_statuses::error_code,
-                    whatsapp_statuses::error_title,
-                ))
-                .load(conn)?;
-            let furthest = parked
-                .into_iter()
-                .filter_map(|(s, code, title)| {
-                    DeliveryStatus::parse(&s).map(|s| {
-                        let error = (s == DeliveryStatus::Failed).then(|| StatusError {
-                            code: code.unwrap_or(0),
-                            title: title.unwrap_or_else(|| "failed".into()),
-                        });
-                        (s, error)
-                    })
-                })
-                .max_by_key(|(s, _)| s.rank());
-            if let Some((status, error)) = furthest {
-                if let Some(later) =
-                    advance(conn, MessageKey::Id(message_id), status, error.as_ref())?
-                {
-                    change = Some(later);
-                }
-            }
-        }
-        Ok(change)
-    })
-}
-
-/// Schedules another attempt at `next_attempt_at` (epoch ms), releasing the lease.
-///
-/// # Errors
-/// Database errors.
-pub fn retry_later(
-    conn: &mut DbConn,
-    row: &OutboxRow,
-    next_attempt_at: i64,
-    error: &str,
-) -> Result<(), AppError> {
-    diesel::update(outbox::table.find(&row.id))
-        .set((
-            outbox::attempts.eq(row.attempts + 1),
-            outbox::next_attempt_at.eq(next_attempt_at),
-            outbox::locked_until.eq(None::<i64>),
-            outbox::last_error.eq(error),
-            outbox::updated_at.eq(now_ms()),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Gives up on a row: it becomes `failed`, and its message `failed` with `error`.
-///
-/// # Errors
-/// Database errors.
-pub fn mark_failed(
-    conn: &mut DbConn,
-    row: &OutboxRow,
-    error: &StatusError,
-) -> Result<Option<StatusChange>, AppError> {
-    conn.transaction::<_, AppError, _>(|conn| {
-        diesel::update(outbox::table.find(&row.id))
-            .set((
-                outbox::state.eq("failed"),
-                outbox::attempts.eq(row.attempts + 1),
-                outbox::locked_until.eq(None::<i64>),
-                outbox::last_error.eq(&error.title),
-                outbox::updated_at.eq(now_ms()),
-            ))
-            .execute(conn)?;
-        match row.message_id.as_deref() {
-            Some(id) => Ok(advance(
-                conn,
-                MessageKey::Id(id),
-                DeliveryStatus::Failed,
-                Some(error),
-            )?),
-            None => Ok(None),
-        }
-    })
-}
-
-/// What the outbox needs to send one row.
-#[derive(Debug, Clone)]
-pub struct SendContext {
-    /// The contact's WhatsApp id (see `channels::Sender::wa_id`).
-    pub wa_id: Option<String>,
-    /// The number the conversation came in on: replies go out from it.
-    pub number: crate::channels::numbers::NumberId,
-    /// Message body (text sends; media caption fallback).
-    pub body: Option<String>,
-    /// Message attachment JSON (media sends).
-    pub attachment: Option<String>,
-    /// A broadcast copy: waits on the number's pace (`broadcasts::pacer`).
-    pub paced: bool,
-}
-
-/// Loads the recipient, the sending number and the content of an outbox row (two
-/// primary-key reads).
-///
-/// # Errors
-/// [`AppError::NotFound`] when the conversation is gone or not a WhatsApp one;
-/// database errors.
-pub fn send_context(conn: &mut DbConn, row: &OutboxRow) -> Result<SendContext, AppError> {
-    let (wa_id, channel, number_id): (Option<String>, String, Option<String>) =
-        conversations::table
-            .inner_join(contacts::table)
-            .filter(conversations::id.eq(&row.conversation_id))
-            .select((
-                contacts::wa_id,
-                conversations::channel,
-                conversations::number_id,
-            ))
-            .first(conn)
-            .optional()?
-            .ok_or_else(|| {
-                AppError::NotFound(format!("no conversation {}", row.conversation_id))
-            })?;
-    let number = crate::store::numbers::number_of(&channel, number_id)?;
-    let (body, attachment, sender) = match &row.message_id {
-        Some(id) => {
-            let (b, a, s): (String, Option<String>, Option<String>) = messages::table
-                .find(id)
-                .select((messages::body, messages::attachment, messages::sender_id))
-                .first(conn)?;
-            (Some(b), a, s)
-        }
-        None => (None, None, None),
-    };
-    Ok(SendContext {
-        wa_id,
-        number,
-        body,
-        attachment,
-        paced: sender.is_some_and(|s| s.starts_with(crate::broadcasts::SENDER_PREFIX)),
     })
 }
 

@@ -12,7 +12,7 @@ use crate::channels::{DeliveryStatus, Provider};
 use crate::error::AppError;
 use crate::model::SenderKind;
 use crate::store::messages::{ChannelAppend, NewMessage};
-use crate::store::whatsapp::NewOutbox;
+use crate::store::outbox::NewOutbox;
 
 /// One recipient's copy of a broadcast, or one send step of an automation run.
 #[derive(Message, Clone, Debug)]

@@ -12,7 +12,7 @@ use crate::channels::{DeliveryStatus, Provider};
 use crate::error::AppError;
 use crate::model::{validate_client_msg_id, SenderKind};
 use crate::store::messages::{ChannelAppend, NewMessage};
-use crate::store::whatsapp::NewOutbox;
+use crate::store::outbox::NewOutbox;
 
 impl Handler<PostTemplate> for ConversationActor {
     type Result = ResponseActFuture<Self, Result<Posted, AppError>>;

@@ -28,6 +28,7 @@ use crate::clock::now_ms;
 use crate::db::schema::{conversations, messages};
 use crate::db::DbConn;
 use crate::model::{preview, ConversationStatus, SenderKind};
+use crate::store::outbox::{enqueue_all, Enqueue};
 
 mod postgres;
 
@@ -141,14 +142,19 @@ pub fn append_batch(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Vec
     let mut ordered: Vec<&MessageRow> = rows.values().collect();
     ordered.sort_by(|a, b| (&a.conversation_id, a.seq).cmp(&(&b.conversation_id, b.seq)));
     insert_rows(conn, &ordered)?;
-    for (i, m) in batch.iter().enumerate() {
-        if let (Some(order), Some(row)) = (
-            m.channel.as_ref().and_then(|c| c.outbox.as_ref()),
-            rows.get(&i),
-        ) {
-            crate::store::whatsapp::enqueue(conn, &m.conversation_id, Some(&row.id), order)?;
-        }
-    }
+    let orders: Vec<Enqueue<'_>> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let order = m.channel.as_ref()?.outbox.as_ref()?;
+            Some(Enqueue {
+                conversation_id: &m.conversation_id,
+                message_id: Some(&rows.get(&i)?.id),
+                order,
+            })
+        })
+        .collect();
+    enqueue_all(conn, &orders)?;
     answers(slots, &rows, &reopened_at)
 }
 

@@ -131,7 +131,7 @@ pub struct ChannelAppend {
     /// Initial delivery status (`pending` for outbound WhatsApp).
     pub status: Option<String>,
     /// The send order, inserted with the message (durable outbox).
-    pub outbox: Option<crate::store::whatsapp::NewOutbox>,
+    pub outbox: Option<crate::store::outbox::NewOutbox>,
 }
 
 /// The result of an append.
