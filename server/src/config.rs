@@ -87,6 +87,13 @@ impl DatabaseTarget {
         }
     }
 
+    /// Whether campaign copies get a writer thread of their own (`writer::Lane`):
+    /// on PostgreSQL, which commits in parallel; SQLite's one write lock would
+    /// only make the two threads take turns.
+    pub fn bulk_writer(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     pub fn backend_name(&self) -> &'static str {
         match self {
@@ -354,8 +361,9 @@ impl Config {
         if writers == 0 || writers > 64 {
             return bad("SWITCHBOARD_WRITERS must be 1 to 64");
         }
-        if self.db_pool_size < writers as u32 + 1 {
-            return bad("SWITCHBOARD_DB_POOL_SIZE must exceed SWITCHBOARD_WRITERS (each writer holds a connection while committing)");
+        let threads = writers + usize::from(self.database.bulk_writer());
+        if self.db_pool_size < threads as u32 + 1 {
+            return bad("SWITCHBOARD_DB_POOL_SIZE must exceed the writer threads (SWITCHBOARD_WRITERS, plus one for campaign copies on PostgreSQL), since each holds a connection while committing");
         }
         if self.writer_batch == 0 || self.ws_outbound_queue == 0 {
             return bad(

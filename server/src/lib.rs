@@ -175,7 +175,12 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let writers = config
         .writers
         .unwrap_or_else(|| config.database.default_writers());
-    let (writer, writer_thread) = Writer::start(db.clone(), writers, config.writer_batch)?;
+    let (writer, writer_thread) = Writer::start(
+        db.clone(),
+        writers,
+        config.database.bulk_writer(),
+        config.writer_batch,
+    )?;
     let hub = Hub::new();
     // Multi-node mode when REDIS_URL is set; otherwise exactly the single-node bus.
     let redis_bus = match &config.cluster.redis_url {

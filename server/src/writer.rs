@@ -8,8 +8,16 @@
 //!
 //! SQLite has one write lock, so it gets one writer. PostgreSQL commits in parallel,
 //! so it gets several (`SWITCHBOARD_WRITERS`), each owning a share of the
-//! conversations (by a hash of the id): one conversation's appends always go through
-//! the same thread and are committed in the order they arrived.
+//! conversations (by a hash of the id): one conversation's appends in a lane always
+//! go through the same thread and are committed in the order they arrived.
+//!
+//! Two lanes ([`Lane`]): on PostgreSQL, campaign copies (broadcasts, automation
+//! sends) have a writer thread of their own. A batch of copies is a transaction
+//! with an outbox row per copy, several times the cost of a batch of chat
+//! messages; in the same queue, a customer's message waited behind it. A copy and
+//! a chat message in one conversation may then commit in either order: both take
+//! their seq in their commit (the conversation row's lock orders them), and
+//! sessions already reorder by seq.
 //!
 //! A batch first runs in a fixed number of statements ([`append_batch`]: one
 //! duplicate lookup, one seq bump per conversation, one INSERT on PostgreSQL). On
@@ -37,6 +45,15 @@ use crate::store::messages::{append_in_savepoint, Appended, NewMessage};
 /// which is the hub's backpressure against a database slower than its inbound rate.
 const QUEUE: usize = 8192;
 
+/// Which queue an append waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Someone waits for it: customer, guest and agent messages.
+    Interactive,
+    /// Campaign copies: broadcast copies and automation sends.
+    Bulk,
+}
+
 enum Job {
     Append {
         message: NewMessage,
@@ -50,6 +67,9 @@ enum Job {
 #[derive(Clone, Debug)]
 pub struct Writer {
     queues: Arc<[mpsc::Sender<Job>]>,
+    /// The bulk lane's own thread (PostgreSQL); `None` puts bulk appends in the
+    /// interactive queues.
+    bulk: Option<mpsc::Sender<Job>>,
 }
 
 /// The writer threads' join handles, kept by whoever owns shutdown.
@@ -68,30 +88,41 @@ impl WriterThread {
 }
 
 impl Writer {
-    /// Starts `threads` writer threads (at least one).
+    /// Starts `threads` writer threads (at least one), plus one for the bulk lane
+    /// when `bulk_thread` (PostgreSQL: see the module docs).
     ///
     /// # Errors
     /// [`AppError::Internal`] when the OS refuses a thread.
     pub fn start(
         db: Db,
         threads: usize,
+        bulk_thread: bool,
         max_batch: usize,
     ) -> Result<(Self, WriterThread), AppError> {
         let mut queues = Vec::new();
         let mut handles = Vec::new();
-        for n in 0..threads.max(1) {
+        let mut spawn = |name: String| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let db = db.clone();
             let handle = std::thread::Builder::new()
-                .name(format!("switchboard-writer-{n}"))
+                .name(name)
                 .spawn(move || run(db, rx, max_batch))
                 .map_err(|e| AppError::internal(format!("cannot start writer thread: {e}")))?;
-            queues.push(tx);
             handles.push(handle);
+            Ok::<_, AppError>(tx)
+        };
+        for n in 0..threads.max(1) {
+            queues.push(spawn(format!("switchboard-writer-{n}"))?);
         }
+        let bulk = if bulk_thread {
+            Some(spawn("switchboard-writer-bulk".into())?)
+        } else {
+            None
+        };
         Ok((
             Self {
                 queues: queues.into(),
+                bulk,
             },
             WriterThread(handles),
         ))
@@ -106,15 +137,27 @@ impl Writer {
         &self.queues[slot]
     }
 
-    /// Appends a message durably: resolves once the message is committed (or found to
-    /// be a duplicate of a committed one).
+    /// Appends a message durably in the interactive lane: resolves once the
+    /// message is committed (or found to be a duplicate of a committed one).
     ///
     /// # Errors
     /// [`AppError::NotFound`] for an unknown conversation; [`AppError::Unavailable`]
     /// when the database could not commit or the writer is shutting down.
     pub async fn append(&self, message: NewMessage) -> Result<Appended, AppError> {
+        self.append_in(Lane::Interactive, message).await
+    }
+
+    /// [`Writer::append`] in `lane`.
+    ///
+    /// # Errors
+    /// As [`Writer::append`].
+    pub async fn append_in(&self, lane: Lane, message: NewMessage) -> Result<Appended, AppError> {
         let (reply, rx) = oneshot::channel();
-        self.queue_for(&message.conversation_id)
+        let queue = match (lane, &self.bulk) {
+            (Lane::Bulk, Some(bulk)) => bulk,
+            _ => self.queue_for(&message.conversation_id),
+        };
+        queue
             .send(Job::Append { message, reply })
             .await
             .map_err(|_| AppError::Unavailable("the server is shutting down".into()))?;
@@ -124,7 +167,7 @@ impl Writer {
 
     /// Asks the threads to stop after committing everything queued so far.
     pub async fn shutdown(&self) {
-        for queue in self.queues.iter() {
+        for queue in self.queues.iter().chain(&self.bulk) {
             // A closed channel means the thread is already gone; nothing to do.
             let _ = queue.send(Job::Stop).await;
         }
@@ -421,7 +464,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (writer, thread) = Writer::start(db.clone(), 1, 64).unwrap();
+        let (writer, thread) = Writer::start(db.clone(), 1, false, 64).unwrap();
         let results = rt.block_on(async {
             // Queued together, so they land in one batch: the missing conversation
             // fails the fast path and the batch is redone append by append.
@@ -458,5 +501,58 @@ mod tests {
             crate::store::messages::page(&mut c, &conv, crate::store::messages::Page::After(0), 10)
                 .unwrap();
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    /// PostgreSQL: a chat message commits while the bulk lane is stuck. The copy
+    /// waits for a conversation row another transaction holds; the chat message,
+    /// in the one interactive thread, is stored meanwhile. Without the bulk lane
+    /// both share that thread and the chat message waits for the lock too.
+    #[test]
+    fn a_chat_message_does_not_wait_behind_a_stuck_campaign_copy() {
+        use crate::db::schema::conversations;
+        use diesel::prelude::*;
+
+        let Some((_scratch, db)) = testing::postgres() else {
+            return;
+        };
+        let (_, held) = testing::team_and_conversation(&db, "held");
+        let (_, chat) = testing::team_and_conversation(&db, "chat");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (writer, thread) = Writer::start(db.clone(), 1, true, 64).unwrap();
+        let mut holder = db.conn().unwrap();
+        let copy = holder
+            .transaction::<_, diesel::result::Error, _>(|h| {
+                diesel::update(conversations::table.find(&held))
+                    .set(conversations::updated_at.eq(1_i64))
+                    .execute(h)?;
+                let bulk = writer.clone();
+                let copy =
+                    rt.spawn(async move { bulk.append_in(Lane::Bulk, msg(&held, "copy")).await });
+                rt.block_on(async {
+                    // Let the copy reach its queue first.
+                    tokio::task::yield_now().await;
+                    // A guard against a hang, not a timing assertion.
+                    let answered = tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        writer.append(msg(&chat, "hello")),
+                    )
+                    .await
+                    .expect("the chat message must not wait for the held row");
+                    assert_eq!(answered.unwrap().message.seq, 1);
+                    assert!(!copy.is_finished(), "the copy waits for the row lock");
+                });
+                Ok(copy)
+            })
+            .unwrap();
+        let copied = rt.block_on(copy).unwrap().unwrap();
+        assert_eq!(
+            copied.message.seq, 1,
+            "the copy is stored once the lock is gone"
+        );
+        rt.block_on(writer.shutdown());
+        thread.join();
     }
 }

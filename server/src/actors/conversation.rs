@@ -36,6 +36,7 @@ use crate::state::AppState;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::outbox::NewOutbox;
+use crate::writer::Lane;
 
 use super::messages::{
     Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostAutoReply, PostInbound, PostMedia,
@@ -193,17 +194,27 @@ impl Handler<PostMessage> for ConversationActor {
 }
 
 impl ConversationActor {
-    /// Hands `new` to the writer and, once committed, publishes it: the one
-    /// post-commit path of every message (guest, agent, WhatsApp inbound).
+    /// Hands `new` to the writer's interactive lane and, once committed, publishes
+    /// it: the one post-commit path of every message (guest, agent, WhatsApp
+    /// inbound, campaign copies through [`Self::append_and_publish_in`]).
     fn append_and_publish(
         &mut self,
+        new: NewMessage,
+    ) -> ResponseActFuture<Self, Result<Posted, AppError>> {
+        self.append_and_publish_in(Lane::Interactive, new)
+    }
+
+    /// [`Self::append_and_publish`] through the writer's `lane`.
+    fn append_and_publish_in(
+        &mut self,
+        lane: Lane,
         new: NewMessage,
     ) -> ResponseActFuture<Self, Result<Posted, AppError>> {
         self.in_flight += 1;
         let writer = self.state.writer.clone();
         let queued = new.channel.as_ref().is_some_and(|c| c.outbox.is_some());
         Box::pin(
-            async move { writer.append(new).await }
+            async move { writer.append_in(lane, new).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.in_flight -= 1;

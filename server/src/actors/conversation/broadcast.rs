@@ -2,7 +2,8 @@
 //! automation's send step: stored as a `bot` message with a seq (agents see what
 //! the campaign sent, in place), deduplicated by (sender, client key) so a runner
 //! that posts it again after a crash stores and sends nothing twice, and queued
-//! in the outbox for its send slot.
+//! in the outbox for its send slot. Copies go through the writer's bulk lane
+//! (`writer::Lane`), so chat messages never wait behind a batch of them.
 
 use actix::prelude::*;
 
@@ -13,6 +14,7 @@ use crate::error::AppError;
 use crate::model::SenderKind;
 use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::outbox::NewOutbox;
+use crate::writer::Lane;
 
 /// One recipient's copy of a broadcast, or one send step of an automation run.
 #[derive(Message, Clone, Debug)]
@@ -66,6 +68,6 @@ impl Handler<PostBroadcastCopy> for ConversationActor {
                 }),
             })),
         };
-        self.append_and_publish(new)
+        self.append_and_publish_in(Lane::Bulk, new)
     }
 }
