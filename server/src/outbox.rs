@@ -149,12 +149,26 @@ pub async fn pass(state: &AppState) -> Result<usize, AppError> {
     match state.db.run(move |c| Ok(store::record(c, &outcomes))).await {
         Ok(recorded) => {
             // The lease runs out and the row is tried again: at-least-once.
-            for (id, e) in recorded.failed {
+            for (id, e) in &recorded.failed {
                 tracing::warn!(error = %e, outbox = %id, "could not record the send outcome");
             }
-            for change in recorded.changes {
-                publish(state, change).await;
+            // `store::record` keeps per-row errors to itself, so `Db::run` cannot see
+            // an outage among them: have the pool test its connections, as it would.
+            if recorded
+                .failed
+                .iter()
+                .any(|(_, e)| matches!(e, AppError::Unavailable(_)))
+            {
+                crate::db::suspect_connections();
             }
+            // Each change goes to its own conversation's actor: no order among them.
+            futures_util::future::join_all(
+                recorded
+                    .changes
+                    .into_iter()
+                    .map(|change| publish(state, change)),
+            )
+            .await;
         }
         Err(e) => tracing::warn!(error = %e, rows = n, "could not record the send outcomes"),
     }
