@@ -310,7 +310,11 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         ));
     }
     std::io::stdout().write_all(md.as_bytes())?;
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("BENCH_HUB_LOG").is_some() {
+        say(format!("hub logs kept in {dir:?}"));
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }
 
@@ -397,7 +401,12 @@ impl Run {
             ("SWITCHBOARD_RATE_WEBHOOK", "100000000".into()),
             ("SWITCHBOARD_WS_OUTBOUND_QUEUE", "8192".into()),
             ("WHATSAPP_APP_SECRET", workloads::APP_SECRET.into()),
-            ("RUST_LOG", "warn".into()),
+            // `BENCH_HUB_LOG` (a `RUST_LOG` filter) to see what the hub decides
+            // during a run, in `<run directory>/hub-<n>.log`.
+            (
+                "RUST_LOG",
+                std::env::var("BENCH_HUB_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -18,7 +18,8 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns `program args` with `env`, its standard error into `log`, and waits
+    /// Spawns `program args` with `env`, its standard output (where the hub's
+    /// `tracing` logs go) and error into `log`, and waits
     /// until `port` accepts TCP connections.
     pub async fn spawn(
         name: &str,
@@ -32,7 +33,7 @@ impl Proc {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone()?))
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true);
         for (k, v) in env {

@@ -121,6 +121,11 @@ pub struct Config {
     /// Writer threads (`SWITCHBOARD_WRITERS`); default 1 on SQLite (one write lock),
     /// 4 on PostgreSQL (commits proceed in parallel).
     pub writers: Option<usize>,
+    /// Extra delay campaign copies may add to a chat message's commit, on top of
+    /// its usual delay and a tenth of it, before the bulk lane slows them down
+    /// (`SWITCHBOARD_BULK_YIELD_MS`, ms, default 3; `off`: copies run uncapped).
+    /// PostgreSQL only (`writer::share`).
+    pub bulk_yield: Option<Duration>,
     /// Email of the admin created on first start (`SWITCHBOARD_ADMIN_EMAIL`, default `admin@switchboard.local`).
     pub admin_email: String,
     /// Password of that admin (`SWITCHBOARD_ADMIN_PASSWORD`); when unset a random one is
@@ -201,6 +206,7 @@ impl Default for Config {
             db_timeout: Duration::from_secs(3),
             writer_batch: 256,
             writers: None,
+            bulk_yield: Some(crate::writer::Tuning::default().target),
             admin_email: "admin@switchboard.local".into(),
             admin_password: None,
             secret: None,
@@ -265,6 +271,13 @@ impl Config {
         }
         if let Some(v) = get("SWITCHBOARD_WRITER_BATCH") {
             c.writer_batch = parse(&v, "SWITCHBOARD_WRITER_BATCH")?;
+        }
+        if let Some(v) = get("SWITCHBOARD_BULK_YIELD_MS") {
+            c.bulk_yield = if v.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(seconds(&v, "SWITCHBOARD_BULK_YIELD_MS")? / 1_000)
+            };
         }
         if let Some(v) = get("SWITCHBOARD_WRITERS") {
             c.writers = Some(parse(&v, "SWITCHBOARD_WRITERS")?);

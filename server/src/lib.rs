@@ -175,12 +175,17 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let writers = config
         .writers
         .unwrap_or_else(|| config.database.default_writers());
-    let (writer, writer_thread) = Writer::start(
-        db.clone(),
-        writers,
-        config.database.bulk_writer(),
-        config.writer_batch,
-    )?;
+    let bulk = if config.database.bulk_writer() {
+        writer::BulkLane::Own {
+            yielding: config.bulk_yield.map(|target| writer::Tuning {
+                target,
+                ..writer::Tuning::default()
+            }),
+        }
+    } else {
+        writer::BulkLane::Shared
+    };
+    let (writer, writer_thread) = Writer::start(db.clone(), writers, bulk, config.writer_batch)?;
     let hub = Hub::new();
     // Multi-node mode when REDIS_URL is set; otherwise exactly the single-node bus.
     let redis_bus = match &config.cluster.redis_url {

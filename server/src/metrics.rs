@@ -48,6 +48,9 @@ pub struct Metrics {
     pub jobs_due: Gauge,
     /// Jobs that gave up (set when scraped).
     pub jobs_failed: Gauge,
+    /// The bulk lane's cap, campaign copies per second; 0 while uncapped
+    /// (`writer::share`).
+    pub bulk_cap_per_second: Gauge,
 }
 
 /// Buckets from 0.5 ms doubling up to about 16 s.
@@ -73,6 +76,7 @@ impl Metrics {
             jobs_backlog: Gauge::default(),
             jobs_due: Gauge::default(),
             jobs_failed: Gauge::default(),
+            bulk_cap_per_second: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -130,6 +134,11 @@ impl Metrics {
             "outbox_pending",
             "WhatsApp outbox rows still to send",
             m.outbox_pending.clone(),
+        );
+        r.register(
+            "bulk_cap_per_second",
+            "Campaign copies per second the bulk writer may commit while chat messages wait longer than usual; 0 while uncapped",
+            m.bulk_cap_per_second.clone(),
         );
         r.register(
             "jobs_backlog",

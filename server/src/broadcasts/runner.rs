@@ -9,8 +9,9 @@
 //! number, or two nodes, share the number's rate); posts each copy into its
 //! conversation with the duplicate key (broadcast, contact) and the slot as the
 //! outbox row's earliest send time; and asks to run again just before the next
-//! slot. Only the copies due within [`HORIZON_MS`] are posted per pass, so a pause
-//! or cancel stops sending within that horizon.
+//! slot. Only the copies due within [`HORIZON_MS`] are posted per pass, and while
+//! the writer's bulk lane yields to chat messages (`writer::share`) no more than
+//! it commits within that horizon, so a pause or cancel stops sending within it.
 //!
 //! Exactly once per recipient: the recipients' primary key makes fixing them
 //! idempotent; a copy posted again after a crash (before its recipient was marked
@@ -299,10 +300,15 @@ async fn send_some(
 ) -> Result<Outcome, AppError> {
     let (bid, number) = (b.id.clone(), b.number_id.clone());
     let now = state.clock.now_ms();
+    // While the bulk lane yields to chat messages, post only what it commits
+    // within the horizon: copies queued beyond it would go out after a pause.
+    let take = state.writer.bulk_cap().map_or(PASS, |cap| {
+        ((cap * HORIZON_MS as f64 / 1_000.0).ceil() as i64).clamp(1, PASS)
+    });
     let (pending, facts, pace, slot, sent_day) = state
         .db
         .run(move |c| {
-            let pending = store::pending(c, &bid, PASS)?;
+            let pending = store::pending(c, &bid, take)?;
             let facts = store::facts(c, &pending)?;
             let pace = store::pace_of(c, &number, provider)?;
             let slot = store::next_slot(c, &number)?;

@@ -19,6 +19,11 @@
 //! their seq in their commit (the conversation row's lock orders them), and
 //! sessions already reorder by seq.
 //!
+//! The bulk lane also yields ([`gate`], [`share`]): its thread commits copies no
+//! faster than a cap set from the delay chat messages see in the interactive
+//! lanes, lowered when a broadcast makes them wait longer than usual and lifted
+//! when it does not, so a broadcast takes only the capacity chat traffic leaves.
+//!
 //! A batch first runs in a fixed number of statements ([`append_batch`]: one
 //! duplicate lookup, one seq bump per conversation, one INSERT on PostgreSQL). On
 //! PostgreSQL a batch that commits nothing besides its messages (no reopen, no
@@ -33,8 +38,15 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+
+pub mod gate;
+pub mod share;
+
+use gate::BulkGate;
+pub use share::Tuning;
 
 use crate::db::{write_transaction, Db};
 use crate::error::AppError;
@@ -54,12 +66,43 @@ pub enum Lane {
     Bulk,
 }
 
+/// Where campaign copies ([`Lane::Bulk`]) are committed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BulkLane {
+    /// In the interactive threads (SQLite: one write lock, so a thread of their
+    /// own would only take turns with them).
+    Shared,
+    /// On a thread of their own (PostgreSQL), yielding to chat messages per
+    /// `yielding` ([`share`]), or as fast as they come when `None`.
+    Own {
+        /// The controller's constants; `None`: no cap.
+        yielding: Option<Tuning>,
+    },
+}
+
 enum Job {
     Append {
         message: NewMessage,
         reply: oneshot::Sender<Result<Appended, AppError>>,
+        /// When it entered the queue: a chat message's delay feeds the bulk gate.
+        queued: Instant,
     },
     Stop,
+}
+
+/// One append waiting in a batch.
+type Pending = (
+    NewMessage,
+    oneshot::Sender<Result<Appended, AppError>>,
+    Instant,
+);
+
+/// What a writer thread does besides committing, by its lane.
+enum Role {
+    /// Interactive lane: reports its messages' delays to the gate, if any.
+    Chat(Option<Arc<BulkGate>>),
+    /// Bulk lane: waits at the gate, if any, before each batch.
+    Copies(Option<Arc<BulkGate>>),
 }
 
 /// Handle to the writer threads. Cheap to clone; the threads stop after
@@ -70,6 +113,8 @@ pub struct Writer {
     /// The bulk lane's own thread (PostgreSQL); `None` puts bulk appends in the
     /// interactive queues.
     bulk: Option<mpsc::Sender<Job>>,
+    /// The bulk lane's gate, when it yields.
+    gate: Option<Arc<BulkGate>>,
 }
 
 /// The writer threads' join handles, kept by whoever owns shutdown.
@@ -88,41 +133,54 @@ impl WriterThread {
 }
 
 impl Writer {
-    /// Starts `threads` writer threads (at least one), plus one for the bulk lane
-    /// when `bulk_thread` (PostgreSQL: see the module docs).
+    /// Starts `threads` writer threads (at least one) for chat messages, and one
+    /// for campaign copies when `bulk` is [`BulkLane::Own`] (PostgreSQL: see the
+    /// module docs).
     ///
     /// # Errors
     /// [`AppError::Internal`] when the OS refuses a thread.
     pub fn start(
         db: Db,
         threads: usize,
-        bulk_thread: bool,
+        bulk: BulkLane,
         max_batch: usize,
     ) -> Result<(Self, WriterThread), AppError> {
+        let gate = match bulk {
+            BulkLane::Own {
+                yielding: Some(tuning),
+            } => Some(Arc::new(BulkGate::new(tuning))),
+            _ => None,
+        };
         let mut queues = Vec::new();
         let mut handles = Vec::new();
-        let mut spawn = |name: String| {
+        let kept = gate.clone();
+        let mut spawn = |name: String, role: Role| {
             let (tx, rx) = mpsc::channel(QUEUE);
             let db = db.clone();
             let handle = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run(db, rx, max_batch))
+                .spawn(move || run(db, rx, max_batch, role))
                 .map_err(|e| AppError::internal(format!("cannot start writer thread: {e}")))?;
             handles.push(handle);
             Ok::<_, AppError>(tx)
         };
         for n in 0..threads.max(1) {
-            queues.push(spawn(format!("switchboard-writer-{n}"))?);
+            queues.push(spawn(
+                format!("switchboard-writer-{n}"),
+                Role::Chat(gate.clone()),
+            )?);
         }
-        let bulk = if bulk_thread {
-            Some(spawn("switchboard-writer-bulk".into())?)
-        } else {
-            None
+        let bulk = match bulk {
+            BulkLane::Own { .. } => {
+                Some(spawn("switchboard-writer-bulk".into(), Role::Copies(gate))?)
+            }
+            BulkLane::Shared => None,
         };
         Ok((
             Self {
                 queues: queues.into(),
                 bulk,
+                gate: kept,
             },
             WriterThread(handles),
         ))
@@ -158,11 +216,22 @@ impl Writer {
             _ => self.queue_for(&message.conversation_id),
         };
         queue
-            .send(Job::Append { message, reply })
+            .send(Job::Append {
+                message,
+                reply,
+                queued: Instant::now(),
+            })
             .await
             .map_err(|_| AppError::Unavailable("the server is shutting down".into()))?;
         rx.await
             .map_err(|_| AppError::Unavailable("the message writer stopped".into()))?
+    }
+
+    /// The bulk lane's cap now, campaign copies per second (`None`: uncapped, or
+    /// no yielding lane): what a producer of copies posts ahead by, so copies do
+    /// not sit in the queue where a pause cannot reach them.
+    pub fn bulk_cap(&self) -> Option<f64> {
+        self.gate.as_ref().and_then(|g| g.cap())
     }
 
     /// Asks the threads to stop after committing everything queued so far.
@@ -174,23 +243,43 @@ impl Writer {
     }
 }
 
-fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
-    let mut batch: Vec<(NewMessage, oneshot::Sender<Result<Appended, AppError>>)> = Vec::new();
+fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, role: Role) {
+    let mut batch: Vec<Pending> = Vec::new();
     loop {
         let mut stop = false;
         match rx.blocking_recv() {
-            Some(Job::Append { message, reply }) => batch.push((message, reply)),
+            Some(Job::Append {
+                message,
+                reply,
+                queued,
+            }) => batch.push((message, reply, queued)),
             Some(Job::Stop) | None => stop = true,
         }
-        while !stop && batch.len() < max_batch {
+        // A copy waits here, before the rest of its batch is gathered, so the
+        // batch is only as large as the cap allows.
+        let reserved = match &role {
+            Role::Copies(Some(gate)) if !stop => Some(gate.room(max_batch)),
+            _ => None,
+        };
+        while !stop && batch.len() < reserved.unwrap_or(max_batch) {
             match rx.try_recv() {
-                Ok(Job::Append { message, reply }) => batch.push((message, reply)),
+                Ok(Job::Append {
+                    message,
+                    reply,
+                    queued,
+                }) => batch.push((message, reply, queued)),
                 Ok(Job::Stop) => stop = true,
                 Err(_) => break,
             }
         }
         if !batch.is_empty() {
-            commit(&db, &mut batch);
+            let size = batch.len();
+            let waited = commit(&db, &mut batch);
+            match &role {
+                Role::Chat(Some(gate)) => gate.chat_committed(size, waited),
+                Role::Copies(Some(gate)) => gate.bulk_committed(size, reserved.unwrap_or(size)),
+                _ => {}
+            }
         }
         if stop {
             tracing::debug!("message writer stopped");
@@ -199,23 +288,30 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     }
 }
 
-fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended, AppError>>)>) {
+/// Commits `batch` and answers its callers; returns the sum of the appends'
+/// delays from their queue to the answer.
+fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
     let size = batch.len();
+    let waited = |batch: &[Pending]| {
+        let now = Instant::now();
+        batch.iter().map(|(_, _, queued)| now - *queued).sum()
+    };
     let started = std::time::Instant::now();
     let mut conn = match db.conn() {
         Ok(c) => c,
         Err(e) => {
-            for (_, reply) in batch.drain(..) {
+            let waited = waited(batch);
+            for (_, reply, _) in batch.drain(..) {
                 let _ = reply.send(Err(AppError::Unavailable(e.to_string())));
             }
-            return;
+            return waited;
         }
     };
     // Fast path: the whole batch in one statement on PostgreSQL when nothing else
     // has to commit with it, else in one transaction without savepoints. Any failed
     // statement aborts it (PostgreSQL cannot go on in a failed transaction); then the
     // batch is redone with one savepoint per append, so only the bad append fails.
-    let messages: Vec<&NewMessage> = batch.iter().map(|(message, _)| message).collect();
+    let messages: Vec<&NewMessage> = batch.iter().map(|(message, _, _)| message).collect();
     let fast = if fits_one_statement(&conn, &messages) {
         append_one_statement(&mut conn, &messages)
     } else {
@@ -228,7 +324,7 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
             write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
                 Ok(batch
                     .iter()
-                    .map(|(message, _)| {
+                    .map(|(message, _, _)| {
                         append_in_savepoint(c, message).map_err(|e| match e {
                             diesel::result::Error::NotFound => AppError::NotFound(format!(
                                 "no conversation {}",
@@ -241,6 +337,7 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
             })
         }
     };
+    let waited = waited(batch);
     match outcome {
         Ok(results) => {
             tracing::trace!(size, "batch committed");
@@ -253,7 +350,7 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
                 .filter(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
                 .count();
             m.messages_committed.inc_by(stored as u64);
-            for ((_, reply), result) in batch.drain(..).zip(results) {
+            for ((_, reply, _), result) in batch.drain(..).zip(results) {
                 // A caller that went away (closed socket) does not need its answer;
                 // its message is stored all the same.
                 let _ = reply.send(result);
@@ -264,13 +361,14 @@ fn commit(db: &Db, batch: &mut Vec<(NewMessage, oneshot::Sender<Result<Appended,
             // Even the one-by-one retry failed: most likely the connection itself
             // (an outage), so every pooled connection is tested before reuse.
             crate::db::suspect_connections();
-            for (_, reply) in batch.drain(..) {
+            for (_, reply, _) in batch.drain(..) {
                 let _ = reply.send(Err(AppError::Unavailable(
                     "the database could not commit; nothing was stored, retry".into(),
                 )));
             }
         }
     }
+    waited
 }
 
 #[cfg(test)]
@@ -464,7 +562,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (writer, thread) = Writer::start(db.clone(), 1, false, 64).unwrap();
+        let (writer, thread) = Writer::start(db.clone(), 1, BulkLane::Shared, 64).unwrap();
         let results = rt.block_on(async {
             // Queued together, so they land in one batch: the missing conversation
             // fails the fast path and the batch is redone append by append.
@@ -521,7 +619,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (writer, thread) = Writer::start(db.clone(), 1, true, 64).unwrap();
+        let (writer, thread) =
+            Writer::start(db.clone(), 1, BulkLane::Own { yielding: None }, 64).unwrap();
         let mut holder = db.conn().unwrap();
         let copy = holder
             .transaction::<_, diesel::result::Error, _>(|h| {
