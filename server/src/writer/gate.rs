@@ -77,6 +77,11 @@ impl BulkGate {
     /// committed now, and takes them from the bucket. The caller hands back what
     /// it did not use with [`BulkGate::bulk_committed`].
     pub fn room(&self, want: usize) -> usize {
+        {
+            let mut inner = self.inner.lock();
+            let now = self.origin.elapsed();
+            inner.share.copies_waiting(now);
+        }
         loop {
             let wait = {
                 let mut inner = self.inner.lock();

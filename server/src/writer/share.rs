@@ -29,7 +29,10 @@
 //! - no chat messages in an interval: nothing to protect, the cap grows faster
 //!   ([`Tuning::quiet_gain`]).
 //!
-//! Without a cap (the start, and whenever chat traffic is quiet) the bulk lane
+//! Copies start slowly ([`Tuning::start_per_s`], after a second without any):
+//! a broadcast's first pass is hundreds of copies at once, and uncapped they went
+//! out as a burst before the first decision could see it. Once lifted (chat
+//! traffic quiet, or its delay at its base for long enough) the bulk lane
 //! commits as fast as it can. Limits, stated honestly: each node measures only
 //! its own chat messages, so a node with no chat traffic does not yield to
 //! another node's; and a base first measured while a broadcast already runs is
@@ -62,6 +65,13 @@ pub struct Tuning {
     pub floor_per_s: f64,
     /// A cap that grows past this is lifted, copies per second.
     pub lift_per_s: f64,
+    /// Where copies start after the bulk lane was idle for [`Tuning::idle`],
+    /// copies per second (TCP's and LEDBAT's slow start): uncapped, the first
+    /// pass of a broadcast went out as one burst, and the three intervals the
+    /// filter needs to see it were enough to make the chat p99.
+    pub start_per_s: f64,
+    /// How long without copies makes the next one a new start.
+    pub idle: Duration,
     /// How far back the base delay looks.
     pub base_window: Duration,
     /// How many recent interval means the current delay is the lowest of
@@ -83,6 +93,8 @@ impl Default for Tuning {
             back_off: 0.25,
             floor_per_s: 20.0,
             lift_per_s: 5_000.0,
+            start_per_s: 50.0,
+            idle: Duration::from_secs(1),
             current_filter: 3,
             base_window: Duration::from_secs(60),
             base_bucket: Duration::from_secs(5),
@@ -105,6 +117,8 @@ pub struct BulkShare {
     chat_delay: Duration,
     /// Copies committed in this interval.
     bulk: u64,
+    /// When copies were last let through.
+    last_bulk: Option<Duration>,
     /// (bucket start, lowest interval mean in it), oldest first.
     base: VecDeque<(Duration, Duration)>,
     /// The last [`Tuning::current_filter`] interval means, oldest first.
@@ -120,6 +134,7 @@ impl BulkShare {
         Self {
             tuning,
             cap: None,
+            last_bulk: None,
             since: now,
             chat: 0,
             chat_delay: Duration::ZERO,
@@ -142,6 +157,19 @@ impl BulkShare {
     pub fn chat_committed(&mut self, count: u64, total: Duration) {
         self.chat += count;
         self.chat_delay += total;
+    }
+
+    /// Copies are about to be let through at `now`: after [`Tuning::idle`]
+    /// without any, the cap restarts at [`Tuning::start_per_s`] (or stays lower).
+    pub fn copies_waiting(&mut self, now: Duration) {
+        let idle = self
+            .last_bulk
+            .is_none_or(|t| now.saturating_sub(t) >= self.tuning.idle);
+        if idle {
+            let start = self.tuning.start_per_s.max(self.tuning.floor_per_s);
+            self.cap = Some(self.cap.map_or(start, |c| c.min(start)));
+        }
+        self.last_bulk = Some(now);
     }
 
     /// Records `count` campaign copies committed.
@@ -249,7 +277,8 @@ mod tests {
     }
 
     /// Runs `intervals` intervals from `t`, each with `chat` messages of `delay`
-    /// and `bulk` copies; returns the time after and the last cap.
+    /// and `bulk` copies (let through as the gate does: after
+    /// [`BulkShare::copies_waiting`]); returns the time after and the last cap.
     fn run(
         s: &mut BulkShare,
         mut t: Duration,
@@ -258,8 +287,11 @@ mod tests {
         delay: Duration,
         bulk: u64,
     ) -> (Duration, Option<f64>) {
-        let mut cap = None;
+        let mut cap = s.current();
         for _ in 0..intervals {
+            if bulk > 0 {
+                s.copies_waiting(t);
+            }
             s.chat_committed(chat, delay * chat as u32);
             s.bulk_committed(bulk);
             t += 100 * MS;
@@ -268,20 +300,35 @@ mod tests {
         (t, cap)
     }
 
-    #[test]
-    fn copies_run_uncapped_while_chat_messages_keep_their_usual_delay() {
+    /// A controller whose copies have run long enough at the usual chat delay
+    /// (4 ms) to be uncapped.
+    fn lifted() -> (BulkShare, Duration) {
         let mut s = BulkShare::new(tuning(), Duration::ZERO);
-        let (_, cap) = run(&mut s, Duration::ZERO, 50, 100, 4 * MS, 30);
-        assert_eq!(cap, None);
+        let (t, cap) = run(&mut s, Duration::ZERO, 150, 100, 4 * MS, 30);
+        assert_eq!(cap, None, "lifted");
+        (s, t)
+    }
+
+    #[test]
+    fn a_broadcast_starts_slowly_and_speeds_up_while_chat_keeps_its_delay() {
+        let tuning = tuning();
+        let mut s = BulkShare::new(tuning, Duration::ZERO);
+        let (t, cap) = run(&mut s, Duration::ZERO, 20, 100, 4 * MS, 0);
+        assert_eq!(cap, None, "no copies, no cap");
+        s.copies_waiting(t);
+        assert_eq!(s.current(), Some(tuning.start_per_s));
+        let (t, cap) = run(&mut s, t, 10, 100, 4 * MS, 5);
+        assert!(cap.expect("still starting") > tuning.start_per_s);
+        let (_, cap) = run(&mut s, t, 150, 100, 4 * MS, 5);
+        assert_eq!(cap, None, "lifted");
         assert_eq!(s.base(), Some(4 * MS));
     }
 
     #[test]
     fn copies_slow_down_below_their_rate_when_chat_messages_wait_longer() {
-        let mut s = BulkShare::new(tuning(), Duration::ZERO);
-        let (t, _) = run(&mut s, Duration::ZERO, 20, 100, 4 * MS, 0);
-        // A broadcast starts: 30 copies per interval (300/s), chat delay doubles;
-        // the cap comes once the current-delay filter has seen it throughout.
+        let (mut s, t) = lifted();
+        // Copies flow at 300/s; now chat delay doubles. The cap comes once the
+        // current-delay filter has seen it throughout.
         let filter = tuning().current_filter as u32;
         let (t, cap) = run(&mut s, t, filter - 1, 100, 8 * MS, 30);
         assert_eq!(cap, None, "one slow interval is noise");
@@ -298,8 +345,7 @@ mod tests {
 
     #[test]
     fn a_lone_slow_interval_does_not_cap_copies() {
-        let mut s = BulkShare::new(tuning(), Duration::ZERO);
-        let mut t = Duration::ZERO;
+        let (mut s, mut t) = lifted();
         for _ in 0..20 {
             (t, _) = run(&mut s, t, 2, 100, 4 * MS, 30);
             let (after, cap) = run(&mut s, t, 1, 100, 20 * MS, 30);
@@ -310,17 +356,14 @@ mod tests {
 
     #[test]
     fn the_cap_never_stops_a_broadcast() {
-        let tuning = tuning();
-        let mut s = BulkShare::new(tuning, Duration::ZERO);
-        let (t, _) = run(&mut s, Duration::ZERO, 20, 100, 4 * MS, 0);
+        let (mut s, t) = lifted();
         let (_, cap) = run(&mut s, t, 200, 100, 50 * MS, 2);
-        assert_eq!(cap, Some(tuning.floor_per_s));
+        assert_eq!(cap, Some(tuning().floor_per_s));
     }
 
     #[test]
     fn the_cap_grows_back_and_lifts_when_the_delay_returns_to_its_base() {
-        let mut s = BulkShare::new(tuning(), Duration::ZERO);
-        let (t, _) = run(&mut s, Duration::ZERO, 20, 100, 4 * MS, 0);
+        let (mut s, t) = lifted();
         let (t, cap) = run(&mut s, t, 10, 100, 9 * MS, 30);
         assert!(cap.is_some());
         let (t, grown) = run(&mut s, t, 3, 100, 4 * MS, 5);
@@ -331,12 +374,22 @@ mod tests {
 
     #[test]
     fn quiet_chat_traffic_lifts_the_cap() {
-        let mut s = BulkShare::new(tuning(), Duration::ZERO);
-        let (t, _) = run(&mut s, Duration::ZERO, 20, 100, 4 * MS, 0);
+        let (mut s, t) = lifted();
         let (t, cap) = run(&mut s, t, 10, 100, 9 * MS, 30);
         assert!(cap.is_some());
-        let (_, lifted) = run(&mut s, t, 200, 0, Duration::ZERO, 30);
+        let (_, lifted) = run(&mut s, t, 40, 0, Duration::ZERO, 30);
         assert_eq!(lifted, None);
+    }
+
+    #[test]
+    fn copies_after_an_idle_second_start_slowly_again() {
+        let tuning = tuning();
+        let (mut s, t) = lifted();
+        s.copies_waiting(t);
+        assert_eq!(s.current(), None, "copies kept flowing: no restart");
+        let t = t + tuning.idle;
+        s.copies_waiting(t);
+        assert_eq!(s.current(), Some(tuning.start_per_s));
     }
 
     #[test]
