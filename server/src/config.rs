@@ -276,7 +276,7 @@ impl Config {
             c.bulk_yield = if v.trim().eq_ignore_ascii_case("off") {
                 None
             } else {
-                Some(seconds(&v, "SWITCHBOARD_BULK_YIELD_MS")? / 1_000)
+                Some(millis(&v, "SWITCHBOARD_BULK_YIELD_MS")?)
             };
         }
         if let Some(v) = get("SWITCHBOARD_WRITERS") {
@@ -845,13 +845,23 @@ fn parse<T: std::str::FromStr>(value: &str, key: &str) -> Result<T, AppError> {
 
 /// Seconds, fractions allowed (`0.5`), so tests can use short heartbeats.
 fn seconds(value: &str, key: &str) -> Result<Duration, AppError> {
-    let secs: f64 = parse(value, key)?;
-    if !secs.is_finite() || secs < 0.0 {
+    duration(value, key, 1.0, "seconds")
+}
+
+/// Milliseconds, fractions allowed (`0.5`).
+fn millis(value: &str, key: &str) -> Result<Duration, AppError> {
+    duration(value, key, 1e-3, "milliseconds")
+}
+
+/// A non-negative number of `unit`s (`secs_per_unit` seconds each).
+fn duration(value: &str, key: &str, secs_per_unit: f64, unit: &str) -> Result<Duration, AppError> {
+    let n: f64 = parse(value, key)?;
+    if !n.is_finite() || n < 0.0 {
         return Err(AppError::Validation(format!(
-            "{key}: must be a non-negative number of seconds"
+            "{key}: must be a non-negative number of {unit}"
         )));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(Duration::from_secs_f64(n * secs_per_unit))
 }
 
 #[cfg(test)]
@@ -877,6 +887,20 @@ mod tests {
                 path: "data/switchboard.db".into()
             }
         );
+    }
+
+    #[test]
+    fn the_bulk_lane_target_is_read_in_milliseconds_or_off() {
+        assert_eq!(
+            from(&[]).unwrap().bulk_yield,
+            Some(crate::writer::Tuning::default().target)
+        );
+        let c = from(&[("SWITCHBOARD_BULK_YIELD_MS", "2.5")]).unwrap();
+        assert_eq!(c.bulk_yield, Some(Duration::from_micros(2_500)));
+        let c = from(&[("SWITCHBOARD_BULK_YIELD_MS", "OFF")]).unwrap();
+        assert_eq!(c.bulk_yield, None);
+        let err = from(&[("SWITCHBOARD_BULK_YIELD_MS", "-1")]).unwrap_err();
+        assert!(err.to_string().contains("milliseconds"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl BulkGate {
 
     /// Records `count` chat messages committed, their queue-to-commit delays
     /// adding up to `total`.
+    ///
     /// Chat traffic also drives decisions, so the base delay is learnt while no
     /// broadcast runs (the bulk thread only decides when it has copies).
     pub fn chat_committed(&self, count: usize, total: Duration) {
@@ -60,16 +61,13 @@ impl BulkGate {
     /// exported as `switchboard_bulk_cap_per_second`).
     fn decide(&self, inner: &mut Inner) -> (Duration, Option<f64>) {
         let now = self.origin.elapsed();
-        let before = inner.share.last_decision().0;
-        let cap = inner.share.cap(now);
-        let (decisions, mean) = inner.share.last_decision();
-        if decisions != before {
-            tracing::debug!(cap, ?mean, base = ?inner.share.base(), "bulk lane cap");
+        if let Some(d) = inner.share.tick(now) {
+            tracing::debug!(cap = d.cap, mean = ?d.mean, base = ?d.base, "bulk lane cap");
             crate::metrics::METRICS
                 .bulk_cap_per_second
-                .set(cap.map_or(0, |c| c.round() as i64));
+                .set(d.cap.map_or(0, |c| c.round() as i64));
         }
-        (now, cap)
+        (now, inner.share.current())
     }
 
     /// Blocks the calling (bulk writer) thread until the cap lets a copy

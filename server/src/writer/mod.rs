@@ -81,21 +81,17 @@ pub enum BulkLane {
 }
 
 enum Job {
-    Append {
-        message: NewMessage,
-        reply: oneshot::Sender<Result<Appended, AppError>>,
-        /// When it entered the queue: a chat message's delay feeds the bulk gate.
-        queued: Instant,
-    },
+    Append(Pending),
     Stop,
 }
 
-/// One append waiting in a batch.
-type Pending = (
-    NewMessage,
-    oneshot::Sender<Result<Appended, AppError>>,
-    Instant,
-);
+/// One append waiting for its batch.
+struct Pending {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Appended, AppError>>,
+    /// When it entered the queue: a chat message's delay feeds the bulk gate.
+    queued: Instant,
+}
 
 /// What a writer thread does besides committing, by its lane.
 enum Role {
@@ -216,11 +212,11 @@ impl Writer {
             _ => self.queue_for(&message.conversation_id),
         };
         queue
-            .send(Job::Append {
+            .send(Job::Append(Pending {
                 message,
                 reply,
                 queued: Instant::now(),
-            })
+            }))
             .await
             .map_err(|_| AppError::Unavailable("the server is shutting down".into()))?;
         rx.await
@@ -248,11 +244,7 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, role: Role) {
     loop {
         let mut stop = false;
         match rx.blocking_recv() {
-            Some(Job::Append {
-                message,
-                reply,
-                queued,
-            }) => batch.push((message, reply, queued)),
+            Some(Job::Append(pending)) => batch.push(pending),
             Some(Job::Stop) | None => stop = true,
         }
         // A copy waits here, before the rest of its batch is gathered, so the
@@ -263,11 +255,7 @@ fn run(db: Db, mut rx: mpsc::Receiver<Job>, max_batch: usize, role: Role) {
         };
         while !stop && batch.len() < reserved.unwrap_or(max_batch) {
             match rx.try_recv() {
-                Ok(Job::Append {
-                    message,
-                    reply,
-                    queued,
-                }) => batch.push((message, reply, queued)),
+                Ok(Job::Append(pending)) => batch.push(pending),
                 Ok(Job::Stop) => stop = true,
                 Err(_) => break,
             }
@@ -294,15 +282,18 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
     let size = batch.len();
     let waited = |batch: &[Pending]| {
         let now = Instant::now();
-        batch.iter().map(|(_, _, queued)| now - *queued).sum()
+        batch
+            .iter()
+            .map(|p| now.saturating_duration_since(p.queued))
+            .sum()
     };
     let started = std::time::Instant::now();
     let mut conn = match db.conn() {
         Ok(c) => c,
         Err(e) => {
             let waited = waited(batch);
-            for (_, reply, _) in batch.drain(..) {
-                let _ = reply.send(Err(AppError::Unavailable(e.to_string())));
+            for p in batch.drain(..) {
+                let _ = p.reply.send(Err(AppError::Unavailable(e.to_string())));
             }
             return waited;
         }
@@ -311,7 +302,7 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
     // has to commit with it, else in one transaction without savepoints. Any failed
     // statement aborts it (PostgreSQL cannot go on in a failed transaction); then the
     // batch is redone with one savepoint per append, so only the bad append fails.
-    let messages: Vec<&NewMessage> = batch.iter().map(|(message, _, _)| message).collect();
+    let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
     let fast = if fits_one_statement(&conn, &messages) {
         append_one_statement(&mut conn, &messages)
     } else {
@@ -324,7 +315,7 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
             write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
                 Ok(batch
                     .iter()
-                    .map(|(message, _, _)| {
+                    .map(|Pending { message, .. }| {
                         append_in_savepoint(c, message).map_err(|e| match e {
                             diesel::result::Error::NotFound => AppError::NotFound(format!(
                                 "no conversation {}",
@@ -350,10 +341,10 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
                 .filter(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
                 .count();
             m.messages_committed.inc_by(stored as u64);
-            for ((_, reply, _), result) in batch.drain(..).zip(results) {
+            for (p, result) in batch.drain(..).zip(results) {
                 // A caller that went away (closed socket) does not need its answer;
                 // its message is stored all the same.
-                let _ = reply.send(result);
+                let _ = p.reply.send(result);
             }
         }
         Err(e) => {
@@ -361,8 +352,8 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
             // Even the one-by-one retry failed: most likely the connection itself
             // (an outage), so every pooled connection is tested before reuse.
             crate::db::suspect_connections();
-            for (_, reply, _) in batch.drain(..) {
-                let _ = reply.send(Err(AppError::Unavailable(
+            for p in batch.drain(..) {
+                let _ = p.reply.send(Err(AppError::Unavailable(
                     "the database could not commit; nothing was stored, retry".into(),
                 )));
             }

@@ -123,9 +123,17 @@ pub struct BulkShare {
     base: VecDeque<(Duration, Duration)>,
     /// The last [`Tuning::current_filter`] interval means, oldest first.
     recent: VecDeque<Duration>,
-    /// Decisions taken so far, and the mean chat delay the last one saw.
-    decisions: u64,
-    last_mean: Option<Duration>,
+}
+
+/// What one decision saw and set, for logs and the cap metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// The cap set, copies per second; `None`: uncapped.
+    pub cap: Option<f64>,
+    /// The mean chat delay of the interval; `None`: no chat message in it.
+    pub mean: Option<Duration>,
+    /// The base delay after it.
+    pub base: Option<Duration>,
 }
 
 impl BulkShare {
@@ -141,15 +149,7 @@ impl BulkShare {
             bulk: 0,
             base: VecDeque::new(),
             recent: VecDeque::new(),
-            decisions: 0,
-            last_mean: None,
         }
-    }
-
-    /// How many decisions were taken, and the mean chat delay of the last one's
-    /// interval (`None`: no chat message in it), for logs.
-    pub fn last_decision(&self) -> (u64, Option<Duration>) {
-        (self.decisions, self.last_mean)
     }
 
     /// Records `count` chat messages committed whose queue-to-commit delays add up
@@ -177,17 +177,23 @@ impl BulkShare {
         self.bulk += count;
     }
 
-    /// The cap at `now`, copies per second (`None`: no cap), deciding anew when
-    /// an interval has passed since the last decision.
-    pub fn cap(&mut self, now: Duration) -> Option<f64> {
+    /// Decides anew when an interval has passed since the last decision at
+    /// `now`; returns that decision, or `None` when it is not time yet.
+    pub fn tick(&mut self, now: Duration) -> Option<Decision> {
         let elapsed = now.saturating_sub(self.since);
-        if elapsed >= self.tuning.interval {
-            self.decide(now, elapsed);
+        if elapsed < self.tuning.interval {
+            return None;
         }
-        self.cap
+        let mean = self.decide(now, elapsed);
+        Some(Decision {
+            cap: self.cap,
+            mean,
+            base: self.base(),
+        })
     }
 
-    /// The cap as last decided, without deciding.
+    /// The cap, copies per second (`None`: no cap), as last decided or
+    /// restarted by [`BulkShare::copies_waiting`].
     pub fn current(&self) -> Option<f64> {
         self.cap
     }
@@ -197,18 +203,19 @@ impl BulkShare {
         self.base.iter().map(|(_, d)| *d).min()
     }
 
-    fn decide(&mut self, now: Duration, elapsed: Duration) {
+    /// Sets the cap from the interval that ends at `now`; returns its mean chat
+    /// delay.
+    fn decide(&mut self, now: Duration, elapsed: Duration) -> Option<Duration> {
         let bulk_per_s = self.bulk as f64 / elapsed.as_secs_f64();
-        let mean = (self.chat > 0).then(|| self.chat_delay / self.chat as u32);
+        let mean = (self.chat > 0)
+            .then(|| Duration::from_secs_f64(self.chat_delay.as_secs_f64() / self.chat as f64));
         self.since = now;
-        self.decisions += 1;
-        self.last_mean = mean;
         self.chat = 0;
         self.chat_delay = Duration::ZERO;
         self.bulk = 0;
         let Some(mean) = mean else {
             self.grow(self.tuning.quiet_gain);
-            return;
+            return None;
         };
         self.remember(now, mean);
         self.recent.push_back(mean);
@@ -217,7 +224,9 @@ impl BulkShare {
         }
         let current = self.recent.iter().copied().min().unwrap_or(mean);
         let base = self.base().unwrap_or(mean);
-        let target = self.tuning.target + base.mul_f64(self.tuning.target_of_base);
+        // Never zero (`SWITCHBOARD_BULK_YIELD_MS=0` on an idle base): it divides.
+        let target = (self.tuning.target + base.mul_f64(self.tuning.target_of_base))
+            .max(Duration::from_micros(1));
         let extra = current.saturating_sub(base);
         // LEDBAT's off_target: 1 with no extra delay, 0 at the target, negative
         // beyond it.
@@ -232,6 +241,7 @@ impl BulkShare {
             let factor = (1.0 + self.tuning.back_off * off).max(0.5);
             self.cap = Some((from * factor).max(self.tuning.floor_per_s));
         }
+        Some(mean)
     }
 
     fn grow(&mut self, by: f64) {
@@ -295,7 +305,8 @@ mod tests {
             s.chat_committed(chat, delay * chat as u32);
             s.bulk_committed(bulk);
             t += 100 * MS;
-            cap = s.cap(t);
+            s.tick(t);
+            cap = s.current();
         }
         (t, cap)
     }
