@@ -154,8 +154,15 @@ impl Pace {
     /// given how many it made in the last 24 hours; `None` when unlimited (WAHA
     /// has no messaging limit: its gap is the limit).
     pub fn room_today(self, sent_last_day: u32) -> Option<u32> {
+        self.daily_limit().map(|d| d.saturating_sub(sent_last_day))
+    }
+
+    /// Business-initiated sends allowed per moving 24 hours; `None` when unlimited
+    /// (an unlimited Meta tier, or WAHA). Without one, the runner need not count
+    /// the day's sends at all.
+    pub fn daily_limit(self) -> Option<u32> {
         match self {
-            Self::Meta { limit, .. } => limit.per_day().map(|d| d.saturating_sub(sent_last_day)),
+            Self::Meta { limit, .. } => limit.per_day(),
             Self::Waha { .. } => None,
         }
     }
@@ -240,6 +247,8 @@ mod tests {
         };
         assert_eq!(big.room_today(1_000_000), None);
         assert_eq!(Pace::waha_default().room_today(5), None);
+        assert_eq!(Pace::meta_default().daily_limit(), Some(250));
+        assert_eq!(big.daily_limit(), None, "nothing to count");
     }
 
     #[test]

@@ -192,6 +192,7 @@ async fn passes(
         let full = i64::try_from(backlog.messages.len()).unwrap_or(i64::MAX) >= PASS;
         let mut done = backlog.done;
         let conversation = Arc::new(backlog.conversation);
+        let contact = Arc::new(stages::PassContact::new(backlog.contact));
         let mut failure = None;
         for row in backlog.messages {
             if *stop.borrow() {
@@ -202,8 +203,9 @@ async fn passes(
             let turn = Turn {
                 sender: SenderKind::parse_lossy(&row.sender_kind),
                 conversation: conversation.clone(),
+                contact: contact.clone(),
                 message: Committed {
-                    conversation_id: row.conversation_id,
+                    conversation_id: conversation_id.to_string(),
                     sender_kind: row.sender_kind,
                     sender_id: row.sender_id,
                     body: row.body,

@@ -12,6 +12,7 @@
 //! Later capabilities add stages here, ahead of the lead bookkeeping (`../shared/SPEC.md`:
 //! staff command → opt-out keyword → pending offer reply → …).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::actors::messages::PostAutoReply;
@@ -24,6 +25,7 @@ use crate::model::SenderKind;
 use crate::state::AppState;
 use crate::store::consent;
 use crate::store::leads::{self as leads_store, Committed, ConversationFacts};
+use crate::store::pipeline::ContactFlags;
 
 /// One stage of the inbound pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,32 @@ pub struct Turn {
     /// The conversation (team, contact, channel, …) as read at the start of the
     /// pass: shared by the pass's messages.
     pub conversation: Arc<ConversationFacts>,
+    /// What the pass knows of the contact, shared by its messages.
+    pub contact: Arc<PassContact>,
+}
+
+/// What a pass knows of its conversation's contact: read when the pass began
+/// ([`ContactFlags`]) and kept up to date by its stages, so a quiet customer message
+/// (no keyword, no rule, no code, a known lead, nothing waiting) costs no statement.
+///
+/// Why it is safe to trust for a whole pass: a lead is never taken from a contact
+/// (a merge moves the contact to the other lead); and a run the scheduler puts to
+/// waiting while the pass runs is the same race as one put there just after the
+/// message — the next pass reads the flags again.
+#[derive(Debug)]
+pub struct PassContact {
+    lead_known: AtomicBool,
+    runs_waiting: AtomicBool,
+}
+
+impl PassContact {
+    /// The flags as read when the pass began.
+    pub fn new(flags: ContactFlags) -> Self {
+        Self {
+            lead_known: AtomicBool::new(flags.lead_known),
+            runs_waiting: AtomicBool::new(flags.runs_waiting),
+        }
+    }
 }
 
 /// Runs one stage for one message.
@@ -121,15 +149,26 @@ pub struct Turn {
 pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome, AppError> {
     match stage {
         Stage::StopSequences => {
+            // Nothing waiting when the pass began, or an earlier message of the pass
+            // stopped it: nothing to stop.
+            if !turn.contact.runs_waiting.swap(false, Ordering::Relaxed) {
+                return Ok(Outcome::Continue);
+            }
             let (contact_id, now) = (turn.conversation.contact_id.clone(), state.clock.now_ms());
-            state
+            let stopped = state
                 .db
                 .run(move |c| crate::store::automations::runs::stop_on_reply(c, &contact_id, now))
-                .await?;
-            Ok(Outcome::Continue)
+                .await;
+            if stopped.is_err() {
+                turn.contact.runs_waiting.store(true, Ordering::Relaxed);
+            }
+            stopped.map(|_| Outcome::Continue)
         }
         Stage::OptOut => opt_out(state, turn).await,
         Stage::LeadBookkeeping => {
+            if quiet(turn) {
+                return Ok(Outcome::Continue);
+            }
             let (m, facts) = (turn.message.clone(), turn.conversation.clone());
             let conversation_id = m.conversation_id.clone();
             match state
@@ -138,6 +177,10 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
                 .await
             {
                 Ok(out) => {
+                    if turn.sender == SenderKind::Guest {
+                        // The bookkeeping of a customer's message makes the lead.
+                        turn.contact.lead_known.store(true, Ordering::Relaxed);
+                    }
                     crate::leads::publish_outcome(state, &conversation_id, out).await;
                     Ok(Outcome::Continue)
                 }
@@ -166,11 +209,29 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
     }
 }
 
+/// Whether the lead bookkeeping has nothing to do for a customer's message, decided
+/// without a blocking hop: a known lead, and the team's cached configuration says the
+/// message changes nothing ([`leads_store::changes_nothing`]). `false` when unsure
+/// (the configuration is not cached): the bookkeeping then decides with the database.
+fn quiet(turn: &Turn) -> bool {
+    turn.sender == SenderKind::Guest
+        && turn.contact.lead_known.load(Ordering::Relaxed)
+        && leads_store::config_peek(&turn.conversation.team_id).is_some_and(|cfg| {
+            leads_store::changes_nothing(&cfg, &turn.message.body, &turn.conversation.channel)
+        })
+}
+
 /// The opt-out stage: the team's keywords ([`consent::settings`]) classify the
 /// message; a keyword changes the contact's consent, with an event naming the
 /// message, and the hub confirms only when the state changed — so a second STOP
 /// sends nothing, and a pass run again after a crash does not confirm twice.
 async fn opt_out(state: &AppState, turn: &Turn) -> Result<Outcome, AppError> {
+    // Most messages are no keyword: with the keywords cached, say so without a hop.
+    if consent::settings_peek(&turn.conversation.team_id)
+        .is_some_and(|settings| settings.classify(&turn.message.body).is_none())
+    {
+        return Ok(Outcome::Continue);
+    }
     let m = turn.message.clone();
     let team_id = turn.conversation.team_id.clone();
     let reply = state

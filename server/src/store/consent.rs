@@ -263,6 +263,12 @@ pub fn settings_cached(
     KEYWORDS.get(team_id, || settings(c, team_id))
 }
 
+/// A team's keyword settings if [`settings_cached`] holds them fresh; `None` means
+/// ask [`settings_cached`] (on a blocking thread).
+pub fn settings_peek(team_id: &str) -> Option<std::sync::Arc<KeywordSettings>> {
+    KEYWORDS.peek(team_id)
+}
+
 /// A team's keyword settings changed (after the commit): the next
 /// [`settings_cached`] on this node reads them again.
 pub fn settings_changed(team_id: &str) {

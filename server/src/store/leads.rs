@@ -209,6 +209,22 @@ pub fn config_cached(c: &mut DbConn, team_id: &str) -> Result<Arc<LeadConfig>, A
     LEAD_CONFIGS.get(team_id, || config(c, team_id))
 }
 
+/// A team's lead configuration if [`config_cached`] holds it fresh; `None` means ask
+/// [`config_cached`] (on a blocking thread).
+pub fn config_peek(team_id: &str) -> Option<Arc<LeadConfig>> {
+    LEAD_CONFIGS.peek(team_id)
+}
+
+/// Whether a customer's message changes nothing for a contact who already has a
+/// lead: no campaign code in it, no intent rule matches it, and the conversation is
+/// not a quick chat (whose progressive engagement counts messages). For such a
+/// message [`process_message`] writes nothing and publishes nothing.
+pub fn changes_nothing(cfg: &LeadConfig, body: &str, channel: &str) -> bool {
+    channel != "quick_chat"
+        && campaign::candidates(body).is_empty()
+        && Matcher::cached(&cfg.rules).matches(body).is_empty()
+}
+
 /// A team's lead configuration changed (after the commit): the next
 /// [`config_cached`] on this node reads it again.
 pub fn config_changed(team_id: &str) {
@@ -1199,6 +1215,13 @@ pub fn process_message(
         return Ok(out);
     }
     let cfg = config_cached(c, &facts.team_id)?;
+    // Fast path: a known lead and nothing to do writes nothing.
+    if m.sender_kind == "guest"
+        && changes_nothing(&cfg, &m.body, &facts.channel)
+        && lead_of_contact(c, &facts.contact_id)?.is_some()
+    {
+        return Ok(out);
+    }
     let matcher = Matcher::cached(&cfg.rules);
     let matched: Vec<_> = matcher.matches(&m.body).into_iter().cloned().collect();
     let codes = campaign::candidates(&m.body);
@@ -1442,14 +1465,6 @@ pub fn process_message(
         }
         Ok(())
     };
-    // Fast path: a known lead and nothing to do writes nothing.
-    if codes.is_empty()
-        && matched.is_empty()
-        && channel != "quick_chat"
-        && lead_of_contact(c, contact_id)?.is_some()
-    {
-        return Ok(out);
-    }
     for attempt in 0..2 {
         let mut fresh = Outcome {
             team_id: out.team_id.clone(),

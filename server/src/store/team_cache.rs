@@ -63,6 +63,18 @@ impl<T> TeamCache<T> {
         Ok(value)
     }
 
+    /// The team's cached value if younger than [`TTL`], without loading: for a caller
+    /// that would have to hop to a blocking thread to load it, and decides to only
+    /// when this says `None`.
+    pub fn peek(&self, team_id: &str) -> Option<Arc<T>> {
+        let inner = self.inner.lock();
+        inner
+            .entries
+            .get(team_id)
+            .filter(|(at, _)| at.elapsed() < TTL)
+            .map(|(_, value)| value.clone())
+    }
+
     /// Forgets the team's value; call after the change committed.
     pub fn invalidate(&self, team_id: &str) {
         let mut inner = self.inner.lock();
@@ -87,9 +99,12 @@ mod tests {
                 })
                 .unwrap()
         };
+        assert!(cache.peek("t").is_none(), "nothing to peek before a load");
         assert_eq!(get(&cache, 1), 1);
         assert_eq!(get(&cache, 2), 1, "cached");
+        assert_eq!(cache.peek("t").as_deref(), Some(&1));
         cache.invalidate("t");
+        assert!(cache.peek("t").is_none(), "a change is not peeked at");
         assert_eq!(get(&cache, 3), 3, "reloaded after the change");
         assert_eq!(loads, 2);
     }

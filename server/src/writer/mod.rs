@@ -27,9 +27,10 @@
 //! A batch first runs in a fixed number of statements ([`append_batch`]: one
 //! duplicate lookup, one seq bump per conversation, one INSERT on PostgreSQL). On
 //! PostgreSQL a batch that commits nothing besides its messages (no reopen, no
-//! outbox order: every customer message) runs as the lookup plus one combined
-//! statement outside a transaction ([`append_one_statement`]), since a statement is
-//! atomic by itself; any other batch runs in one plain transaction. If any statement
+//! outbox order: every customer message) runs as one combined statement outside a
+//! transaction ([`append_one_statement`]), since a statement is atomic by itself,
+//! with a stored duplicate caught by its unique index; any other batch runs in one
+//! plain transaction. If any statement
 //! fails (a missing conversation, a duplicate race), it is redone with one savepoint
 //! per append, so only the bad append fails. If the commit itself fails, every caller in the batch
 //! gets [`AppError::Unavailable`] and nothing was stored; clients retry with the same
@@ -312,20 +313,7 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
         Ok(appended) => Ok(appended.into_iter().map(Ok).collect::<Vec<_>>()),
         Err(e) => {
             tracing::debug!(error = %e, size, "batch fast path failed; retrying append by append");
-            write_transaction::<_, diesel::result::Error, _>(&mut conn, |c| {
-                Ok(batch
-                    .iter()
-                    .map(|Pending { message, .. }| {
-                        append_in_savepoint(c, message).map_err(|e| match e {
-                            diesel::result::Error::NotFound => AppError::NotFound(format!(
-                                "no conversation {}",
-                                message.conversation_id
-                            )),
-                            other => AppError::from(other),
-                        })
-                    })
-                    .collect::<Vec<_>>())
-            })
+            append_each(&mut conn, &messages)
         }
     };
     let waited = waited(batch);
@@ -362,6 +350,31 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
     waited
 }
 
+/// The batch append by append, one savepoint each, in one transaction: after the
+/// fast path failed (a stored duplicate, a missing conversation), so only the bad
+/// append fails and a duplicate is answered with its stored row.
+///
+/// # Errors
+/// The transaction's own failure (begin, commit); each append's error is its item.
+fn append_each(
+    conn: &mut crate::db::DbConn,
+    messages: &[&NewMessage],
+) -> diesel::QueryResult<Vec<Result<Appended, AppError>>> {
+    write_transaction::<_, diesel::result::Error, _>(conn, |c| {
+        Ok(messages
+            .iter()
+            .map(|message| {
+                append_in_savepoint(c, message).map_err(|e| match e {
+                    diesel::result::Error::NotFound => {
+                        AppError::NotFound(format!("no conversation {}", message.conversation_id))
+                    }
+                    other => AppError::from(other),
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,7 +409,15 @@ mod tests {
                 Path::Transaction => write_transaction(c, |c| append_batch(c, batch)),
                 Path::OneStatement => {
                     assert!(fits_one_statement(c, batch), "a plain PostgreSQL batch");
-                    append_one_statement(c, batch)
+                    match append_one_statement(c, batch) {
+                        Ok(appended) => Ok(appended),
+                        // As the writer does: a stored duplicate fails the statement,
+                        // which stores nothing, and the batch goes append by append.
+                        Err(_) => Ok(append_each(c, batch)?
+                            .into_iter()
+                            .map(|r| r.unwrap())
+                            .collect()),
+                    }
                 }
             }
         }
@@ -464,6 +485,17 @@ mod tests {
             msg(&other, "y"),
         ];
         let refs: Vec<&NewMessage> = batch.iter().collect();
+        if matches!(path, Path::OneStatement) {
+            assert!(
+                append_one_statement(&mut c, &refs).is_err(),
+                "the stored \"a\" fails the one statement"
+            );
+            assert_eq!(
+                last_seq(&mut c, &conv),
+                1,
+                "and nothing of the batch took a seq"
+            );
+        }
         let results = path.append(&mut c, &refs).unwrap();
         let got: Vec<_> = results
             .into_iter()
@@ -489,16 +521,13 @@ mod tests {
             rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        let last_seq: i64 = {
-            use crate::db::schema::conversations as t;
-            use diesel::prelude::*;
-            t::table
-                .find(&conv)
-                .select(t::last_seq)
-                .first(&mut **c)
-                .unwrap()
-        };
-        assert_eq!(last_seq, 3, "a duplicate never takes a seq");
+        assert_eq!(last_seq(&mut c, &conv), 3, "a duplicate never takes a seq");
+    }
+
+    fn last_seq(c: &mut crate::db::DbConn, conv: &str) -> i64 {
+        use crate::db::schema::conversations as t;
+        use diesel::prelude::*;
+        t::table.find(conv).select(t::last_seq).first(c).unwrap()
     }
 
     on_both_backends!(

@@ -1,8 +1,8 @@
 //! The batch append: what the message writer runs for a whole batch, in a fixed
 //! number of statements however many messages it holds — inside one transaction
 //! ([`append_batch`]), or on PostgreSQL, for a batch that writes nothing but its
-//! messages, as the duplicate lookup plus one combined statement that is atomic by
-//! itself ([`append_one_statement`], `batch/postgres.rs`).
+//! messages, as one combined statement that is atomic by itself and settles
+//! duplicates by the unique indexes ([`append_one_statement`], `batch/postgres.rs`).
 //!
 //! Per batch: one duplicate lookup by `(sender_kind, sender_id, client_msg_id)` and one
 //! by provider id (each only when some message carries such a key); per conversation in
@@ -14,7 +14,9 @@
 //! which are library calls there, not round trips.
 //!
 //! Duplicates are settled before numbering, so a resent message never takes a seq:
-//! against stored rows (the lookups) and inside the batch (a key seen earlier in it).
+//! against stored rows (the lookups; in the one-statement path, the unique indexes,
+//! whose violation stores nothing and sends the batch to the lookups) and inside the
+//! batch (a key seen earlier in it).
 //! The conversation rows are updated in id order, so two transactions that touch the
 //! same conversations lock them in the same order.
 
@@ -169,9 +171,17 @@ pub fn fits_one_statement(conn: &DbConn, batch: &[&NewMessage]) -> bool {
 }
 
 /// The same append as [`append_batch`] for a batch that [`fits_one_statement`], run
-/// *outside* a transaction: the duplicate lookup, then the conversations' bump and
-/// every row in one statement (`batch/postgres.rs`), which is atomic by itself. Two
-/// round trips instead of five per batch; the rows and answers are the same.
+/// *outside* a transaction: the conversations' bump and every row in one statement
+/// (`batch/postgres.rs`), which is atomic by itself. One round trip instead of five
+/// per batch; the rows and answers are the same.
+///
+/// Duplicates are settled optimistically: only repeats inside the batch are looked
+/// for here, and a message already stored (a client's retry, a provider's
+/// redelivery — rare) makes the statement fail on the unique index of its key
+/// (`messages_provider_id`, `messages_sender_client_msg_id`), storing nothing. The
+/// writer then redoes the batch append by append, each with its duplicate lookup,
+/// so a retry is answered with the stored message as before. A key without a sender
+/// id, which no unique index covers, is still looked up first.
 ///
 /// # Errors
 /// As [`append_batch`]; when the combined statement fails nothing of the batch was
@@ -180,7 +190,7 @@ pub fn append_one_statement(
     conn: &mut DbConn,
     batch: &[&NewMessage],
 ) -> QueryResult<Vec<Appended>> {
-    let slots = settle_duplicates(conn, batch)?;
+    let slots = settle(conn, batch, &HashMap::new())?;
     let now = now_ms();
     let by_conversation = new_by_conversation(&slots, batch);
     let mut bumps = Vec::with_capacity(by_conversation.len());
@@ -278,6 +288,16 @@ fn settle_duplicates(conn: &mut DbConn, batch: &[&NewMessage]) -> QueryResult<Ve
             stored.insert(key, row.clone());
         }
     }
+    settle(conn, batch, &stored)
+}
+
+/// [`settle_duplicates`] given the stored rows that share a key with the batch
+/// (empty: only repeats inside the batch are found).
+fn settle(
+    conn: &mut DbConn,
+    batch: &[&NewMessage],
+    stored: &HashMap<DupKey, MessageRow>,
+) -> QueryResult<Vec<Slot>> {
     let mut seen: HashMap<DupKey, usize> = HashMap::new();
     let mut slots = Vec::with_capacity(batch.len());
     for (i, m) in batch.iter().enumerate() {
