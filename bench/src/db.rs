@@ -121,6 +121,19 @@ impl Db {
         }
     }
 
+    /// Runs `sql` (statements separated by `;`) on the database, as a setup step.
+    pub fn batch(&self, sql: &str) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(&path.to_string_lossy())?;
+                c.batch_execute("PRAGMA busy_timeout = 5000")?;
+                c.batch_execute(sql)?;
+            }
+            Db::Postgres { url, .. } => PgConnection::establish(url)?.batch_execute(sql)?,
+        }
+        Ok(())
+    }
+
     /// Inserts message-shaped rows (same columns and unique indexes as the hub's
     /// `messages`) in transactions of `batch` single-row INSERTs for `duration`,
     /// with `threads` connections (the hub's writer count); returns rows/s.

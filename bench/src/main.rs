@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! switchboard-bench all [--quick] [--rounds N] [--secs S] [--backends sqlite,postgres]
-//!                       [--workloads latency,durable,connections,webhooks,routing,broadcast]
-//!                       [--broadcast-recipients N]
+//!                       [--workloads latency,durable,connections,webhooks,routing,broadcast,newlead]
+//!                       [--broadcast-recipients N] [--lead-contacts 1000,100000] [--new-leads N]
 //!                       [--rates 1000,5000,10000] [--conns 5000,10000,19000] [--out DIR]
 //! ```
 //! `bench/run.sh` builds everything, installs the Node peers and calls this.
@@ -13,6 +13,7 @@
 mod broadcast;
 mod clients;
 mod db;
+mod newlead;
 mod procs;
 mod report;
 mod stats;
@@ -55,6 +56,8 @@ struct Opts {
     routing_leads: usize,
     routing_agents: usize,
     broadcast_recipients: usize,
+    lead_contacts: Vec<u64>,
+    new_leads: u64,
     backends: Vec<Backend>,
     workloads: Vec<String>,
     out: PathBuf,
@@ -83,6 +86,8 @@ impl Opts {
             routing_leads: if quick { 10 } else { 40 },
             routing_agents: 30,
             broadcast_recipients: if quick { 2_000 } else { 10_000 },
+            lead_contacts: vec![1_000, 100_000],
+            new_leads: if quick { 500 } else { 1_000 },
             backends: vec![Backend::Sqlite, Backend::Postgres],
             workloads: [
                 "latency",
@@ -91,6 +96,7 @@ impl Opts {
                 "webhooks",
                 "routing",
                 "broadcast",
+                "newlead",
             ]
             .map(String::from)
             .to_vec(),
@@ -117,6 +123,8 @@ impl Opts {
                 "--conns" => o.conns = list(&val()?)?,
                 "--routing-leads" => o.routing_leads = val()?.parse()?,
                 "--broadcast-recipients" => o.broadcast_recipients = val()?.parse()?,
+                "--lead-contacts" => o.lead_contacts = list(&val()?)?,
+                "--new-leads" => o.new_leads = val()?.parse()?,
                 "--out" => o.out = PathBuf::from(val()?),
                 "--workloads" => o.workloads = val()?.split(',').map(String::from).collect(),
                 "--backends" => {
@@ -366,6 +374,18 @@ fn goals(o: &Opts) -> Vec<Goal> {
                 false,
             ));
         }
+        if o.has("newlead") && o.lead_contacts.len() > 1 {
+            g.push(goal(
+                format!(
+                    "{b}: new leads/s at {} contacts ≥ 0.8 × at {} (a new lead's cost flat)",
+                    o.lead_contacts.last().copied().unwrap_or(0),
+                    o.lead_contacts.first().copied().unwrap_or(0)
+                ),
+                format!("{b}.newlead.largest_over_smallest"),
+                0.8,
+                true,
+            ));
+        }
         g.push(goal(
             format!("{b}: verified webhooks ≥ {webhooks} × the do-nothing handler"),
             format!("{b}.webhooks.switchboard_over_noop"),
@@ -593,6 +613,10 @@ impl Run {
             }
         }
 
+        if o.has("newlead") {
+            detail["newlead"] = self.new_leads(backend).await;
+        }
+
         if o.has("connections") {
             detail["connections"] = self.connections(round, backend).await?;
         }
@@ -810,6 +834,59 @@ impl Run {
             }
         }
         Ok(out)
+    }
+
+    /// The new-lead workload (`newlead.rs`) at each contact count, a fresh hub and
+    /// database each; the rates and how flat they are go to the record.
+    async fn new_leads(&mut self, backend: Backend) -> Value {
+        let b = backend.name();
+        let mut out = json!({});
+        let mut rates = Vec::new();
+        for contacts in self.opts.lead_contacts.clone() {
+            let plan = newlead::Plan {
+                contacts,
+                new: self.opts.new_leads,
+            };
+            let result = match self.start_hub(backend).await {
+                Ok((p, db)) => {
+                    let r = newlead::run(addr(HUB_PORT), &p, &db, backend, plan).await;
+                    p.stop().await;
+                    db.drop_db(&self.opts.pg_admin);
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            let v = result.unwrap_or_else(|e| {
+                say(format!("  new leads at {contacts} contacts failed: {e:#}"));
+                json!({"error": format!("{e:#}")})
+            });
+            let rate = v["leads_per_s"].as_f64();
+            say(format!(
+                "  new leads at {contacts} contacts: {:.0} /s; hub {:.2} ms, PostgreSQL {} ms CPU per lead",
+                rate.unwrap_or(f64::NAN),
+                v["hub_cpu_ms_per_lead"].as_f64().unwrap_or(f64::NAN),
+                v["postgres_cpu_ms_per_lead"]
+            ));
+            self.rec
+                .push(format!("{b}.newlead.{contacts}.leads_per_s"), rate);
+            for k in ["hub_cpu_ms_per_lead", "postgres_cpu_ms_per_lead"] {
+                if let Some(x) = v[k].as_f64() {
+                    self.rec
+                        .push(format!("{b}.newlead.{contacts}.{k}"), Some(x));
+                }
+            }
+            rates.push(rate);
+            out[contacts.to_string()] = v;
+        }
+        if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+            if rates.len() > 1 {
+                self.rec.push(
+                    format!("{b}.newlead.largest_over_smallest"),
+                    stats::ratio(*last, *first),
+                );
+            }
+        }
+        out
     }
 
     /// The broadcast workload on a running hub; its numbers go to the record.
