@@ -701,6 +701,13 @@ fn identity(
 /// Leads of `team_id` (other than `except`) of contacts with the same phone or
 /// email, oldest first. Other teams' leads are left alone: their agents could not
 /// see a lead that moved into another team.
+///
+/// Two steps on purpose: first the other contacts with that phone or email (one
+/// table, its `phone` and `lower(email)` indexes), then — only when there are any,
+/// which for a new person there are not — their leads by `lead_contacts`' key. As
+/// one three-table join, PostgreSQL planned from stale statistics (a team thought to
+/// hold 2 leads) and hashed every lead of the team per lookup: 14 ms at 1,000
+/// contacts, growing with the team (issue 15, `bench/src/newlead.rs`).
 fn same_person(
     c: &mut DbConn,
     team_id: &str,
@@ -709,17 +716,11 @@ fn same_person(
     email: Option<&str>,
     except: Option<&str>,
 ) -> Result<Vec<LeadRow>, AppError> {
-    if phone.is_none() && email.is_none() {
-        return Ok(Vec::new());
-    }
-    let mut q = lead_contacts::table
-        .inner_join(contacts::table.on(contacts::id.eq(lead_contacts::contact_id)))
-        .inner_join(leads::table.on(leads::id.eq(lead_contacts::lead_id)))
+    let q = contacts::table
         .filter(contacts::id.ne(contact_id))
-        .filter(leads::team_id.eq(team_id.to_string()))
-        .select(LeadRow::as_select())
+        .select(contacts::id)
         .into_boxed();
-    q = match (phone, email) {
+    let q = match (phone, email) {
         (Some(p), Some(e)) => q.filter(
             contacts::phone
                 .eq(p.to_string())
@@ -729,7 +730,16 @@ fn same_person(
         (None, Some(e)) => q.filter(lower_opt(contacts::email).eq(e.to_string())),
         (None, None) => return Ok(Vec::new()),
     };
-    let mut rows: Vec<LeadRow> = q.load(c)?;
+    let others: Vec<String> = q.load(c)?;
+    if others.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows: Vec<LeadRow> = lead_contacts::table
+        .inner_join(leads::table.on(leads::id.eq(lead_contacts::lead_id)))
+        .filter(lead_contacts::contact_id.eq_any(&others))
+        .filter(leads::team_id.eq(team_id))
+        .select(LeadRow::as_select())
+        .load(c)?;
     rows.retain(|r| Some(r.id.as_str()) != except);
     rows.sort_by_key(|r| (r.created_at, r.id.clone()));
     rows.dedup_by(|a, b| a.id == b.id);
