@@ -340,3 +340,32 @@ both_backends! {
         assert_eq!(lead["priority"], "high");
     }
 }
+
+both_backends! {
+    /// The same person by email, spelled in another case, joins the first lead from a
+    /// new widget session; another email is another person with a lead of their own.
+    async fn same_email_in_any_case_is_one_lead(backend) {
+        let server = TestServer::start(backend).await;
+        server.manual_routing().await;
+        let admin = server.admin_token().await;
+        let has_id = |l: &Value| l["id"].is_string();
+
+        let first = server.guest_with(json!({"name": "Ana", "email": "Ana.Silva@Example.com"})).await;
+        server.post_message(&first.token, &first.conversation_id, "e1", "Hello").await;
+        let lead = server.lead_where(&admin, &first.conversation_id, has_id).await;
+
+        let other = server.guest_with(json!({"name": "Bo", "email": "bo@example.com"})).await;
+        server.post_message(&other.token, &other.conversation_id, "e2", "Hi").await;
+        let second = server.lead_where(&admin, &other.conversation_id, has_id).await;
+        assert_ne!(second["id"], lead["id"], "another person, another lead");
+
+        let again = server.guest_with(json!({"name": "Ana", "email": "ana.silva@example.COM"})).await;
+        server.post_message(&again.token, &again.conversation_id, "e3", "Me again").await;
+        let merged = server.lead_where(&admin, &again.conversation_id, has_id).await;
+        assert_eq!(merged["id"], lead["id"], "one lead for one person");
+        assert_eq!(merged["contacts"].as_array().unwrap().len(), 2, "{merged}");
+        let (status, leads) = server.get("/api/leads", Some(&admin)).await;
+        assert_eq!(status, 200);
+        assert_eq!(leads["leads"].as_array().unwrap().len(), 2, "{leads}");
+    }
+}
