@@ -302,10 +302,7 @@ impl TestServer {
             ws_base: format!("ws://{addr}"),
             backend,
             config,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("http client"),
+            http: test_http_client(),
             storage,
             handle: Some(handle),
             thread: Some(thread),
@@ -404,10 +401,7 @@ impl TestServer {
             ws_base: format!("ws://{addr}"),
             backend,
             config: base_config(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("http client"),
+            http: test_http_client(),
             storage: Arc::new(Storage::External),
             handle: None,
             thread: None,
@@ -1666,6 +1660,19 @@ impl TestServer {
         })
         .await
     }
+}
+
+/// The HTTP client of a test server. Idle pooled connections are dropped after 2 s,
+/// before actix-web's 5 s keep-alive closes them from the server's side: a request
+/// sent on a connection the server is closing at that moment fails with hyper's
+/// `IncompleteMessage` (hyperium/hyper#2136), which a test that paused for a browser
+/// step hit in CI.
+fn test_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("http client")
 }
 
 /// One text column of a raw SQL query's rows (`SELECT x AS value …`).
