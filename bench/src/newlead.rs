@@ -23,7 +23,8 @@ use crate::db::{Backend, Db};
 use crate::procs::{self, Proc};
 use crate::workloads::{Api, Webhooks};
 
-/// Leads of the team before the webhooks, and after: counted from the database.
+/// Every lead in the database (the seed's and the new ones): counted before the
+/// webhooks and polled after them.
 const LEADS_SQL: &str = "SELECT count(*) AS n FROM leads";
 
 /// One size of the workload.
@@ -88,11 +89,10 @@ pub async fn run(
     let team = api.team_id(&admin, "default").await?;
     let seed = seed_sql(backend, &team, plan.contacts);
     let d = db.clone();
-    // What autovacuum would have done long ago for contacts that arrived over months:
-    // without it the bulk insert's statistics work (and the planner's stale picture
-    // of the tables) would land inside the measured phase.
-    // SQLite has no autovacuum and the hub runs no `ANALYZE` there, so its file stays
-    // as an import would leave it.
+    // On PostgreSQL, what autovacuum would long have done for contacts that arrived
+    // over months; without it, its statistics work lands inside the measured phase.
+    // SQLite has no autovacuum and the hub runs no `ANALYZE`: its file stays as an
+    // import would leave it.
     tokio::task::spawn_blocking(move || {
         d.batch(&seed)?;
         match backend {

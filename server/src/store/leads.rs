@@ -678,23 +678,30 @@ fn source_of(channel: &str) -> &'static str {
     }
 }
 
-/// Normalises a contact's phone to E.164 (stored back) and returns phone and
-/// lower-cased email, the keys by which two contacts are the same person.
-fn identity(
-    c: &mut DbConn,
-    contact: &ContactRow,
-) -> Result<(Option<String>, Option<String>), AppError> {
+/// The keys by which two contacts are the same person: the phone in E.164 and the
+/// email trimmed and lower-cased (`None` where absent or not a phone number).
+fn identity_keys(contact: &ContactRow) -> (Option<String>, Option<String>) {
     let phone = contact
         .phone
         .as_deref()
         .and_then(phone::normalise)
         .and_then(|(_, e164)| e164);
+    let email = contact.email.as_ref().map(|e| e.trim().to_lowercase());
+    (phone, email)
+}
+
+/// [`identity_keys`], with the contact's phone stored back in E.164 when it was
+/// spelled otherwise.
+fn identity(
+    c: &mut DbConn,
+    contact: &ContactRow,
+) -> Result<(Option<String>, Option<String>), AppError> {
+    let (phone, email) = identity_keys(contact);
     if phone.is_some() && phone != contact.phone {
         diesel::update(contacts::table.find(&contact.id))
             .set(contacts::phone.eq(&phone))
             .execute(c)?;
     }
-    let email = contact.email.as_ref().map(|e| e.trim().to_lowercase());
     Ok((phone, email))
 }
 
@@ -702,10 +709,11 @@ fn identity(
 /// email, oldest first. Other teams' leads are left alone: their agents could not
 /// see a lead that moved into another team.
 ///
-/// Two steps on purpose: first the other contacts with that phone or email (one
-/// table, its `phone` and `lower(email)` indexes), then — only when there are any,
-/// which for a new person there are not — their leads by `lead_contacts`' key. As
-/// one three-table join, PostgreSQL planned from stale statistics (a team thought to
+/// Single-table reads on purpose: first the other contacts with that phone or email
+/// (its `phone` and `lower(email)` indexes), then — only when there are any, which
+/// for a new person there are not — their lead ids by `lead_contacts`' key and those
+/// leads by theirs, so no plan can start from the team's leads. As one three-table
+/// join, PostgreSQL planned from stale statistics (a team thought to
 /// hold 2 leads) and hashed every lead of the team per lookup: 14 ms at 1,000
 /// contacts, growing with the team (issue 15, `bench/src/newlead.rs`).
 fn same_person(
@@ -734,9 +742,12 @@ fn same_person(
     if others.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows: Vec<LeadRow> = lead_contacts::table
-        .inner_join(leads::table.on(leads::id.eq(lead_contacts::lead_id)))
+    let lead_ids: Vec<String> = lead_contacts::table
         .filter(lead_contacts::contact_id.eq_any(&others))
+        .select(lead_contacts::lead_id)
+        .load(c)?;
+    let mut rows: Vec<LeadRow> = leads::table
+        .filter(leads::id.eq_any(&lead_ids))
         .filter(leads::team_id.eq(team_id))
         .select(LeadRow::as_select())
         .load(c)?;
@@ -769,12 +780,7 @@ pub fn owner_for_contact(
     else {
         return Ok(None);
     };
-    let phone = contact
-        .phone
-        .as_deref()
-        .and_then(phone::normalise)
-        .and_then(|(_, e164)| e164);
-    let email = contact.email.as_ref().map(|e| e.trim().to_lowercase());
+    let (phone, email) = identity_keys(&contact);
     let others = same_person(
         c,
         team_id,
