@@ -242,6 +242,16 @@ impl Router {
     }
 
     fn apply(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        // A team whose whole queue is announced again needs that once per decision,
+        // and then no separate announcement of a conversation that joined it.
+        let mut whole_queue: Vec<String> = Vec::new();
+        for effect in &effects {
+            if let Effect::QueueChanged { team_id } = effect {
+                if !whole_queue.contains(team_id) {
+                    whole_queue.push(team_id.clone());
+                }
+            }
+        }
         for effect in effects {
             if let Some(team) = effect.team_id() {
                 self.mark_dirty(team.to_string(), ctx);
@@ -312,8 +322,19 @@ impl Router {
                         .hub
                         .publish(BusEvent::Supervisors { team_id, frame });
                 }
-                Effect::QueueChanged { team_id } => self.announce_queue(team_id, ctx),
+                Effect::QueueChanged { .. } => {}
+                Effect::Queued {
+                    team_id,
+                    conversation_id,
+                } => {
+                    if !whole_queue.contains(&team_id) {
+                        self.announce_joined(team_id, conversation_id, ctx);
+                    }
+                }
             }
+        }
+        for team_id in whole_queue {
+            self.announce_queue(team_id, ctx);
         }
     }
 
@@ -364,6 +385,26 @@ impl Router {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read queue positions"),
+        }));
+    }
+
+    /// Announces the position of a conversation that joined the back of the queue
+    /// (the others' did not change); the whole queue when it is not last.
+    fn announce_joined(&mut self, team_id: String, conversation_id: String, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let (team, id) = (team_id.clone(), conversation_id.clone());
+        let fut = async move {
+            state
+                .db
+                .run(move |c| engine::queue_place(c, &team, &id))
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(engine::QueuePlace::Last(position)) => {
+                act.publish_queue_position(&conversation_id, Some(position));
+            }
+            Ok(engine::QueuePlace::Elsewhere) => act.announce_queue(team_id, ctx),
+            Err(e) => tracing::warn!(error = %e, "could not read a queue position"),
         }));
     }
 

@@ -93,6 +93,15 @@ pub enum Effect {
         /// Team.
         team_id: String,
     },
+    /// A conversation joined the back of the team's queue: only its own position
+    /// is new (the others keep theirs), so only it is announced, unless it turns
+    /// out not to be last ([`queue_place`]).
+    Queued {
+        /// Team.
+        team_id: String,
+        /// The conversation that joined.
+        conversation_id: String,
+    },
 }
 
 impl Effect {
@@ -102,7 +111,8 @@ impl Effect {
             Self::Assigned { team_id, .. }
             | Self::Unassigned { team_id, .. }
             | Self::Alert { team_id, .. }
-            | Self::QueueChanged { team_id } => Some(team_id),
+            | Self::QueueChanged { team_id }
+            | Self::Queued { team_id, .. } => Some(team_id),
             Self::Offered { offer, .. } => Some(&offer.team_id),
             Self::OfferClosed { .. } => None,
         }
@@ -140,6 +150,14 @@ impl Candidate {
             _ if self.open >= self.capacity => Some(SkipReason::AtCapacity),
             _ => None,
         }
+    }
+
+    /// How many more conversations this agent can take now (0 when skipped).
+    pub fn room(&self) -> i64 {
+        if self.skip(false).is_some() {
+            return 0;
+        }
+        (self.capacity - self.open).max(0)
     }
 
     fn considered(&self, skipped: Option<SkipReason>) -> Considered {
@@ -518,8 +536,9 @@ fn enqueue(
         },
         now,
     )?;
-    Ok(vec![Effect::QueueChanged {
+    Ok(vec![Effect::Queued {
         team_id: team.team_id.clone(),
+        conversation_id: f.id.clone(),
     }])
 }
 
@@ -661,7 +680,7 @@ pub fn route(
             // (before the drain that capacity triggered has run) from someone older.
             let considered = cands.iter().map(|x| x.considered(x.skip(false))).collect();
             let mut effects = enqueue(c, &team, &f, considered, now, "queued")?;
-            effects.extend(drain_locked(c, &mut team, presence, now)?);
+            effects.extend(drain_with(c, &mut team, cands, now)?);
             return Ok(effects);
         }
         match team.routing_mode {
@@ -708,6 +727,15 @@ pub fn drain(
     })
 }
 
+/// The most waiting conversations one drain assigns.
+const DRAIN_MAX: i64 = 500;
+
+/// How many conversations the candidates can take between them now: the most one
+/// drain can assign, since each assignment fills one slot of one eligible agent.
+pub fn room(cands: &[Candidate]) -> i64 {
+    cands.iter().map(Candidate::room).sum()
+}
+
 fn waiting_ids(c: &mut DbConn, team_id: &str, limit: i64) -> Result<Vec<String>, AppError> {
     Ok(conversations::table
         .filter(conversations::team_id.eq(team_id))
@@ -727,11 +755,28 @@ fn drain_locked(
     presence: &PresenceMap,
     now: i64,
 ) -> Result<Vec<Effect>, AppError> {
-    let waiting = waiting_ids(c, &team.team_id, 500)?;
-    if waiting.is_empty() {
+    if waiting_ids(c, &team.team_id, 1)?.is_empty() {
         return Ok(Vec::new());
     }
-    let mut cands = candidates(c, team, presence, now)?;
+    let cands = candidates(c, team, presence, now)?;
+    drain_with(c, team, cands, now)
+}
+
+/// Assigns from the front of the queue with the candidates already read under the
+/// team's lock. Reads only as many waiting conversations as the agents have room
+/// for ([`room`]): a long queue that nobody can take from (everyone busy, off shift
+/// or offline) costs one empty decision, not a read of the whole line per trigger.
+fn drain_with(
+    c: &mut DbConn,
+    team: &mut TeamRouting,
+    mut cands: Vec<Candidate>,
+    now: i64,
+) -> Result<Vec<Effect>, AppError> {
+    let room = room(&cands).min(DRAIN_MAX);
+    if room == 0 {
+        return Ok(Vec::new());
+    }
+    let waiting = waiting_ids(c, &team.team_id, room)?;
     let mut effects = Vec::new();
     for id in waiting {
         if !cands.iter().any(|x| x.skip(false).is_none()) {
@@ -1495,6 +1540,47 @@ pub fn queue_positions(c: &mut DbConn, team_id: &str) -> Result<Vec<(String, i64
         .collect())
 }
 
+/// Where a conversation that just joined a team's queue stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueuePlace {
+    /// Last in line, at this position (1: next): the others' positions are as
+    /// they were.
+    Last(i64),
+    /// Not last (another node's clock put someone behind it) or no longer waiting:
+    /// positions behind it moved, so the whole queue is announced again.
+    Elsewhere,
+}
+
+/// Where `conversation_id` stands in team `team_id`'s queue, with two reads of
+/// the waiting index (the line's last id, and how many wait) rather than the whole
+/// line.
+///
+/// # Errors
+/// Database errors.
+pub fn queue_place(
+    c: &mut DbConn,
+    team_id: &str,
+    conversation_id: &str,
+) -> Result<QueuePlace, AppError> {
+    let waiting = || {
+        conversations::table
+            .filter(conversations::team_id.eq(team_id))
+            .filter(conversations::status.eq(OPEN))
+            .filter(conversations::assignee_id.is_null())
+            .filter(conversations::queued_at.is_not_null())
+    };
+    let last: Option<String> = waiting()
+        .order((conversations::queued_at.desc(), conversations::id.desc()))
+        .select(conversations::id)
+        .first(c)
+        .optional()?;
+    if last.as_deref() != Some(conversation_id) {
+        return Ok(QueuePlace::Elsewhere);
+    }
+    let n: i64 = waiting().count().get_result(c)?;
+    Ok(QueuePlace::Last(n))
+}
+
 /// A team's workload snapshot.
 ///
 /// # Errors
@@ -1615,4 +1701,46 @@ pub fn audit(c: &mut DbConn, conversation_id: &str) -> Result<Vec<RoutingEventVi
             },
         )
         .collect())
+}
+
+#[cfg(test)]
+mod room_tests {
+    use super::*;
+
+    fn agent(presence: PresenceStatus, open: i64, capacity: i64, off_hours: bool) -> Candidate {
+        Candidate {
+            agent_id: "a".into(),
+            name: "A".into(),
+            role: "agent".into(),
+            presence,
+            open,
+            capacity,
+            off_hours,
+        }
+    }
+
+    #[test]
+    fn a_drain_reads_only_as_many_waiting_as_eligible_agents_can_take() {
+        let team = [
+            agent(PresenceStatus::Online, 3, 5, false),
+            agent(PresenceStatus::Online, 5, 5, false),
+            agent(PresenceStatus::Online, 7, 5, false),
+            agent(PresenceStatus::Away, 0, 5, false),
+            agent(PresenceStatus::Offline, 0, 5, false),
+            agent(PresenceStatus::Online, 0, 5, true),
+        ];
+        assert_eq!(team[0].room(), 2);
+        assert_eq!(team[1].room(), 0, "full");
+        assert_eq!(team[2].room(), 0, "over capacity after a lowered limit");
+        assert_eq!(
+            room(&team),
+            2,
+            "away, offline and off-shift agents take nothing"
+        );
+        assert_eq!(
+            room(&team[1..]),
+            0,
+            "nobody free: no read of the line at all"
+        );
+    }
 }

@@ -351,6 +351,50 @@ both_backends! {
 }
 
 both_backends! {
+    /// Visitors waiting in line each see their own place: the second and third to
+    /// arrive are told 2 and 3; when the first is taken the others move up to 1
+    /// and 2 (the hub announces a newcomer's place alone, and the whole line when
+    /// it moves).
+    async fn waiting_visitors_see_their_place_and_move_up(backend) {
+        let srv = TestServer::start(backend).await;
+        let admin = srv.admin_token().await;
+        let agent = srv.agent("agent").await;
+        set_capacity(&srv, &admin, &agent.id, json!(1)).await;
+        let mut guests = Vec::new();
+        for (i, expected) in [1, 2, 3].into_iter().enumerate() {
+            let guest = srv.guest().await;
+            let mut ws = srv.ws_guest(&guest.token).await;
+            ws.send_json(&json!({"type": "send", "client_msg_id": format!("line-{i}"), "body": "hello?"})).await;
+            let queued = ws.next_of_type("queue").await;
+            assert_eq!(queued["position"], expected, "visitor {i}: {queued}");
+            guests.push((guest, ws));
+        }
+
+        // One agent with room for one: the first in line is taken.
+        let mut agent_ws = srv.ws_agent(&agent.token).await;
+        let assigned = agent_ws.next_of_type("assigned").await;
+        assert_eq!(assigned["conversation_id"], guests[0].0.conversation_id.as_str());
+        let left = guests[0].1.next_of_type("queue").await;
+        assert!(left["position"].is_null(), "{left}");
+        let second = guests[1].1.next_of_type("queue").await;
+        assert_eq!(second["position"], 1, "{second}");
+        let third = guests[2].1.next_of_type("queue").await;
+        assert_eq!(third["position"], 2, "{third}");
+        let w = workload(&srv, &admin, &srv.default_team_id().await).await;
+        let line: Vec<&str> = w["queue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["conversation_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            line,
+            [guests[1].0.conversation_id.as_str(), guests[2].0.conversation_id.as_str()]
+        );
+    }
+}
+
+both_backends! {
     /// 200 leads arriving at once over 4 agents with capacity 10: nobody ever holds
     /// more than 10, exactly 40 are assigned and 160 wait; resolving frees a place
     /// that goes to the oldest waiting lead.

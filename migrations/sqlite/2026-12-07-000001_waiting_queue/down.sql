@@ -1,0 +1,2 @@
+DROP INDEX conversations_waiting;
+CREATE INDEX conversations_queue ON conversations (team_id, queued_at);
