@@ -109,15 +109,13 @@ pub async fn announce(state: &AppState, lead: &LeadView, timeline: &[TimelineEnt
     }
 }
 
-/// A `lead_created` or `stage_changed` entry may have enrolled the lead's contact
-/// in automations (`store::automations::runs::on_lead_event`, in the same
-/// transaction); their first step is due at once, so the scheduler is woken
-/// rather than left to its poll.
+/// An entry whose event enrolled the lead's contact in automations
+/// (`store::automations::runs::on_lead_event`, in the same transaction) has runs
+/// whose first step is due at once, so the scheduler is woken rather than left to
+/// its poll. Entries that started nothing (most new leads) wake nothing: a wake
+/// costs the scheduler a pass of three statements.
 pub fn wake_automations(state: &AppState, timeline: &[TimelineEntry]) {
-    if timeline
-        .iter()
-        .any(|e| matches!(e.kind.as_str(), "lead_created" | "stage_changed"))
-    {
+    if timeline.iter().any(|e| e.started_runs) {
         state.scheduler.nudge();
     }
 }

@@ -178,6 +178,10 @@ pub struct TimelineEntry {
     pub at: String,
     /// Epoch ms (for sorting).
     pub at_ms: i64,
+    /// Whether recording this event started automation runs (whose first step is
+    /// due at once): only then is the scheduler woken. Not part of the JSON.
+    #[serde(skip)]
+    pub started_runs: bool,
 }
 
 /// Who did something.
@@ -476,7 +480,8 @@ pub fn event(
         .execute(c)?;
     // Lead-created and stage-entered automations start here, in the event's own
     // transaction, whichever path (rules, an agent, an import) made the event.
-    crate::store::automations::runs::on_lead_event(c, lead_id, kind, &detail, &id, now)?;
+    let started =
+        crate::store::automations::runs::on_lead_event(c, lead_id, kind, &detail, &id, now)?;
     Ok(TimelineEntry {
         id,
         lead_id: lead_id.into(),
@@ -487,6 +492,7 @@ pub fn event(
         detail,
         at: rfc3339(now),
         at_ms: now,
+        started_runs: started > 0,
     })
 }
 
@@ -1700,6 +1706,7 @@ pub fn timeline(c: &mut DbConn, lead_id: &str) -> Result<Vec<TimelineEntry>, App
             detail: json!({"seq": seq, "body": crate::model::preview(&body), "sender_name": sender_name, "status": status}),
             at: rfc3339(at),
             at_ms: at,
+            started_runs: false,
         });
     }
     for conv in &convs {
@@ -1722,6 +1729,7 @@ pub fn timeline(c: &mut DbConn, lead_id: &str) -> Result<Vec<TimelineEntry>, App
                 detail: serde_json::to_value(&r).unwrap_or(Value::Null),
                 at: r.created_at.clone(),
                 at_ms,
+                started_runs: false,
             });
         }
     }
@@ -1757,6 +1765,7 @@ pub fn timeline(c: &mut DbConn, lead_id: &str) -> Result<Vec<TimelineEntry>, App
             detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
             at: rfc3339(at),
             at_ms: at,
+            started_runs: false,
         });
     }
     out.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then_with(|| a.id.cmp(&b.id)));

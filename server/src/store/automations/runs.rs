@@ -133,7 +133,7 @@ pub fn schedule_step(c: &mut DbConn, run_id: &str, step: i32, due_at: i64) -> Re
 
 /// The lead-trigger hook of `store::leads::event`: a `lead_created` or
 /// `stage_changed` event (id `event_id`, facts `detail`) enrols the lead's
-/// contact. Other kinds cost nothing.
+/// contact. Other kinds cost nothing. Returns how many runs started.
 ///
 /// # Errors
 /// Database errors.
@@ -144,14 +144,14 @@ pub fn on_lead_event(
     detail: &serde_json::Value,
     event_id: &str,
     now: i64,
-) -> Result<(), AppError> {
+) -> Result<usize, AppError> {
     let (trigger, stage) = match kind {
         "lead_created" => (TriggerKind::LeadCreated, None),
         "stage_changed" => (
             TriggerKind::StageEntered,
             detail.get("to").and_then(|v| v.as_str()),
         ),
-        _ => return Ok(()),
+        _ => return Ok(0),
     };
     let lead = crate::store::leads::row(c, lead_id)?;
     let who = Subject {
@@ -171,8 +171,7 @@ pub fn on_lead_event(
         &who,
         &format!("lead_event:{event_id}"),
         now,
-    )?;
-    Ok(())
+    )
 }
 
 /// The tag-trigger hook of `store::tags`: tag `tag_id` was just put on
