@@ -390,7 +390,12 @@ impl Router {
 
     /// Announces the position of a conversation that joined the back of the queue
     /// (the others' did not change); the whole queue when it is not last.
-    fn announce_joined(&mut self, team_id: String, conversation_id: String, ctx: &mut Context<Self>) {
+    fn announce_joined(
+        &mut self,
+        team_id: String,
+        conversation_id: String,
+        ctx: &mut Context<Self>,
+    ) {
         let state = self.state.clone();
         let (team, id) = (team_id.clone(), conversation_id.clone());
         let fut = async move {
