@@ -12,6 +12,7 @@
 
 mod connection;
 mod pool;
+pub mod prepared;
 pub mod schema;
 
 pub use connection::{DbConn, MultiBackend};

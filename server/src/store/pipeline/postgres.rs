@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use super::{flags_sql, Backlog, ContactFlags, PassMessage};
+use crate::db::prepared::Prepared;
 use crate::store::leads::ConversationFacts;
 
 /// One row of the claim: the pass's facts, repeated, and one message (none when
@@ -80,7 +81,7 @@ pub(super) fn claim(
            WHERE conversation_id = $1 AND seq > t.seq ORDER BY seq LIMIT $5) m ON TRUE \
          ORDER BY m.seq"
     );
-    let rows: Vec<Row> = diesel::sql_query(statement)
+    let rows: Vec<Row> = Prepared::new(statement)
         .bind::<Text, _>(conversation_id)
         .bind::<Text, _>(owner)
         .bind::<BigInt, _>(until)

@@ -12,12 +12,11 @@
 
 use std::collections::HashMap;
 
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use super::{BumpValues, ACTIVITY_STEP_MS};
+use crate::db::prepared::Prepared;
 use crate::store::messages::MessageRow;
 
 /// The columns every insert names, in the order [`bind_rows`] binds them.
@@ -62,10 +61,7 @@ fn bump_sql(first: usize) -> String {
 }
 
 /// Binds the fourteen row arrays, in [`COLUMNS`] order.
-fn bind_rows<'a>(
-    q: BoxedSqlQuery<'a, Pg, SqlQuery>,
-    rows: &[&MessageRow],
-) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+fn bind_rows<'a>(q: Prepared<'a>, rows: &[&MessageRow]) -> Prepared<'a> {
     let text = |f: fn(&MessageRow) -> &String| -> Vec<String> {
         rows.iter().map(|r| f(r).clone()).collect()
     };
@@ -90,11 +86,7 @@ fn bind_rows<'a>(
 }
 
 /// Binds the bump's five arrays, `now` and the activity step.
-fn bind_bumps<'a>(
-    q: BoxedSqlQuery<'a, Pg, SqlQuery>,
-    bumps: &[(&str, BumpValues)],
-    now: i64,
-) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+fn bind_bumps<'a>(q: Prepared<'a>, bumps: &[(&str, BumpValues)], now: i64) -> Prepared<'a> {
     q.bind::<Array<Text>, _>(
         bumps
             .iter()
@@ -130,7 +122,7 @@ pub(super) fn stored_by_client_keys(
     senders: &[&str],
     keys: &[&str],
 ) -> QueryResult<Vec<MessageRow>> {
-    diesel::sql_query(
+    Prepared::new(
         "SELECT m.* FROM messages m \
          JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(kind, sender, key) \
          ON m.sender_kind = k.kind AND m.sender_id = k.sender \
@@ -157,7 +149,7 @@ pub(super) fn bump_all(
     bumps: &[(&str, BumpValues)],
     now: i64,
 ) -> QueryResult<HashMap<String, i64>> {
-    let q = bind_bumps(diesel::sql_query(bump_sql(1)).into_boxed(), bumps, now);
+    let q = bind_bumps(Prepared::new(bump_sql(1)), bumps, now);
     let rows: Vec<Bumped> = q.load(pg)?;
     Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
 }
@@ -171,7 +163,7 @@ pub(super) fn insert_rows(pg: &mut PgConnection, rows: &[&MessageRow]) -> QueryR
         "INSERT INTO messages ({COLUMNS}) SELECT * FROM {}",
         unnest_rows(1)
     );
-    bind_rows(diesel::sql_query(sql).into_boxed(), rows).execute(pg)?;
+    bind_rows(Prepared::new(sql), rows).execute(pg)?;
     Ok(())
 }
 
@@ -202,11 +194,7 @@ pub(super) fn bump_and_insert(
         bump = bump_sql(15),
         rows = unnest_rows(1),
     );
-    let q = bind_bumps(
-        bind_rows(diesel::sql_query(sql).into_boxed(), rows),
-        bumps,
-        now,
-    );
+    let q = bind_bumps(bind_rows(Prepared::new(sql), rows), bumps, now);
     let bumped: Vec<Bumped> = q.load(pg)?;
     Ok(bumped.into_iter().map(|r| (r.id, r.last_seq)).collect())
 }
