@@ -10,7 +10,9 @@
 //! `Bool` type. Uniqueness races are therefore resolved by catching the unique
 //! violation inside a savepoint, and flags are `Integer` columns.
 
+pub mod checkpoint;
 mod connection;
+pub mod gate;
 mod pool;
 pub mod prepared;
 pub mod schema;
@@ -39,6 +41,7 @@ macro_rules! insert_rows {
 pub(crate) use insert_rows;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -59,11 +62,15 @@ const MIGRATION_LOCK_KEY: i64 = 0x5357_4254_4348; // "SWBTCH"
 /// [`Db::run`] get.
 pub type Conn = PooledConnection<Manager>;
 
-/// Handle to the database: a connection pool plus the backend it talks to. Cheap to clone.
+/// Handle to the database: a connection pool plus the backend it talks to, and on
+/// SQLite the thread that checkpoints its WAL ([`checkpoint`]) and the queue for its
+/// write lock ([`gate`]). Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
     backend: &'static str,
+    checkpoints: Option<Arc<checkpoint::Checkpointer>>,
+    gate: gate::WriteGate,
 }
 
 impl std::fmt::Debug for Db {
@@ -103,9 +110,22 @@ impl Db {
             .idle_timeout(Some(Duration::from_secs(600)))
             .build(manager)
             .map_err(|e| AppError::Unavailable(format!("cannot open database: {e}")))?;
+        let (checkpoints, gate) = match &config.database {
+            DatabaseTarget::Sqlite { path } => (
+                Some(Arc::new(
+                    checkpoint::Checkpointer::start(path.clone()).map_err(|e| {
+                        AppError::internal(format!("cannot start the checkpoint thread: {e}"))
+                    })?,
+                )),
+                gate::WriteGate::sqlite(),
+            ),
+            DatabaseTarget::Postgres { .. } => (None, gate::WriteGate::none()),
+        };
         let db = Self {
             pool,
             backend: config.database.backend_name(),
+            checkpoints,
+            gate,
         };
         let mut conn = db.conn()?;
         migrate(&mut conn)?;
@@ -115,6 +135,21 @@ impl Db {
     /// `"sqlite"` or `"postgres"`.
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// The queue for SQLite's write lock ([`gate`]); a thread working for this
+    /// database outside [`Db::run`] (the message writer) installs it with
+    /// [`gate::WriteGate::within`].
+    pub fn write_gate(&self) -> gate::WriteGate {
+        self.gate.clone()
+    }
+
+    /// A commit added to SQLite's WAL: its checkpoint runs soon, on its own thread
+    /// ([`checkpoint`]). A no-op on PostgreSQL.
+    pub fn written(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.written();
+        }
     }
 
     /// Takes a connection from the pool, waiting up to the configured timeout.
@@ -136,13 +171,13 @@ impl Db {
         F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, gate) = (self.pool.clone(), self.gate.clone());
         tokio::task::spawn_blocking(move || {
-            watch_outage(
+            watch_outage(gate.within(|| {
                 pool.get()
                     .map_err(AppError::from)
-                    .and_then(|mut conn| f(&mut conn)),
-            )
+                    .and_then(|mut conn| f(&mut conn))
+            }))
         })
         .await
         .map_err(|e| AppError::internal(format!("database task failed: {e}")))?
@@ -210,6 +245,9 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 /// `BEGIN IMMEDIATE`, which waits for the lock up front instead. On PostgreSQL this
 /// is an ordinary transaction (row locks do the same job there).
 ///
+/// On SQLite it first queues for the lock in this process ([`gate`]), so it waits
+/// for the writer before it, not in SQLite's sleeping busy handler.
+///
 /// Inside another transaction (a caller that writes an audit entry with the change,
 /// `store::audit`) it becomes a savepoint of that transaction, which already holds
 /// the lock when it was opened by this function.
@@ -230,9 +268,13 @@ where
             if nested {
                 return conn.transaction(f);
             }
-            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
         }
         DbConn::Postgresql(_) => return conn.transaction(f),
+    }
+    // In this process's line for the lock first (`gate`), held to the end.
+    let _held = gate::hold();
+    if let DbConn::Sqlite(sqlite) = conn {
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     }
     match f(conn) {
         Ok(value) => {

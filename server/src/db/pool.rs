@@ -97,9 +97,11 @@ impl Manager {
                 // WAL lets readers work while the writer commits; NORMAL sync is
                 // durable against process crashes (the WAL is fsynced at checkpoints),
                 // busy_timeout turns writer contention into waiting instead of errors.
+                // No commit checkpoints: the checkpoint thread does (`checkpoint`).
                 conn.batch_execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                     PRAGMA wal_autocheckpoint = 0;",
                 )
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConn::Sqlite(conn))

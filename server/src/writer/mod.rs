@@ -156,7 +156,11 @@ impl Writer {
             let db = db.clone();
             let handle = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run(db, rx, max_batch, role))
+                .spawn(move || {
+                    // This thread's appends queue for SQLite's write lock (`db::gate`).
+                    let gate = db.write_gate();
+                    gate.within(|| run(db, rx, max_batch, role))
+                })
                 .map_err(|e| AppError::internal(format!("cannot start writer thread: {e}")))?;
             handles.push(handle);
             Ok::<_, AppError>(tx)
@@ -329,6 +333,7 @@ fn commit(db: &Db, batch: &mut Vec<Pending>) -> Duration {
                 .filter(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
                 .count();
             m.messages_committed.inc_by(stored as u64);
+            db.written();
             for (p, result) in batch.drain(..).zip(results) {
                 // A caller that went away (closed socket) does not need its answer;
                 // its message is stored all the same.

@@ -93,6 +93,47 @@ fn claim_in_steps(
     until: i64,
     limit: i64,
 ) -> QueryResult<Option<Backlog>> {
+    let done = {
+        // Writes outside a transaction queue for SQLite's write lock too (`db::gate`);
+        // the reads after them do not need it.
+        let _held = crate::db::gate::hold();
+        take_lease(c, conversation_id, owner, now, until)?
+    };
+    let Some(done) = done else {
+        return Ok(None);
+    };
+    let (conversation, contact) =
+        facts(c, conversation_id)?.ok_or(diesel::result::Error::NotFound)?;
+    let messages = messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::seq.gt(done))
+        .order(messages::seq.asc())
+        .limit(limit)
+        .select((
+            messages::seq,
+            messages::sender_kind,
+            messages::sender_id,
+            messages::body,
+            messages::created_at,
+        ))
+        .load(c)?;
+    Ok(Some(Backlog {
+        conversation,
+        contact,
+        done,
+        messages,
+    }))
+}
+
+/// Takes the conversation's lease (creating its progress row on the first pass):
+/// the recorded progress, or `None` when another owner holds a live lease.
+fn take_lease(
+    c: &mut DbConn,
+    conversation_id: &str,
+    owner: &str,
+    now: i64,
+    until: i64,
+) -> QueryResult<Option<i64>> {
     let taken: Option<i64> = diesel::update(
         pipeline_progress::table.find(conversation_id).filter(
             pipeline_progress::lease_until
@@ -126,27 +167,7 @@ fn claim_in_steps(
             }
         }
     };
-    let (conversation, contact) =
-        facts(c, conversation_id)?.ok_or(diesel::result::Error::NotFound)?;
-    let messages = messages::table
-        .filter(messages::conversation_id.eq(conversation_id))
-        .filter(messages::seq.gt(done))
-        .order(messages::seq.asc())
-        .limit(limit)
-        .select((
-            messages::seq,
-            messages::sender_kind,
-            messages::sender_id,
-            messages::body,
-            messages::created_at,
-        ))
-        .load(c)?;
-    Ok(Some(Backlog {
-        conversation,
-        contact,
-        done,
-        messages,
-    }))
+    Ok(Some(done))
 }
 
 /// The conversation's facts and its contact's flags in one statement: the flags are
@@ -210,6 +231,7 @@ pub fn advance(
     let target = pipeline_progress::table
         .find(conversation_id)
         .filter(pipeline_progress::lease_owner.eq(owner));
+    let _held = crate::db::gate::hold();
     let n = if release {
         diesel::update(target)
             .set((
