@@ -30,6 +30,7 @@ use crate::actors::messages::PostAutoReply;
 use crate::clock::now_ms;
 use crate::db::schema::{campaign_codes, contacts, conversations, messages, teams};
 use crate::error::AppError;
+use crate::model::SenderKind;
 use crate::routing::actor::RouteConversation;
 use crate::state::AppState;
 use crate::store::leads::{self as leads_store, Actor, CampaignCodeRow};
@@ -216,7 +217,7 @@ async fn wait_for_quiet(state: &AppState, conv: &str, window_ms: u64) {
 fn newest_customer_seq(c: &mut crate::db::DbConn, conv: &str) -> Result<i64, AppError> {
     let seq: Option<i64> = messages::table
         .filter(messages::conversation_id.eq(conv))
-        .filter(messages::sender_kind.eq("guest"))
+        .filter(messages::sender_kind.eq(SenderKind::Guest.as_str()))
         .select(diesel::dsl::max(messages::seq))
         .first(c)?;
     Ok(seq.unwrap_or(0))
@@ -270,21 +271,24 @@ fn load(
         .limit(i64::try_from(history_len.max(1) + 20).unwrap_or(64))
         .select((messages::seq, messages::sender_kind, messages::body))
         .load(c)?;
-    let mut rows = rows;
-    rows.reverse();
-    let turn: Vec<&(i64, String, String)> = rows
+    let rows: Vec<(i64, SenderKind, String)> = rows
+        .into_iter()
+        .rev()
+        .map(|(seq, kind, body)| (seq, SenderKind::parse_lossy(&kind), body))
+        .collect();
+    let turn: Vec<&(i64, SenderKind, String)> = rows
         .iter()
-        .filter(|(seq, kind, _)| *seq > status.handled_seq && kind == "guest")
+        .filter(|(seq, kind, _)| *seq > status.handled_seq && *kind == SenderKind::Guest)
         .collect();
     let turn_end = turn.last().map_or(0, |(s, _, _)| *s);
     // A business message after the turn's last customer message already answered it.
-    let answered = rows.iter().any(|(seq, kind, _)| {
-        *seq > turn_end && (kind == "bot" || kind == "agent" || kind == "system")
-    });
+    let answered = rows
+        .iter()
+        .any(|(seq, kind, _)| *seq > turn_end && *kind != SenderKind::Guest);
     let history: Vec<(bool, String)> = rows
         .iter()
-        .filter(|(_, kind, body)| kind != "system" && !body.is_empty())
-        .map(|(_, kind, body)| (kind == "guest", body.clone()))
+        .filter(|(_, kind, body)| *kind != SenderKind::System && !body.is_empty())
+        .map(|(_, kind, body)| (*kind == SenderKind::Guest, body.clone()))
         .collect();
     let history = history[history.len().saturating_sub(history_len.max(1))..].to_vec();
     let lead = leads_store::lead_of_conversation(c, conv).ok();

@@ -201,12 +201,11 @@ async fn passes(
             let seq = row.seq;
             let committed_at = row.created_at;
             let turn = Turn {
-                sender: SenderKind::parse_lossy(&row.sender_kind),
                 conversation: conversation.clone(),
                 contact: contact.clone(),
                 message: Committed {
                     conversation_id: conversation_id.to_string(),
-                    sender_kind: row.sender_kind,
+                    sender_kind: SenderKind::parse_lossy(&row.sender_kind),
                     sender_id: row.sender_id,
                     body: row.body,
                     seq,
@@ -246,7 +245,11 @@ async fn passes(
 /// Runs every stage that applies, in order, until one consumes the message
 /// ([`stages::Outcome`]) or fails.
 async fn run_stages(state: &AppState, turn: &Turn) -> Result<(), AppError> {
-    for stage in STAGES.iter().copied().filter(|s| s.applies_to(turn.sender)) {
+    for stage in STAGES
+        .iter()
+        .copied()
+        .filter(|s| s.applies_to(turn.message.sender_kind))
+    {
         let outcome = stages::run(state, stage, turn).await.map_err(|e| {
             tracing::debug!(stage = stage.name(), seq = turn.message.seq, error = %e, "stage failed");
             e

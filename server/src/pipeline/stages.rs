@@ -107,10 +107,8 @@ impl Stage {
 /// A committed message on its way through the stages.
 #[derive(Debug, Clone)]
 pub struct Turn {
-    /// The message as the stages need it.
+    /// The message as the stages need it (who wrote it: `message.sender_kind`).
     pub message: Committed,
-    /// Who wrote it.
-    pub sender: SenderKind,
     /// The conversation (team, contact, channel, …) as read at the start of the
     /// pass: shared by the pass's messages.
     pub conversation: Arc<ConversationFacts>,
@@ -177,7 +175,7 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
                 .await
             {
                 Ok(out) => {
-                    if turn.sender == SenderKind::Guest {
+                    if turn.message.sender_kind == SenderKind::Guest {
                         // The bookkeeping of a customer's message makes the lead.
                         turn.contact.lead_known.store(true, Ordering::Relaxed);
                     }
@@ -185,7 +183,7 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
                     Ok(Outcome::Continue)
                 }
                 Err(e) => {
-                    if turn.sender == SenderKind::Guest {
+                    if turn.message.sender_kind == SenderKind::Guest {
                         // Neither the bookkeeping nor the bot can run now: make sure
                         // humans get the conversation rather than nobody.
                         state.hub.route(crate::routing::actor::RouteConversation {
@@ -214,7 +212,7 @@ pub async fn run(state: &AppState, stage: Stage, turn: &Turn) -> Result<Outcome,
 /// message changes nothing ([`leads_store::changes_nothing`]). `false` when unsure
 /// (the configuration is not cached): the bookkeeping then decides with the database.
 fn quiet(turn: &Turn) -> bool {
-    turn.sender == SenderKind::Guest
+    turn.message.sender_kind == SenderKind::Guest
         && turn.contact.lead_known.load(Ordering::Relaxed)
         && leads_store::config_peek(&turn.conversation.team_id).is_some_and(|cfg| {
             leads_store::changes_nothing(&cfg, &turn.message.body, &turn.conversation.channel)

@@ -20,6 +20,7 @@ use crate::db::schema::{
 };
 use crate::db::{insert_rows, DbConn, INSERT_CHUNK};
 use crate::error::AppError;
+use crate::model::SenderKind;
 
 // The list's counters group recipients by broadcast and state together with their
 // copy's message status (`counters`); diesel needs to be told these columns of two
@@ -705,7 +706,7 @@ fn attribution(
         let ids: Vec<&str> = chunk.iter().map(|r| r.0.as_str()).collect();
         let replies: Vec<(String, i64)> = messages::table
             .filter(messages::conversation_id.eq_any(&convs))
-            .filter(messages::sender_kind.eq("guest"))
+            .filter(messages::sender_kind.eq(SenderKind::Guest.as_str()))
             .select((messages::conversation_id, messages::created_at))
             .load(c)?;
         let outs: Vec<(String, i64)> = contact_consent::table
@@ -833,7 +834,7 @@ mod tests {
                     messages::conversation_id.eq(&p.conversation_id),
                     messages::seq.eq(1_i64),
                     messages::direction.eq("out"),
-                    messages::sender_kind.eq("agent"),
+                    messages::sender_kind.eq(SenderKind::Agent.as_str()),
                     messages::body.eq("hi"),
                     messages::status.eq(status),
                     messages::created_at.eq(10_i64),

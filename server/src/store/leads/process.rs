@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::leads::campaign;
 use crate::leads::config::{priority_rank, LeadConfig};
 use crate::leads::intent::Matcher;
+use crate::model::SenderKind;
 use crate::store::conversations::ContactRow;
 
 use super::engage::engage_in_tx;
@@ -45,8 +46,8 @@ pub struct Outcome {
 pub struct Committed {
     /// Conversation.
     pub conversation_id: String,
-    /// `guest`, `agent`, `bot`, `system`.
-    pub sender_kind: String,
+    /// Who wrote it.
+    pub sender_kind: SenderKind,
     /// Sender id.
     pub sender_id: Option<String>,
     /// Body.
@@ -164,7 +165,7 @@ pub fn process_message(
         assignee_id: facts.assignee_id.clone(),
         ..Outcome::default()
     };
-    if m.sender_kind != "guest" && m.sender_kind != "agent" {
+    if !matches!(m.sender_kind, SenderKind::Guest | SenderKind::Agent) {
         return Ok(out);
     }
     let quick_link_id = facts.quick_link_id(c)?;
@@ -192,14 +193,14 @@ pub fn process_message(
     }
     // Cheap read first: after the first reply, an agent's message changes nothing,
     // so it must not pay for the team's rules (a read, a parse, regex compilation).
-    if m.sender_kind == "agent"
+    if m.sender_kind == SenderKind::Agent
         && lead_of_contact(c, &facts.contact_id)?.is_some_and(|l| l.first_response_at.is_some())
     {
         return Ok(out);
     }
     let cfg = config_cached(c, &facts.team_id)?;
     // Fast path: a known lead and nothing to do writes nothing.
-    if m.sender_kind == "guest"
+    if m.sender_kind == SenderKind::Guest
         && changes_nothing(&cfg, &m.body, &facts.channel)
         && lead_of_contact(c, &facts.contact_id)?.is_some()
     {
@@ -215,7 +216,7 @@ pub fn process_message(
         channel,
         ..
     } = facts;
-    if m.sender_kind == "agent" {
+    if m.sender_kind == SenderKind::Agent {
         for attempt in 0..2 {
             let mut fresh = Outcome {
                 team_id: out.team_id.clone(),
@@ -266,7 +267,7 @@ pub fn process_message(
             let earliest: Option<i64> = messages::table
                 .filter(messages::conversation_id.eq(&m.conversation_id))
                 .filter(messages::seq.le(m.seq))
-                .filter(messages::sender_kind.eq("guest"))
+                .filter(messages::sender_kind.eq(SenderKind::Guest.as_str()))
                 .order(messages::seq.asc())
                 .select(messages::seq)
                 .first(c)
