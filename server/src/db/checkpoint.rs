@@ -35,7 +35,8 @@ pub const IDLE: Duration = Duration::from_secs(1);
 /// What `PRAGMA wal_checkpoint` answers (<https://www.sqlite.org/pragma.html#pragma_wal_checkpoint>).
 #[derive(QueryableByName, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpointed {
-    /// 1 when the checkpoint could not run at all (another checkpoint was running).
+    /// 1 when a FULL, RESTART or TRUNCATE checkpoint was blocked from completing;
+    /// a PASSIVE one (ours) answers 0.
     #[diesel(sql_type = BigInt)]
     pub busy: i64,
     /// Frames (pages) in the WAL; -1 when the database is not in WAL mode.
