@@ -93,26 +93,21 @@ pub fn save_config(
     let stages = serde_json::to_string(&cfg.stages).map_err(AppError::internal)?;
     let rules = serde_json::to_string(&cfg.rules).map_err(AppError::internal)?;
     let now = now_ms();
+    let settings = (
+        lead_settings::stages.eq(&stages),
+        lead_settings::rules.eq(&rules),
+        lead_settings::welcome.eq(&cfg.welcome),
+        lead_settings::updated_at.eq(now),
+        lead_settings::updated_by.eq(by),
+    );
+    // Update, else insert: `MultiConnection` has no `ON CONFLICT` (`db`).
     write_transaction(c, |c| {
         let n = diesel::update(lead_settings::table.find(team_id))
-            .set((
-                lead_settings::stages.eq(&stages),
-                lead_settings::rules.eq(&rules),
-                lead_settings::welcome.eq(&cfg.welcome),
-                lead_settings::updated_at.eq(now),
-                lead_settings::updated_by.eq(by),
-            ))
+            .set(settings)
             .execute(c)?;
         if n == 0 {
             diesel::insert_into(lead_settings::table)
-                .values((
-                    lead_settings::team_id.eq(team_id),
-                    lead_settings::stages.eq(&stages),
-                    lead_settings::rules.eq(&rules),
-                    lead_settings::welcome.eq(&cfg.welcome),
-                    lead_settings::updated_at.eq(now),
-                    lead_settings::updated_by.eq(by),
-                ))
+                .values((lead_settings::team_id.eq(team_id), settings))
                 .execute(c)?;
         }
         Ok(())

@@ -65,8 +65,10 @@ fn source_of(channel: &str) -> &'static str {
 }
 
 /// What the lead bookkeeping reads of a conversation; the pipeline reads it once
-/// per pass with its lease ([`crate::store::pipeline::claim`]).
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+/// per pass with its lease ([`crate::store::pipeline::claim`]). Selected with
+/// `ConversationFacts::as_select()`, so both readers name the same columns.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = conversations)]
 pub struct ConversationFacts {
     /// The conversation's team.
     pub team_id: String,
@@ -90,14 +92,7 @@ impl ConversationFacts {
     pub fn find(c: &mut DbConn, conversation_id: &str) -> QueryResult<Option<Self>> {
         conversations::table
             .find(conversation_id)
-            .select((
-                conversations::team_id,
-                conversations::contact_id,
-                conversations::channel,
-                conversations::source,
-                conversations::preferred_agent_id,
-                conversations::assignee_id,
-            ))
+            .select(Self::as_select())
             .first(c)
             .optional()
     }

@@ -182,14 +182,7 @@ fn facts(
     conversations::table
         .find(conversation_id)
         .select((
-            (
-                conversations::team_id,
-                conversations::contact_id,
-                conversations::channel,
-                conversations::source,
-                conversations::preferred_agent_id,
-                conversations::assignee_id,
-            ),
+            ConversationFacts::as_select(),
             (sql::<Bool>(&lead_known), sql::<Bool>(&runs_waiting)),
         ))
         .first(c)
