@@ -72,7 +72,7 @@ struct Shared {
 /// waits for it (the last [`crate::db::Db`] clone going away closes its connection too).
 pub struct Checkpointer {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -96,7 +96,7 @@ impl Checkpointer {
         };
         Ok(Self {
             shared,
-            thread: Mutex::new(Some(thread)),
+            thread: Some(thread),
         })
     }
 
@@ -114,7 +114,7 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.shared.signal.lock().stop = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.lock().take() {
+        if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!("checkpoint thread panicked");
             }
