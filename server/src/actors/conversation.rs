@@ -33,6 +33,7 @@ use crate::protocol::{ReaderView, ServerFrame};
 use crate::routing;
 use crate::routing::actor::{ApplyEffects, ConversationClosed, RouteConversation};
 use crate::state::AppState;
+use crate::store::accounts::AgentInfo;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::outbox::NewOutbox;
@@ -44,6 +45,7 @@ use super::messages::{
 };
 
 mod template;
+mod transfer;
 
 /// How often an actor checks whether it has been idle long enough to stop.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
@@ -131,6 +133,22 @@ pub fn check_access(principal: &Principal, meta: &ConversationMeta) -> Result<()
         Ok(())
     } else {
         Err(AppError::Forbidden("this conversation is not yours".into()))
+    }
+}
+
+/// [`check_access`] for what only staff may do (assign, transfer, change the status,
+/// send a file or a template); answers the agent.
+///
+/// # Errors
+/// [`AppError::Forbidden`] for a guest or an agent outside the conversation's team.
+pub fn check_agent<'p>(
+    principal: &'p Principal,
+    meta: &ConversationMeta,
+) -> Result<&'p AgentInfo, AppError> {
+    check_access(principal, meta)?;
+    match principal {
+        Principal::Agent(agent) => Ok(agent),
+        Principal::Guest(_) => Err(AppError::Forbidden("agents only".into())),
     }
 }
 
@@ -367,15 +385,8 @@ impl Handler<ChangeAssignee> for ConversationActor {
 
     fn handle(&mut self, msg: ChangeAssignee, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        let checked = (|| {
-            check_access(&msg.principal, &self.meta)?;
-            match &msg.principal {
-                Principal::Agent(actor) => Ok(actor.clone()),
-                Principal::Guest(_) => Err(AppError::Forbidden("agents only".into())),
-            }
-        })();
-        let actor = match checked {
-            Ok(actor) => actor,
+        let actor = match check_agent(&msg.principal, &self.meta) {
+            Ok(actor) => actor.clone(),
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         let state = self.state.clone();
@@ -426,11 +437,8 @@ impl Handler<ChangeStatus> for ConversationActor {
 
     fn handle(&mut self, msg: ChangeStatus, _: &mut Self::Context) -> Self::Result {
         self.touch();
-        if let Err(e) = check_access(&msg.principal, &self.meta) {
+        if let Err(e) = check_agent(&msg.principal, &self.meta) {
             return Box::pin(fut::ready(Err(e)));
-        }
-        if !matches!(msg.principal, Principal::Agent(_)) {
-            return Box::pin(fut::ready(Err(AppError::Forbidden("agents only".into()))));
         }
         let state = self.state.clone();
         let id = self.id.to_string();
@@ -645,10 +653,7 @@ impl Handler<PostMedia> for ConversationActor {
     fn handle(&mut self, msg: PostMedia, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let prepared = (|| {
-            check_access(&msg.principal, &self.meta)?;
-            let Principal::Agent(agent) = &msg.principal else {
-                return Err(AppError::Forbidden("agents only".into()));
-            };
+            let agent = check_agent(&msg.principal, &self.meta)?;
             if let Some(id) = &msg.client_msg_id {
                 validate_client_msg_id(id)?;
             }

@@ -106,6 +106,23 @@ pub struct ChangeAssignee {
     pub agent_id: Option<String>,
 }
 
+/// Move the conversation to another team (`POST /api/conversations/{id}/transfer`,
+/// `docs/routing.md`) and, with `agent_id`, assign it there, in one transaction:
+/// either both happen or neither. Answers the conversation as it is afterwards; the
+/// actor adopts its new team and assignee from that answer, so no reload follows.
+/// Without `agent_id` the conversation is routed in the new team.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<ConversationView, AppError>")]
+pub struct Transfer {
+    /// Who asks: an agent of the conversation's team allowed to assign others
+    /// (`conversations.assign_others`, checked by the route).
+    pub principal: Principal,
+    /// The team to move it to.
+    pub team_id: String,
+    /// The agent of that team to assign it to, if any.
+    pub agent_id: Option<String>,
+}
+
 /// Change the status (resolve, reopen, set pending).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "Result<ConversationView, AppError>")]

@@ -11,17 +11,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::require_team;
-use crate::actors::messages::{Authorize, ChangeAssignee, Refresh};
+use crate::actors::messages::{Authorize, ChangeAssignee, Transfer};
 use crate::auth::{AuthAgent, Principal};
 use crate::clock::now_ms;
 use crate::db::schema::agents;
 use crate::error::AppError;
-use crate::routing::actor::{ApplyEffects, Drain, RouteConversation, SettingsChanged};
+use crate::routing::actor::{Drain, SettingsChanged};
 use crate::routing::{self, engine, settings};
 use crate::state::AppState;
 use crate::store::accounts;
 use crate::store::audit::{self as audit_log, AuditAction, AuditEntry};
-use crate::store::conversations;
 
 /// This area's `/api` routes and who may call them (`http::endpoints`).
 pub(super) const ENDPOINTS: &[Endpoint] = &[
@@ -223,55 +222,18 @@ async fn transfer(
 ) -> Result<HttpResponse, AppError> {
     let id = path.into_inner();
     let TransferBody { team_id, agent_id } = body.into_inner();
-    let principal = Principal::Agent(agent.clone());
-    state
+    let view = state
         .hub
         .ask(
             &state,
             &id,
-            Authorize {
-                principal: principal.clone(),
+            Transfer {
+                principal: Principal::Agent(agent),
+                team_id,
+                agent_id,
             },
         )
         .await??;
-    let (conv, to_team, actor) = (id.clone(), team_id.clone(), agent.id.clone());
-    let effects = state
-        .db
-        .run(move |c| {
-            if !accounts::team_exists(c, &to_team)? {
-                return Err(AppError::Validation(format!("There is no team {to_team}.")));
-            }
-            engine::transfer(c, &conv, &to_team, &actor, now_ms())
-        })
-        .await?;
-    state.hub.route(ApplyEffects { effects });
-    state.hub.ask(&state, &id, Refresh).await??;
-    let view = match agent_id {
-        Some(target) => {
-            state
-                .hub
-                .ask(
-                    &state,
-                    &id,
-                    ChangeAssignee {
-                        principal,
-                        agent_id: Some(target),
-                    },
-                )
-                .await??
-        }
-        None => {
-            state.hub.route(RouteConversation {
-                conversation_id: id.clone(),
-                reopened: false,
-            });
-            let conv = id.clone();
-            state
-                .db
-                .run(move |c| conversations::summary(c, &conv))
-                .await?
-        }
-    };
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -584,6 +584,55 @@ both_backends! {
 }
 
 both_backends! {
+    /// A lead transfers a conversation straight to an agent of the other team in one
+    /// step; a transfer to an agent outside that team is refused and changes nothing
+    /// (the conversation keeps its team and assignee).
+    async fn transfer_to_an_agent_is_all_or_nothing(backend) {
+        let srv = TestServer::start(backend).await;
+        let admin = srv.admin_token().await;
+        let team = srv.default_team_id().await;
+        let sales = srv.create_team("Sales", "sales").await;
+        let (a, a_ws) = online_agent(&srv, "agent", None).await;
+        let (seller, mut seller_ws) = online_agent(&srv, "agent", Some(&[sales.as_str()])).await;
+        let lead_agent = srv.agent("lead").await;
+        wait_presence(&srv, &admin, &team, &[&a.id], "online").await;
+        let reader = keep_reading(a_ws);
+
+        let g = lead(&srv, 0).await;
+        assert_eq!(wait_assignee(&srv, &admin, &g.conversation_id).await, a.id);
+        let transfer = format!("/api/conversations/{}/transfer", g.conversation_id);
+
+        let (status, body) = srv
+            .post(&transfer, Some(&lead_agent.token), &json!({"team_id": sales, "agent_id": a.id}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let view = conversation(&srv, &admin, &g.conversation_id).await;
+        assert_eq!(view["team_id"], team.as_str(), "a refused transfer leaves the team");
+        assert_eq!(view["assignee_id"], a.id.as_str(), "and the assignee");
+
+        let (status, body) = srv
+            .post(&transfer, Some(&lead_agent.token), &json!({"team_id": sales, "agent_id": seller.id}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["team_id"], sales.as_str());
+        assert_eq!(body["assignee_id"], seller.id.as_str());
+        let assigned = seller_ws.next_of_type("assigned").await;
+        assert_eq!(assigned["conversation_id"], g.conversation_id.as_str());
+        assert_eq!(assigned["agent_id"], seller.id.as_str());
+        let view = conversation(&srv, &admin, &g.conversation_id).await;
+        assert_eq!(view["team_id"], sales.as_str());
+        assert_eq!(view["assignee_id"], seller.id.as_str());
+        let kinds: Vec<Value> = audit(&srv, &admin, &g.conversation_id)
+            .await
+            .into_iter()
+            .map(|e| e["kind"].clone())
+            .collect();
+        assert_eq!(kinds.iter().filter(|k| *k == "transferred").count(), 1, "{kinds:?}");
+        reader.abort();
+    }
+}
+
+both_backends! {
     /// A team lead's socket receives the live workload: presence, open/capacity and
     /// the queue change as agents come, leads arrive and conversations resolve.
     async fn team_lead_sees_live_workload(backend) {

@@ -5,9 +5,8 @@
 use actix::prelude::*;
 
 use super::ConversationActor;
-use crate::actors::conversation::check_access;
+use crate::actors::conversation::check_agent;
 use crate::actors::messages::{PostTemplate, Posted};
-use crate::auth::Principal;
 use crate::channels::{DeliveryStatus, Provider};
 use crate::error::AppError;
 use crate::model::{validate_client_msg_id, SenderKind};
@@ -22,10 +21,7 @@ impl Handler<PostTemplate> for ConversationActor {
     fn handle(&mut self, msg: PostTemplate, _: &mut Self::Context) -> Self::Result {
         self.touch();
         let prepared = (|| {
-            check_access(&msg.principal, &self.meta)?;
-            let Principal::Agent(agent) = &msg.principal else {
-                return Err(AppError::Forbidden("agents only".into()));
-            };
+            let agent = check_agent(&msg.principal, &self.meta)?;
             if let Some(id) = &msg.client_msg_id {
                 validate_client_msg_id(id)?;
             }
