@@ -29,6 +29,10 @@ pub struct Metrics {
     pub pipeline_lag_seconds: Histogram,
     /// Messages the pipeline skipped after repeated failures (each is also logged).
     pub pipeline_skipped: Counter,
+    /// Reads of stored messages a WebSocket session made because live delivery
+    /// missed some (a gap in a conversation's seqs, events lost while the bus
+    /// reconnected); in steady traffic this stays near zero.
+    pub session_gap_reads: Counter,
     /// Routing triggers waiting on this node (one per conversation at most).
     pub routing_queue: Gauge,
     /// Seconds a claim takes to decide (offer checks, capacity, the assignment).
@@ -67,6 +71,7 @@ impl Metrics {
             writer_commit_seconds: seconds(),
             pipeline_lag_seconds: seconds(),
             pipeline_skipped: Counter::default(),
+            session_gap_reads: Counter::default(),
             routing_queue: Gauge::default(),
             claim_seconds: seconds(),
             sessions: Gauge::default(),
@@ -104,6 +109,11 @@ impl Metrics {
             "pipeline_skipped",
             "Messages the inbound pipeline skipped after repeated failures",
             m.pipeline_skipped.clone(),
+        );
+        r.register(
+            "session_gap_reads",
+            "Reads of stored messages a session made to fill a gap in live delivery",
+            m.session_gap_reads.clone(),
         );
         r.register(
             "routing_queue",

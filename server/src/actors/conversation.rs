@@ -9,9 +9,11 @@
 //! `conversation_idle` without activity.
 //!
 //! Appends are not serialised by waiting: several may be in flight to the writer at
-//! once (that is what lets the writer batch). Their results come back in commit order
-//! and are published in that order; sessions additionally reorder by `seq`, so even a
-//! reordering here could not show a viewer messages out of order.
+//! once (that is what lets the writer batch). actix handles their answers in no
+//! particular order, so what follows each commit waits its turn and runs in the order
+//! the appends were handed over, which is seq order ([`append`], `in_order`).
+//! Sessions additionally reorder by `seq`, so even a reordering here could not show a
+//! viewer messages out of order; it would only cost them a read of the database.
 
 pub mod broadcast;
 
@@ -37,15 +39,18 @@ use crate::store::accounts::AgentInfo;
 use crate::store::conversations::{self, ConversationMeta, ReadSide};
 use crate::store::messages::{ChannelAppend, NewMessage};
 use crate::store::outbox::NewOutbox;
-use crate::writer::Lane;
 
 use super::messages::{
     Authorize, ChangeAssignee, ChangeStatus, MarkRead, PostAutoReply, PostInbound, PostMedia,
     PostMessage, Posted, PublishStatus, Refresh, Reload, SetTyping,
 };
 
+mod append;
+mod in_order;
 mod template;
 mod transfer;
+
+use append::LaneOrders;
 
 /// How often an actor checks whether it has been idle long enough to stop.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
@@ -56,7 +61,9 @@ pub struct ConversationActor {
     id: Arc<str>,
     meta: ConversationMeta,
     last_activity: Instant,
-    in_flight: usize,
+    /// Appends handed to the writer, per lane, and commits waiting for an earlier
+    /// append's; an actor with appends out does not stop.
+    order: LaneOrders,
     /// When this node last asked the router to route this conversation in its
     /// current unassigned spell (ms, `state.clock`); `None` after any change of
     /// assignee, status or team. See [`crate::routing::route_again`].
@@ -71,7 +78,7 @@ impl ConversationActor {
             id,
             meta,
             last_activity: Instant::now(),
-            in_flight: 0,
+            order: LaneOrders::default(),
             routed_at: None,
         }
     }
@@ -158,7 +165,7 @@ impl Actor for ConversationActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
             let idle = act.state.config.conversation_idle;
-            if act.in_flight == 0 && act.last_activity.elapsed() >= idle {
+            if act.order.idle() && act.last_activity.elapsed() >= idle {
                 act.state.hub.retire_conversation(&act.id, &ctx.address());
                 ctx.stop();
             }
@@ -208,73 +215,6 @@ impl Handler<PostMessage> for ConversationActor {
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
         self.append_and_publish(new)
-    }
-}
-
-impl ConversationActor {
-    /// Hands `new` to the writer's interactive lane and, once committed, publishes
-    /// it: the one post-commit path of every message (guest, agent, WhatsApp
-    /// inbound, campaign copies through [`Self::append_and_publish_in`]).
-    fn append_and_publish(
-        &mut self,
-        new: NewMessage,
-    ) -> ResponseActFuture<Self, Result<Posted, AppError>> {
-        self.append_and_publish_in(Lane::Interactive, new)
-    }
-
-    /// [`Self::append_and_publish`] through the writer's `lane`.
-    fn append_and_publish_in(
-        &mut self,
-        lane: Lane,
-        new: NewMessage,
-    ) -> ResponseActFuture<Self, Result<Posted, AppError>> {
-        self.in_flight += 1;
-        let writer = self.state.writer.clone();
-        let queued = new.channel.as_ref().is_some_and(|c| c.outbox.is_some());
-        Box::pin(
-            async move { writer.append_in(lane, new).await }
-                .into_actor(self)
-                .map(move |res, act, ctx| {
-                    act.in_flight -= 1;
-                    act.touch();
-                    let appended = res?;
-                    let view = appended.message.view();
-                    if !appended.duplicate {
-                        if appended.reopened {
-                            act.meta.status = ConversationStatus::Open;
-                            act.routed_at = None;
-                            act.changed_elsewhere();
-                        }
-                        if queued {
-                            act.state.outbox.nudge();
-                        }
-                        act.publish(
-                            &ServerFrame::Message(view.clone()),
-                            Some(view.seq),
-                            Audience::Participants,
-                            None,
-                        );
-                        // The first message makes a conversation worth listing; a reopen
-                        // changes its status. Either way every inbox of the team updates.
-                        if view.seq == 1 || appended.reopened {
-                            act.publish_summary(ctx);
-                        }
-                        if view.sender.kind == SenderKind::Guest {
-                            act.after_inbound(appended.reopened);
-                        }
-                        // Bookkeeping and the bot run in the inbound pipeline, after
-                        // the ack and durably (docs/architecture.md); the hub's own
-                        // messages (a broadcast's copies) give it nothing to do.
-                        if crate::pipeline::stages::any_applies(view.sender.kind) {
-                            act.state.pipeline.committed(&view.conversation_id);
-                        }
-                    }
-                    Ok(Posted {
-                        message: view,
-                        duplicate: appended.duplicate,
-                    })
-                }),
-        )
     }
 }
 

@@ -34,6 +34,7 @@ use bytestring::ByteString;
 
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::metrics::METRICS;
 use crate::model::{MessageView, SenderKind};
 use crate::protocol::{ClientFrame, ServerFrame, You};
 use crate::state::AppState;
@@ -774,6 +775,7 @@ impl SessionActor {
         let Some(after) = self.start_fetch(&conv) else {
             return;
         };
+        METRICS.session_gap_reads.inc();
         let generation = self.fetch_generation;
         let state = self.state.clone();
         let id = conv.to_string();

@@ -208,24 +208,45 @@ impl Writer {
 
     /// [`Writer::append`] in `lane`.
     ///
+    /// The message is handed to its writer thread when this is called, not when the
+    /// future is first polled, if the queue has room (it waits in the future only
+    /// when the queue is full). So a caller that calls this for several messages in
+    /// a row gets them committed in that order, however it later polls the futures
+    /// (the conversation actor publishes in that order: `actors::conversation::in_order`).
+    ///
     /// # Errors
     /// As [`Writer::append`].
-    pub async fn append_in(&self, lane: Lane, message: NewMessage) -> Result<Appended, AppError> {
+    pub fn append_in(
+        &self,
+        lane: Lane,
+        message: NewMessage,
+    ) -> impl std::future::Future<Output = Result<Appended, AppError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let queue = match (lane, &self.bulk) {
             (Lane::Bulk, Some(bulk)) => bulk,
             _ => self.queue_for(&message.conversation_id),
         };
-        queue
-            .send(Job::Append(Pending {
-                message,
-                reply,
-                queued: Instant::now(),
-            }))
-            .await
-            .map_err(|_| AppError::Unavailable("the server is shutting down".into()))?;
-        rx.await
-            .map_err(|_| AppError::Unavailable("the message writer stopped".into()))?
+        let job = Job::Append(Pending {
+            message,
+            reply,
+            queued: Instant::now(),
+        });
+        let full = match queue.try_send(job) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(job)) => Some((queue.clone(), job)),
+            // Sent again below, where a closed queue reports the shutdown.
+            Err(mpsc::error::TrySendError::Closed(job)) => Some((queue.clone(), job)),
+        };
+        async move {
+            if let Some((queue, job)) = full {
+                queue
+                    .send(job)
+                    .await
+                    .map_err(|_| AppError::Unavailable("the server is shutting down".into()))?;
+            }
+            rx.await
+                .map_err(|_| AppError::Unavailable("the message writer stopped".into()))?
+        }
     }
 
     /// The bulk lane's cap now, campaign copies per second (`None`: uncapped, or
@@ -579,6 +600,30 @@ mod tests {
         bad_append_fails_alone,
         [Path::OneStatement]
     );
+
+    /// A message is handed over when `append_in` is called, not when its future is
+    /// first polled: the conversation actor's futures are polled in an order actix
+    /// scrambles, and it publishes in hand-over order, which must be seq order.
+    #[test]
+    fn appends_commit_in_call_order_whatever_the_poll_order() {
+        let (_scratch, db, conv) = open();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (writer, thread) = Writer::start(db.clone(), 1, BulkLane::Shared, 64).unwrap();
+        let first = writer.append_in(Lane::Interactive, msg(&conv, "first"));
+        let second = writer.append_in(Lane::Interactive, msg(&conv, "second"));
+        let (second, first) = rt.block_on(async {
+            let second = second.await.unwrap();
+            let first = first.await.unwrap();
+            writer.shutdown().await;
+            (second, first)
+        });
+        thread.join();
+        assert_eq!(first.message.seq, 1);
+        assert_eq!(second.message.seq, 2);
+    }
 
     /// Through the writer, which picks its path itself (on PostgreSQL the single
     /// statement fails as a whole and the batch is redone append by append).
