@@ -364,11 +364,19 @@ impl Handler<ChangeAssignee> for ConversationActor {
                     return Err(e);
                 }
             };
-            act.announce(view.clone());
-            // Offers withdrawn, queue positions, workload: the router announces them.
-            act.state.hub.route(ApplyEffects { effects });
+            act.adopt_routing(&view, effects);
             Ok(view)
         }))
+    }
+}
+
+impl ConversationActor {
+    /// A staff command of this actor changed the routing facts in the database
+    /// (assign, transfer): adopts them from `view` and announces them, and hands
+    /// `effects` (offers withdrawn, queue positions, workload) to the router.
+    fn adopt_routing(&mut self, view: &ConversationView, effects: Vec<routing::engine::Effect>) {
+        self.announce(view.clone());
+        self.state.hub.route(ApplyEffects { effects });
     }
 }
 

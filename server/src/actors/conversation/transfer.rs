@@ -12,7 +12,7 @@ use crate::clock::now_ms;
 use crate::db::write_transaction;
 use crate::error::AppError;
 use crate::model::ConversationView;
-use crate::routing::actor::{ApplyEffects, RouteConversation};
+use crate::routing::actor::RouteConversation;
 use crate::routing::engine;
 use crate::store::{accounts, conversations};
 
@@ -60,9 +60,7 @@ impl Handler<Transfer> for ConversationActor {
         };
         Box::pin(fut.into_actor(self).map(move |res, act, _| {
             let (view, effects) = res?;
-            act.announce(view.clone());
-            // Offers withdrawn, queue positions, workload: the router announces them.
-            act.state.hub.route(ApplyEffects { effects });
+            act.adopt_routing(&view, effects);
             if routed_there {
                 act.state.hub.route(RouteConversation {
                     conversation_id: act.id.to_string(),
