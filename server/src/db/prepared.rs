@@ -1,4 +1,4 @@
-//! Hand-written PostgreSQL statements that stay prepared on their connection.
+//! Hand-written statements that stay prepared on their connection.
 //!
 //! Why: diesel never caches a `sql_query` (it cannot know the text is fixed), so
 //! each run of one is parsed, analysed and planned again. A profile of the webhook
@@ -9,30 +9,44 @@
 //! diesel it is safe to cache: the statement is prepared once per connection, and
 //! PostgreSQL can move to a generic plan after its first five runs.
 //!
-//! The SQL keeps PostgreSQL's `$n` placeholders; a placeholder may appear more than
-//! once (each occurrence is bound again with the same value, since diesel numbers
-//! binds in the order they are pushed). Dollar-quoted strings are not supported.
+//! On SQLite the same holds for UPDATEs: diesel never caches one (a changeset may
+//! skip `None` fields, so its text can vary), and the writer's per-conversation
+//! seq bump was parsed and planned again in every batch ([`PreparedSqlite`]).
+//!
+//! The SQL keeps PostgreSQL's `$n` placeholders on both backends; a placeholder may
+//! appear more than once (each occurrence is bound again with the same value, since
+//! diesel numbers binds in the order they are pushed; on SQLite each becomes a `?`).
+//! Dollar-quoted strings are not supported.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
+use diesel::backend::Backend;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
+use diesel::sqlite::Sqlite;
 use diesel::sql_types::{HasSqlType, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// A fixed SQL text with typed binds, run through diesel's prepared-statement
 /// cache (keyed by the text and the bind types). Results load into
-/// `QueryableByName` structs like a `sql_query`'s.
-pub struct Prepared<'f> {
+/// `QueryableByName` structs like a `sql_query`'s. Use it through [`Prepared`]
+/// (PostgreSQL) or [`PreparedSqlite`].
+pub struct PreparedFor<'f, DB: Backend> {
     sql: Cow<'f, str>,
-    binds: Vec<Box<dyn PgBind + 'f>>,
+    binds: Vec<Box<dyn Bind<DB> + 'f>>,
 }
 
+/// A cached hand-written PostgreSQL statement.
+pub type Prepared<'f> = PreparedFor<'f, Pg>;
+
+/// A cached hand-written SQLite statement.
+pub type PreparedSqlite<'f> = PreparedFor<'f, Sqlite>;
+
 /// One bound value.
-trait PgBind {
-    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()>;
+trait Bind<DB: Backend> {
+    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()>;
 }
 
 struct TypedBind<ST, U> {
@@ -40,19 +54,19 @@ struct TypedBind<ST, U> {
     sql_type: PhantomData<ST>,
 }
 
-impl<ST, U> PgBind for TypedBind<ST, U>
+impl<ST, U, DB> Bind<DB> for TypedBind<ST, U>
 where
-    Pg: HasSqlType<ST>,
-    U: ToSql<ST, Pg>,
+    DB: Backend + HasSqlType<ST>,
+    U: ToSql<ST, DB>,
 {
-    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+    fn push<'b>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_bind_param::<ST, U>(&self.value)
     }
 }
 
-impl<'f> Prepared<'f> {
+impl<'f, DB: Backend> PreparedFor<'f, DB> {
     /// The statement `sql`, whose placeholders `$1…$n` are bound, in order, by
-    /// the calls to [`Prepared::bind`].
+    /// the calls to [`PreparedFor::bind`].
     pub fn new(sql: impl Into<Cow<'f, str>>) -> Self {
         Self {
             sql: sql.into(),
@@ -63,8 +77,8 @@ impl<'f> Prepared<'f> {
     /// Binds the next placeholder (`$1` first) to `value` as SQL type `ST`.
     pub fn bind<ST, U>(mut self, value: U) -> Self
     where
-        Pg: HasSqlType<ST>,
-        U: ToSql<ST, Pg> + 'f,
+        DB: HasSqlType<ST>,
+        U: ToSql<ST, DB> + 'f,
         ST: 'f,
     {
         self.binds.push(Box::new(TypedBind {
@@ -103,8 +117,8 @@ fn placeholders(sql: &str) -> impl Iterator<Item = (&str, Option<usize>)> {
     })
 }
 
-impl QueryFragment<Pg> for Prepared<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+impl<DB: Backend> QueryFragment<DB> for PreparedFor<'_, DB> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         for (text, number) in placeholders(&self.sql) {
             out.push_sql(text);
             let Some(n) = number else { continue };
@@ -122,17 +136,17 @@ impl QueryFragment<Pg> for Prepared<'_> {
     }
 }
 
-impl QueryId for Prepared<'_> {
+impl<DB: Backend> QueryId for PreparedFor<'_, DB> {
     type QueryId = ();
     // Not one statement per type: diesel then keys its cache by the SQL text.
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl Query for Prepared<'_> {
+impl<DB: Backend> Query for PreparedFor<'_, DB> {
     type SqlType = Untyped;
 }
 
-impl<Conn> RunQueryDsl<Conn> for Prepared<'_> {}
+impl<Conn, DB: Backend> RunQueryDsl<Conn> for PreparedFor<'_, DB> {}
 
 #[cfg(test)]
 mod tests {

@@ -22,28 +22,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use diesel::dsl::case_when;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sqlite::SqliteConnection;
 
 use super::{existing, Appended, MessageRow, NewMessage};
 use crate::clock::now_ms;
 use crate::db::schema::{conversations, messages};
+use crate::db::prepared::PreparedSqlite;
 use crate::db::DbConn;
 use crate::model::{preview, ConversationStatus, SenderKind};
 use crate::store::outbox::{enqueue_all, Enqueue};
 
 mod postgres;
-
-/// What every append changes on its conversation row besides `last_seq` and
-/// `updated_at` (see [`ACTIVITY_STEP_MS`]).
-#[derive(AsChangeset)]
-#[diesel(table_name = conversations)]
-struct Bump<'a> {
-    last_message_at: i64,
-    last_message_preview: &'a str,
-    last_message_sender: &'a str,
-    last_inbound_at: Option<i64>,
-}
 
 /// How far behind a conversation's `updated_at` may fall before an append moves it,
 /// in ms. `updated_at` is the one indexed column an append touches (the inbox list's
@@ -435,10 +426,10 @@ fn number<'a>(
     }
     let last_seqs: HashMap<String, i64> = match conn {
         DbConn::Postgresql(pg) => postgres::bump_all(pg, &bumps, now)?,
-        DbConn::Sqlite(_) => {
+        DbConn::Sqlite(sqlite) => {
             let mut out = HashMap::new();
             for (id, b) in &bumps {
-                out.insert((*id).to_string(), bump_one(conn, id, b, now)?);
+                out.insert((*id).to_string(), bump_one(sqlite, id, b, now)?);
             }
             out
         }
@@ -463,32 +454,42 @@ fn reopen(conn: &mut DbConn, conversation_id: &str) -> QueryResult<bool> {
         == 1)
 }
 
-/// One conversation's bump; returns its new `last_seq`.
+/// One conversation's bump on SQLite; returns its new `last_seq`. Hand-written so it
+/// stays prepared ([`PreparedSqlite`]): diesel re-prepares every UPDATE it builds.
+/// The same change as PostgreSQL's `postgres::bump_all`: `last_seq` up by `n`,
+/// `updated_at` moved only when [`ACTIVITY_STEP_MS`] old, the latest message's
+/// preview, and `last_inbound_at` only for a contact's message.
+///
+/// # Errors
+/// `NotFound` for a missing conversation; other database errors.
 fn bump_one(
-    conn: &mut DbConn,
+    conn: &mut SqliteConnection,
     conversation_id: &str,
     b: &BumpValues,
     now: i64,
 ) -> QueryResult<i64> {
-    let bump = Bump {
-        last_message_at: now,
-        last_message_preview: &b.preview,
-        last_message_sender: b.sender,
-        last_inbound_at: b.inbound.then_some(now),
-    };
-    let updated_at = case_when(
-        conversations::updated_at.gt(now - ACTIVITY_STEP_MS),
-        conversations::updated_at,
-    )
-    .otherwise(now);
-    diesel::update(conversations::table.find(conversation_id))
-        .set((
-            conversations::last_seq.eq(conversations::last_seq + b.n),
-            conversations::updated_at.eq(updated_at),
-            &bump,
-        ))
-        .returning(conversations::last_seq)
-        .get_result(conn)
+    const SQL: &str = "UPDATE conversations SET last_seq = last_seq + $1, \
+         updated_at = CASE WHEN updated_at > $2 THEN updated_at ELSE $3 END, \
+         last_message_at = $3, last_message_preview = $4, last_message_sender = $5, \
+         last_inbound_at = COALESCE($6, last_inbound_at) \
+         WHERE id = $7 RETURNING last_seq";
+    let bumped: LastSeq = PreparedSqlite::new(SQL)
+        .bind::<BigInt, _>(b.n)
+        .bind::<BigInt, _>(now - ACTIVITY_STEP_MS)
+        .bind::<BigInt, _>(now)
+        .bind::<Text, _>(b.preview.as_str())
+        .bind::<Text, _>(b.sender)
+        .bind::<Nullable<BigInt>, _>(b.inbound.then_some(now))
+        .bind::<Text, _>(conversation_id)
+        .get_result(conn)?;
+    Ok(bumped.last_seq)
+}
+
+/// A bumped conversation's new `last_seq`.
+#[derive(QueryableByName)]
+struct LastSeq {
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
 }
 
 /// Inserts the new rows: one `UNNEST` statement on PostgreSQL, the cached one-row
