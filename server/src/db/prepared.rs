@@ -25,8 +25,8 @@ use diesel::backend::Backend;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sqlite::Sqlite;
 use diesel::sql_types::{HasSqlType, Untyped};
+use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, RunQueryDsl};
 
 /// A fixed SQL text with typed binds, run through diesel's prepared-statement

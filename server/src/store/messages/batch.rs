@@ -28,8 +28,8 @@ use diesel::sqlite::SqliteConnection;
 
 use super::{existing, Appended, MessageRow, NewMessage};
 use crate::clock::now_ms;
-use crate::db::schema::{conversations, messages};
 use crate::db::prepared::PreparedSqlite;
+use crate::db::schema::{conversations, messages};
 use crate::db::DbConn;
 use crate::model::{preview, ConversationStatus, SenderKind};
 use crate::store::outbox::{enqueue_all, Enqueue};
