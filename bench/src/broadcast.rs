@@ -206,7 +206,9 @@ const OUTBOX_PENDING_SQL: &str = "SELECT count(*) AS n FROM outbox WHERE state =
 
 /// Waits (polling every 250 ms, at most 180 s) until the hub's pipeline has
 /// reached every stored message and its outbox is empty; returns how long it took.
-async fn settle(db: &Db) -> anyhow::Result<f64> {
+/// Also what the webhook phase waits for after its warm-up, so it measures
+/// webhooks rather than the setup's leftover bookkeeping.
+pub(crate) async fn settle(db: &Db) -> anyhow::Result<f64> {
     let start = Instant::now();
     loop {
         let behind = db.count(crate::PIPELINE_BEHIND_SQL)?;

@@ -784,6 +784,15 @@ impl Run {
             if o.has("webhooks") {
                 let wh = Webhooks::new(format!("http://{a}/webhooks/whatsapp"), 200)?;
                 let warmed = wh.warm().await;
+                // The setup's guests and the warm-up's customers are new leads; their
+                // bookkeeping is setup, not the phase's load (every phase's own work
+                // still runs while it is measured).
+                if let Some(db) = db {
+                    let waited = broadcast::settle(db).await?;
+                    say(format!(
+                        "  switchboard settled in {waited:.1} s before the webhook phase"
+                    ));
+                }
                 let pushed0 = chat.agent_received();
                 let (rate, ok, bad) = wh.throughput(o.webhook_concurrency, secs).await;
                 let (lat, fail) = wh.fixed_rate(o.webhook_rate, secs).await;

@@ -4,10 +4,11 @@
 //!
 //! How: the conversation actor calls [`Pipeline::committed`] after each commit, which
 //! only marks the conversation as having work ([`queue::WorkQueue`], bounded by the
-//! number of conversations, not of messages). Workers take a conversation, take its
-//! lease in the database, read the messages after the recorded progress
-//! ([`crate::store::pipeline`]), run the stages for each and record progress once
-//! per pass (up to [`PASS`] messages), giving the lease back in the same statement. A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
+//! number of conversations, not of messages). Workers take up to [`GROUP`]
+//! waiting conversations at once, take their leases in the database and read the
+//! messages after each one's recorded progress ([`crate::store::pipeline`]), run the
+//! stages for each message and record the group's progress once per pass (up to
+//! [`PASS`] messages per conversation), giving the leases back in the same write. A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
 //! conversations whose progress is behind and whose lease has run out: a node that
 //! stopped, a pass that failed.
 //!
@@ -43,6 +44,10 @@ const WORKERS: usize = 2;
 
 /// Messages read per pass over a conversation.
 pub const PASS: i64 = 32;
+
+/// Conversations a worker takes from the queue at once: their claims share one
+/// statement (PostgreSQL) or commit (SQLite), as do their progress writes.
+const GROUP: usize = 16;
 
 /// How long a lease lasts (ms); renewed on every pass, so only a stopped node's lapses.
 const LEASE_MS: i64 = 60_000;
@@ -130,115 +135,143 @@ async fn worker(state: AppState, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let next = pipeline.queue.lock().take();
-        let Some(conversation_id) = next else {
+        let group = pipeline.queue.lock().take_up_to(GROUP);
+        if group.is_empty() {
             tokio::select! {
                 () = pipeline.notify.notified() => {}
                 _ = stop.changed() => {}
             }
             continue;
-        };
-        if let Err(e) = drain(&state, &conversation_id, &stop).await {
-            tracing::warn!(conversation = %conversation_id, error = %e, "pipeline pass failed; the sweep retries it");
         }
-        if pipeline.queue.lock().done(&conversation_id) {
+        if let Err(e) = drain(&state, &group, &stop).await {
+            tracing::warn!(conversations = group.len(), error = %e, "pipeline pass failed; the sweep retries it");
+        }
+        let mut queue = pipeline.queue.lock();
+        let again = group.iter().filter(|id| queue.done(id)).count();
+        drop(queue);
+        for _ in 0..again {
             pipeline.notify.notify_one();
         }
     }
 }
 
-/// Runs the stages for every message of `conversation_id` after its recorded progress.
-/// A pass that ends normally gives the lease back with its progress; after a failure
-/// the lease is given back here, so the sweep can retry at once.
+/// Runs the stages for every message of the `group`'s conversations after their
+/// recorded progress. A pass that ends normally gives the leases back with its
+/// progress; after a failure of the claim or the progress write they are given
+/// back here, so the sweep can retry at once.
 async fn drain(
     state: &AppState,
-    conversation_id: &str,
+    group: &[String],
     stop: &watch::Receiver<bool>,
 ) -> Result<(), AppError> {
     let owner = state.pipeline.owner.clone();
-    let result = passes(state, conversation_id, &owner, stop).await;
+    let result = passes(state, group.to_vec(), &owner, stop).await;
     if result.is_err() {
-        let (conv, who) = (conversation_id.to_string(), owner);
+        let (ids, who) = (group.to_vec(), owner);
         state
             .db
-            .run(move |c| store::release(c, &conv, &who).map_err(AppError::from))
+            .run(move |c| store::release(c, &ids, &who).map_err(AppError::from))
             .await?;
     }
     result
 }
 
+/// Passes over the group until each conversation's backlog is done: one claim and
+/// one progress write per pass for the whole group.
 async fn passes(
     state: &AppState,
-    conversation_id: &str,
+    mut group: Vec<String>,
     owner: &str,
     stop: &watch::Receiver<bool>,
 ) -> Result<(), AppError> {
-    loop {
-        let (conv, who) = (conversation_id.to_string(), owner.to_string());
+    while !group.is_empty() {
+        let (ids, who) = (group.clone(), owner.to_string());
         let claimed = state
             .db
             .run(move |c| {
                 let now = now_ms();
-                store::claim(c, &conv, &who, now, now + LEASE_MS, PASS).map_err(AppError::from)
+                let lease = store::Lease {
+                    now,
+                    until: now + LEASE_MS,
+                };
+                store::claim(c, &ids, &who, lease, PASS).map_err(AppError::from)
             })
             .await?;
-        let Some(backlog) = claimed else {
-            // Another node holds the lease and goes on from the recorded progress.
-            return Ok(());
-        };
-        // A short read took everything committed before it; what commits later marks
-        // the conversation again (`WorkQueue::push` while running), so this is the
-        // last pass unless the read was full.
-        let full = i64::try_from(backlog.messages.len()).unwrap_or(i64::MAX) >= PASS;
-        let mut done = backlog.done;
-        let conversation = Arc::new(backlog.conversation);
-        let contact = Arc::new(stages::PassContact::new(backlog.contact));
-        let mut failure = None;
-        for row in backlog.messages {
-            if *stop.borrow() {
-                break;
-            }
-            let seq = row.seq;
-            let committed_at = row.created_at;
-            let turn = Turn {
-                conversation: conversation.clone(),
-                contact: contact.clone(),
-                message: Committed {
-                    conversation_id: conversation_id.to_string(),
-                    sender_kind: SenderKind::parse_lossy(&row.sender_kind),
-                    sender_id: row.sender_id,
-                    body: row.body,
-                    seq,
-                },
-            };
-            match run_stages(state, &turn).await {
-                Ok(()) => {
-                    forget_failures(state, conversation_id, seq);
-                    let lag_ms = (now_ms() - committed_at).max(0);
-                    METRICS.pipeline_lag_seconds.observe(lag_ms as f64 / 1000.0);
-                }
-                Err(e) if give_up(state, conversation_id, seq, &e) => {}
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            done = seq;
+        // Conversations another node holds the lease on are left out: that node
+        // goes on from the recorded progress.
+        let mut progress = Vec::with_capacity(claimed.len());
+        for backlog in claimed {
+            progress.push(pass(state, backlog, stop).await);
         }
-        // One statement per pass: the progress, and the lease back when done.
-        let last = !full || failure.is_some() || *stop.borrow();
-        let (conv, who) = (conversation_id.to_string(), owner.to_string());
+        let advances = progress.clone();
+        let who = owner.to_string();
         let kept = state
             .db
-            .run(move |c| store::advance(c, &conv, &who, done, last).map_err(AppError::from))
+            .run(move |c| store::advance(c, &who, &advances).map_err(AppError::from))
             .await?;
-        if let Some(e) = failure {
-            return Err(e);
+        // A short read took everything committed before it; what commits later
+        // marks the conversation again (`WorkQueue::push` while running), so only a
+        // full read whose lease is still held needs another pass now.
+        group = progress
+            .into_iter()
+            .zip(kept)
+            .filter(|(p, kept)| *kept && !p.release)
+            .map(|(p, _)| p.conversation_id)
+            .collect();
+    }
+    Ok(())
+}
+
+/// Runs the stages over one conversation's backlog, in seq order, until a message
+/// fails (it is retried later, up to [`MAX_ATTEMPTS`]) or the node stops; returns
+/// the progress to record.
+async fn pass(
+    state: &AppState,
+    backlog: store::Backlog,
+    stop: &watch::Receiver<bool>,
+) -> store::Advance {
+    let conversation_id = backlog.conversation_id;
+    let full = i64::try_from(backlog.messages.len()).unwrap_or(i64::MAX) >= PASS;
+    let mut done = backlog.done;
+    let conversation = Arc::new(backlog.conversation);
+    let contact = Arc::new(stages::PassContact::new(backlog.contact));
+    let mut failed = false;
+    for row in backlog.messages {
+        if *stop.borrow() {
+            break;
         }
-        if last || !kept {
-            // Done, or the lease lapsed and another node goes on from the recorded seq.
-            return Ok(());
+        let seq = row.seq;
+        let committed_at = row.created_at;
+        let turn = Turn {
+            conversation: conversation.clone(),
+            contact: contact.clone(),
+            message: Committed {
+                conversation_id: conversation_id.clone(),
+                sender_kind: SenderKind::parse_lossy(&row.sender_kind),
+                sender_id: row.sender_id,
+                body: row.body,
+                seq,
+            },
+        };
+        match run_stages(state, &turn).await {
+            Ok(()) => {
+                forget_failures(state, &conversation_id, seq);
+                let lag_ms = (now_ms() - committed_at).max(0);
+                METRICS.pipeline_lag_seconds.observe(lag_ms as f64 / 1000.0);
+            }
+            Err(e) if give_up(state, &conversation_id, seq, &e) => {}
+            Err(e) => {
+                tracing::warn!(conversation = %conversation_id, seq, error = %e, "pipeline stage failed; the sweep retries the message");
+                failed = true;
+                break;
+            }
         }
+        done = seq;
+    }
+    store::Advance {
+        release: !full || failed || *stop.borrow(),
+        conversation_id,
+        done,
     }
 }
 

@@ -52,6 +52,11 @@ impl WorkQueue {
         Some(id)
     }
 
+    /// Up to `n` next conversations to work on, now marked running.
+    pub fn take_up_to(&mut self, n: usize) -> Vec<String> {
+        std::iter::from_fn(|| self.take()).take(n).collect()
+    }
+
     /// A worker finished `conversation_id`. Returns true when it was queued again
     /// (work arrived while it ran), so a worker should wake.
     pub fn done(&mut self, conversation_id: &str) -> bool {
@@ -106,5 +111,20 @@ mod tests {
         assert_eq!(q.take().as_deref(), Some("a"));
         assert!(!q.done("a"));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_group_is_taken_in_arrival_order_and_each_is_running() {
+        let mut q = WorkQueue::default();
+        for id in ["a", "b", "c"] {
+            q.push(id);
+        }
+        assert_eq!(q.take_up_to(2), vec!["a", "b"]);
+        assert!(!q.push("a"), "running: not handed out again");
+        assert_eq!(q.take_up_to(2), vec!["c"]);
+        assert!(q.take_up_to(2).is_empty());
+        assert!(q.done("a"), "came back while running");
+        assert!(!q.done("b"));
+        assert_eq!(q.take_up_to(5), vec!["a"]);
     }
 }

@@ -5,7 +5,7 @@
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
 use crate::automations::RunStatus;
 use crate::db::schema::{conversations, messages, pipeline_progress};
@@ -13,11 +13,14 @@ use crate::db::{is_unique_violation, DbConn};
 use crate::store::leads::ConversationFacts;
 
 mod postgres;
+mod sqlite;
 
 /// A conversation's backlog as seen by the lease holder: the seq done so far and the
 /// next committed messages after it (ascending, at most the asked-for number).
 #[derive(Debug)]
 pub struct Backlog {
+    /// The conversation this backlog is of.
+    pub conversation_id: String,
     /// The conversation, as the stages read it (team, contact, channel, …): read
     /// once per pass rather than once per message.
     pub conversation: ConversationFacts,
@@ -56,48 +59,84 @@ pub struct ContactFlags {
     pub runs_waiting: bool,
 }
 
-/// Takes (or renews) the lease on a conversation's pipeline for `owner` until
-/// `until` (epoch ms) and reads its next `limit` messages. `None` when another node
-/// holds an unexpired lease.
+/// How far a pass got on one conversation: what [`advance`] records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advance {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Every message up to this seq has been through the pipeline.
+    pub done: i64,
+    /// Give the lease back too (the conversation's last pass for now).
+    pub release: bool,
+}
+
+/// Takes (or renews) the lease on each of `conversation_ids`' pipelines for `owner`
+/// until `until` (epoch ms) and reads each one's next `limit` messages. Returns the
+/// backlogs of the conversations whose lease was taken, in the order asked; one
+/// another node holds an unexpired lease on is left out.
 ///
-/// On PostgreSQL one statement in the common case ([`postgres::claim`]: the lease,
-/// the conversation's facts with its contact's [`ContactFlags`], and the messages).
-/// Otherwise — SQLite, where a statement is a library call, a conversation's first
-/// pass, or a lease held elsewhere — three: the conditional `UPDATE … RETURNING seq`
-/// that takes the lease (or the insert of a conversation's first row), the facts,
-/// and the read.
+/// Why several at once: when the pipeline keeps up, a pass holds one or two
+/// messages, so its claim and its progress write are most of its cost, and each is
+/// a commit (SQLite) or a round trip (PostgreSQL). A worker takes the conversations
+/// waiting together, so those costs are paid per group, not per conversation.
+///
+/// On PostgreSQL one statement for the group ([`postgres::claim`]: the leases, the
+/// conversations' facts with their contacts' [`ContactFlags`], and the messages).
+/// On SQLite one transaction takes the leases and one cached read per conversation
+/// follows ([`sqlite::claim`]). A conversation's first pass, a lease held elsewhere
+/// or a missing conversation goes the step-by-step way, which tells them apart: the
+/// insert of the conversation's first progress row, the facts, the read.
 ///
 /// # Errors
-/// Database errors.
+/// Database errors; `NotFound` when a conversation does not exist.
 pub fn claim(
     c: &mut DbConn,
-    conversation_id: &str,
+    conversation_ids: &[String],
     owner: &str,
-    now: i64,
-    until: i64,
+    lease: Lease,
     limit: i64,
-) -> QueryResult<Option<Backlog>> {
-    if let DbConn::Postgresql(pg) = c {
-        if let Some(backlog) = postgres::claim(pg, conversation_id, owner, now, until, limit)? {
-            return Ok(Some(backlog));
+) -> QueryResult<Vec<Backlog>> {
+    let mut taken = match c {
+        DbConn::Postgresql(pg) => postgres::claim(pg, conversation_ids, owner, lease, limit)?,
+        DbConn::Sqlite(_) => sqlite::claim(c, conversation_ids, owner, lease, limit)?,
+    };
+    for id in conversation_ids {
+        if taken.iter().any(|b| &b.conversation_id == id) {
+            continue;
+        }
+        if let Some(backlog) = claim_in_steps(c, id, owner, lease, limit)? {
+            taken.push(backlog);
         }
     }
-    claim_in_steps(c, conversation_id, owner, now, until, limit)
+    taken.sort_by_key(|b| {
+        conversation_ids
+            .iter()
+            .position(|id| *id == b.conversation_id)
+    });
+    Ok(taken)
+}
+
+/// A lease's clock: now, and when a lease taken now runs out (both epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Now; a lease that ended before this is free.
+    pub now: i64,
+    /// The end of a lease taken now.
+    pub until: i64,
 }
 
 fn claim_in_steps(
     c: &mut DbConn,
     conversation_id: &str,
     owner: &str,
-    now: i64,
-    until: i64,
+    lease: Lease,
     limit: i64,
 ) -> QueryResult<Option<Backlog>> {
     let done = {
         // Writes outside a transaction queue for SQLite's write lock too (`db::gate`);
         // the reads after them do not need it.
         let _held = crate::db::gate::hold();
-        take_lease(c, conversation_id, owner, now, until)?
+        take_lease(c, conversation_id, owner, lease)?
     };
     let Some(done) = done else {
         return Ok(None);
@@ -118,6 +157,7 @@ fn claim_in_steps(
         ))
         .load(c)?;
     Ok(Some(Backlog {
+        conversation_id: conversation_id.to_string(),
         conversation,
         contact,
         done,
@@ -131,19 +171,18 @@ fn take_lease(
     c: &mut DbConn,
     conversation_id: &str,
     owner: &str,
-    now: i64,
-    until: i64,
+    lease: Lease,
 ) -> QueryResult<Option<i64>> {
     let taken: Option<i64> = diesel::update(
         pipeline_progress::table.find(conversation_id).filter(
             pipeline_progress::lease_until
-                .lt(now)
+                .lt(lease.now)
                 .or(pipeline_progress::lease_owner.eq(owner)),
         ),
     )
     .set((
         pipeline_progress::lease_owner.eq(owner),
-        pipeline_progress::lease_until.eq(until),
+        pipeline_progress::lease_until.eq(lease.until),
     ))
     .returning(pipeline_progress::seq)
     .get_result(c)
@@ -156,7 +195,7 @@ fn take_lease(
                     pipeline_progress::conversation_id.eq(conversation_id),
                     pipeline_progress::seq.eq(0_i64),
                     pipeline_progress::lease_owner.eq(owner),
-                    pipeline_progress::lease_until.eq(until),
+                    pipeline_progress::lease_until.eq(lease.until),
                 ))
                 .execute(c);
             match inserted {
@@ -206,53 +245,129 @@ fn flags_sql(conversations: &str) -> (String, String) {
     )
 }
 
-/// Records that every message up to `seq` has been through the pipeline, and with
-/// `release` gives the lease back in the same statement. Only while `owner` holds the
-/// lease: the holder read the recorded seq when it took the lease and only moves it
-/// forward from there, so progress never moves back. Returns false when the lease was
-/// lost — the caller stops, the new holder goes on from the recorded seq.
+/// Records each pass's progress: every message up to its `done` has been through
+/// the pipeline, and with `release` the lease goes back in the same write. Only
+/// while `owner` holds the lease: the holder read the recorded seq when it took the
+/// lease and only moves it forward from there, so progress never moves back.
+/// Returns, in the order given, whether each lease was still held — where it was
+/// lost the caller stops, and the new holder goes on from the recorded seq.
+///
+/// One statement on PostgreSQL (`UNNEST`), one transaction on SQLite.
 ///
 /// # Errors
 /// Database errors.
-pub fn advance(
-    c: &mut DbConn,
-    conversation_id: &str,
-    owner: &str,
-    seq: i64,
-    release: bool,
-) -> QueryResult<bool> {
-    let target = pipeline_progress::table
-        .find(conversation_id)
-        .filter(pipeline_progress::lease_owner.eq(owner));
-    let _held = crate::db::gate::hold();
-    let n = if release {
-        diesel::update(target)
-            .set((
-                pipeline_progress::seq.eq(seq),
-                pipeline_progress::lease_until.eq(0_i64),
-            ))
-            .execute(c)?
-    } else {
-        diesel::update(target)
-            .set(pipeline_progress::seq.eq(seq))
-            .execute(c)?
-    };
-    Ok(n == 1)
+pub fn advance(c: &mut DbConn, owner: &str, passes: &[Advance]) -> QueryResult<Vec<bool>> {
+    match c {
+        DbConn::Postgresql(pg) => postgres::advance(pg, owner, passes),
+        DbConn::Sqlite(_) => sqlite::advance(c, owner, passes),
+    }
 }
 
-/// Gives the lease back, so another node may take the conversation at once.
+/// Gives the leases back, so another node may take the conversations at once.
 ///
 /// # Errors
 /// Database errors.
-pub fn release(c: &mut DbConn, conversation_id: &str, owner: &str) -> QueryResult<()> {
+pub fn release(c: &mut DbConn, conversation_ids: &[String], owner: &str) -> QueryResult<()> {
+    let _held = crate::db::gate::hold();
     diesel::update(
         pipeline_progress::table
-            .find(conversation_id)
+            .filter(pipeline_progress::conversation_id.eq_any(conversation_ids))
             .filter(pipeline_progress::lease_owner.eq(owner)),
     )
     .set(pipeline_progress::lease_until.eq(0_i64))
     .execute(c)?;
     Ok(())
+}
+
+/// One row of a claim's read: a conversation's facts, repeated, and one of its
+/// messages (none when nothing is after the progress). Both backends' claims read
+/// these columns, so [`backlogs`] turns either into backlogs.
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+    #[diesel(sql_type = BigInt)]
+    done: i64,
+    #[diesel(sql_type = Text)]
+    team_id: String,
+    #[diesel(sql_type = Text)]
+    contact_id: String,
+    #[diesel(sql_type = Text)]
+    channel: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    source: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    preferred_agent_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    assignee_id: Option<String>,
+    #[diesel(sql_type = Bool)]
+    lead_known: bool,
+    #[diesel(sql_type = Bool)]
+    runs_waiting: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    seq: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    sender_kind: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    sender_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    body: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    created_at: Option<i64>,
+}
+
+/// The columns of a [`ClaimRow`] after its conversation id and `done`, on the
+/// conversations table aliased `c` and the messages subquery aliased `m`.
+fn claim_columns() -> String {
+    let (lead_known, runs_waiting) = flags_sql("c");
+    format!(
+        "c.team_id, c.contact_id, c.channel, c.source, c.preferred_agent_id, \
+         c.assignee_id, {lead_known} AS lead_known, {runs_waiting} AS runs_waiting, \
+         m.seq, m.sender_kind, m.sender_id, m.body, m.created_at"
+    )
+}
+
+/// Groups claim rows (one conversation's rows together, its messages ascending)
+/// into backlogs.
+fn backlogs(rows: Vec<ClaimRow>) -> Vec<Backlog> {
+    let mut out: Vec<Backlog> = Vec::new();
+    for r in rows {
+        if out
+            .last()
+            .is_none_or(|b| b.conversation_id != r.conversation_id)
+        {
+            out.push(Backlog {
+                conversation_id: r.conversation_id.clone(),
+                conversation: ConversationFacts {
+                    team_id: r.team_id.clone(),
+                    contact_id: r.contact_id.clone(),
+                    channel: r.channel.clone(),
+                    source: r.source.clone(),
+                    preferred_agent_id: r.preferred_agent_id.clone(),
+                    assignee_id: r.assignee_id.clone(),
+                },
+                contact: ContactFlags {
+                    lead_known: r.lead_known,
+                    runs_waiting: r.runs_waiting,
+                },
+                done: r.done,
+                messages: Vec::new(),
+            });
+        }
+        let message = (|| {
+            Some(PassMessage {
+                seq: r.seq?,
+                sender_kind: r.sender_kind?,
+                sender_id: r.sender_id,
+                body: r.body?,
+                created_at: r.created_at?,
+            })
+        })();
+        if let (Some(m), Some(b)) = (message, out.last_mut()) {
+            b.messages.push(m);
+        }
+    }
+    out
 }
 
 #[derive(QueryableByName)]
@@ -299,6 +414,26 @@ mod tests {
         }
     }
 
+    /// One conversation's claim, as a pass of a group of one makes it.
+    fn claim_one(c: &mut DbConn, conv: &str, owner: &str, now: i64) -> Option<Backlog> {
+        let lease = Lease {
+            now,
+            until: now + 60_000,
+        };
+        let mut taken = claim(c, &[conv.to_string()], owner, lease, 10).unwrap();
+        assert!(taken.len() <= 1);
+        taken.pop()
+    }
+
+    fn advance_one(c: &mut DbConn, conv: &str, owner: &str, done: i64, release: bool) -> bool {
+        let pass = Advance {
+            conversation_id: conv.to_string(),
+            done,
+            release,
+        };
+        advance(c, owner, &[pass]).unwrap() == vec![true]
+    }
+
     fn progress_leases_and_the_sweep_see_what_is_left(db: &crate::db::Db) {
         let (team_id, conv) = crate::testing::team_and_conversation(db, "t");
         let mut c = db.conn().unwrap();
@@ -322,9 +457,7 @@ mod tests {
         }
         assert_eq!(stalled(&mut c, 1_000, 10).unwrap(), vec![conv.clone()]);
 
-        let backlog = claim(&mut c, &conv, "node-1", 1_000, 61_000, 10)
-            .unwrap()
-            .unwrap();
+        let backlog = claim_one(&mut c, &conv, "node-1", 1_000).unwrap();
         assert_eq!((backlog.done, backlog.messages.len()), (0, 2));
         assert_eq!(
             backlog
@@ -339,38 +472,125 @@ mod tests {
             && m.created_at > 0));
         assert_eq!(backlog.conversation.team_id, team_id);
         // Leased: the other node neither claims it nor sees it in its sweep.
-        assert!(claim(&mut c, &conv, "node-2", 2_000, 62_000, 10)
-            .unwrap()
-            .is_none());
+        assert!(claim_one(&mut c, &conv, "node-2", 2_000).is_none());
         assert!(stalled(&mut c, 2_000, 10).unwrap().is_empty());
-        assert!(advance(&mut c, &conv, "node-1", 1, false).unwrap());
+        assert!(advance_one(&mut c, &conv, "node-1", 1, false));
         assert!(
-            !advance(&mut c, &conv, "node-2", 2, false).unwrap(),
+            !advance_one(&mut c, &conv, "node-2", 2, false),
             "not its lease"
         );
         // node-1 stops without releasing: once the lease runs out node-2 goes on
         // from the recorded progress.
         assert_eq!(stalled(&mut c, 70_000, 10).unwrap(), vec![conv.clone()]);
-        let backlog = claim(&mut c, &conv, "node-2", 70_000, 130_000, 10)
-            .unwrap()
-            .unwrap();
+        let backlog = claim_one(&mut c, &conv, "node-2", 70_000).unwrap();
         assert_eq!(backlog.done, 1);
         assert_eq!(
             backlog.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
             vec![2]
         );
-        assert!(advance(&mut c, &conv, "node-2", 2, true).unwrap());
+        assert!(advance_one(&mut c, &conv, "node-2", 2, true));
         assert!(stalled(&mut c, 70_000, 10).unwrap().is_empty(), "all done");
         // Released with the progress: the next node takes it at once.
-        let backlog = claim(&mut c, &conv, "node-3", 70_001, 130_001, 10)
-            .unwrap()
-            .unwrap();
+        let backlog = claim_one(&mut c, &conv, "node-3", 70_001).unwrap();
         assert_eq!(
             (backlog.done, backlog.messages.len()),
             (2, 0),
             "nothing left"
         );
-        release(&mut c, &conv, "node-3").unwrap();
+        release(&mut c, &[conv], "node-3").unwrap();
+    }
+
+    fn post(c: &mut DbConn, conv: &str, body: &str) {
+        let m = NewMessage {
+            conversation_id: conv.to_string(),
+            sender_kind: SenderKind::Guest,
+            sender_id: Some("g".into()),
+            sender_name: None,
+            body: body.into(),
+            client_msg_id: Some(format!("{conv}-{body}")),
+            provider_id: None,
+            reopen: false,
+            channel: None,
+        };
+        crate::db::write_transaction(c, |c| append(c, &m)).unwrap();
+    }
+
+    /// A group's claim takes what it can: a conversation's first pass and one whose
+    /// row is free, not one another node holds; each backlog is its own
+    /// conversation's, in the order asked; the group's progress write says per
+    /// conversation whether the lease was still held.
+    fn a_group_claims_what_is_free_and_advances_each(db: &crate::db::Db) {
+        let convs: Vec<String> = ["g1", "g2", "g3"]
+            .iter()
+            .map(|slug| crate::testing::team_and_conversation(db, slug).1)
+            .collect();
+        let mut pooled = db.conn().unwrap();
+        let c: &mut DbConn = &mut pooled;
+        for (i, conv) in convs.iter().enumerate() {
+            for n in 0..=i {
+                post(c, conv, &format!("m{n}"));
+            }
+        }
+        // g2 and g3 have been through a pass; node-2 still holds g2's lease.
+        for (conv, owner) in [(&convs[1], "node-2"), (&convs[2], "node-9")] {
+            claim_one(c, conv, owner, 1_000).unwrap();
+            assert!(advance_one(c, conv, owner, 1, owner == "node-9"));
+        }
+        let lease = Lease {
+            now: 2_000,
+            until: 62_000,
+        };
+        let asked = vec![convs[2].clone(), convs[1].clone(), convs[0].clone()];
+        let taken = claim(c, &asked, "node-1", lease, 10).unwrap();
+        let seen: Vec<(&str, i64, Vec<i64>)> = taken
+            .iter()
+            .map(|b| {
+                let seqs = b.messages.iter().map(|m| m.seq).collect();
+                (b.conversation_id.as_str(), b.done, seqs)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (convs[2].as_str(), 1, vec![2, 3]),
+                (convs[0].as_str(), 0, vec![1])
+            ]
+        );
+        assert!(taken
+            .iter()
+            .all(|b| b.messages.iter().all(|m| m.body.starts_with('m'))));
+        let passes: Vec<Advance> = [(&convs[2], 3), (&convs[1], 2), (&convs[0], 1)]
+            .into_iter()
+            .map(|(conv, done)| Advance {
+                conversation_id: conv.clone(),
+                done,
+                release: true,
+            })
+            .collect();
+        assert_eq!(
+            advance(c, "node-1", &passes).unwrap(),
+            vec![true, false, true],
+            "g2's lease is node-2's"
+        );
+        assert_eq!(
+            stalled(c, 2_000, 10).unwrap(),
+            Vec::<String>::new(),
+            "g2 is leased, the others done"
+        );
+        assert_eq!(stalled(c, 70_000, 10).unwrap(), vec![convs[1].clone()]);
+    }
+
+    #[test]
+    fn a_group_on_sqlite() {
+        let (_scratch, db) = crate::testing::sqlite();
+        a_group_claims_what_is_free_and_advances_each(&db);
+    }
+
+    #[test]
+    fn a_group_on_postgres() {
+        if let Some((_scratch, db)) = crate::testing::postgres() {
+            a_group_claims_what_is_free_and_advances_each(&db);
+        }
     }
 
     /// A pass learns from the claim whether its contact has a lead and runs waiting
@@ -381,11 +601,8 @@ mod tests {
         let mut pooled = db.conn().unwrap();
         let c: &mut DbConn = &mut pooled;
         let flags = |c: &mut DbConn| {
-            let flags = claim(c, &conv, "n", 1_000, 2_000, 10)
-                .unwrap()
-                .unwrap()
-                .contact;
-            release(c, &conv, "n").unwrap();
+            let flags = claim_one(c, &conv, "n", 1_000).unwrap().contact;
+            release(c, &[conv.clone()], "n").unwrap();
             (flags.lead_known, flags.runs_waiting)
         };
         assert_eq!(flags(c), (false, false));

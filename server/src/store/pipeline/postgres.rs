@@ -1,125 +1,97 @@
-//! A pass's claim on PostgreSQL in one statement: the lease, the conversation's
-//! facts with its contact's flags, and the messages after the recorded progress.
+//! A group of passes on PostgreSQL: the claim in one statement (the leases, the
+//! conversations' facts with their contacts' flags, and the messages after each
+//! recorded progress), the progress in another.
 //!
 //! Why: when the pipeline keeps up, a pass holds one or two messages, so its fixed
 //! statements are most of its cost; each is a round trip over TCP, which the webhook
 //! profile showed is where the hub's time goes (`docs/performance.md`). A
 //! data-modifying `WITH` runs the `UPDATE` once and the `SELECT` reads its
-//! `RETURNING`, so the statement keeps the three-step claim's meaning.
+//! `RETURNING`, so the statement keeps the step-by-step claim's meaning; array
+//! binds keep the text the same for any number of conversations, so it stays
+//! prepared ([`Prepared`]).
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Text};
 
-use super::{flags_sql, Backlog, ContactFlags, PassMessage};
+use super::{backlogs, claim_columns, Advance, Backlog, ClaimRow, Lease};
 use crate::db::prepared::Prepared;
-use crate::store::leads::ConversationFacts;
 
-/// One row of the claim: the pass's facts, repeated, and one message (none when
-/// nothing is after the progress).
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = BigInt)]
-    done: i64,
-    #[diesel(sql_type = Text)]
-    team_id: String,
-    #[diesel(sql_type = Text)]
-    contact_id: String,
-    #[diesel(sql_type = Text)]
-    channel: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    source: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    preferred_agent_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    assignee_id: Option<String>,
-    #[diesel(sql_type = Bool)]
-    lead_known: bool,
-    #[diesel(sql_type = Bool)]
-    runs_waiting: bool,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    seq: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    sender_kind: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    sender_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    body: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    created_at: Option<i64>,
-}
-
-/// [`super::claim`] in one statement. `None` when the lease was not taken here: the
-/// conversation has no progress row yet, or another node holds an unexpired lease,
-/// or the conversation is gone; the caller then takes the step-by-step path, which
-/// tells those apart.
+/// [`super::claim`]'s leases and reads in one statement. Leaves out the
+/// conversations whose lease was not taken here: one with no progress row yet,
+/// one another node holds an unexpired lease on, one that is gone; the caller
+/// takes the step-by-step path for those, which tells them apart.
+///
+/// Rows are locked in the order PostgreSQL meets them; two nodes claiming
+/// overlapping groups could deadlock, which PostgreSQL breaks by failing one
+/// statement — that pass fails and the sweep retries it.
 ///
 /// # Errors
 /// Database errors.
 pub(super) fn claim(
     c: &mut PgConnection,
-    conversation_id: &str,
+    conversation_ids: &[String],
     owner: &str,
-    now: i64,
-    until: i64,
+    lease: Lease,
     limit: i64,
-) -> QueryResult<Option<Backlog>> {
-    let (lead_known, runs_waiting) = flags_sql("c");
+) -> QueryResult<Vec<Backlog>> {
     let statement = format!(
         "WITH taken AS ( \
            UPDATE pipeline_progress SET lease_owner = $2, lease_until = $3 \
-           WHERE conversation_id = $1 AND (lease_until < $4 OR lease_owner = $2) \
-           RETURNING seq) \
-         SELECT t.seq AS done, c.team_id, c.contact_id, c.channel, c.source, \
-           c.preferred_agent_id, c.assignee_id, \
-           {lead_known} AS lead_known, {runs_waiting} AS runs_waiting, \
-           m.seq, m.sender_kind, m.sender_id, m.body, m.created_at \
+           WHERE conversation_id = ANY($1) AND (lease_until < $4 OR lease_owner = $2) \
+           RETURNING conversation_id, seq) \
+         SELECT t.conversation_id, t.seq AS done, {} \
          FROM taken t \
-         JOIN conversations c ON c.id = $1 \
+         JOIN conversations c ON c.id = t.conversation_id \
          LEFT JOIN LATERAL ( \
            SELECT seq, sender_kind, sender_id, body, created_at FROM messages \
-           WHERE conversation_id = $1 AND seq > t.seq ORDER BY seq LIMIT $5) m ON TRUE \
-         ORDER BY m.seq"
+           WHERE conversation_id = t.conversation_id AND seq > t.seq ORDER BY seq LIMIT $5) m \
+           ON TRUE \
+         ORDER BY t.conversation_id, m.seq",
+        claim_columns()
     );
-    let rows: Vec<Row> = Prepared::new(statement)
-        .bind::<Text, _>(conversation_id)
+    let rows: Vec<ClaimRow> = Prepared::new(statement)
+        .bind::<Array<Text>, _>(conversation_ids)
         .bind::<Text, _>(owner)
-        .bind::<BigInt, _>(until)
-        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(lease.until)
+        .bind::<BigInt, _>(lease.now)
         .bind::<BigInt, _>(limit)
         .load(c)?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let conversation = ConversationFacts {
-        team_id: first.team_id.clone(),
-        contact_id: first.contact_id.clone(),
-        channel: first.channel.clone(),
-        source: first.source.clone(),
-        preferred_agent_id: first.preferred_agent_id.clone(),
-        assignee_id: first.assignee_id.clone(),
-    };
-    let contact = ContactFlags {
-        lead_known: first.lead_known,
-        runs_waiting: first.runs_waiting,
-    };
-    let done = first.done;
-    let messages = rows
-        .into_iter()
-        .filter_map(|r| {
-            Some(PassMessage {
-                seq: r.seq?,
-                sender_kind: r.sender_kind?,
-                sender_id: r.sender_id,
-                body: r.body?,
-                created_at: r.created_at?,
-            })
-        })
-        .collect();
-    Ok(Some(Backlog {
-        conversation,
-        contact,
-        done,
-        messages,
-    }))
+    Ok(backlogs(rows))
+}
+
+/// The conversation a progress write kept the lease of.
+#[derive(QueryableByName)]
+struct Kept {
+    #[diesel(sql_type = Text)]
+    conversation_id: String,
+}
+
+/// [`super::advance`] in one `UPDATE … FROM UNNEST(…)`.
+///
+/// # Errors
+/// Database errors.
+pub(super) fn advance(
+    c: &mut PgConnection,
+    owner: &str,
+    passes: &[Advance],
+) -> QueryResult<Vec<bool>> {
+    const SQL: &str = "UPDATE pipeline_progress p SET seq = v.done, \
+           lease_until = CASE WHEN v.release THEN 0 ELSE p.lease_until END \
+         FROM UNNEST($1::text[], $2::bigint[], $3::bool[]) AS v(id, done, release) \
+         WHERE p.conversation_id = v.id AND p.lease_owner = $4 \
+         RETURNING p.conversation_id";
+    let ids: Vec<&str> = passes.iter().map(|p| p.conversation_id.as_str()).collect();
+    let done: Vec<i64> = passes.iter().map(|p| p.done).collect();
+    let release: Vec<bool> = passes.iter().map(|p| p.release).collect();
+    let kept: Vec<Kept> = Prepared::new(SQL)
+        .bind::<Array<Text>, _>(ids)
+        .bind::<Array<BigInt>, _>(done)
+        .bind::<Array<Bool>, _>(release)
+        .bind::<Text, _>(owner)
+        .load(c)?;
+    Ok(passes
+        .iter()
+        .map(|p| kept.iter().any(|k| k.conversation_id == p.conversation_id))
+        .collect())
 }
