@@ -602,7 +602,7 @@ mod tests {
         let c: &mut DbConn = &mut pooled;
         let flags = |c: &mut DbConn| {
             let flags = claim_one(c, &conv, "n", 1_000).unwrap().contact;
-            release(c, &[conv.clone()], "n").unwrap();
+            release(c, std::slice::from_ref(&conv), "n").unwrap();
             (flags.lead_known, flags.runs_waiting)
         };
         assert_eq!(flags(c), (false, false));
