@@ -194,7 +194,13 @@ async fn passes(
                     now,
                     until: now + LEASE_MS,
                 };
-                store::claim(c, &ids, &who, lease, PASS).map_err(AppError::from)
+                let group = store::Group {
+                    conversation_ids: &ids,
+                    owner: &who,
+                    lease,
+                    limit: PASS,
+                };
+                store::claim(c, &group).map_err(AppError::from)
             })
             .await?;
         // Conversations another node holds the lease on are left out: that node

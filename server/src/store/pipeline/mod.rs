@@ -89,31 +89,40 @@ pub struct Advance {
 ///
 /// # Errors
 /// Database errors; `NotFound` when a conversation does not exist.
-pub fn claim(
-    c: &mut DbConn,
-    conversation_ids: &[String],
-    owner: &str,
-    lease: Lease,
-    limit: i64,
-) -> QueryResult<Vec<Backlog>> {
+pub fn claim(c: &mut DbConn, group: &Group<'_>) -> QueryResult<Vec<Backlog>> {
     let mut taken = match c {
-        DbConn::Postgresql(pg) => postgres::claim(pg, conversation_ids, owner, lease, limit)?,
-        DbConn::Sqlite(_) => sqlite::claim(c, conversation_ids, owner, lease, limit)?,
+        DbConn::Postgresql(pg) => postgres::claim(pg, group)?,
+        DbConn::Sqlite(_) => sqlite::claim(c, group)?,
     };
-    for id in conversation_ids {
+    for id in group.conversation_ids {
         if taken.iter().any(|b| &b.conversation_id == id) {
             continue;
         }
-        if let Some(backlog) = claim_in_steps(c, id, owner, lease, limit)? {
+        if let Some(backlog) = claim_in_steps(c, id, group)? {
             taken.push(backlog);
         }
     }
     taken.sort_by_key(|b| {
-        conversation_ids
+        group
+            .conversation_ids
             .iter()
             .position(|id| *id == b.conversation_id)
     });
     Ok(taken)
+}
+
+/// What a worker's claim asks for: whose pipelines, for whom, until when, how many
+/// messages each.
+#[derive(Debug, Clone, Copy)]
+pub struct Group<'a> {
+    /// The conversations, in the order their backlogs come back.
+    pub conversation_ids: &'a [String],
+    /// The lease owner (one per process start).
+    pub owner: &'a str,
+    /// The lease's clock.
+    pub lease: Lease,
+    /// Messages read per conversation at most.
+    pub limit: i64,
 }
 
 /// A lease's clock: now, and when a lease taken now runs out (both epoch ms).
@@ -128,15 +137,13 @@ pub struct Lease {
 fn claim_in_steps(
     c: &mut DbConn,
     conversation_id: &str,
-    owner: &str,
-    lease: Lease,
-    limit: i64,
+    group: &Group<'_>,
 ) -> QueryResult<Option<Backlog>> {
     let done = {
         // Writes outside a transaction queue for SQLite's write lock too (`db::gate`);
         // the reads after them do not need it.
         let _held = crate::db::gate::hold();
-        take_lease(c, conversation_id, owner, lease)?
+        take_lease(c, conversation_id, group.owner, group.lease)?
     };
     let Some(done) = done else {
         return Ok(None);
@@ -147,7 +154,7 @@ fn claim_in_steps(
         .filter(messages::conversation_id.eq(conversation_id))
         .filter(messages::seq.gt(done))
         .order(messages::seq.asc())
-        .limit(limit)
+        .limit(group.limit)
         .select((
             messages::seq,
             messages::sender_kind,
@@ -420,7 +427,14 @@ mod tests {
             now,
             until: now + 60_000,
         };
-        let mut taken = claim(c, &[conv.to_string()], owner, lease, 10).unwrap();
+        let ids = [conv.to_string()];
+        let group = Group {
+            conversation_ids: &ids,
+            owner,
+            lease,
+            limit: 10,
+        };
+        let mut taken = claim(c, &group).unwrap();
         assert!(taken.len() <= 1);
         taken.pop()
     }
@@ -442,18 +456,7 @@ mod tests {
             "nothing committed yet"
         );
         for key in ["a", "b"] {
-            let m = NewMessage {
-                conversation_id: conv.clone(),
-                sender_kind: SenderKind::Guest,
-                sender_id: Some("g".into()),
-                sender_name: None,
-                body: key.into(),
-                client_msg_id: Some(key.into()),
-                provider_id: None,
-                reopen: false,
-                channel: None,
-            };
-            crate::db::write_transaction(&mut c, |c| append(c, &m)).unwrap();
+            post(&mut c, &conv, key);
         }
         assert_eq!(stalled(&mut c, 1_000, 10).unwrap(), vec![conv.clone()]);
 
@@ -541,7 +544,13 @@ mod tests {
             until: 62_000,
         };
         let asked = vec![convs[2].clone(), convs[1].clone(), convs[0].clone()];
-        let taken = claim(c, &asked, "node-1", lease, 10).unwrap();
+        let group = Group {
+            conversation_ids: &asked,
+            owner: "node-1",
+            lease,
+            limit: 10,
+        };
+        let taken = claim(c, &group).unwrap();
         let seen: Vec<(&str, i64, Vec<i64>)> = taken
             .iter()
             .map(|b| {
@@ -581,13 +590,9 @@ mod tests {
     }
 
     #[test]
-    fn a_group_on_sqlite() {
+    fn a_group_on_sqlite_and_postgres() {
         let (_scratch, db) = crate::testing::sqlite();
         a_group_claims_what_is_free_and_advances_each(&db);
-    }
-
-    #[test]
-    fn a_group_on_postgres() {
         if let Some((_scratch, db)) = crate::testing::postgres() {
             a_group_claims_what_is_free_and_advances_each(&db);
         }

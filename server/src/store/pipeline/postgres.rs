@@ -14,7 +14,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
 
-use super::{backlogs, claim_columns, Advance, Backlog, ClaimRow, Lease};
+use super::{backlogs, claim_columns, Advance, Backlog, ClaimRow, Group};
 use crate::db::prepared::Prepared;
 
 /// [`super::claim`]'s leases and reads in one statement. Leaves out the
@@ -28,13 +28,7 @@ use crate::db::prepared::Prepared;
 ///
 /// # Errors
 /// Database errors.
-pub(super) fn claim(
-    c: &mut PgConnection,
-    conversation_ids: &[String],
-    owner: &str,
-    lease: Lease,
-    limit: i64,
-) -> QueryResult<Vec<Backlog>> {
+pub(super) fn claim(c: &mut PgConnection, group: &Group<'_>) -> QueryResult<Vec<Backlog>> {
     let statement = format!(
         "WITH taken AS ( \
            UPDATE pipeline_progress SET lease_owner = $2, lease_until = $3 \
@@ -51,11 +45,11 @@ pub(super) fn claim(
         claim_columns()
     );
     let rows: Vec<ClaimRow> = Prepared::new(statement)
-        .bind::<Array<Text>, _>(conversation_ids)
-        .bind::<Text, _>(owner)
-        .bind::<BigInt, _>(lease.until)
-        .bind::<BigInt, _>(lease.now)
-        .bind::<BigInt, _>(limit)
+        .bind::<Array<Text>, _>(group.conversation_ids)
+        .bind::<Text, _>(group.owner)
+        .bind::<BigInt, _>(group.lease.until)
+        .bind::<BigInt, _>(group.lease.now)
+        .bind::<BigInt, _>(group.limit)
         .load(c)?;
     Ok(backlogs(rows))
 }

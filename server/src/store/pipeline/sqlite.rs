@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::sqlite::SqliteConnection;
 
-use super::{backlogs, claim_columns, Advance, Backlog, ClaimRow, Lease};
+use super::{backlogs, claim_columns, Advance, Backlog, ClaimRow, Group};
 use crate::db::prepared::PreparedSqlite;
 use crate::db::{write_transaction, DbConn};
 
@@ -28,26 +28,20 @@ struct Done {
 ///
 /// # Errors
 /// Database errors.
-pub(super) fn claim(
-    c: &mut DbConn,
-    conversation_ids: &[String],
-    owner: &str,
-    lease: Lease,
-    limit: i64,
-) -> QueryResult<Vec<Backlog>> {
+pub(super) fn claim(c: &mut DbConn, group: &Group<'_>) -> QueryResult<Vec<Backlog>> {
     const LEASE: &str = "UPDATE pipeline_progress SET lease_owner = $1, lease_until = $2 \
          WHERE conversation_id = $3 AND (lease_until < $4 OR lease_owner = $1) RETURNING seq";
     let taken: Vec<(&String, i64)> = write_transaction(c, |c| {
         let DbConn::Sqlite(c) = c else {
             return Err(not_sqlite());
         };
-        let mut taken = Vec::with_capacity(conversation_ids.len());
-        for id in conversation_ids {
+        let mut taken = Vec::with_capacity(group.conversation_ids.len());
+        for id in group.conversation_ids {
             let done: Option<Done> = PreparedSqlite::new(LEASE)
-                .bind::<Text, _>(owner)
-                .bind::<BigInt, _>(lease.until)
+                .bind::<Text, _>(group.owner)
+                .bind::<BigInt, _>(group.lease.until)
                 .bind::<Text, _>(id.as_str())
-                .bind::<BigInt, _>(lease.now)
+                .bind::<BigInt, _>(group.lease.now)
                 .get_result(c)
                 .optional()?;
             if let Some(done) = done {
@@ -61,7 +55,7 @@ pub(super) fn claim(
     };
     let mut out = Vec::with_capacity(taken.len());
     for (id, done) in taken {
-        out.extend(read(c, id, done, limit)?);
+        out.extend(read(c, id, done, group.limit)?);
     }
     Ok(out)
 }
