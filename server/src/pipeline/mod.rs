@@ -8,9 +8,11 @@
 //! waiting conversations at once, take their leases in the database and read the
 //! messages after each one's recorded progress ([`crate::store::pipeline`]), run the
 //! stages for each message and record the group's progress once per pass (up to
-//! [`PASS`] messages per conversation), giving the leases back in the same write. A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
+//! [`PASS`] messages per conversation), giving the leases back in the same write.
+//! A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
 //! conversations whose progress is behind and whose lease has run out: a node that
-//! stopped, a pass that failed.
+//! stopped, a pass that failed (a claim or progress write that fails gives back the
+//! whole group's leases; a stage that fails stops only its own conversation's pass).
 //!
 //! Delivery is at least once: a crash before a pass's progress write runs the stages
 //! of that pass's messages again. A message whose stages keep failing is
