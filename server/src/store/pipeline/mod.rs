@@ -70,10 +70,11 @@ pub struct Advance {
     pub release: bool,
 }
 
-/// Takes (or renews) the lease on each of `conversation_ids`' pipelines for `owner`
-/// until `until` (epoch ms) and reads each one's next `limit` messages. Returns the
-/// backlogs of the conversations whose lease was taken, in the order asked; one
-/// another node holds an unexpired lease on is left out.
+/// Takes (or renews) the lease on the pipeline of each of the `group`'s
+/// conversations for its owner until `lease.until` (epoch ms) and reads each one's
+/// next `limit` messages. Returns the backlogs of the conversations whose lease was
+/// taken, in the order asked; one another node holds an unexpired lease on is left
+/// out.
 ///
 /// Why several at once: when the pipeline keeps up, a pass holds one or two
 /// messages, so its claim and its progress write are most of its cost, and each is
