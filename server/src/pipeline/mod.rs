@@ -49,7 +49,7 @@ pub const PASS: i64 = 32;
 
 /// Conversations a worker takes from the queue at once: their claims share one
 /// statement (PostgreSQL) or commit (SQLite), as do their progress writes.
-const GROUP: usize = 16;
+pub const GROUP: usize = 16;
 
 /// How long a lease lasts (ms); renewed on every pass, so only a stopped node's lapses.
 const LEASE_MS: i64 = 60_000;
