@@ -689,6 +689,14 @@ impl Run {
         };
         let chat = Chat::connect(kind, a, &convs, &agent_token).await?;
         say(format!("  {name}: {} conversations connected", convs.len()));
+        // The setup's guests are new leads: their bookkeeping is setup, not the first
+        // phase's load (each phase's own messages are still bookkept while measured).
+        if let (Kind::Ours, Some(db)) = (kind, db) {
+            let waited = broadcast::settle(db).await?;
+            say(format!(
+                "  switchboard settled in {waited:.1} s after the setup"
+            ));
+        }
 
         if o.has("latency") {
             let mut lat = json!({});
