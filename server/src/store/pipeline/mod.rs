@@ -81,10 +81,10 @@ pub struct Advance {
 /// a commit (SQLite) or a round trip (PostgreSQL). A worker takes the conversations
 /// waiting together, so those costs are paid per group, not per conversation.
 ///
-/// On PostgreSQL one statement for the group ([`postgres::claim`]: the leases, the
+/// On PostgreSQL one statement for the group (`postgres::claim`: the leases, the
 /// conversations' facts with their contacts' [`ContactFlags`], and the messages).
 /// On SQLite one transaction takes the leases and one cached read per conversation
-/// follows ([`sqlite::claim`]). A conversation's first pass, a lease held elsewhere
+/// follows (`sqlite::claim`). A conversation's first pass, a lease held elsewhere
 /// or a missing conversation goes the step-by-step way, which tells them apart: the
 /// insert of the conversation's first progress row, the facts, the read.
 ///
