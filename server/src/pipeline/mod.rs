@@ -12,7 +12,9 @@
 //! A sweep (at start, then every `SWITCHBOARD_PIPELINE_SWEEP_MS`) picks up
 //! conversations whose progress is behind and whose lease has run out: a node that
 //! stopped, a pass that failed (a claim or progress write that fails gives back the
-//! whole group's leases; a stage that fails stops only its own conversation's pass).
+//! whole group's leases, and the group is tried again conversation by conversation,
+//! so one bad conversation holds up only itself; a stage that fails stops only its
+//! own conversation's pass).
 //!
 //! Delivery is at least once: a crash before a pass's progress write runs the stages
 //! of that pass's messages again. A message whose stages keep failing is
@@ -145,9 +147,7 @@ async fn worker(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        if let Err(e) = drain(&state, &group, &stop).await {
-            tracing::warn!(conversations = group.len(), error = %e, "pipeline pass failed; the sweep retries it");
-        }
+        drain(&state, &group, &stop).await;
         let mut queue = pipeline.queue.lock();
         let again = group.iter().filter(|id| queue.done(id)).count();
         drop(queue);
@@ -160,8 +160,27 @@ async fn worker(state: AppState, mut stop: watch::Receiver<bool>) {
 /// Runs the stages for every message of the `group`'s conversations after their
 /// recorded progress. A pass that ends normally gives the leases back with its
 /// progress; after a failure of the claim or the progress write they are given
-/// back here, so the sweep can retry at once.
-async fn drain(
+/// back here. A failed group is then tried again conversation by conversation, so
+/// one conversation whose claim keeps failing holds up only itself (the sweep
+/// retries it), not the rest of its group.
+async fn drain(state: &AppState, group: &[String], stop: &watch::Receiver<bool>) {
+    let Err(e) = drain_together(state, group, stop).await else {
+        return;
+    };
+    if let [id] = group {
+        tracing::warn!(conversation = %id, error = %e, "pipeline pass failed; the sweep retries it");
+        return;
+    }
+    tracing::debug!(conversations = group.len(), error = %e, "pipeline group failed; trying each alone");
+    for id in group {
+        if let Err(e) = drain_together(state, std::slice::from_ref(id), stop).await {
+            tracing::warn!(conversation = %id, error = %e, "pipeline pass failed; the sweep retries it");
+        }
+    }
+}
+
+/// [`drain`]'s one try at the group as a whole; gives the leases back on failure.
+async fn drain_together(
     state: &AppState,
     group: &[String],
     stop: &watch::Receiver<bool>,
@@ -211,11 +230,13 @@ async fn passes(
         for backlog in claimed {
             progress.push(pass(state, backlog, stop).await);
         }
-        let advances = progress.clone();
         let who = owner.to_string();
-        let kept = state
+        let (progress, kept) = state
             .db
-            .run(move |c| store::advance(c, &who, &advances).map_err(AppError::from))
+            .run(move |c| {
+                let kept = store::advance(c, &who, &progress)?;
+                Ok::<_, AppError>((progress, kept))
+            })
             .await?;
         // A short read took everything committed before it; what commits later
         // marks the conversation again (`WorkQueue::push` while running), so only a
